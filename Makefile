@@ -1,0 +1,25 @@
+# The two commands of the README: `make bench` (the default benchmark) and `make test` (the whole suite).
+# Each creates .venv on first use: the CPU torch wheel first, then samplekit with every extra.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: bench test install clean
+
+$(BIN)/.installed: pyproject.toml plugins/example_plugin/pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[all]'
+	touch $@
+
+install: $(BIN)/.installed
+
+bench: $(BIN)/.installed
+	$(BIN)/samplekit bench
+
+test: $(BIN)/.installed
+	$(BIN)/python -m pytest -n 2 -q
+
+clean:
+	rm -rf $(VENV)

@@ -1,0 +1,31 @@
+"""An out-of-tree samplekit plugin: a midpoint solver on the probability-flow ODE.
+
+Installed with ``pip install plugins/example_plugin`` it is found through the entry-point
+group ``samplekit`` (plugin name ``example``); ``samplekit list solver`` then shows it.
+"""
+
+from __future__ import annotations
+
+from samplekit.hookspecs import hookimpl
+from samplekit.reverse import probability_flow_drift
+from samplekit.solver import Solver
+
+
+class ExampleMidpoint(Solver):
+    """Explicit midpoint on the probability-flow ODE: x_{t1} = x - h F(x - (h/2) F(x, t0), t0 - h/2)."""
+
+    name = "example_midpoint"
+    order = 2
+    stochastic = False
+    nfe_per_step = 2
+
+    def step(self, model, i, t0, t1, x, state, noise):
+        h = t0 - t1
+        f0, pred = probability_flow_drift(model, x, t0)
+        f_mid, _ = probability_flow_drift(model, x - 0.5 * h * f0, t0 - 0.5 * h)
+        return x - h * f_mid, state, pred.x0
+
+
+@hookimpl
+def samplekit_register_solvers(register):
+    register(ExampleMidpoint.name, ExampleMidpoint, **ExampleMidpoint.info())

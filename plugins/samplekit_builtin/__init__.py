@@ -1,0 +1,41 @@
+"""samplekit's built-in plugin: the SDEs, the time schedules, Euler–Maruyama and the core metrics."""
+
+from __future__ import annotations
+
+from samplekit import schedules, sde
+from samplekit.bench import metrics
+from samplekit.hookspecs import hookimpl
+
+from samplekit_builtin.euler_maruyama import EulerMaruyama
+
+
+@hookimpl
+def samplekit_register_sdes(register):
+    for cls in (sde.VPSDE, sde.SubVPSDE, sde.VESDE, sde.OUSDE, sde.EDMSDE):
+        register(cls.name, cls)
+
+
+@hookimpl
+def samplekit_register_schedules(register):
+    for name, fn in schedules.SCHEDULES.items():
+        register(name, fn)
+
+
+@hookimpl
+def samplekit_register_solvers(register):
+    for cls in (EulerMaruyama,):
+        register(cls.name, cls, **cls.info())
+
+
+@hookimpl
+def samplekit_register_metrics(register):
+    register("sliced_w2", metrics.sliced_wasserstein, lower_is_better=True)
+
+
+@hookimpl
+def samplekit_register_targets(register):
+    from samplekit.targets import EXACT_TARGETS, ExactTarget
+
+    for name, make in EXACT_TARGETS.items():
+        register(name, lambda make=make, name=name: ExactTarget(name, make()), summary=make.__doc__.splitlines()[0],
+                 exact=True)

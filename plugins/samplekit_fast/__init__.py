@@ -1,0 +1,1 @@
+"""Fast high-order solvers: DPM-Solver++, UniPC, EDM Heun."""

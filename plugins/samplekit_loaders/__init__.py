@@ -1,0 +1,1 @@
+"""Model loaders: diffusers, k-diffusion-style denoisers, plain torch modules, samplekit's native format."""

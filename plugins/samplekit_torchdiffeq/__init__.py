@@ -1,0 +1,1 @@
+"""Adaptive black-box ODE solvers on the probability-flow ODE, through torchdiffeq."""

@@ -1,0 +1,1 @@
+"""SDE solvers on the reverse SDE, through torchsde."""

@@ -1,0 +1,1 @@
+"""The benchmark engine: metrics and the quality-per-NFE harness."""

@@ -1,0 +1,105 @@
+"""Named components per kind, each remembered with the plugin that gave it."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+KINDS = ("solver", "sde", "schedule", "trace_estimator", "model_loader", "metric", "target", "guidance")
+
+
+class SamplekitError(Exception):
+    """Base class of samplekit's own errors."""
+
+
+class UnknownComponentError(SamplekitError, KeyError):
+    def __str__(self) -> str:  # KeyError quotes its message; show it plainly
+        return str(self.args[0])
+
+
+class DuplicateComponentError(SamplekitError):
+    pass
+
+
+@dataclass(frozen=True)
+class ComponentInfo:
+    """One registered component: what it is, who gave it, how to build it."""
+
+    kind: str
+    name: str
+    plugin: str
+    factory: Callable[..., Any] = field(repr=False, compare=False)
+    summary: str = ""
+    info: dict = field(default_factory=dict, compare=False)
+
+    def as_dict(self) -> dict:
+        return {"kind": self.kind, "name": self.name, "plugin": self.plugin, "summary": self.summary,
+                **{k: v for k, v in self.info.items() if isinstance(v, (str, int, float, bool, type(None), list, tuple))}}
+
+
+@dataclass(frozen=True)
+class PluginFailure:
+    """A plugin that could not be imported or whose hook raised."""
+
+    plugin: str
+    error: str
+
+
+def _summary_of(factory: Callable) -> str:
+    doc = getattr(factory, "__doc__", None) or ""
+    return doc.strip().splitlines()[0] if doc.strip() else ""
+
+
+class Registry:
+    """Components by kind and name; duplicates are errors, unknown names list close matches."""
+
+    def __init__(self) -> None:
+        self._components: dict[str, dict[str, ComponentInfo]] = {kind: {} for kind in KINDS}
+        self.failures: list[PluginFailure] = []
+
+    def add(self, kind: str, name: str, factory: Callable, plugin: str, summary: str | None = None, **info) -> None:
+        if kind not in self._components:
+            raise ValueError(f"kind={kind!r} is not a component kind; use one of {', '.join(KINDS)}")
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"plugin {plugin!r} registered a {kind} with name={name!r}; names are non-empty strings")
+        existing = self._components[kind].get(name)
+        if existing is not None:
+            raise DuplicateComponentError(
+                f"{kind} {name!r} is registered twice: by plugin {existing.plugin!r} and by plugin {plugin!r}; "
+                f"rename one, or block a plugin with SAMPLEKIT_DISABLE_PLUGINS={plugin}")
+        self._components[kind][name] = ComponentInfo(
+            kind, name, plugin, factory, summary if summary is not None else _summary_of(factory), info)
+
+    def scoped(self, kind: str, plugin: str) -> Callable[..., None]:
+        """The `register(name, factory, **info)` callable handed to one plugin's hook."""
+
+        def register(name: str, factory: Callable, **info) -> None:
+            self.add(kind, name, factory, plugin, **info)
+
+        register.__doc__ = f"Register a {kind} on behalf of plugin {plugin!r}."
+        return register
+
+    def get(self, kind: str, name: str) -> ComponentInfo:
+        if kind not in self._components:
+            raise ValueError(f"kind={kind!r} is not a component kind; use one of {', '.join(KINDS)}")
+        try:
+            return self._components[kind][name]
+        except (KeyError, TypeError):
+            pass
+        names = sorted(self._components[kind])
+        close = difflib.get_close_matches(str(name), names, n=4, cutoff=0.5)
+        hint = f"did you mean {', '.join(map(repr, close))}? " if close else ""
+        failed = [f.plugin for f in self.failures]
+        note = f" (plugins that failed to load: {', '.join(failed)}; see `samplekit list`)" if failed else ""
+        raise UnknownComponentError(
+            f"unknown {kind} {name!r}; {hint}available: {', '.join(names) or 'none'}{note}")
+
+    def create(self, kind: str, name: str, /, **options) -> Any:
+        return self.get(kind, name).factory(**options)
+
+    def available(self, kind: str | None = None) -> list[ComponentInfo]:
+        if kind is not None and kind not in self._components:
+            raise ValueError(f"kind={kind!r} is not a component kind; use one of {', '.join(KINDS)}")
+        kinds = [kind] if kind else list(KINDS)
+        return [self._components[k][n] for k in kinds for n in sorted(self._components[k])]

@@ -1,0 +1,306 @@
+"""Forward SDEs with affine drift: dX = a(t) X dt + g(t) dW, so X_t | X_0 ~ N(alpha_t X_0, sigma_t^2 I).
+
+Every SDE gives a(t) (``drift_coef``), g(t) (``diffusion``), the marginal
+coefficients (alpha_t, sigma_t) (``marginal``), the log-SNR lambda_t =
+log(alpha_t / sigma_t) and its inverse, the prior N(0, prior_std^2 I) at T,
+and the time interval [t_min, T] on which samplers integrate.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+
+Tensor = torch.Tensor
+
+
+def as_time(t, like: Tensor | None = None) -> Tensor:
+    """t as a tensor (float64 unless ``like`` gives a floating dtype and device)."""
+    if isinstance(t, Tensor):
+        return t if like is None else t.to(dtype=like.dtype, device=like.device)
+    if like is not None:
+        return torch.as_tensor(t, dtype=like.dtype, device=like.device)
+    return torch.as_tensor(t, dtype=torch.float64)
+
+
+def _positive(name: str, value: float, owner: str) -> float:
+    value = float(value)
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{owner}: {name}={value!r} must be a positive finite number")
+    return value
+
+
+class SDE:
+    """Base class: a forward SDE with affine drift f(x, t) = a(t) x and scalar diffusion g(t)."""
+
+    name = "sde"
+    #: alpha_t == 1 for all t (VE-type: the drift is zero)
+    variance_exploding = False
+
+    def __init__(self, T: float, t_min: float) -> None:
+        owner = type(self).__name__
+        self.T = _positive("T", T, owner)
+        self.t_min = _positive("t_min", t_min, owner)
+        if self.t_min >= self.T:
+            raise ValueError(f"{owner}: t_min={t_min} must be below T={T}")
+
+    # --- the three functions every SDE defines -------------------------------------------------
+    def drift_coef(self, t) -> Tensor:
+        """a(t) in f(x, t) = a(t) x."""
+        raise NotImplementedError
+
+    def diffusion(self, t) -> Tensor:
+        """g(t)."""
+        raise NotImplementedError
+
+    def marginal(self, t) -> tuple[Tensor, Tensor]:
+        """(alpha_t, sigma_t) with X_t | X_0 ~ N(alpha_t X_0, sigma_t^2 I)."""
+        raise NotImplementedError
+
+    @property
+    def prior_std(self) -> float:
+        """Standard deviation of the prior N(0, prior_std^2 I) at T."""
+        raise NotImplementedError
+
+    # --- derived ----------------------------------------------------------------------------
+    def drift(self, x: Tensor, t) -> Tensor:
+        """f(x, t) = a(t) x, with t a scalar or one time per sample."""
+        return broadcast_to_batch(self.drift_coef(as_time(t, x)), x) * x
+
+    def log_snr(self, t) -> Tensor:
+        """lambda_t = log(alpha_t / sigma_t)."""
+        alpha, sigma = self.marginal(t)
+        return torch.log(alpha) - torch.log(sigma)
+
+    def t_from_log_snr(self, lam) -> Tensor:
+        """The t with log_snr(t) = lam (bisection on [0, T]; subclasses give closed forms)."""
+        lam = as_time(lam)
+        lo = torch.zeros_like(lam)
+        hi = torch.full_like(lam, self.T)
+        for _ in range(80):  # lambda_t is decreasing in t
+            mid = (lo + hi) / 2
+            above = self.log_snr(mid.clamp_min(1e-300)) > lam
+            lo = torch.where(above, mid, lo)
+            hi = torch.where(above, hi, mid)
+        return (lo + hi) / 2
+
+    def prior_sample(self, shape: Sequence[int], generator: torch.Generator | None = None,
+                     dtype: torch.dtype = torch.float32, device=None) -> Tensor:
+        """x_T ~ N(0, prior_std^2 I)."""
+        return self.prior_std * torch.randn(tuple(shape), generator=generator, dtype=dtype, device=device)
+
+    def prior_log_prob(self, x: Tensor) -> Tensor:
+        """log N(x; 0, prior_std^2 I), summed over all but the batch dimension."""
+        d = x[0].numel()
+        var = self.prior_std ** 2
+        sq = x.flatten(1).pow(2).sum(1)
+        return -0.5 * sq / var - 0.5 * d * math.log(2 * math.pi * var)
+
+    def check_time(self, t, argument: str = "t") -> Tensor:
+        """t as a tensor, or a ValueError if any t lies outside [t_min, T]."""
+        t = as_time(t)
+        if not torch.isfinite(t).all():
+            raise ValueError(f"{argument} holds non-finite values; pass times in [t_min, T] = [{self.t_min}, {self.T}]")
+        slack = 1e-6 * self.T
+        if (t < self.t_min - slack).any() or (t > self.T + slack).any():
+            raise ValueError(
+                f"{argument}={_describe(t)} lies outside [t_min, T] = [{self.t_min}, {self.T}] of {self!r}; "
+                f"pass times in that interval")
+        return t
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v:g}" for k, v in self.params().items())
+        return f"{type(self).__name__}({params})"
+
+    def params(self) -> dict[str, float]:
+        return {"T": self.T, "t_min": self.t_min}
+
+
+def _describe(t: Tensor) -> str:
+    if t.numel() == 1:
+        return f"{t.item():g}"
+    return f"[{t.min().item():g} .. {t.max().item():g}]"
+
+
+def broadcast_to_batch(coef: Tensor, x: Tensor) -> Tensor:
+    """A scalar or per-sample coefficient shaped to multiply x of shape (B, *shape)."""
+    coef = coef.to(dtype=x.dtype, device=x.device)
+    if coef.ndim == 0:
+        return coef
+    return coef.reshape(-1, *([1] * (x.ndim - 1)))
+
+
+class VPSDE(SDE):
+    """Variance-preserving SDE, beta(t) = beta_min + t (beta_max - beta_min):
+    f = -beta(t) x / 2, g = sqrt(beta(t)), alpha_t = exp(-B(t)/2), sigma_t^2 = 1 - exp(-B(t))."""
+
+    name = "vp"
+
+    def __init__(self, beta_min: float = 0.1, beta_max: float = 20.0, T: float = 1.0, t_min: float = 1e-3) -> None:
+        super().__init__(T, t_min)
+        self.beta_min = _positive("beta_min", beta_min, type(self).__name__)
+        self.beta_max = _positive("beta_max", beta_max, type(self).__name__)
+        if self.beta_max < self.beta_min:
+            raise ValueError(f"{type(self).__name__}: beta_max={beta_max} must be at least beta_min={beta_min}")
+
+    def beta(self, t) -> Tensor:
+        return self.beta_min + as_time(t) * (self.beta_max - self.beta_min)
+
+    def B(self, t) -> Tensor:
+        """B(t) = integral_0^t beta."""
+        t = as_time(t)
+        return self.beta_min * t + 0.5 * (self.beta_max - self.beta_min) * t * t
+
+    def drift_coef(self, t) -> Tensor:
+        return -0.5 * self.beta(t)
+
+    def diffusion(self, t) -> Tensor:
+        return torch.sqrt(self.beta(t))
+
+    def marginal(self, t) -> tuple[Tensor, Tensor]:
+        B = self.B(t)
+        return torch.exp(-0.5 * B), torch.sqrt(-torch.expm1(-B))
+
+    @property
+    def prior_std(self) -> float:
+        return 1.0
+
+    def _t_from_B(self, B: Tensor) -> Tensor:
+        db = self.beta_max - self.beta_min
+        if db == 0:
+            return B / self.beta_min
+        return 2 * B / (self.beta_min + torch.sqrt(self.beta_min ** 2 + 2 * db * B))
+
+    def t_from_log_snr(self, lam) -> Tensor:
+        # sigma^2 / alpha^2 = e^B - 1 = e^{-2 lambda}
+        return self._t_from_B(torch.log1p(torch.exp(-2 * as_time(lam))))
+
+    def params(self):
+        return {"beta_min": self.beta_min, "beta_max": self.beta_max, **super().params()}
+
+
+class SubVPSDE(VPSDE):
+    """Sub-VP SDE: f = -beta(t) x / 2, g = sqrt(beta(t) (1 - exp(-2 B(t)))),
+    alpha_t = exp(-B/2), sigma_t = 1 - exp(-B)."""
+
+    name = "subvp"
+
+    def diffusion(self, t) -> Tensor:
+        return torch.sqrt(self.beta(t) * -torch.expm1(-2 * self.B(t)))
+
+    def marginal(self, t) -> tuple[Tensor, Tensor]:
+        B = self.B(t)
+        return torch.exp(-0.5 * B), -torch.expm1(-B)
+
+    def t_from_log_snr(self, lam) -> Tensor:
+        # sigma / alpha = 2 sinh(B / 2) = e^{-lambda}
+        return self._t_from_B(2 * torch.asinh(0.5 * torch.exp(-as_time(lam))))
+
+
+class VESDE(SDE):
+    """Variance-exploding SDE, sigma(t) = sigma_min (sigma_max / sigma_min)^t:
+    f = 0, g = sigma(t) sqrt(2 log(sigma_max / sigma_min)), alpha_t = 1,
+    sigma_t^2 = sigma(t)^2 - sigma_min^2 (exact: X_0 is the data)."""
+
+    name = "ve"
+    variance_exploding = True
+
+    def __init__(self, sigma_min: float = 0.01, sigma_max: float = 50.0, T: float = 1.0, t_min: float = 1e-5) -> None:
+        super().__init__(T, t_min)
+        self.sigma_min = _positive("sigma_min", sigma_min, type(self).__name__)
+        self.sigma_max = _positive("sigma_max", sigma_max, type(self).__name__)
+        if self.sigma_max <= self.sigma_min:
+            raise ValueError(f"VESDE: sigma_max={sigma_max} must exceed sigma_min={sigma_min}")
+        self._log_ratio = math.log(self.sigma_max / self.sigma_min)
+
+    def sigma_geometric(self, t) -> Tensor:
+        """sigma(t) = sigma_min (sigma_max / sigma_min)^(t / T)."""
+        return self.sigma_min * torch.exp(as_time(t) / self.T * self._log_ratio)
+
+    def drift_coef(self, t) -> Tensor:
+        return torch.zeros_like(as_time(t))
+
+    def diffusion(self, t) -> Tensor:
+        return self.sigma_geometric(t) * math.sqrt(2 * self._log_ratio / self.T)
+
+    def marginal(self, t) -> tuple[Tensor, Tensor]:
+        t = as_time(t)
+        sigma = self.sigma_min * torch.sqrt(torch.expm1(2 * t / self.T * self._log_ratio))
+        return torch.ones_like(t), sigma
+
+    @property
+    def prior_std(self) -> float:
+        return self.sigma_max
+
+    def t_from_log_snr(self, lam) -> Tensor:
+        return self.T * torch.log1p(torch.exp(-2 * as_time(lam)) / self.sigma_min ** 2) / (2 * self._log_ratio)
+
+    def params(self):
+        return {"sigma_min": self.sigma_min, "sigma_max": self.sigma_max, **super().params()}
+
+
+class OUSDE(SDE):
+    """Ornstein-Uhlenbeck SDE dX = -beta X dt + s dW (constant beta, s):
+    alpha_t = exp(-beta t), sigma_t^2 = s^2 (1 - exp(-2 beta t)) / (2 beta); prior its stationary law."""
+
+    name = "ou"
+
+    def __init__(self, beta: float = 1.0, sigma: float = math.sqrt(2.0), T: float = 10.0, t_min: float = 1e-4) -> None:
+        super().__init__(T, t_min)
+        self.beta = _positive("beta", beta, "OUSDE")
+        self.sigma = _positive("sigma", sigma, "OUSDE")
+
+    def drift_coef(self, t) -> Tensor:
+        return torch.full_like(as_time(t), -self.beta)
+
+    def diffusion(self, t) -> Tensor:
+        return torch.full_like(as_time(t), self.sigma)
+
+    def marginal(self, t) -> tuple[Tensor, Tensor]:
+        t = as_time(t)
+        var = self.sigma ** 2 * -torch.expm1(-2 * self.beta * t) / (2 * self.beta)
+        return torch.exp(-self.beta * t), torch.sqrt(var)
+
+    @property
+    def prior_std(self) -> float:
+        return self.sigma / math.sqrt(2 * self.beta)
+
+    def t_from_log_snr(self, lam) -> Tensor:
+        # sigma^2 / alpha^2 = s^2 (e^{2 beta t} - 1) / (2 beta) = e^{-2 lambda}
+        ratio = 2 * self.beta * torch.exp(-2 * as_time(lam)) / self.sigma ** 2
+        return torch.log1p(ratio) / (2 * self.beta)
+
+    def params(self):
+        return {"beta": self.beta, "sigma": self.sigma, **super().params()}
+
+
+class EDMSDE(SDE):
+    """EDM / Karras SDE: sigma(t) = t, f = 0, g = sqrt(2 t), alpha_t = 1, sigma_t = t."""
+
+    name = "edm"
+    variance_exploding = True
+
+    def __init__(self, sigma_min: float = 0.002, sigma_max: float = 80.0) -> None:
+        super().__init__(T=sigma_max, t_min=sigma_min)
+
+    def drift_coef(self, t) -> Tensor:
+        return torch.zeros_like(as_time(t))
+
+    def diffusion(self, t) -> Tensor:
+        return torch.sqrt(2 * as_time(t))
+
+    def marginal(self, t) -> tuple[Tensor, Tensor]:
+        t = as_time(t)
+        return torch.ones_like(t), t
+
+    @property
+    def prior_std(self) -> float:
+        return self.T
+
+    def t_from_log_snr(self, lam) -> Tensor:
+        return torch.exp(-as_time(lam))
+
+    def params(self):
+        return {"sigma_min": self.t_min, "sigma_max": self.T}
