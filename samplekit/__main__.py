@@ -1,0 +1,3 @@
+from samplekit.cli import main
+
+main()
