@@ -79,6 +79,11 @@ def parse_options(pairs) -> dict:
     return options
 
 
+from samplekit.bench.command import bench_command  # noqa: E402  (the engine itself is imported lazily)
+
+cli.add_command(bench_command)
+
+
 def main() -> None:
     get_plugin_manager().hook.samplekit_register_commands(cli=cli)
     try:

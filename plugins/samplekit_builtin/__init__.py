@@ -29,7 +29,8 @@ def samplekit_register_solvers(register):
 
 @hookimpl
 def samplekit_register_metrics(register):
-    register("sliced_w2", metrics.sliced_wasserstein, lower_is_better=True)
+    for name, (fn, info) in metrics.METRICS.items():
+        register(name, fn, **info)
 
 
 @hookimpl

@@ -1,0 +1,116 @@
+"""The grid of cells: (target, sde, solver + options, nfe or tolerance, seed), checked before any work.
+
+Every name is looked up and every solver built once with its options, so an unknown name or a bad
+option is an error before the first cell runs.  A cell's ``key`` is everything its result depends
+on, so a rerun recognises finished cells and a changed suite does not reuse stale ones.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+from samplekit.bench.suite import SolverSpec, Suite, SuiteError
+from samplekit.bench.targets import target_sdes
+from samplekit.solver import build_solver
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One sampling run; ``tol`` is set for adaptive solvers (then ``nfe`` is their cap)."""
+
+    target: str
+    sde: str
+    solver: str
+    label: str
+    options: dict = field(hash=False)
+    nfe: int
+    seed: int
+    num_samples: int
+    dtype: str
+    tol: float | None = None
+    adaptive: bool = False
+    kind: str = "cell"
+
+    @property
+    def key(self) -> str:
+        d = asdict(self)
+        d.pop("label"), d.pop("adaptive")
+        return json.dumps(d, sort_keys=True, default=str)
+
+    @property
+    def solver_options(self) -> dict:
+        return {**self.options, **({"rtol": self.tol, "atol": self.tol} if self.tol is not None else {})}
+
+
+@dataclass(frozen=True)
+class FloorCell:
+    """The noise floor of one target and seed: each metric between two independent reference sets."""
+
+    target: str
+    seed: int
+    num_samples: int
+    kind: str = "floor"
+
+    @property
+    def key(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+
+def expand_solvers(suite: Suite, registry) -> tuple[SolverSpec, ...]:
+    if suite.solvers == "all":
+        return tuple(SolverSpec(c.name) for c in registry.available("solver"))
+    return suite.solvers
+
+
+def is_adaptive(registry, name: str) -> bool:
+    info = registry.get("solver", name)
+    return bool(info.info.get("adaptive", getattr(info.factory, "adaptive", False)))
+
+
+def validate(suite: Suite, registry, extra_targets: dict | None = None) -> dict:
+    """Check every name and option against the registry; return the built targets by name."""
+    extra_targets = dict(extra_targets or {})
+    targets = {}
+    for name in suite.targets:
+        targets[name] = extra_targets[name] if name in extra_targets else registry.create("target", name)
+    for name in suite.sdes:
+        registry.get("sde", name)
+    for name in suite.metrics:
+        registry.get("metric", name)
+    for spec in expand_solvers(suite, registry):
+        factory = registry.get("solver", spec.name).factory
+        if is_adaptive(registry, spec.name):
+            tol = (spec.tolerances or suite.tolerances)[0]
+            build_solver(factory, spec.name, {**spec.options, "rtol": tol, "atol": tol})
+        elif spec.tolerances is not None:
+            raise SuiteError(f"solver {spec.name!r} is not adaptive; remove its tolerances (it runs at nfe = "
+                             f"{list(suite.nfe)})")
+        else:
+            build_solver(factory, spec.name, dict(spec.options))
+    for name, target in targets.items():
+        if not target_sdes(target, suite.sdes):
+            raise SuiteError(f"target {name!r} runs with SDEs {list(getattr(target, 'sde_names', []))}, none of "
+                             f"the suite's sdes {list(suite.sdes)}; add one of them to sdes")
+        limit = getattr(target, "max_samples", None)
+        if limit is not None and suite.num_samples > limit:
+            raise SuiteError(f"target {name!r} has {limit} reference samples per set; num_samples="
+                             f"{suite.num_samples} is too many: lower --num-samples")
+    return targets
+
+
+def build_cells(suite: Suite, registry, targets: dict) -> list:
+    """Floor cells first (cheap, and every table needs them), then the solver cells."""
+    cells: list = [FloorCell(t, seed, suite.num_samples) for t in suite.targets for seed in suite.seeds]
+    specs = expand_solvers(suite, registry)
+    for tname in suite.targets:
+        for sde in target_sdes(targets[tname], suite.sdes):
+            for spec in specs:
+                adaptive = is_adaptive(registry, spec.name)
+                budgets = [(suite.max_nfe, tol) for tol in (spec.tolerances or suite.tolerances)] if adaptive \
+                    else [(n, None) for n in suite.nfe]
+                for nfe, tol in budgets:
+                    for seed in suite.seeds:
+                        cells.append(Cell(tname, sde, spec.name, spec.label, dict(spec.options), nfe, seed,
+                                          suite.num_samples, suite.dtype, tol, adaptive))
+    return cells

@@ -1,0 +1,125 @@
+"""What the harness asks of a benchmark target, and the target made from a user's own model.
+
+A target (registry kind "target"; ``factory()`` builds it) has
+    shape                   one sample's shape
+    exact                   True if ``log_prob`` is the exact target log-density
+    model(sde) -> ScoreModel
+    reference(n, seed)      n reference samples (exact, or drawn from a data file)
+and may have
+    fixed_sde               an SDE instance the model was trained with: the target runs with it only
+    sde_names               the SDE names it runs with (a subset of the suite's ``sdes`` is used)
+    log_prob(x)             the exact log-density (exact targets)
+    floor_reference(n, seed)  a second reference set independent of ``reference`` for the noise
+                            floor (defaults to ``reference(n, seed + FLOOR_SEED_OFFSET)``)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from samplekit.bench.suite import SuiteError
+from samplekit.score import ScoreModel
+
+REFERENCE_SEED_OFFSET = 10_000
+FLOOR_SEED_OFFSET = 20_000
+
+
+def target_sdes(target, suite_sdes) -> list[str]:
+    """The SDE names a target runs with under a suite: its fixed SDE, else the suite's (restricted)."""
+    fixed = getattr(target, "fixed_sde", None)
+    if fixed is not None:
+        return [fixed.name]
+    allowed = getattr(target, "sde_names", None)
+    return [s for s in suite_sdes if allowed is None or s in allowed]
+
+
+def reference_set(target, n: int, seed: int) -> torch.Tensor:
+    return target.reference(n, REFERENCE_SEED_OFFSET + seed)
+
+
+def floor_set(target, n: int, seed: int) -> torch.Tensor:
+    floor = getattr(target, "floor_reference", None)
+    if floor is not None:
+        return floor(n, seed)
+    return target.reference(n, FLOOR_SEED_OFFSET + seed)
+
+
+def load_reference_file(path: str | Path) -> torch.Tensor:
+    """Reference samples from an .npz (array ``samples``, or its only array) or .npy file, one per row."""
+    path = Path(path)
+    if not path.is_file():
+        raise SuiteError(f"--reference {str(path)!r} does not exist; pass an .npz/.npy file of reference samples")
+    try:
+        data = np.load(path, allow_pickle=False)
+    except Exception as exc:
+        raise SuiteError(f"--reference {str(path)!r} could not be read as .npz/.npy: {exc}") from None
+    if isinstance(data, np.lib.npyio.NpzFile):
+        keys = list(data.keys())
+        if "samples" in keys:
+            array = data["samples"]
+        elif len(keys) == 1:
+            array = data[keys[0]]
+        else:
+            raise SuiteError(f"--reference {str(path)!r} holds arrays {keys}; name the reference one 'samples'")
+    else:
+        array = data
+    ref = torch.as_tensor(np.asarray(array, dtype=np.float64))
+    if ref.ndim < 2 or ref.shape[0] < 4 or not torch.isfinite(ref).all():
+        raise SuiteError(f"--reference {str(path)!r} must hold finite samples of shape (n >= 4, ...); "
+                         f"got {tuple(ref.shape)}")
+    return ref
+
+
+class UserModelTarget:
+    """A user's score model (loaded by a registered model loader) with a file of reference samples.
+
+    The reference file is split in two fixed halves: ``reference`` draws from the first, the noise
+    floor from the second, so the floor compares independent sets.
+    """
+
+    exact = False
+    log_prob = None
+
+    def __init__(self, name: str, model: ScoreModel, reference: torch.Tensor) -> None:
+        if not isinstance(model, ScoreModel):
+            raise SuiteError(f"the model loader returned {type(model).__name__}, not a samplekit ScoreModel")
+        if tuple(reference.shape[1:]) != model.shape:
+            raise SuiteError(f"reference samples have shape {tuple(reference.shape[1:])} per sample, the model "
+                             f"{model.shape}; pass a reference file of the model's data")
+        self.name, self._model, self.shape = name, model, model.shape
+        self.fixed_sde = model.sde
+        perm = torch.randperm(reference.shape[0], generator=torch.Generator().manual_seed(0))
+        half = reference.shape[0] // 2
+        self._halves = (reference[perm[:half]], reference[perm[half:2 * half]])
+
+    @property
+    def max_samples(self) -> int:
+        return self._halves[0].shape[0]
+
+    def model(self, sde=None) -> ScoreModel:
+        return self._model
+
+    def _draw(self, half: int, n: int, seed: int) -> torch.Tensor:
+        pool = self._halves[half]
+        if n > pool.shape[0]:
+            raise SuiteError(f"num_samples={n} is more than half the reference file ({pool.shape[0]}); "
+                             f"lower --num-samples or give more reference samples")
+        idx = torch.randperm(pool.shape[0], generator=torch.Generator().manual_seed(seed))[:n]
+        return pool[idx]
+
+    def reference(self, n: int, seed: int = 0) -> torch.Tensor:
+        return self._draw(0, n, seed)
+
+    def floor_reference(self, n: int, seed: int = 0) -> torch.Tensor:
+        return self._draw(1, n, seed)
+
+
+def user_model_target(registry, model_path: str, loader: str, reference_path: str) -> UserModelTarget:
+    """--model PATH --loader NAME --reference data.npz as a target named after the model file."""
+    factory = registry.get("model_loader", loader).factory
+    reference = load_reference_file(reference_path)
+    model = factory(model_path)
+    return UserModelTarget(Path(model_path).stem or "model", model, reference)
