@@ -1,0 +1,125 @@
+"""`samplekit bench` on the command line: a small suite end to end, options, bad input, the default suite."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+import samplekit.plugins
+from samplekit.bench import suite as suite_module
+from samplekit.bench.grid import build_cells, validate
+from samplekit.cli import cli
+from samplekit.plugins import get_registry
+from samplekit.targets import ring2d
+
+REPO = Path(__file__).resolve().parents[1]
+
+SMALL = """
+name = "small"
+targets = ["ring2d"]
+nfe = [4, 16]
+seeds = [0]
+num_samples = 300
+metrics = ["sliced_w2", "energy", "logp_gap"]
+solvers = ["euler_maruyama", { name = "euler_maruyama", label = "em_quad", options = { schedule = "quadratic" } }]
+"""
+
+
+@pytest.fixture
+def small_suite(tmp_path):
+    path = tmp_path / "small.toml"
+    path.write_text(SMALL)
+    return path
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, ["bench", "--no-progress", *map(str, args)])
+
+
+def test_bench_runs_a_suite_prints_the_table_and_writes_the_figures(tmp_path, small_suite):
+    out = tmp_path / "out"
+    result = invoke("--suite", small_suite, "--out", out)
+    assert result.exit_code == 0, result.output
+    assert "## ring2d (vp)" in result.output and "| em_quad |" in result.output and "*noise floor*" in result.output
+    for name in ("results.jsonl", "table.md", "quality_vs_nfe.png", "ring2d_samples.png"):
+        assert (out / name).stat().st_size > 0, name
+    records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert len(records) == 1 + 2 * 2 and all(r["status"] == "ok" for r in records)
+    assert {r["options"].get("schedule") for r in records if r["kind"] == "cell"} == {None, "quadratic"}
+    again = invoke("--suite", small_suite, "--out", out, "--no-plots")
+    assert "0 cells ok, 0 failed, 0 skipped, 5 already done" in again.output
+
+
+def test_options_override_the_suite(tmp_path, small_suite):
+    out = tmp_path / "out"
+    result = invoke("--suite", small_suite, "--out", out, "--solvers", "em_quad", "--nfe", "3", "--seeds", "1,2",
+                    "--metrics", "mean_error", "-n", "100", "--no-plots")
+    assert result.exit_code == 0, result.output
+    cells = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    runs = [c for c in cells if c["kind"] == "cell"]
+    assert {(c["label"], c["nfe"], c["seed"], c["num_samples"]) for c in runs} == \
+        {("em_quad", 3, 1, 100), ("em_quad", 3, 2, 100)}
+    assert all(set(c["metrics"]) == {"mean_error"} for c in cells)
+    assert "mean err" in result.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--solvers", "eulr_maruyama"], "unknown solver 'eulr_maruyama'"),
+    (["--targets", "ring3d"], "unknown target 'ring3d'"),
+    (["--metrics", "mmdd"], "unknown metric 'mmdd'"),
+    (["--nfe", "5,x"], "comma-separated list of ints"),
+    (["--nfe", "0"], "positive integers"),
+    (["--model", "m.pt"], "--model, --loader and --reference go together"),
+    (["--model", "m.pt", "--loader", "nope", "--reference", "r.npz"], "unknown model_loader 'nope'"),
+])
+def test_bad_input_is_a_clear_error_before_any_work(tmp_path, small_suite, args, message):
+    out = tmp_path / "out"
+    result = invoke("--suite", small_suite, "--out", out, *args)
+    assert result.exit_code != 0
+    assert message in result.output
+    assert not out.exists()
+
+
+def test_a_missing_or_broken_suite_file_is_a_clear_error(tmp_path):
+    result = invoke("--suite", tmp_path / "nope.toml")
+    assert result.exit_code != 0 and "does not exist" in result.output
+    bad = tmp_path / "bad.toml"
+    bad.write_text("targets = [")
+    result = invoke("--suite", bad)
+    assert result.exit_code != 0 and "not valid TOML" in result.output
+
+
+def test_bench_with_a_users_model_through_a_loader_plugin(tmp_path, fresh_registry, monkeypatch, small_suite):
+    from test_bench_runner import loader_plugin
+
+    import samplekit as sk
+
+    registry = fresh_registry(loader_plugin(sk.VPSDE()), builtins=("samplekit_builtin",))
+    monkeypatch.setattr(samplekit.plugins, "get_registry", lambda: registry)
+    mix = ring2d()
+    np.savez(tmp_path / "ring_model.npz", weights=mix.weights.numpy(), means=mix.means.numpy(),
+             covs=mix.covariances.numpy())
+    np.save(tmp_path / "ref.npy", mix.sample(800, torch.Generator().manual_seed(1)).numpy())
+    out = tmp_path / "out"
+    result = invoke("--suite", small_suite, "--out", out, "--targets", "gmm16_full", "--nfe", "4", "--no-plots",
+                    "--model", tmp_path / "ring_model.npz", "--loader", "toy_npz", "--reference", tmp_path / "ref.npy")
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert {r["target"] for r in records} == {"gmm16_full", "ring_model"}
+    assert "## ring_model (vp)" in result.output
+
+
+def test_the_default_suite_ships_inside_the_package_and_matches_the_repo_copy():
+    repo_copy = REPO / "benchmarks" / "suites" / "default.toml"
+    assert suite_module.PACKAGED_DEFAULT.read_text() == repo_copy.read_text()
+    assert suite_module.default_suite_path() == repo_copy
+    suite = suite_module.load_suite(suite_module.PACKAGED_DEFAULT)
+    assert suite.name == "default" and set(suite.targets) == {"ring2d", "gmm16_full", "gmm64_diag"}
+    registry = get_registry()
+    cells = build_cells(suite, registry, validate(suite, registry))     # every name in it is registered
+    assert len(cells) > len(suite.targets) * len(suite.seeds)
