@@ -123,3 +123,21 @@ def test_the_default_suite_ships_inside_the_package_and_matches_the_repo_copy():
     registry = get_registry()
     cells = build_cells(suite, registry, validate(suite, registry))     # every name in it is registered
     assert len(cells) > len(suite.targets) * len(suite.seeds)
+
+
+def test_ctrl_c_keeps_finished_cells_and_a_rerun_resumes(tmp_path, fresh_registry, monkeypatch):
+    import test_bench_runner as toy
+
+    registry = fresh_registry(toy.toy_plugin(), builtins=("samplekit_builtin",))
+    monkeypatch.setattr(samplekit.plugins, "get_registry", lambda: registry)
+    suite = tmp_path / "s.toml"
+    suite.write_text(SMALL.replace('solvers = [', 'solvers = ["counted_em", "crasher", '))
+    out = tmp_path / "out"
+    toy.CALLS["counted_em"], toy.CRASH["on"] = 0, True
+    result = invoke("--suite", suite, "--out", out, "--no-plots")
+    assert result.exit_code == 130 and "rerun the same command to resume" in result.output
+    assert len((out / "results.jsonl").read_text().splitlines()) == 1 + 2    # the floor and counted_em's cells
+    toy.CRASH["on"] = False
+    result = invoke("--suite", suite, "--out", out, "--no-plots")
+    assert result.exit_code == 0, result.output
+    assert "6 cells ok, 0 failed, 0 skipped, 3 already done" in result.output and toy.CALLS["counted_em"] == 2

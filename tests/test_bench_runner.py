@@ -11,6 +11,8 @@ import types
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import samplekit as sk
 from samplekit.bench.harness import run_suite
@@ -279,3 +281,19 @@ def test_a_target_can_restrict_its_sdes(tmp_path, registry):
     suite = make_suite(targets=["ring_ve"], sdes=["vp", "ve"], seeds=[0], nfe=[4])
     outcome = run(suite, tmp_path, registry, extra_targets={"ring_ve": target})
     assert {r["sde"] for r in outcome.records.values() if r["kind"] == "cell"} == {"ve"}
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from("abcde"), st.one_of(st.none(), st.floats(allow_nan=False,
+                                                                                       allow_infinity=False),
+                                                                  st.text(max_size=20))), max_size=12))
+def test_the_store_reads_back_what_it_wrote_last_record_of_a_key_winning(tmp_path_factory, entries):
+    from samplekit.bench.store import ResultsStore
+
+    path = tmp_path_factory.mktemp("store") / "results.jsonl"
+    expected = {}
+    with ResultsStore(path) as store:
+        for key, value in entries:
+            store.append({"key": key, "value": value})
+            expected[key] = {"key": key, "value": value}
+    assert ResultsStore(path).load() == expected
