@@ -169,7 +169,8 @@ def test_failed_and_skipped_cells_are_recorded_and_the_run_goes_on(tmp_path, reg
     assert by[("needs_four", 8)]["status"] == "ok"
     assert outcome.counts == {"ok": 4, "failed": 6, "skipped": 3, "already_done": 0}  # ok: the floor too
     table = (tmp_path / "table.md").read_text()
-    assert re.search(r"\| boom \| fail \| fail \|", table) and re.search(r"\| ve_only \| skip \| skip \|", table)
+    assert re.search(r"\| boom \| toy_bench_plugin \| fail \| fail \|", table)
+    assert re.search(r"\| ve_only \| toy_bench_plugin \| skip \| skip \|", table)
     assert "kaboom" in table and "too small" in table
 
     again = run(suite, tmp_path, registry)
@@ -186,10 +187,10 @@ def test_the_table_marks_the_best_of_each_column_and_shows_the_floor(tmp_path, r
             if r["kind"] == "cell" and r["nfe"] == 8}
     best = min(col8, key=col8.get)
     row = next(line for line in table.splitlines() if line.startswith(f"| {best} |"))
-    assert row.split("|")[3].strip() == f"**{col8[best]:.3g}**"
+    assert row.split("|")[4].strip() == f"**{col8[best]:.3g}**"
     assert table.count("**") >= 4                                  # one best per column of the headline table
     floor = next(r for r in outcome.records.values() if r["kind"] == "floor")["metrics"]["sliced_w2"]
-    assert f"| *noise floor* | *{floor:.3g}* | *{floor:.3g}* |" in table
+    assert f"| *noise floor* | | *{floor:.3g}* | *{floor:.3g}* |" in table
 
 
 def test_a_corrupt_results_file_is_refused_and_left_untouched(tmp_path, registry):
@@ -236,7 +237,7 @@ def test_adaptive_solvers_sweep_tolerances_and_report_their_real_nfe(tmp_path, r
     assert spent == {0.25: 2, 0.1: 5, 0.05: 10}                     # counted, not assumed
     row = next(line for line in (tmp_path / "table.md").read_text().splitlines()
                if line.startswith("| toy_adaptive (adaptive) |"))
-    cells = [c.strip().strip("*") for c in row.split("|")[2:5]]
+    cells = [c.strip().strip("*") for c in row.split("|")[3:6]]
     assert cells[0].endswith("@2") and cells[1].endswith("@5") and cells[2].endswith(("@5", "@10"))
 
 

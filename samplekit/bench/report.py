@@ -73,7 +73,9 @@ def column_entries(row: dict, adaptive: bool, budget: int, metric: str) -> Entry
     if picked is not None:
         return picked
     statuses = {e.status for e in row.values()}
-    return Entry("failed", note=next(e.note for e in row.values())) if statuses == {"failed"} else Entry("over")
+    if len(statuses) == 1 and statuses <= {"failed", "skipped", "missing"}:
+        return Entry(statuses.pop(), note=next(e.note for e in row.values()))
+    return Entry("over")
 
 
 def _text(e: Entry, metric: str, adaptive: bool) -> str:
@@ -92,8 +94,9 @@ def _bold_best(texts: list[str], values: list, lower_is_better: bool) -> list[st
 
 
 def target_table(rows: dict, floor: dict, labels: list[str], adaptive: set, nfe: list[int], metric: str,
-                 lower_is_better: bool = True) -> list[str]:
-    header = ["solver", *[f"NFE {n}" for n in nfe]]
+                 lower_is_better: bool = True, plugins: dict | None = None) -> list[str]:
+    plugins = plugins or {}
+    header = ["solver", "plugin", *[f"NFE {n}" for n in nfe]]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     grid = []
     for label in labels:
@@ -106,8 +109,9 @@ def target_table(rows: dict, floor: dict, labels: list[str], adaptive: set, nfe:
         for b, m in zip(body, marked):
             b[j] = m
     for (label, _), cells in zip(grid, body):
-        lines.append(f"| {label}{' (adaptive)' if label in adaptive else ''} | " + " | ".join(cells) + " |")
-    lines.append("| *noise floor* | " + " | ".join([f"*{fmt(floor.get(metric))}*"] * len(nfe)) + " |")
+        lines.append(f"| {label}{' (adaptive)' if label in adaptive else ''} | {plugins.get(label) or ''} | "
+                     + " | ".join(cells) + " |")
+    lines.append("| *noise floor* | | " + " | ".join([f"*{fmt(floor.get(metric))}*"] * len(nfe)) + " |")
     return lines
 
 
@@ -159,7 +163,7 @@ def render(records: dict, cells: list, suite, metric_info: dict, primary_only: b
     for (target, sde) in sorted(rows_by, key=lambda k: (suite.targets.index(k[0]), k[1])):
         rows, floor = rows_by[(target, sde)], floors.get(target, {})
         out += [f"## {target} ({sde})", ""]
-        out += target_table(rows, floor, labels, adaptive, nfe, primary, info.get("lower_is_better", True))
+        out += target_table(rows, floor, labels, adaptive, nfe, primary, info.get("lower_is_better", True), plugins)
         if not primary_only:
             out += ["", f"All metrics at NFE {nfe[-1]} (adaptive: best tolerance within it):", ""]
             labels_of = {m: metric_info.get(m, {}).get("label", m) for m in suite.metrics}
@@ -168,6 +172,4 @@ def render(records: dict, cells: list, suite, metric_info: dict, primary_only: b
             if extra:
                 out += ["", "Skipped and failed cells:", "", *extra]
         out.append("")
-    if not primary_only and plugins:
-        out += ["Solvers by plugin: " + ", ".join(f"{lab} ({p})" for lab, p in plugins.items()), ""]
     return "\n".join(out)
