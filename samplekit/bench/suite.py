@@ -79,8 +79,8 @@ class Suite:
 
     def replace(self, **changes) -> "Suite":
         changes = {k: v for k, v in changes.items() if v is not None}
-        if "metrics" in changes and "primary_metric" not in changes and self.primary_metric not in changes["metrics"]:
-            changes["primary_metric"] = ""
+        if "metrics" in changes and "primary_metric" not in changes:
+            changes["primary_metric"] = ""             # the first of the new metrics is the headline
         return dataclasses.replace(self, **changes)
 
 
