@@ -40,3 +40,11 @@ def samplekit_register_targets(register):
     for name, make in EXACT_TARGETS.items():
         register(name, lambda make=make, name=name: ExactTarget(name, make()), summary=make.__doc__.splitlines()[0],
                  exact=True)
+
+
+@hookimpl
+def samplekit_register_trace_estimators(register):
+    from samplekit.trace import ESTIMATORS
+
+    for cls in ESTIMATORS:
+        register(cls.name, cls, stochastic=cls.stochastic)
