@@ -16,6 +16,7 @@ from samplekit.score import NonFiniteError, Prediction, ScoreModel
 from samplekit.sde import EDMSDE, OUSDE, SDE, VESDE, SubVPSDE, VPSDE
 from samplekit.solver import Solver, SolverError, StepInfo
 from samplekit.targets import GaussianMixture
+from samplekit.likelihood import LikelihoodResult, decode, encode, interpolate, log_likelihood
 
 __version__ = "0.1.0"
 
@@ -25,4 +26,5 @@ __all__ = [
     "SDE", "VPSDE", "SubVPSDE", "VESDE", "OUSDE", "EDMSDE",
     "Solver", "SolverError", "StepInfo", "ComponentInfo",
     "SamplekitError", "UnknownComponentError", "DuplicateComponentError", "NonFiniteError",
+    "log_likelihood", "encode", "decode", "interpolate", "LikelihoodResult",
 ]
