@@ -17,6 +17,7 @@ from samplekit.sde import EDMSDE, OUSDE, SDE, VESDE, SubVPSDE, VPSDE
 from samplekit.solver import Solver, SolverError, StepInfo
 from samplekit.targets import GaussianMixture
 from samplekit.likelihood import LikelihoodResult, decode, encode, interpolate, log_likelihood
+from samplekit import conditioning, guidance  # noqa: E402  (namespaces: sk.guidance, sk.conditioning)
 
 __version__ = "0.1.0"
 
@@ -27,4 +28,5 @@ __all__ = [
     "Solver", "SolverError", "StepInfo", "ComponentInfo",
     "SamplekitError", "UnknownComponentError", "DuplicateComponentError", "NonFiniteError",
     "log_likelihood", "encode", "decode", "interpolate", "LikelihoodResult",
+    "guidance", "conditioning",
 ]
