@@ -83,6 +83,10 @@ from samplekit.bench.command import bench_command  # noqa: E402  (the engine its
 
 cli.add_command(bench_command)
 
+from samplekit.likelihood_cli import likelihood_command  # noqa: E402
+
+cli.add_command(likelihood_command)
+
 
 def main() -> None:
     get_plugin_manager().hook.samplekit_register_commands(cli=cli)
