@@ -48,3 +48,12 @@ def samplekit_register_trace_estimators(register):
 
     for cls in ESTIMATORS:
         register(cls.name, cls, stochastic=cls.stochastic)
+
+
+@hookimpl
+def samplekit_register_guidance(register):
+    from samplekit import conditioning, guidance
+
+    register("classifier", guidance.classifier, nfe_per_eval=2)
+    register("classifier_free", guidance.classifier_free, nfe_per_eval=2)
+    register("observed_score", conditioning.observed_score, nfe_per_eval=1)
