@@ -128,10 +128,11 @@ _ADAPTIVE_RK = ("dopri5", "dopri8", "bosh3", "fehlberg2", "adaptive_heun")
 def _integrate(func, state, t0: float, t1: float, method, rtol, atol, options):
     like = state[0]
     ts = torch.tensor([t0, t1], dtype=like.dtype, device=like.device)
-    if method in _ADAPTIVE_RK and "step_t" not in (options or {}):
-        # torchdiffeq's adaptive RK steps past the end time and interpolates back; the score is
-        # only defined on [t_min, T], so make the last step land on the end time exactly.
-        options = {**(options or {}), "step_t": ts[1:]}
+    if method in _ADAPTIVE_RK:
+        # The score is only defined on [t_min, T]: torchdiffeq's adaptive RK may step past the end time
+        # (then interpolate back) and its initial-step heuristic may probe outside the interval.
+        # step_t makes the last step land on the end time; first_step skips the heuristic.
+        options = {"step_t": ts[1:], "first_step": 1e-3 * abs(t1 - t0), **(options or {})}
     out = _odeint()(func, state, ts, method=method, rtol=rtol, atol=atol, options=options)
     return tuple(o[-1] for o in out)
 
