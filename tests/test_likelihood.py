@@ -55,8 +55,9 @@ def prior_mismatch(mixture, sde, latent):
 
 # --- accuracy of the exact-trace likelihood ----------------------------------------------------------
 @pytest.mark.parametrize("name,sde", [("ring2d", sk.VPSDE()), ("gmm16_full", sk.VPSDE()),
-                                      ("ring2d", sk.SubVPSDE()), ("ring2d", sk.VESDE())],
-                         ids=["ring2d-vp", "gmm16_full-vp", "ring2d-subvp", "ring2d-ve"])
+                                      ("ring2d", sk.SubVPSDE()), ("ring2d", sk.VESDE()),
+                                      ("ring2d", sk.EDMSDE()), ("ring2d", sk.OUSDE())],
+                         ids=["ring2d-vp", "gmm16_full-vp", "ring2d-subvp", "ring2d-ve", "ring2d-edm", "ring2d-ou"])
 def test_exact_estimator_matches_exact_log_density(name, sde):
     mixture = getattr(targets, name)()
     model = mixture.score_model(sde)
