@@ -6,25 +6,11 @@ import pytest
 import torch
 
 import samplekit as sk
-from samplekit.bench.metrics import sliced_wasserstein
 from samplekit.targets import ring2d
 
+from exact_checks import distance_and_floor
+
 f64 = torch.float64
-
-
-def distance_and_floor(samples, mixture, repeats: int = 6, seed: int = 123):
-    """Mean SW2 of ``samples`` to fresh exact reference sets, and the mean SW2 between two exact sets.
-
-    One exact-vs-exact draw is a noisy floor (the ring's unequal weights make component counts
-    fluctuate), so both sides are averaged over ``repeats`` independent reference sets.
-    """
-    g, n = torch.Generator().manual_seed(seed), samples.shape[0]
-    got, floor = [], []
-    for _ in range(repeats):
-        reference = mixture.sample(n, g)
-        got.append(sliced_wasserstein(samples, reference))
-        floor.append(sliced_wasserstein(mixture.sample(n, g), reference))
-    return sum(got) / repeats, sum(floor) / repeats
 
 
 def test_euler_maruyama_reaches_the_exact_sample_noise_floor():
