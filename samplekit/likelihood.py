@@ -32,27 +32,12 @@ from typing import Sequence
 import torch
 
 from samplekit.noise import NoiseSource
+from samplekit.ode import check_ode as _check_ode, integrate as _integrate  # torchdiffeq, shared with ode_* solvers
 from samplekit.reverse import probability_flow_drift
 from samplekit.score import NonFiniteError, ScoreModel
 from samplekit.trace import TraceEstimator
 
 Tensor = torch.Tensor
-
-
-def _odeint():
-    try:
-        from torchdiffeq import odeint
-    except ImportError as exc:  # pragma: no cover - exercised by monkeypatching in the tests
-        raise ImportError("the probability-flow ODE likelihood needs torchdiffeq; "
-                          "install it with `pip install samplekit[ode]` (or `pip install torchdiffeq`)") from exc
-    return odeint
-
-
-def _methods() -> list[str]:
-    _odeint()
-    from torchdiffeq._impl.odeint import SOLVERS
-
-    return sorted(SOLVERS)
 
 
 @dataclass
@@ -102,15 +87,6 @@ def _check_points(model: ScoreModel, x, argument: str) -> Tensor:
     return x
 
 
-def _check_ode(method: str, rtol, atol) -> None:
-    methods = _methods()
-    if method not in methods:
-        raise ValueError(f"method={method!r} is not a torchdiffeq method; use one of {', '.join(methods)}")
-    for name, value in (("rtol", rtol), ("atol", atol)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-            raise ValueError(f"{name}={value!r} must be a positive tolerance, e.g. 1e-5")
-
-
 def _resolve_estimator(estimator) -> TraceEstimator:
     if isinstance(estimator, str):
         from samplekit.plugins import get_registry
@@ -120,21 +96,6 @@ def _resolve_estimator(estimator) -> TraceEstimator:
         return estimator
     raise TypeError(f"estimator={estimator!r} must be a registered name (see `samplekit list trace_estimator`) "
                     "or a TraceEstimator instance")
-
-
-_ADAPTIVE_RK = ("dopri5", "dopri8", "bosh3", "fehlberg2", "adaptive_heun")
-
-
-def _integrate(func, state, t0: float, t1: float, method, rtol, atol, options):
-    like = state[0]
-    ts = torch.tensor([t0, t1], dtype=like.dtype, device=like.device)
-    if method in _ADAPTIVE_RK:
-        # The score is only defined on [t_min, T]: torchdiffeq's adaptive RK may step past the end time
-        # (then interpolate back) and its initial-step heuristic may probe outside the interval.
-        # step_t makes the last step land on the end time; first_step skips the heuristic.
-        options = {"step_t": ts[1:], "first_step": 1e-3 * abs(t1 - t0), **(options or {})}
-    out = _odeint()(func, state, ts, method=method, rtol=rtol, atol=atol, options=options)
-    return tuple(o[-1] for o in out)
 
 
 def _flow(model: ScoreModel, x: Tensor, t0: float, t1: float, method, rtol, atol, options) -> Tensor:
