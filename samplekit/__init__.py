@@ -17,6 +17,8 @@ from samplekit.sde import EDMSDE, OUSDE, SDE, VESDE, SubVPSDE, VPSDE
 from samplekit.solver import Solver, SolverError, StepInfo
 from samplekit.targets import GaussianMixture
 from samplekit.likelihood import LikelihoodResult, decode, encode, interpolate, log_likelihood
+from samplekit.loading import load_model
+from samplekit.discrete import DiscreteVPSDE
 from samplekit import conditioning, guidance  # noqa: E402  (namespaces: sk.guidance, sk.conditioning)
 
 __version__ = "0.1.0"
@@ -29,4 +31,5 @@ __all__ = [
     "SamplekitError", "UnknownComponentError", "DuplicateComponentError", "NonFiniteError",
     "log_likelihood", "encode", "decode", "interpolate", "LikelihoodResult",
     "guidance", "conditioning",
+    "load_model", "DiscreteVPSDE",
 ]

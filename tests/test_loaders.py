@@ -1,0 +1,219 @@
+"""Model loaders against exact answers: an exact Gaussian-mixture score dressed as a diffusers (eps / x0 / v)
+network or a k-diffusion denoiser comes back exact; the discrete-time process; safe checkpoint reading."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import samplekit as sk
+from samplekit.discrete import DiscreteVPSDE, discrete_timesteps
+from samplekit.loading import UnsafeCheckpointError, read_tensors, save_model
+from samplekit.nets import TimeMLP
+from samplekit.targets import GaussianMixture
+
+diffusers = pytest.importorskip("diffusers")
+f64 = dict(dtype=torch.float64)
+
+
+def mixture() -> GaussianMixture:
+    return GaussianMixture(torch.tensor([0.3, 0.7], **f64), torch.tensor([[-1.0, 0.5], [1.5, -0.5]], **f64),
+                           torch.tensor([[0.2, 0.4], [0.5, 0.1]], **f64))
+
+
+def ddpm_scheduler(**kw):
+    return diffusers.DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear", **kw)
+
+
+class ExactDiffusersNet(torch.nn.Module):
+    """The exact mixture score in diffusers' own convention: forward(x, timestep) at an integer training
+    timestep n uses abar_n of the scheduler (alpha = sqrt(abar_n), sigma = sqrt(1 - abar_n)) and returns
+    eps, x0 or v as ``prediction_type`` says.  It records the timesteps it was called with."""
+
+    def __init__(self, gm, alphas_cumprod, prediction_type):
+        super().__init__()
+        self.gm, self.abar, self.prediction_type = gm, alphas_cumprod.to(torch.float64), prediction_type
+        self.seen = []
+
+    def forward(self, x, timestep):
+        self.seen.append(timestep.detach().clone())
+        n = timestep.to(torch.float64)
+        assert torch.equal(n, n.round()), "called between training timesteps"
+        abar = self.abar[n.long()].reshape(-1, 1)
+        alpha, sigma = abar.sqrt(), (1 - abar).sqrt()
+        score = self.gm.noised_score(x, alpha, sigma)
+        eps = -sigma * score
+        x0 = (x + sigma ** 2 * score) / alpha
+        out = {"epsilon": eps, "sample": x0, "v_prediction": alpha * eps - sigma * x0}[self.prediction_type]
+        from diffusers.models.unets.unet_2d import UNet2DOutput
+
+        return UNet2DOutput(sample=out)
+
+
+@pytest.mark.parametrize("prediction_type", ["epsilon", "sample", "v_prediction"])
+def test_an_exact_score_in_diffusers_convention_comes_back_exact_at_grid_times(prediction_type):
+    gm, scheduler = mixture(), ddpm_scheduler(prediction_type=prediction_type)
+    net = ExactDiffusersNet(gm, scheduler.alphas_cumprod, prediction_type)
+    model = sk.load_model(net, loader="diffusers", scheduler=scheduler.config, shape=(2,))
+    assert isinstance(model.sde, DiscreteVPSDE) and model.parametrization == {
+        "epsilon": "eps", "sample": "x0", "v_prediction": "v"}[prediction_type]
+    x = gm.sample(64, generator=torch.Generator().manual_seed(0)) * 1.3
+    for n in (0, 1, 17, 500, 998, 999):
+        t = model.sde.time_of(torch.tensor(float(n), **f64))
+        abar = scheduler.alphas_cumprod[n].double()
+        exact = gm.noised_score(x, abar.sqrt(), (1 - abar).sqrt())
+        got = model(x, t)
+        assert torch.allclose(got, exact, rtol=1e-9, atol=1e-9 * (1 / (1 - abar)).item())
+        assert torch.equal(net.seen[-1], torch.full((64,), float(n), **f64))
+
+
+def test_the_discrete_schedule_lands_on_training_timesteps_and_sampling_meets_the_net_only_there():
+    gm, scheduler = mixture(), ddpm_scheduler()
+    net = ExactDiffusersNet(gm, scheduler.alphas_cumprod, "epsilon")
+    model = sk.load_model(net, loader="diffusers", scheduler=scheduler, shape=(2,))
+    ts = discrete_timesteps(model.sde, 10)
+    assert ts[0] == model.sde.T and ts[-1] == model.sde.t_min
+    steps = model.sde.timestep(ts)
+    assert torch.equal(steps, steps.round()) and steps[0] == 999 and steps[-1] == 0
+    alpha, _ = model.sde.marginal(ts)
+    assert torch.allclose(alpha ** 2, scheduler.alphas_cumprod.double()[steps.long()], rtol=1e-13, atol=0)
+    res = sk.sample(model, "euler_maruyama", nfe=10, num_samples=32, seed=0, progress=False, schedule="discrete")
+    assert res.nfe == 10 and torch.isfinite(res.samples).all()     # the net's assert: integer timesteps only
+    assert sorted({float(s[0]) for s in net.seen}) == sorted(float(s) for s in steps[:-1])
+    with pytest.raises(ValueError, match="continuous"):
+        discrete_timesteps(sk.VPSDE(), 10)
+    with pytest.raises(ValueError, match="nfe"):
+        discrete_timesteps(model.sde, 1000)
+
+
+def test_discrete_vp_interpolates_a_continuous_vp_between_grid_points_and_inverts_its_log_snr():
+    vp = sk.VPSDE()
+    sde = DiscreteVPSDE.from_vp(vp, 1000)
+    assert sde.t_min == pytest.approx(1e-3) and sde.T == 1.0
+    grid = (torch.arange(1000, **f64) + 1) / 1000
+    assert torch.allclose(sde.marginal(grid)[0], vp.marginal(grid)[0], rtol=1e-12)    # exact on the grid
+    mid = grid[:-1] + 0.5e-3
+    B = sde.B(mid)
+    assert torch.allclose(B, 0.5 * (sde.B(grid[:-1]) + sde.B(grid[1:])), rtol=1e-12)  # linear in t between
+    # B'' h^2 / 8 = (beta_max - beta_min) / (8 N^2): the interpolation is O(1/N^2) from the VP
+    assert torch.allclose(sde.marginal(mid)[0], vp.marginal(mid)[0], rtol=(20 - 0.1) / 8e6)
+    # alpha' = -beta alpha / 2 inside a segment, and sigma^2 = 1 - alpha^2
+    t, h = torch.tensor([0.3004, 0.7771], **f64), 1e-7
+    dlog = (torch.log(sde.marginal(t + h)[0]) - torch.log(sde.marginal(t - h)[0])) / (2 * h)
+    assert torch.allclose(dlog, sde.drift_coef(t), rtol=1e-6)
+    a, s = sde.marginal(t)
+    assert torch.allclose(a ** 2 + s ** 2, torch.ones_like(t))
+    assert torch.allclose(sde.diffusion(t) ** 2, -2 * sde.drift_coef(t))
+    tt = torch.linspace(sde.t_min, 1.0, 301, **f64)
+    assert torch.allclose(sde.t_from_log_snr(sde.log_snr(tt)), tt, atol=1e-10)
+    with pytest.raises(ValueError, match="alphas_cumprod"):
+        DiscreteVPSDE(torch.tensor([0.5, 0.7]))
+
+
+@pytest.mark.parametrize("sde", [sk.EDMSDE(), sk.VPSDE()], ids=["edm", "vp"])
+def test_an_exact_denoiser_in_k_diffusion_convention_comes_back_exact(sde):
+    gm = mixture()
+
+    def denoiser(x, sigma):   # E[x0 | x0 + sigma eps = x], sigma one per sample
+        s = sigma.reshape(-1, 1)
+        return x + s ** 2 * gm.noised_score(x, torch.ones_like(s), s)
+
+    model = sk.load_model(denoiser, loader="denoiser", shape=(2,), sde=sde)
+    exact = gm.score_model(sde)
+    x = gm.sample(64, generator=torch.Generator().manual_seed(1))
+    for t in (sde.t_min * 3, 0.05, 0.5, sde.T):
+        xt = x * sde.marginal(torch.tensor(t, **f64))[0] + 0.5
+        assert torch.allclose(model(xt, t), exact(xt, t), rtol=1e-8, atol=1e-8)
+    with pytest.raises(ValueError, match="shape"):
+        sk.load_model(denoiser, loader="denoiser", shape=None)
+
+
+def test_the_torch_loader_takes_a_module_a_torchscript_file_or_weights_into_a_module(tmp_path):
+    sde = sk.VPSDE()
+    torch.manual_seed(0)
+    net = TimeMLP(2, hidden=16, depth=1).double()
+    x, t = torch.randn(8, 2, **f64), torch.full((8,), 0.4, **f64)
+    alpha, sigma = sde.marginal(t[0])
+    expected = -net(x, t) / sigma                                    # eps parametrisation -> score
+    direct = sk.load_model(net, loader="torch", parametrization="eps", shape=(2,), sde="vp")
+    assert torch.allclose(direct(x, t), expected)
+    torch.jit.script(net).save(str(tmp_path / "net.ts"))
+    scripted = sk.load_model(tmp_path / "net.ts", loader="torch", parametrization="eps", shape=(2,), sde=sde)
+    assert torch.allclose(scripted(x, t), expected)
+    from safetensors.torch import save_file
+
+    save_file(net.state_dict(), str(tmp_path / "w.safetensors"))
+    torch.save(net.state_dict(), tmp_path / "w.pt")
+    for file in ("w.safetensors", "w.pt"):
+        fresh = TimeMLP(2, hidden=16, depth=1).double()
+        loaded = sk.load_model(tmp_path / file, loader="torch", module=fresh, parametrization="eps", shape=(2,))
+        assert torch.allclose(loaded(x, t), expected)
+    with pytest.raises(ValueError, match="parametrization"):
+        sk.load_model(net, loader="torch", parametrization="noise", shape=(2,))
+
+
+class Payload:
+    """Unpickling this runs code: exactly what samplekit must never do."""
+
+    def __reduce__(self):
+        return (exec, ("import pathlib; pathlib.Path('PWNED').write_text('x')",))
+
+
+def test_pickle_bearing_checkpoints_are_refused_with_a_clear_error_and_nothing_runs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    torch.save({"weight": torch.zeros(2), "evil": Payload()}, tmp_path / "evil.pt")
+    torch.save(TimeMLP(2, hidden=4, depth=1), tmp_path / "module.pt")       # a pickled module
+    for name in ("evil.pt", "module.pt"):
+        with pytest.raises(UnsafeCheckpointError, match="unpickle"):
+            read_tensors(tmp_path / name)
+        with pytest.raises(UnsafeCheckpointError, match="safetensors"):
+            sk.load_model(tmp_path / name, loader="torch", parametrization="eps", shape=(2,))
+    # the same inside a diffusers directory (.bin weights) and a native one
+    net = diffusers.UNet2DModel(sample_size=4, in_channels=1, out_channels=1, block_out_channels=(4, 4),
+                                layers_per_block=1, norm_num_groups=2,
+                                down_block_types=("DownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "UpBlock2D"))
+    net.save_pretrained(tmp_path / "unet", safe_serialization=False)
+    ddpm_scheduler().save_pretrained(tmp_path / "unet")
+    torch.save({"evil": Payload()}, tmp_path / "unet" / "diffusion_pytorch_model.bin")
+    with pytest.raises(UnsafeCheckpointError, match="unpickle"):
+        sk.load_model(tmp_path / "unet")
+    assert not (tmp_path / "PWNED").exists()
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        read_tensors(tmp_path / "missing.pt")
+
+
+def test_the_native_format_round_trips_and_is_guessed(tmp_path):
+    torch.manual_seed(3)
+    net, sde = TimeMLP(2, hidden=8, depth=2), sk.VPSDE(beta_max=15.0)
+    save_model(tmp_path / "m", net, "mlp", {"dim": 2, "hidden": 8, "depth": 2}, "eps", sde, (2,))
+    model = sk.load_model(tmp_path / "m")                   # guessed from samplekit.json
+    assert model.sde.params() == sde.params() and model.shape == (2,) and model.parametrization == "eps"
+    x, t = torch.randn(5, 2), torch.full((5,), 0.3)
+    assert torch.allclose(model.eps(x, t), net(x, t))
+    with pytest.raises(ValueError, match="loader="):
+        sk.load_model(tmp_path)
+    with pytest.raises(sk.UnknownComponentError):
+        sk.load_model(tmp_path / "m", loader="onnx")
+
+
+def test_a_saved_unet_loads_with_its_scheduler_and_converts_its_prediction_type(tmp_path):
+    torch.manual_seed(0)
+    net = diffusers.UNet2DModel(sample_size=8, in_channels=1, out_channels=1, block_out_channels=(8, 8),
+                                layers_per_block=1, norm_num_groups=4,
+                                down_block_types=("DownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "UpBlock2D"))
+    net.save_pretrained(tmp_path / "unet")
+    ddpm_scheduler(prediction_type="v_prediction").save_pretrained(tmp_path / "scheduler")  # pipeline layout
+    model = sk.load_model(tmp_path / "unet")
+    assert model.shape == (1, 8, 8) and model.parametrization == "v" and model.sde.num_timesteps == 1000
+    x = torch.randn(3, 1, 8, 8, **f64)
+    t = model.sde.time_of(torch.tensor(250.0, **f64))
+    with torch.no_grad():
+        v = net(x.float(), torch.full((3,), 250.0)).sample.double()
+    alpha, sigma = model.sde.marginal(t)
+    assert torch.allclose(model.predict(x, t).x0, alpha * x - sigma * v, atol=1e-5)    # x0 = alpha x - sigma v
+    assert model.predict(x, t).x0.dtype == torch.float64
+    with pytest.raises(ValueError, match="scheduler"):
+        sk.load_model(net, loader="diffusers")
+    assert math.isfinite(float(model(x, model.sde.T).abs().max()))
