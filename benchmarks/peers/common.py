@@ -1,0 +1,102 @@
+"""What every peer run shares: the exact targets, their reference sets, the metrics and the record.
+
+A run gets x_T from its own sampler and returns samples; ``score`` compares them with an independent
+exact reference set (same size) by sliced-W2 and the target log-density gap.  The noise floor is the
+same metrics between two independent exact sets of that size.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+
+import torch
+
+from samplekit.bench.metrics import log_density_gap, sliced_wasserstein
+from samplekit.targets import gmm16_full, gmm64_diag, ring2d
+
+TARGETS = {"ring2d": (ring2d, 4000), "gmm16_full": (gmm16_full, 2000), "gmm64_diag": (gmm64_diag, 2000)}
+BUDGETS = (5, 10, 20, 50)
+SEEDS = (0, 1)
+FLOOR_PAIRS = 5  # exact sets per seed for the noise floor (cheap: no sampler runs)
+# errors that mean "this sampler cannot run this cell" rather than "it broke"
+SKIP_REASONS = ("too small", "does not support", "would exceed max_nfe")
+
+
+class Problem:
+    """One target at one seed: the mixture, the sample size and the exact reference set."""
+
+    def __init__(self, name: str, seed: int, n: int | None = None) -> None:
+        make, default_n = TARGETS[name]
+        self.name, self.seed = name, seed
+        self.mixture = make()
+        self.n = int(n or default_n)
+        self.reference = self.mixture.sample(self.n, generator=torch.Generator().manual_seed(10_000 + seed))
+        # one standard-normal draw shared by every library (x_T = prior_std * z): common random numbers, so
+        # deterministic samplers of different libraries differ by their solver only, not by their x_T luck
+        self.z = torch.randn(self.n, self.mixture.d, generator=torch.Generator().manual_seed(seed),
+                             dtype=torch.float64)
+
+    def generator(self) -> torch.Generator:
+        """A fresh generator for a stochastic sampler's own noise (seeded from the run's seed)."""
+        return torch.Generator().manual_seed(30_000 + self.seed)
+
+    def score(self, x: torch.Tensor) -> dict:
+        return {"sw2": sliced_wasserstein(x, self.reference),
+                "logp_gap": log_density_gap(x, self.reference, log_prob=self.mixture.log_prob)}
+
+    def floors(self, pairs: int = FLOOR_PAIRS) -> list[dict]:
+        """The metrics of ``pairs`` independent exact sets against the reference: what a perfect sampler scores."""
+        return [self.score(self.mixture.sample(self.n, generator=torch.Generator().manual_seed(20_000 + 100 * self.seed + j)))
+                for j in range(pairs)]
+
+
+class Counter:
+    """Wraps a model function and counts its calls (the NFE a peer really spent)."""
+
+    def __init__(self, fn) -> None:
+        self.fn, self.calls = fn, 0
+
+    def __call__(self, *args, **kwargs):
+        self.calls += 1
+        return self.fn(*args, **kwargs)
+
+
+@dataclass
+class Record:
+    library: str
+    sampler: str
+    setting: str
+    target: str
+    budget: int | None
+    seed: int
+    n: int
+    nfe: int | None = None
+    sw2: float | None = None
+    logp_gap: float | None = None
+    seconds: float | None = None
+    status: str = "ok"
+    error: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def timed_run(problem: Problem, record: Record, fn) -> Record:
+    """Run fn() -> (samples, nfe); fill in the record (a failure is recorded, never raised)."""
+    start = time.perf_counter()
+    try:
+        x, nfe = fn()
+        record.seconds = time.perf_counter() - start
+        record.nfe = int(nfe)
+        if not torch.isfinite(x).all():
+            raise FloatingPointError("samples hold NaN/Inf")
+        if record.budget is not None and record.nfe > record.budget:
+            raise RuntimeError(f"spent {record.nfe} network calls over the budget {record.budget}")
+        record.__dict__.update(problem.score(x))
+    except Exception as exc:  # noqa: BLE001 - a benchmark cell records its failure and the run goes on
+        record.seconds = time.perf_counter() - start
+        record.status = "skipped" if any(s in str(exc) for s in SKIP_REASONS) else "failed"
+        record.error = f"{type(exc).__name__}: {exc}"[:300]
+    return record

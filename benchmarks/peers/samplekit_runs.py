@@ -1,0 +1,61 @@
+"""samplekit's own solvers, picked from the registry at run time: whatever is registered when this runs.
+
+Every fixed-step solver runs with its default schedule and with ``schedule="karras"`` and
+``schedule="logsnr"``, on each SDE of ``SDES``, at each budget (``sk.sample(..., nfe=budget)``; it
+spends at most the budget and reports what it spent).  Adaptive solvers run at a few tolerances with
+twice the largest budget as their cap and are placed at the NFE they really spent.  x_T = prior_std * z with
+the z every library shares; the solver's own noise comes from ``seed``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+import samplekit as sk
+from samplekit.solver import _accepted_options
+
+from common import Problem, Record, timed_run
+
+SDES = {"vp": sk.VPSDE, "edm": sk.EDMSDE, "ve": sk.VESDE}
+SCHEDULES = (None, "karras", "logsnr")  # None: the solver's default
+TOLERANCES = (1e-2, 1e-3)
+ADAPTIVE_CAP = 2  # adaptive solvers may spend up to this many times the largest budget (placed at real NFE)
+
+
+def solvers() -> tuple[list, list]:
+    """(fixed-step, adaptive) ComponentInfos of the registered solvers."""
+    found = sk.available("solver")
+    return ([c for c in found if not c.info.get("adaptive")], [c for c in found if c.info.get("adaptive")])
+
+
+def runs(problem: Problem, budgets, sdes=("vp", "edm"), only=None):
+    fixed, adaptive = solvers()
+    if only:
+        fixed, adaptive = [c for c in fixed if c.name in only], [c for c in adaptive if c.name in only]
+    for sde_name in sdes:
+        sde = SDES[sde_name]()
+        for info in fixed:
+            default = info.factory().schedule
+            for schedule in SCHEDULES:
+                if schedule == default:
+                    continue  # the default run covers it
+                for budget in budgets:
+                    record = Record("samplekit", info.name, f"{sde_name}/{schedule or default}", problem.name,
+                                    budget, problem.seed, problem.n, extra={"plugin": info.plugin})
+                    options = {"schedule": schedule} if schedule else {}
+                    yield timed_run(problem, record, lambda: _sample(problem, sde, info.name, budget, options))
+        cap = ADAPTIVE_CAP * max(budgets)
+        for info in adaptive:
+            accepted = _accepted_options(info.factory) or set()
+            for tol in TOLERANCES if {"rtol", "atol"} <= accepted else (None,):
+                options = {"rtol": tol, "atol": tol} if tol else {}
+                record = Record("samplekit", info.name, f"{sde_name}/tol={tol}", problem.name, None,
+                                problem.seed, problem.n, extra={"plugin": info.plugin, "cap": cap})
+                yield timed_run(problem, record, lambda: _sample(problem, sde, info.name, cap, options))
+
+
+def _sample(problem: Problem, sde, solver: str, budget: int, options: dict):
+    model = problem.mixture.score_model(sde)
+    x_T = sde.prior_std * problem.z
+    res = sk.sample(model, solver=solver, nfe=budget, x_T=x_T, seed=problem.seed, progress=False, **options)
+    return res.samples, res.nfe
