@@ -43,6 +43,10 @@ def list_components(kind: str | None, as_json: bool) -> None:
 
 @cli.command("sample")
 @click.option("--target", default="ring2d", show_default=True, help="a registered target (samplekit list target)")
+@click.option("--model", "model_source", metavar="PATH|NAME",
+              help="sample a network instead of a target: a path read by a model loader (see --loader), or a "
+                   "shipped model's name (e.g. digits_unet, ring2d_mlp)")
+@click.option("--loader", help="the model loader for --model (samplekit list model_loader); guessed if omitted")
 @click.option("--sde", "sde_name", default="vp", show_default=True, help="a registered SDE (samplekit list sde)")
 @click.option("--solver", default="euler_maruyama", show_default=True)
 @click.option("--nfe", default=100, show_default=True, type=int)
@@ -51,19 +55,51 @@ def list_components(kind: str | None, as_json: bool) -> None:
 @click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
               help="a solver option, value parsed as JSON (repeatable), e.g. --option eta=0.5")
 @click.option("--out", default="samples.npz", show_default=True, type=click.Path(dir_okay=False))
-def sample_command(target, sde_name, solver, nfe, num_samples, seed, options, out) -> None:
-    """Sample a target with a solver and write the samples to an .npz file."""
+@click.option("--grid", type=click.Path(dir_okay=False),
+              help="PNG grid of image samples (at most 100); default: --out with .png, for image-shaped models")
+def sample_command(target, model_source, loader, sde_name, solver, nfe, num_samples, seed, options, out,
+                   grid) -> None:
+    """Sample a target (or a trained network, --model) with a solver; write the samples to an .npz file
+    and, for images, a PNG grid."""
     import numpy as np
 
-    from samplekit.api import get_sde, get_target
     from samplekit.sampling import sample
 
-    target_obj = get_target(target)
-    model = target_obj.model(get_sde(sde_name))
+    model, label = _sample_model(target, model_source, loader, sde_name)
     res = sample(model, solver=solver, nfe=nfe, num_samples=num_samples, seed=seed, **parse_options(options))
-    np.savez(out, samples=res.samples.cpu().numpy(), nfe=res.nfe, solver=res.solver, target=target, sde=sde_name)
-    click.echo(f"wrote {num_samples} samples of {target} ({sde_name}, {res.solver}, {res.nfe} NFE, "
+    np.savez(out, samples=res.samples.cpu().numpy(), nfe=res.nfe, solver=res.solver, target=label,
+             sde=model.sde.name)
+    click.echo(f"wrote {num_samples} samples of {label} ({model.sde.name}, {res.solver}, {res.nfe} NFE, "
                f"{res.seconds:.2f} s) to {out}")
+    from samplekit.imagegrid import is_image_shape, save_image_grid
+
+    if grid or is_image_shape(model.shape):
+        if not is_image_shape(model.shape):
+            raise click.BadParameter(f"samples of shape {model.shape} are not images (C, H, W)", param_hint="--grid")
+        from pathlib import Path
+
+        path = save_image_grid(grid or Path(out).with_suffix(".png"), res.samples[:100])
+        click.echo(f"wrote a grid of {min(num_samples, 100)} images to {path}")
+
+
+def _sample_model(target: str, model_source: str | None, loader: str | None, sde_name: str):
+    """(ScoreModel, label) of --target, or of --model (a path through a loader, or a shipped model's name)."""
+    from pathlib import Path
+
+    from samplekit.api import get_sde, get_target
+
+    if model_source is None:
+        return get_target(target).model(get_sde(sde_name)), target
+    if not Path(model_source).exists() and loader is None:
+        shipped = get_registry().create("target", model_source) if model_source in {
+            c.name for c in get_registry().available("target")} else None
+        if shipped is None or getattr(shipped, "fixed_sde", None) is None:
+            raise click.BadParameter(f"{model_source!r} is neither a path nor a shipped model's name",
+                                     param_hint="--model")
+        return shipped.model(shipped.fixed_sde), model_source
+    from samplekit.loading import load_model
+
+    return load_model(model_source, loader=loader), Path(model_source).name
 
 
 def parse_options(pairs) -> dict:
@@ -86,6 +122,10 @@ cli.add_command(bench_command)
 from samplekit.likelihood_cli import likelihood_command  # noqa: E402
 
 cli.add_command(likelihood_command)
+
+from samplekit.train_cli import train_command  # noqa: E402
+
+cli.add_command(train_command)
 
 
 def main() -> None:
