@@ -124,7 +124,9 @@ def test_every_registered_metric_declares_its_direction_and_checks_its_input(nam
     info = sk.available("metric")[[c.name for c in sk.available("metric")].index(name)]
     assert info.info["lower_is_better"] is True
     fn = sk.get_metric(name)
-    x = gaussian(64, [0.0, 0.0], 1.0, 11)
+    # a metric for one kind of data declares it (sample_shape); the generic ones get 2-D points
+    shape = tuple(info.info.get("sample_shape", (2,)))
+    x = gaussian(64, [0.0] * math.prod(shape), 1.0, 11).reshape(64, *shape)
     kw = {"log_prob": GaussianMixture([1.0], torch.zeros(1, 2), torch.ones(1, 2)).log_prob} \
         if info.info.get("needs_log_prob") else {}
     assert math.isfinite(fn(x, x + 1.0, **kw))

@@ -298,3 +298,19 @@ def test_the_store_reads_back_what_it_wrote_last_record_of_a_key_winning(tmp_pat
             store.append({"key": key, "value": value})
             expected[key] = {"key": key, "value": value}
     assert ResultsStore(path).load() == expected
+
+
+def test_a_broken_target_fails_its_own_cells_and_the_others_run(tmp_path, registry):
+    class Broken(ExactTarget):
+        def model(self, sde):
+            raise OSError("weights file missing")
+
+        def reference(self, n, seed=0):
+            raise OSError("data file missing")
+
+    suite = make_suite(targets=["broken", "ring2d"], seeds=[0], nfe=[4])
+    outcome = run(suite, tmp_path, registry, extra_targets={"broken": Broken("broken", ring2d())})
+    status = {(r["target"], r["kind"]): (r["status"], r.get("error", "")) for r in outcome.records.values()}
+    assert status[("broken", "floor")][0] == "failed" and "data file missing" in status[("broken", "floor")][1]
+    assert status[("broken", "cell")][0] == "failed" and "weights file missing" in status[("broken", "cell")][1]
+    assert status[("ring2d", "floor")][0] == status[("ring2d", "cell")][0] == "ok"

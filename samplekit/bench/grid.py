@@ -78,7 +78,8 @@ def validate(suite: Suite, registry, extra_targets: dict | None = None) -> dict:
         registry.get("sde", name)
     for name in suite.metrics:
         registry.get("metric", name)
-    for spec in expand_solvers(suite, registry):
+    specs = {spec for t in suite.targets for spec in expand_solvers(suite.for_target(t), registry)}
+    for spec in sorted(specs, key=lambda sp: sp.label):
         factory = registry.get("solver", spec.name).factory
         if is_adaptive(registry, spec.name):
             tol = (spec.tolerances or suite.tolerances)[0]
@@ -92,18 +93,22 @@ def validate(suite: Suite, registry, extra_targets: dict | None = None) -> dict:
         if not target_sdes(target, suite.sdes):
             raise SuiteError(f"target {name!r} runs with SDEs {list(getattr(target, 'sde_names', []))}, none of "
                              f"the suite's sdes {list(suite.sdes)}; add one of them to sdes")
-        limit = getattr(target, "max_samples", None)
-        if limit is not None and suite.num_samples > limit:
+        limit, wanted = getattr(target, "max_samples", None), suite.for_target(name).num_samples
+        if limit is not None and wanted > limit:
             raise SuiteError(f"target {name!r} has {limit} reference samples per set; num_samples="
-                             f"{suite.num_samples} is too many: lower --num-samples")
+                             f"{wanted} is too many: lower --num-samples")
     return targets
 
 
 def build_cells(suite: Suite, registry, targets: dict) -> list:
-    """Floor cells first (cheap, and every table needs them), then the solver cells."""
-    cells: list = [FloorCell(t, seed, suite.num_samples) for t in suite.targets for seed in suite.seeds]
-    specs = expand_solvers(suite, registry)
-    for tname in suite.targets:
+    """Floor cells first (cheap, and every table needs them), then the solver cells.  A target's
+    ``target_overrides`` (nfe, seeds, num_samples, solvers, tolerances, max_nfe) apply to its cells."""
+    cells: list = [FloorCell(t, seed, suite.for_target(t).num_samples)
+                   for t in suite.targets for seed in suite.for_target(t).seeds]
+    whole = suite
+    for tname in whole.targets:
+        suite = whole.for_target(tname)
+        specs = expand_solvers(suite, registry)
         for sde in target_sdes(targets[tname], suite.sdes):
             for spec in specs:
                 adaptive = is_adaptive(registry, spec.name)

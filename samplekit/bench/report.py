@@ -148,7 +148,7 @@ def render(records: dict, cells: list, suite, metric_info: dict, primary_only: b
     """The whole report as markdown (``primary_only``: just the headline tables, for the terminal)."""
     rows_by, floors = aggregate(records, cells)
     solver_cells = [c for c in cells if isinstance(c, Cell)]
-    labels = list(dict.fromkeys(c.label for c in solver_cells))
+    all_labels = list(dict.fromkeys(c.label for c in solver_cells))
     adaptive = {c.label for c in solver_cells if c.adaptive}
     plugins = {c.label: records[c.key].get("plugin") for c in solver_cells if c.key in records}
     primary = suite.primary_metric
@@ -162,7 +162,13 @@ def render(records: dict, cells: list, suite, metric_info: dict, primary_only: b
            f"(`–`: every tolerance needs more). Best per column in bold.", ""]
     for (target, sde) in sorted(rows_by, key=lambda k: (suite.targets.index(k[0]), k[1])):
         rows, floor = rows_by[(target, sde)], floors.get(target, {})
+        own = suite.for_target(target) if hasattr(suite, "for_target") else suite
+        nfe = sorted(own.nfe)
         out += [f"## {target} ({sde})", ""]
+        if own is not suite:
+            out += [f"(target overrides: {own.num_samples} samples per cell, seeds {list(own.seeds)}, "
+                    f"NFE {nfe})", ""]
+        labels = [lab for lab in all_labels if own is suite or lab in rows]
         out += target_table(rows, floor, labels, adaptive, nfe, primary, info.get("lower_is_better", True), plugins)
         if not primary_only:
             out += ["", f"All metrics at NFE {nfe[-1]} (adaptive: best tolerance within it):", ""]

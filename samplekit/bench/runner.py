@@ -46,11 +46,16 @@ class BenchContext:
         return self._refs[key]
 
     def score(self, target_name: str, samples: torch.Tensor, reference: torch.Tensor) -> tuple[dict, dict]:
-        """Every metric of samples against reference: (values, errors); None where it does not apply."""
+        """Every metric of samples against reference: (values, errors); None where it does not apply (no exact
+        log-density, or a ``sample_shape`` the metric declares that the samples do not have)."""
         target = self.targets[target_name]
         values, errors = {}, {}
         for name, info in self.metrics.items():
             kwargs = {}
+            shape = info.info.get("sample_shape")   # a metric for one kind of data (e.g. 8x8 digits)
+            if shape is not None and tuple(shape) != tuple(samples.shape[1:]):
+                values[name] = None
+                continue
             if info.info.get("needs_log_prob"):
                 if not getattr(target, "exact", False) or getattr(target, "log_prob", None) is None:
                     values[name] = None
@@ -68,8 +73,12 @@ class BenchContext:
 
 def run_floor(cell: FloorCell, ctx: BenchContext) -> dict:
     target = ctx.targets[cell.target]
-    ref = ctx.reference(cell.target, cell.num_samples, cell.seed)
-    values, errors = ctx.score(cell.target, floor_set(target, cell.num_samples, cell.seed), ref)
+    try:
+        ref = ctx.reference(cell.target, cell.num_samples, cell.seed)
+        other = floor_set(target, cell.num_samples, cell.seed)
+    except Exception as exc:  # a target that cannot give reference sets fails its cells, not the run
+        return {"status": "failed", "error": _error(exc)}
+    values, errors = ctx.score(cell.target, other, ref)
     return {"status": "ok", "metrics": values, **({"metric_errors": errors} if errors else {})}
 
 
@@ -83,9 +92,9 @@ def run_cell(cell: Cell, ctx: BenchContext) -> dict:
     factory = ctx.registry.get("solver", cell.solver).factory
     try:
         solver = build_solver(factory, cell.solver, cell.solver_options)
+        model = ctx.model(cell.target, cell.sde)
     except Exception as exc:
         return {"status": "failed", "error": _error(exc)}
-    model = ctx.model(cell.target, cell.sde)
     try:
         solver.check_sde(model.sde)
         if not solver.adaptive:
@@ -103,7 +112,10 @@ def run_cell(cell: Cell, ctx: BenchContext) -> dict:
         return {"status": "failed", "error": "the samples hold NaN/Inf", **out}
     if not solver.adaptive and res.nfe > cell.nfe:
         return {"status": "failed", "error": f"spent {res.nfe} network calls, over its budget of {cell.nfe}", **out}
-    ref = ctx.reference(cell.target, cell.num_samples, cell.seed)
+    try:
+        ref = ctx.reference(cell.target, cell.num_samples, cell.seed)
+    except Exception as exc:
+        return {"status": "failed", "error": _error(exc), **out}
     values, errors = ctx.score(cell.target, res.samples, ref)
     return {"status": "ok", **out, "metrics": values, **({"metric_errors": errors} if errors else {})}
 

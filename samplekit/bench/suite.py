@@ -16,6 +16,11 @@
     name = "ddim"
     options = { eta = 0.0 }                 # keyword options of the solver
     label = "ddim"                          # optional: the row name in the table
+
+    [target_overrides.digits_unet]          # optional, per target: nfe, seeds, num_samples, solvers,
+    nfe = [10, 20]                          #   tolerances, max_nfe replace the suite's for that target
+    solvers = ["euler_maruyama"]            #   (e.g. to keep an expensive network cheap); a command-line
+                                            #   override of the same key replaces them too
 """
 
 from __future__ import annotations
@@ -68,6 +73,7 @@ class Suite:
     max_nfe: int = 2000
     dtype: str = "float32"
     scatter_nfe: int = 0
+    target_overrides: dict = field(default_factory=dict, hash=False)
     path: str = ""
 
     def __post_init__(self) -> None:
@@ -81,11 +87,22 @@ class Suite:
         changes = {k: v for k, v in changes.items() if v is not None}
         if "metrics" in changes and "primary_metric" not in changes:
             changes["primary_metric"] = ""             # the first of the new metrics is the headline
+        if "target_overrides" not in changes:          # a key set here replaces the per-target ones too
+            changes["target_overrides"] = {t: {k: v for k, v in o.items() if k not in changes}
+                                           for t, o in self.target_overrides.items()}
         return dataclasses.replace(self, **changes)
+
+    def for_target(self, target: str) -> "Suite":
+        """This suite with the target's ``target_overrides`` applied (itself if it has none)."""
+        override = self.target_overrides.get(target)
+        if not override:
+            return self
+        return dataclasses.replace(self, target_overrides={}, **override)
 
 
 KEYS = {f.name for f in dataclasses.fields(Suite)} - {"path"}
 SOLVER_KEYS = {"name", "options", "label", "tolerances"}
+OVERRIDE_KEYS = ("nfe", "seeds", "num_samples", "solvers", "tolerances", "max_nfe")
 
 
 def _ints(value, key: str, positive: bool) -> tuple[int, ...]:
@@ -155,6 +172,14 @@ def check_suite(s: Suite) -> None:
         raise SuiteError(f"primary_metric={s.primary_metric!r} is not among metrics {list(s.metrics)}")
     if s.dtype not in ("float32", "float64"):
         raise SuiteError(f"dtype={s.dtype!r} must be \"float32\" or \"float64\"")
+    if not isinstance(s.target_overrides, dict):
+        raise SuiteError("target_overrides must be a table of tables, e.g. [target_overrides.digits_unet]")
+    for target, override in s.target_overrides.items():
+        if target not in s.targets:
+            raise SuiteError(f"target_overrides.{target}: {target!r} is not among targets {list(s.targets)}")
+        if not isinstance(override, dict) or set(override) - set(OVERRIDE_KEYS):
+            raise SuiteError(f"target_overrides.{target} must be a table with keys among {list(OVERRIDE_KEYS)}")
+        s.for_target(target)   # checks the overridden values like the suite's own
 
 
 def suite_from_dict(data: dict, name: str = "suite", path: str = "") -> Suite:
@@ -175,10 +200,27 @@ def suite_from_dict(data: dict, name: str = "suite", path: str = "") -> Suite:
             kw[key] = _ints(kw[key], key, positive)
     if "tolerances" in kw:
         kw["tolerances"] = _tolerances(kw["tolerances"], "tolerances")
+    if isinstance(kw.get("target_overrides"), dict):
+        kw["target_overrides"] = {t: _override(o, t) for t, o in kw["target_overrides"].items()}
     try:
         return Suite(path=path, **kw)
     except TypeError as exc:
         raise SuiteError(f"suite {path or name}: {exc}") from None
+
+
+def _override(table, target: str):
+    """One [target_overrides.<target>] table, its values parsed like the suite's own keys."""
+    if not isinstance(table, dict):
+        return table   # check_suite names the problem
+    out = dict(table)
+    for key, positive in (("nfe", True), ("seeds", False)):
+        if key in out:
+            out[key] = _ints(out[key], f"target_overrides.{target}.{key}", positive)
+    if "tolerances" in out:
+        out["tolerances"] = _tolerances(out["tolerances"], f"target_overrides.{target}.tolerances")
+    if "solvers" in out:
+        out["solvers"] = parse_solvers(out["solvers"])
+    return out
 
 
 def load_suite(path: str | Path) -> Suite:
