@@ -59,6 +59,12 @@ def guess_loader(source) -> str:
                      "'torch', 'samplekit' (samplekit list model_loader)")
 
 
+def input_grad_only(x: torch.Tensor):
+    """Autograd for a wrapped network only when its input asks for it: sampling builds no graph (as under
+    ``no_grad``), while ``log_likelihood`` (x.requires_grad) still differentiates through the network."""
+    return torch.set_grad_enabled(torch.is_grad_enabled() and x.requires_grad)
+
+
 # --- safe readers ------------------------------------------------------------------------------
 def read_tensors(path: str | Path) -> dict[str, torch.Tensor]:
     """A flat dict of tensors from a .safetensors file, or from a torch file with weights_only=True.

@@ -24,6 +24,7 @@ from typing import Callable
 import torch
 from tqdm.auto import tqdm
 
+from samplekit.loading import input_grad_only
 from samplekit.score import ScoreModel, _check_parametrization, to_eps_x0, to_score
 from samplekit.sde import SDE, broadcast_to_batch
 
@@ -152,12 +153,12 @@ class Trainer:
         return self.history
 
     def score_model(self, name: str = "trained") -> ScoreModel:
-        """The network as a ScoreModel (called without gradients, in its own dtype, output in x's)."""
+        """The network as a ScoreModel (in its own dtype, output in x's; no graph unless x requires grad)."""
         net = self.net
         dtype = next(net.parameters()).dtype
 
         def call(x, t):
-            with torch.no_grad():
+            with input_grad_only(x):
                 return net(x.to(dtype), t.to(dtype)).to(x.dtype)
 
         return ScoreModel(call, self.sde, tuple(self.data.shape[1:]), self.parametrization, name=name)

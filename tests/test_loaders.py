@@ -217,3 +217,21 @@ def test_a_saved_unet_loads_with_its_scheduler_and_converts_its_prediction_type(
     with pytest.raises(ValueError, match="scheduler"):
         sk.load_model(net, loader="diffusers")
     assert math.isfinite(float(model(x, model.sde.T).abs().max()))
+
+
+def test_a_loaded_network_still_differentiates_for_the_likelihood_but_sampling_builds_no_graph():
+    gm, sde = mixture(), sk.VPSDE()
+    exact = gm.score_model(sde)
+
+    def eps_net(x, t):
+        return -sde.marginal(t)[1].reshape(-1, 1) * exact.net(x, t)
+
+    model = sk.load_model(eps_net, loader="torch", parametrization="eps", shape=(2,), sde=sde)
+    x = gm.sample(6, generator=torch.Generator().manual_seed(2))
+    ll = sk.log_likelihood(model, x, estimator="exact", rtol=1e-6, atol=1e-6)
+    same = sk.log_likelihood(exact, x, estimator="exact", rtol=1e-6, atol=1e-6)
+    assert torch.allclose(ll.log_prob, same.log_prob, atol=1e-6)
+    alpha, sigma = sde.marginal(torch.tensor(sde.t_min, **f64))
+    assert torch.allclose(ll.log_prob, gm.noised_log_prob(x, alpha, sigma), atol=1e-2)
+    assert model(x, 0.5).grad_fn is None
+

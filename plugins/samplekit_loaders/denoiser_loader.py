@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import torch
 
+from samplekit.loading import input_grad_only
 from samplekit.score import ScoreModel
 from samplekit.sde import EDMSDE, SDE, broadcast_to_batch
 
@@ -28,7 +29,7 @@ class DenoiserNet(torch.nn.Module):
 
     def forward(self, x, t):
         alpha, sigma = self.sde.marginal(t)
-        with torch.no_grad():
+        with input_grad_only(x):
             return self.denoiser(x / broadcast_to_batch(alpha, x), (sigma / alpha).to(x.dtype))
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from samplekit.discrete import DiscreteVPSDE
-from samplekit.loading import read_tensors
+from samplekit.loading import input_grad_only, read_tensors
 from samplekit.score import ScoreModel
 
 PREDICTION_TYPES = {"epsilon": "eps", "sample": "x0", "v_prediction": "v"}
@@ -39,7 +39,7 @@ class DiffusersNet(torch.nn.Module):
     def forward(self, x, t):
         dtype = self.dtype or x.dtype
         timestep = self.sde.timestep(t).to(dtype=dtype, device=x.device)
-        with torch.no_grad():
+        with input_grad_only(x):
             out = self.module(x.to(dtype), timestep)
         out = getattr(out, "sample", out)
         if isinstance(out, tuple):

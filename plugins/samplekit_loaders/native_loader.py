@@ -7,7 +7,7 @@ from samplekit.loading import NATIVE_WEIGHTS, read_native_config, read_tensors
 from samplekit.nets import build_architecture
 from samplekit.score import ScoreModel
 
-from samplekit_loaders.torch_loader import _NoGrad, resolve_sde
+from samplekit_loaders.torch_loader import _InputGradOnly, resolve_sde
 
 
 def load_native(source, dtype=None, name: str | None = None) -> ScoreModel:
@@ -19,5 +19,5 @@ def load_native(source, dtype=None, name: str | None = None) -> ScoreModel:
     if dtype is not None:
         net = net.to(dtype)
     sde = resolve_sde(config["sde"]["name"], config["sde"].get("params", {}))
-    return ScoreModel(_NoGrad(net.eval()), sde, config["shape"], config["parametrization"],
+    return ScoreModel(_InputGradOnly(net.eval()), sde, config["shape"], config["parametrization"],
                       name=name or config.get("name") or directory.name)

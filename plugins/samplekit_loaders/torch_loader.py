@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from samplekit.loading import UnsafeCheckpointError, read_tensors
+from samplekit.loading import UnsafeCheckpointError, input_grad_only, read_tensors
 from samplekit.score import ScoreModel
 from samplekit.sde import SDE
 
@@ -56,13 +56,13 @@ def load_torch(source, parametrization: str, shape, sde="vp", sde_options: dict 
     if isinstance(net, torch.nn.Module):
         net.eval()
     label = name or (Path(source).stem if isinstance(source, (str, Path)) else type(net).__name__)
-    return ScoreModel(_NoGrad(net), resolve_sde(sde, sde_options), shape, parametrization, name=label)
+    return ScoreModel(_InputGradOnly(net), resolve_sde(sde, sde_options), shape, parametrization, name=label)
 
 
-class _NoGrad:
+class _InputGradOnly:
     def __init__(self, net) -> None:
         self.net = net
 
     def __call__(self, x, t):
-        with torch.no_grad():
+        with input_grad_only(x):
             return self.net(x, t)
