@@ -6,7 +6,14 @@ from samplekit import schedules, sde
 from samplekit.bench import metrics
 from samplekit.hookspecs import hookimpl
 
+from samplekit_builtin.annealed_langevin import AnnealedLangevin
+from samplekit_builtin.ddim import DDIM
+from samplekit_builtin.ddpm import DDPM
 from samplekit_builtin.euler_maruyama import EulerMaruyama
+from samplekit_builtin.langevin import Langevin
+from samplekit_builtin.ode_euler import ODEEuler
+from samplekit_builtin.ode_heun import ODEHeun
+from samplekit_builtin.pc import PredictorCorrector
 
 
 @hookimpl
@@ -23,7 +30,7 @@ def samplekit_register_schedules(register):
 
 @hookimpl
 def samplekit_register_solvers(register):
-    for cls in (EulerMaruyama,):
+    for cls in (EulerMaruyama, ODEEuler, ODEHeun, DDPM, DDIM, PredictorCorrector, AnnealedLangevin, Langevin):
         register(cls.name, cls, **cls.info())
 
 
