@@ -54,7 +54,7 @@ def training_noise_levels() -> torch.Tensor:
     return 0.5 * torch.log((1 - alpha_bar) / alpha_bar)
 
 
-def exact_eps(mixture):
+def exact_eps(score):
     log_s = training_noise_levels()
 
     def eps(x, t):
@@ -63,7 +63,7 @@ def exact_eps(mixture):
         w = t - lo
         s = torch.exp((1 - w) * log_s[lo] + w * log_s[lo + 1])   # sigma / alpha at t
         alpha, sigma = 1 / torch.sqrt(1 + s * s), s / torch.sqrt(1 + s * s)
-        return -sigma * mixture.noised_score(x, alpha, sigma)
+        return -sigma * score(x, alpha, sigma)
     return eps
 
 
@@ -109,7 +109,7 @@ def _sample(problem: Problem, name: str, setting: str, budget: int, record: Reco
     record.extra = {"num_inference_steps": n, "final_sigmas_type": scheduler.config.get("final_sigmas_type"),
                     "timestep_spacing": scheduler.config.get("timestep_spacing"),
                     "last_timestep": float(scheduler.timesteps[-1])}
-    model = Counter(exact_eps(problem.mixture))
+    model = Counter(exact_eps(problem.score))
     g = problem.generator()
     takes_generator = "generator" in inspect.signature(scheduler.step).parameters
     x = problem.z * float(scheduler.init_noise_sigma)

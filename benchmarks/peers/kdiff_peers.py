@@ -73,10 +73,10 @@ def vp_sigma_range() -> tuple[float, float]:
     return lo, hi
 
 
-def denoiser(mixture):
+def denoiser(score):
     def D(x, sigma):
         s = sigma.to(x.dtype)
-        return x + (s * s)[:, None] * mixture.noised_score(x, 1.0, s)
+        return x + (s * s)[:, None] * score(x, 1.0, s)
     return D
 
 
@@ -122,7 +122,7 @@ def _start(problem: Problem, hi: float) -> tuple[torch.Generator, torch.Tensor]:
 
 def _sample(K, name, stochastic, problem, n, lo, hi):
     g, x = _start(problem, hi)
-    model = Counter(denoiser(problem.mixture))
+    model = Counter(denoiser(problem.score))
     sigmas = karras_sigmas(K, n, lo, hi)
     kwargs = {"disable": True}
     if stochastic:
@@ -134,7 +134,7 @@ def _sample(K, name, stochastic, problem, n, lo, hi):
 
 def _adaptive(K, problem, rtol, lo, hi):
     _, x = _start(problem, hi)
-    model = Counter(denoiser(problem.mixture))
+    model = Counter(denoiser(problem.score))
     with torch.no_grad():
         out = K.sample_dpm_adaptive(model, x, lo, hi, rtol=rtol, disable=True)
     return out, model.calls
