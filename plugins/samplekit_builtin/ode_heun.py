@@ -4,7 +4,7 @@
 
 with h = t1 - t0 < 0.  Pure Heun on every step, including the last one to t_min (EDM switches to
 Euler there to save a call when its grid ends at sigma = 0; here t_min > 0, so the correction is
-well defined and keeps order 2).  Default grid: ``logsnr``, as for ``ode_euler``.
+well defined and keeps order 2).  Default grid: ``karras``, as for ``ode_euler``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ class ODEHeun(Solver):
     order = 2.0
     stochastic = False
     nfe_per_step = 2
-    default_schedule = "logsnr"
+    default_schedule = "karras"
 
     def step(self, model, i, t0, t1, x, state, noise):
         h = (t1 - t0).to(x.dtype)
