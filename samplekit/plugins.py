@@ -29,6 +29,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "samplekit_torchsde",
     "samplekit_fast",
     "samplekit_loaders",
+    "samplekit_models",
 )
 
 
