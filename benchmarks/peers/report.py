@@ -31,11 +31,13 @@ def aggregate(records):
             floors[r["target"]].append(r)
         else:
             groups[(r["target"], r["library"], r["sampler"], r["setting"], r["budget"])].append(r)
-    seeds = {t: len({r["seed"] for r in v}) for t, v in floors.items()}
+    seeds = defaultdict(set)  # the seeds each library finished on each target (a partial run is readable)
+    for (target, library, *_), runs in groups.items():
+        seeds[target, library] |= {r["seed"] for r in runs}
     table = defaultdict(dict)
     for (target, *key), runs in groups.items():
         ok = [r for r in runs if r["status"] == "ok"]
-        entry = {"runs": runs, "ok": len(ok) == len(runs) and len(runs) >= seeds.get(target, 1)}
+        entry = {"runs": runs, "ok": len(ok) == len(runs) and len(runs) >= len(seeds[target, key[0]])}
         if entry["ok"]:
             entry.update(_stats(ok))
         table[target][tuple(key)] = entry
@@ -175,6 +177,7 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     records = [r for path in args.results for r in load(path)]
     out = Path(args.out or Path(args.results[0]).parent)
+    out.mkdir(parents=True, exist_ok=True)
     table, floors = aggregate(records)
     budgets = sorted({r["budget"] for r in records if r["budget"] is not None})
     seeds = sorted({r["seed"] for r in records})

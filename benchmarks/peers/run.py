@@ -41,6 +41,8 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--seeds", default=",".join(map(str, common.SEEDS)), help="comma-separated seeds")
     p.add_argument("--libraries", default=",".join(LIBRARIES), help="comma-separated subset of " + ",".join(LIBRARIES))
     p.add_argument("--sdes", default="vp,edm", help="samplekit SDEs to try (vp, edm, ve)")
+    p.add_argument("--schedules", default="default,karras,logsnr",
+                   help="samplekit schedules to try per solver ('default' = the solver's own)")
     p.add_argument("--solvers", default=None, help="comma-separated samplekit solvers (default: every registered one)")
     p.add_argument("--no-floor", action="store_true", help="do not write noise-floor records (when adding to a run)")
     p.add_argument("--append", action="store_true", help="append to results.jsonl instead of starting it afresh")
@@ -56,6 +58,7 @@ def parse(argv=None) -> argparse.Namespace:
     args.libraries = args.libraries.split(",")
     args.sdes = tuple(args.sdes.split(","))
     args.solvers = tuple(args.solvers.split(",")) if args.solvers else None
+    args.schedules = tuple(None if s == "default" else s for s in args.schedules.split(","))
     for name, known in (("targets", common.TARGETS), ("libraries", LIBRARIES), ("sdes", samplekit_runs.SDES)):
         unknown = sorted(set(getattr(args, name)) - set(known))
         if unknown:
@@ -68,7 +71,7 @@ def cell(task) -> tuple[str, list[dict]]:
     target, seed, library, args = task
     torch.set_num_threads(1)  # the exact models are small: intra-op threads only contend
     problem, start = common.Problem(target, seed, args.n), time.perf_counter()
-    kwargs = {"sdes": args.sdes, "only": args.solvers} if library == "samplekit" else {}
+    kwargs = {"sdes": args.sdes, "only": args.solvers, "schedules": args.schedules} if library == "samplekit" else {}
     records = [r.to_json() for r in LIBRARIES[library](problem, args.nfe, **kwargs)]
     counts = {s: sum(r["status"] == s for r in records) for s in ("ok", "skipped", "failed")}
     return f"{target:>11} seed {seed} {library:>12}: {counts} in {time.perf_counter() - start:6.1f}s", records
@@ -100,7 +103,8 @@ def main(argv=None) -> None:
                 for record in records:
                     write(record)
                 print(f"{message} (total {time.perf_counter() - start:6.1f}s)", flush=True)
-    report.main([str(path), "--out", str(out)])
+    if not args.no_floor:  # a run without floors is merged into another: report.py main.jsonl extra.jsonl
+        report.main([str(path), "--out", str(out)])
     print(f"wrote {path}, {out / 'results.md'}, {out / 'sw2_vs_nfe.png'} in {time.perf_counter() - start:.0f}s")
 
 

@@ -28,7 +28,7 @@ def solvers() -> tuple[list, list]:
     return ([c for c in found if not c.info.get("adaptive")], [c for c in found if c.info.get("adaptive")])
 
 
-def runs(problem: Problem, budgets, sdes=("vp", "edm"), only=None):
+def runs(problem: Problem, budgets, sdes=("vp", "edm"), only=None, schedules=SCHEDULES):
     fixed, adaptive = solvers()
     if only:
         fixed, adaptive = [c for c in fixed if c.name in only], [c for c in adaptive if c.name in only]
@@ -36,8 +36,8 @@ def runs(problem: Problem, budgets, sdes=("vp", "edm"), only=None):
         sde = SDES[sde_name]()
         for info in fixed:
             default = info.factory().schedule
-            for schedule in SCHEDULES:
-                if schedule == default:
+            for schedule in schedules:
+                if schedule == default and None in schedules:
                     continue  # the default run covers it
                 for budget in budgets:
                     record = Record("samplekit", info.name, f"{sde_name}/{schedule or default}", problem.name,
