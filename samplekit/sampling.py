@@ -57,7 +57,11 @@ def _check_budget(nfe) -> int:
     return nfe
 
 
-def sample(model: ScoreModel, solver: str | Solver = "euler_maruyama", nfe: int = 100, num_samples: int = 1000,
+DEFAULT_NFE = 100            # a fixed-step solver's budget when none is given
+DEFAULT_ADAPTIVE_CAP = 10_000  # an adaptive solver's cap when none is given (its tolerances set the cost)
+
+
+def sample(model: ScoreModel, solver: str | Solver = "euler_maruyama", nfe: int | None = None, num_samples: int = 1000,
            seed: int | Sequence[int] | None = 0, progress: bool = True,
            callback: Callable[[StepInfo], None] | None = None, x_T: Tensor | None = None,
            dtype: torch.dtype | None = None, device=None, **solver_options) -> SampleResult:
@@ -65,16 +69,20 @@ def sample(model: ScoreModel, solver: str | Solver = "euler_maruyama", nfe: int 
 
     ``seed`` is an int or one int per sample (each sample then the same whatever batch it is in).
     ``x_T`` replaces the prior draw; ``dtype``/``device`` default to x_T's, else float32 on CPU.
-    Adaptive solvers treat ``nfe`` as a cap and report what they spent.
+    Adaptive solvers treat ``nfe`` as a cap and report what they spent.  ``nfe=None`` means
+    ``DEFAULT_NFE`` (100) for a fixed-step solver and a cap of ``DEFAULT_ADAPTIVE_CAP`` for an adaptive one.
     """
     if not isinstance(model, ScoreModel):
         raise TypeError(f"model={model!r} is not a ScoreModel; wrap a network with sk.ScoreModel.from_eps(...) "
                         "or load one with sk.load_model(...)")
-    nfe = _check_budget(nfe)
+    if nfe is not None:
+        _check_budget(nfe)
     num_samples = x_T.shape[0] if x_T is not None else num_samples
     if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
         raise ValueError(f"num_samples={num_samples!r} must be a positive integer")
     solver = resolve_solver(solver, solver_options)
+    if nfe is None:
+        nfe = DEFAULT_ADAPTIVE_CAP if solver.adaptive else DEFAULT_NFE
     solver.check_sde(model.sde)
     # a wrapped model (guidance) may make several network calls per evaluation: plan evaluations
     per_eval = int(getattr(model, "nfe_per_eval", 1))

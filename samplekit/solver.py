@@ -53,6 +53,9 @@ class Solver:
     default_schedule: ClassVar[str] = "uniform"
     #: None = every SDE; otherwise the SDE families it handles: "vp" (alpha_t < 1) and/or "ve" (alpha_t = 1)
     sde_families: ClassVar[tuple[str, ...] | None] = None
+    #: False for a baseline that does not sample p_0 however large the budget (plain Langevin on a
+    #: fixed score gets multimodal weights wrong); the every-solver noise-floor test then skips it.
+    samples_target: ClassVar[bool] = True
 
     def __init__(self, schedule: str | None = None, schedule_options: dict | None = None,
                  denoise_final: bool = False) -> None:
@@ -65,7 +68,8 @@ class Solver:
     def info(cls) -> dict:
         """The declared capabilities, as registered and listed by `samplekit list`."""
         return {"order": cls.order, "stochastic": cls.stochastic, "adaptive": cls.adaptive,
-                "nfe_per_step": cls.nfe_per_step, "sde_families": list(cls.sde_families or ("vp", "ve"))}
+                "nfe_per_step": cls.nfe_per_step, "sde_families": list(cls.sde_families or ("vp", "ve")),
+                "samples_target": cls.samples_target}
 
     def check_sde(self, sde: SDE) -> None:
         """Raise a readable error if this solver cannot integrate ``sde``."""

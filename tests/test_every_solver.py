@@ -39,13 +39,22 @@ def generous(info) -> dict:
 @pytest.mark.parametrize("family", ["vp", "ve"])
 @pytest.mark.parametrize("info", SOLVERS, ids=lambda c: c.name)
 def test_every_solver_reaches_the_exact_sample_noise_floor(info, family):
+    """SW2 within 1.5x of the floor, averaged over 3 independent sets of 2000 samples.
+
+    One set's SW2 fluctuates with its component counts: the exact probability-flow transport of one
+    4000-point prior draw scored 1.50x the floor (others 0.80x, 1.01x), so a single set leaves an exact
+    solver no margin; averaging three sets cuts that spread by sqrt(3).
+    """
     if family not in families(info):
         pytest.skip(f"{info.name} declares sde_families={families(info)}; the {family} case is its refusal test")
+    if not info.info.get("samples_target", True):
+        pytest.skip(f"{info.name} declares samples_target=False (a baseline); its own tests prove its law")
     mix = ring2d()
     model = mix.score_model(SDES[family])
-    res = sk.sample(model, info.name, num_samples=4000, seed=0, dtype=f64, progress=False, **generous(info))
-    got, floor = distance_and_floor(res.samples, mix)
+    res = sk.sample(model, info.name, num_samples=6000, seed=0, dtype=f64, progress=False, **generous(info))
     assert res.nfe == model.nfe
+    pairs = [distance_and_floor(chunk, mix, seed=123 + k) for k, chunk in enumerate(res.samples.chunk(3))]
+    got, floor = (sum(p[i] for p in pairs) / 3 for i in (0, 1))
     assert got <= 1.5 * floor, f"{info.name} on {family}: SW2 {got:.4f} vs floor {floor:.4f} at NFE {res.nfe}"
 
 

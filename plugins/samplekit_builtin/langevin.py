@@ -22,6 +22,7 @@ class Langevin(Solver):
     order = 0.0  # a fixed step leaves an O(e) bias, and mode weights are not recovered
     stochastic = True
     nfe_per_step = 1
+    samples_target = False  # see the module docstring; proven instead against the exact ULA stationary law
 
     def __init__(self, step_size: float = 1e-3, **base) -> None:
         super().__init__(**base)
