@@ -9,8 +9,9 @@ so one set of weights serves every SDE (VP, discrete VP, VE, EDM) at the same no
 Training (``python plugins/samplekit_models/digits_classifier.py``): x_vp = a x0 + s eps with
 a = sigmoid(lambda)^(1/2), s = sigmoid(-lambda)^(1/2), lambda ~ U[-6, 8], cross-entropy on the
 fixed training split of ``digits.load_digits_split``; a few minutes on one CPU thread.  Weights in
-safetensors (``weights/digits_classifier.safetensors``) with ``digits_classifier.json`` (accuracy
-per noise level on the held-out split).
+safetensors (``weights/digits_noisy_classifier.safetensors``) with ``digits_noisy_classifier.json``
+(accuracy per noise level on the held-out split).  Not to be confused with ``weights/digits_classifier/``,
+the clean-image classifier of the ``digits_fd`` metric (``classifier.py``).
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ import torch
 from torch import nn
 
 HERE = Path(__file__).resolve().parent
-DEFAULT_WEIGHTS = HERE / "weights" / "digits_classifier.safetensors"
+# noise-conditional (guidance); weights/digits_classifier/ is the clean-image classifier of the digits_fd metric
+DEFAULT_WEIGHTS = HERE / "weights" / "digits_noisy_classifier.safetensors"
 LAMBDA_RANGE = (-6.0, 8.0)
 
 
