@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from samplekit.conditioning_cli import conditioning_options
 from samplekit.plugins import get_plugin_manager, get_registry
 from samplekit.registry import KINDS, SamplekitError
 
@@ -57,18 +58,22 @@ def list_components(kind: str | None, as_json: bool) -> None:
 @click.option("--out", default="samples.npz", show_default=True, type=click.Path(dir_okay=False))
 @click.option("--grid", type=click.Path(dir_okay=False),
               help="PNG grid of image samples (at most 100); default: --out with .png, for image-shaped models")
+@conditioning_options
 def sample_command(target, model_source, loader, sde_name, solver, nfe, num_samples, seed, options, out,
-                   grid) -> None:
+                   grid, **conditioning) -> None:
     """Sample a target (or a trained network, --model) with a solver; write the samples to an .npz file
-    and, for images, a PNG grid."""
+    and, for images, a PNG grid.  --class/--guidance and --mask/--observation/--inpaint condition the
+    samples (see samplekit.conditioning_cli)."""
     import numpy as np
 
+    from samplekit.conditioning_cli import prepare
     from samplekit.sampling import sample
 
     model, label = _sample_model(target, model_source, loader, sde_name)
-    res = sample(model, solver=solver, nfe=nfe, num_samples=num_samples, seed=seed, **parse_options(options))
+    cond = prepare(model, model_source or target, solver, parse_options(options), num_samples, seed, **conditioning)
+    res = sample(cond.model, solver=cond.solver, nfe=nfe, num_samples=num_samples, seed=seed, **cond.solver_options)
     np.savez(out, samples=res.samples.cpu().numpy(), nfe=res.nfe, solver=res.solver, target=label,
-             sde=model.sde.name)
+             sde=model.sde.name, **cond.extras)
     click.echo(f"wrote {num_samples} samples of {label} ({model.sde.name}, {res.solver}, {res.nfe} NFE, "
                f"{res.seconds:.2f} s) to {out}")
     from samplekit.imagegrid import is_image_shape, save_image_grid

@@ -91,5 +91,21 @@ class DigitsUNetTarget(ShippedTarget):
         """n held-out digits from the other half, for the noise floor."""
         return self._draw(self._halves[1], n, seed)
 
+    # --- conditional generation (samplekit sample --class / --inpaint) ---------------------------
+    num_classes = 10
+
+    def guidance_classifier(self, sde):
+        """The noise-conditional digits classifier for guidance: classifier(x, t) -> (B, 10) logits."""
+        from samplekit_models.digits_classifier import load_digits_classifier
+
+        return load_digits_classifier(sde)
+
+    def held_out(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every held-out digit with its label: float64 (600, 1, 8, 8) and int64 (600,)."""
+        from samplekit_models.digits import load_digits_split
+
+        _, _, x_test, y_test = load_digits_split(dtype=torch.float64)
+        return x_test, y_test
+
 
 TARGETS = {"ring2d_mlp": Ring2DMLPTarget, "digits_unet": DigitsUNetTarget}
