@@ -314,3 +314,18 @@ def test_a_broken_target_fails_its_own_cells_and_the_others_run(tmp_path, regist
     assert status[("broken", "floor")][0] == "failed" and "data file missing" in status[("broken", "floor")][1]
     assert status[("broken", "cell")][0] == "failed" and "weights file missing" in status[("broken", "cell")][1]
     assert status[("ring2d", "floor")][0] == status[("ring2d", "cell")][0] == "ok"
+
+
+def test_the_floor_averages_independent_sets_against_the_cells_reference(tmp_path, registry):
+    from samplekit.bench.metrics import sliced_wasserstein
+    from samplekit.bench.runner import FLOOR_REPEAT_STRIDE
+    from samplekit.bench.targets import floor_set, reference_set
+
+    outcome = run(make_suite(seeds=[1], nfe=[2]), tmp_path, registry)
+    floor = next(r for r in outcome.records.values() if r["kind"] == "floor")
+    target = ExactTarget("ring2d", ring2d())
+    ref = reference_set(target, 200, 1)
+    sets = [floor_set(target, 200, 1 + FLOOR_REPEAT_STRIDE * k) for k in range(floor["repeats"])]
+    each = [sliced_wasserstein(s, ref) for s in sets]
+    assert floor["repeats"] == 4 and len({round(v, 12) for v in each}) == 4      # four different sets
+    assert floor["metrics"]["sliced_w2"] == pytest.approx(sum(each) / 4, rel=1e-9)

@@ -45,11 +45,13 @@ class Cell:
 
 @dataclass(frozen=True)
 class FloorCell:
-    """The noise floor of one target and seed: each metric between two independent reference sets."""
+    """The noise floor of one target and seed: each metric between the cells' reference set and an
+    independent one, averaged over ``repeats`` independent sets (one draw is as noisy as a cell)."""
 
     target: str
     seed: int
     num_samples: int
+    repeats: int = 4
     kind: str = "floor"
 
     @property

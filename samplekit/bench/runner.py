@@ -21,6 +21,8 @@ from samplekit.bench.targets import floor_set, reference_set
 from samplekit.sampling import sample
 from samplekit.solver import SolverError, build_solver
 
+FLOOR_REPEAT_STRIDE = 1000  # the floor's k-th independent set is drawn with seed + 1000 k
+
 
 class BenchContext:
     """Built things shared by cells: targets, SDEs, models, reference sets, metrics (all cached)."""
@@ -75,11 +77,17 @@ def run_floor(cell: FloorCell, ctx: BenchContext) -> dict:
     target = ctx.targets[cell.target]
     try:
         ref = ctx.reference(cell.target, cell.num_samples, cell.seed)
-        other = floor_set(target, cell.num_samples, cell.seed)
+        others = [floor_set(target, cell.num_samples, cell.seed + FLOOR_REPEAT_STRIDE * k) for k in range(cell.repeats)]
     except Exception as exc:  # a target that cannot give reference sets fails its cells, not the run
         return {"status": "failed", "error": _error(exc)}
-    values, errors = ctx.score(cell.target, other, ref)
+    scored = [ctx.score(cell.target, other, ref) for other in others]
+    values = {m: _mean_or_none([v[m] for v, _ in scored]) for m in scored[0][0]}
+    errors = scored[0][1]
     return {"status": "ok", "metrics": values, **({"metric_errors": errors} if errors else {})}
+
+
+def _mean_or_none(values: list) -> float | None:
+    return None if any(v is None for v in values) else sum(values) / len(values)
 
 
 def _error(exc: BaseException) -> str:
