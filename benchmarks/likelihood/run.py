@@ -10,8 +10,8 @@ computes).  Columns:
   nfe        network forward calls (model.nfe) for the whole batch; n_vjp the backward passes;
   s/1k       wall seconds per 1,000 points (one thread, float64).
 
-    /work/venv/bin/python benchmarks/likelihood/run.py            # full grid (a few minutes)
-    /work/venv/bin/python benchmarks/likelihood/run.py --quick    # a smoke run
+    .venv/bin/python benchmarks/likelihood/run.py            # full grid (a few minutes)
+    .venv/bin/python benchmarks/likelihood/run.py --quick    # a smoke run
 Writes results.json and results.md next to this file.
 """
 
