@@ -50,7 +50,7 @@ def list_components(kind: str | None, as_json: bool) -> None:
 @click.option("--loader", help="the model loader for --model (samplekit list model_loader); guessed if omitted")
 @click.option("--sde", "sde_name", default="vp", show_default=True, help="a registered SDE (samplekit list sde)")
 @click.option("--solver", default="euler_maruyama", show_default=True)
-@click.option("--nfe", default=100, show_default=True, type=int)
+@click.option("--nfe", default=None, type=int, help="network evaluations [default: 100; for an adaptive solver a cap of 10000]")
 @click.option("-n", "--num-samples", default=1000, show_default=True, type=int)
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--option", "options", multiple=True, metavar="KEY=VALUE",

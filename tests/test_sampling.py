@@ -97,3 +97,12 @@ def test_non_finite_network_output_names_the_step_and_t():
 def test_model_must_be_a_score_model():
     with pytest.raises(TypeError, match="ScoreModel.from_eps"):
         sk.sample(lambda x, t: x)
+
+
+def test_default_budget_is_100_for_fixed_step_and_a_generous_cap_for_adaptive_solvers():
+    model = ring2d().score_model(sk.VPSDE())
+    assert sk.sample(model, "euler_maruyama", num_samples=8, progress=False).nfe == 100
+    tight = sk.sample(model, "ode_dopri5", num_samples=8, progress=False, rtol=1e-6, atol=1e-6)
+    assert 100 < tight.nfe == model.nfe - 100 <= 10_000    # would have hit a cap of 100
+    with pytest.raises(sk.SolverError, match="max_nfe=100"):
+        sk.sample(model, "ode_dopri5", nfe=100, num_samples=8, progress=False, rtol=1e-6, atol=1e-6)
