@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import torch
 
-from samplekit.sde import SDE, VPSDE, as_time
+from samplekit.sde import SDE, VPSDE, VariancePreserving, as_time
 
 Tensor = torch.Tensor
 GRID_SNAP = 1e-3   # |N t - round(N t)| below this (in timesteps) counts as a grid time
 
 
-class DiscreteVPSDE(SDE):
+class DiscreteVPSDE(VariancePreserving):
     """VP SDE through a discrete ``alphas_cumprod`` grid: timestep n <-> t = (n + 1) / N, log alpha_t
     interpolated linearly in t between grid points (so beta(t) is piecewise constant)."""
 
@@ -80,20 +80,6 @@ class DiscreteVPSDE(SDE):
         t = as_time(t)
         k, _ = self._segment(t)
         return self._beta.to(dtype=t.dtype, device=t.device)[k]
-
-    def drift_coef(self, t) -> Tensor:
-        return -0.5 * self.beta(t)
-
-    def diffusion(self, t) -> Tensor:
-        return torch.sqrt(self.beta(t))
-
-    def marginal(self, t) -> tuple[Tensor, Tensor]:
-        B = self.B(t)
-        return torch.exp(-0.5 * B), torch.sqrt(-torch.expm1(-B))
-
-    @property
-    def prior_std(self) -> float:
-        return 1.0
 
     def t_from_log_snr(self, lam) -> Tensor:
         """Exact inverse of the piecewise-linear B: sigma^2 / alpha^2 = e^B - 1 = e^{-2 lambda}."""

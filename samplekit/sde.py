@@ -132,7 +132,26 @@ def broadcast_to_batch(coef: Tensor, x: Tensor) -> Tensor:
     return coef.reshape(-1, *([1] * (x.ndim - 1)))
 
 
-class VPSDE(SDE):
+class VariancePreserving(SDE):
+    """A VP process given by its beta(t) and B(t) = integral_0^t beta (subclasses define both):
+    f = -beta(t) x / 2, g = sqrt(beta(t)), alpha_t = exp(-B(t)/2), sigma_t^2 = 1 - exp(-B(t))."""
+
+    def drift_coef(self, t) -> Tensor:
+        return -0.5 * self.beta(t)
+
+    def diffusion(self, t) -> Tensor:
+        return torch.sqrt(self.beta(t))
+
+    def marginal(self, t) -> tuple[Tensor, Tensor]:
+        B = self.B(t)
+        return torch.exp(-0.5 * B), torch.sqrt(-torch.expm1(-B))
+
+    @property
+    def prior_std(self) -> float:
+        return 1.0
+
+
+class VPSDE(VariancePreserving):
     """Variance-preserving SDE, beta(t) = beta_min + t (beta_max - beta_min):
     f = -beta(t) x / 2, g = sqrt(beta(t)), alpha_t = exp(-B(t)/2), sigma_t^2 = 1 - exp(-B(t))."""
 
@@ -152,20 +171,6 @@ class VPSDE(SDE):
         """B(t) = integral_0^t beta."""
         t = as_time(t)
         return self.beta_min * t + 0.5 * (self.beta_max - self.beta_min) * t * t
-
-    def drift_coef(self, t) -> Tensor:
-        return -0.5 * self.beta(t)
-
-    def diffusion(self, t) -> Tensor:
-        return torch.sqrt(self.beta(t))
-
-    def marginal(self, t) -> tuple[Tensor, Tensor]:
-        B = self.B(t)
-        return torch.exp(-0.5 * B), torch.sqrt(-torch.expm1(-B))
-
-    @property
-    def prior_std(self) -> float:
-        return 1.0
 
     def _t_from_B(self, B: Tensor) -> Tensor:
         db = self.beta_max - self.beta_min
