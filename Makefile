@@ -16,7 +16,7 @@ $(BIN)/.installed: pyproject.toml plugins/example_plugin/pyproject.toml
 install: $(BIN)/.installed
 
 bench: $(BIN)/.installed
-	$(BIN)/samplekit bench
+	$(BIN)/samplekit bench --out out/default
 
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest -n 2 -q
