@@ -23,8 +23,6 @@ import torch
 import samplekit as sk
 from samplekit.bench.metrics import sliced_wasserstein
 from samplekit.posterior import observation_posterior
-from samplekit.reverse import probability_flow_drift
-from samplekit.solver import Solver
 from samplekit.targets import gmm16_full, ring2d
 
 HERE = Path(__file__).resolve().parent
@@ -33,31 +31,9 @@ SDE = sk.VPSDE()
 F64 = dict(dtype=torch.float64)
 
 
-class LocalPFHeun(Solver):
-    """Heun on the probability-flow ODE (benchmark-local stand-in when no ODE solver is registered)."""
-
-    name = "pf_heun(local)"
-    order, nfe_per_step = 2.0, 2
-
-    def step(self, model, i, t0, t1, x, state, noise):
-        h = t1 - t0
-        d0, pred = probability_flow_drift(model, x, t0)
-        d1, _ = probability_flow_drift(model, x + h * d0, t1)
-        return x + h * (d0 + d1) / 2, state, pred.x0
-
-
 def pick_solvers():
-    fixed = [c for c in sk.available("solver") if not c.info.get("adaptive")
-             and "vp" in (c.info.get("sde_families") or ["vp"])]
-    sde = [c.name for c in fixed if c.info.get("stochastic")]
-    ode = [c.name for c in fixed if not c.info.get("stochastic")]
-    prefer = [n for n in ("ode_heun", "dpmpp_2m", "ddim", "ode_euler") if n in ode]
-    return {"sde": "euler_maruyama" if "euler_maruyama" in sde else sde[0],
-            "ode": prefer[0] if prefer else (ode[0] if ode else LocalPFHeun())}
-
-
-def name_of(solver):
-    return solver if isinstance(solver, str) else solver.name
+    """The ODE and SDE solvers every method is run with (both built-in)."""
+    return {"sde": "euler_maruyama", "ode": "ode_heun"}
 
 
 def g(seed):
@@ -102,13 +78,13 @@ def cases():
 def methods(solvers):
     sde, ode = solvers["sde"], solvers["ode"]
     return {
-        f"replacement [{name_of(sde)}]": lambda m, o: (m, C.replacement(sde, o)),
-        f"replacement [{name_of(ode)}]": lambda m, o: (m, C.replacement(ode, o)),
-        f"resample x4 [{name_of(sde)}]": lambda m, o: (m, C.resample(sde, o, jumps=4)),
-        f"resample x4 [{name_of(ode)}]": lambda m, o: (m, C.resample(ode, o, jumps=4)),
-        f"resample x10 [{name_of(sde)}]": lambda m, o: (m, C.resample(sde, o, jumps=10)),
-        f"observed_score [{name_of(sde)}]": lambda m, o: (C.observed_score(m, o), sde),
-        f"observed_score [{name_of(ode)}]": lambda m, o: (C.observed_score(m, o), ode),
+        f"replacement [{sde}]": lambda m, o: (m, C.replacement(sde, o)),
+        f"replacement [{ode}]": lambda m, o: (m, C.replacement(ode, o)),
+        f"resample x4 [{sde}]": lambda m, o: (m, C.resample(sde, o, jumps=4)),
+        f"resample x4 [{ode}]": lambda m, o: (m, C.resample(ode, o, jumps=4)),
+        f"resample x10 [{sde}]": lambda m, o: (m, C.resample(sde, o, jumps=10)),
+        f"observed_score [{sde}]": lambda m, o: (C.observed_score(m, o), sde),
+        f"observed_score [{ode}]": lambda m, o: (C.observed_score(m, o), ode),
     }
 
 
@@ -150,9 +126,9 @@ def run_guidance(nfes, n):
                      sk.guidance.classifier_free(mix.component(k).score_model(SDE), mix.score_model(SDE)))):
                 res = sk.sample(model, solver=solver, nfe=nfe, num_samples=n, seed=0, progress=False, **F64)
                 sw = sliced_wasserstein(res.samples, ref)
-                rows.append({"case": f"ring2d component {k}", "method": f"{label} [{name_of(solver)}]",
+                rows.append({"case": f"ring2d component {k}", "method": f"{label} [{solver}]",
                              "nfe": res.nfe, "sw2": sw})
-                print(f"  {label} [{name_of(solver)}] nfe={res.nfe}: SW2={sw:.4f} ({sw / floor:.2f}x floor)")
+                print(f"  {label} [{solver}] nfe={res.nfe}: SW2={sw:.4f} ({sw / floor:.2f}x floor)")
     return rows
 
 
@@ -184,7 +160,7 @@ def main(argv=None):
     start = time.perf_counter()
     inverse = run_inverse(args.nfe, args.n)
     guidance = run_guidance(args.nfe, args.n)
-    meta = {"n": args.n, "nfe": args.nfe, "sde": repr(SDE), "solvers": {k: name_of(v) for k, v in pick_solvers().items()},
+    meta = {"n": args.n, "nfe": args.nfe, "sde": repr(SDE), "solvers": pick_solvers(),
             "seconds": round(time.perf_counter() - start, 1), "torch": torch.__version__}
     (HERE / "results.json").write_text(json.dumps({"meta": meta, "inverse": inverse, "guidance": guidance}, indent=1))
     text = ["# Conditioning benchmark (recorded)", "",
