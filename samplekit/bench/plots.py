@@ -32,6 +32,8 @@ def quality_vs_nfe(rows_by: dict, floors: dict, labels: list[str], adaptive: set
     nrows = math.ceil(len(panels) / ncols) or 1
     fig, axes = plt.subplots(nrows, ncols, figsize=(5.2 * ncols, 4.2 * nrows), squeeze=False)
     colors = _colors(labels)
+    # past 20 solvers tab20 repeats its colours: the second round is drawn dashed with square markers
+    styles = {lab: ("-", "o") if i < 20 else ("--", "s") for i, lab in enumerate(labels)}
     for ax, (target, sde) in zip(axes.flat, panels):
         for label in labels:
             pts = sorted((e.nfe, e.metrics.get(metric)) for e in rows_by[(target, sde)].get(label, {}).values()
@@ -42,7 +44,8 @@ def quality_vs_nfe(rows_by: dict, floors: dict, labels: list[str], adaptive: set
             if label in adaptive:
                 ax.scatter(xs, ys, marker="D", s=30, color=colors[label], label=f"{label} (adaptive)", zorder=3)
             else:
-                ax.plot(xs, ys, marker="o", ms=3, lw=1.3, color=colors[label], label=label)
+                ax.plot(xs, ys, ls=styles[label][0], marker=styles[label][1], ms=3, lw=1.3, color=colors[label],
+                        label=label)
         floor = floors.get(target, {}).get(metric)
         if floor is not None and floor > 0:
             ax.axhline(floor, color="black", ls="--", lw=1, label="noise floor")
