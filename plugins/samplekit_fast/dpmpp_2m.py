@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 
-from samplekit_fast.multistep import History, MultistepSolver, coefficients, scalar
+from samplekit_fast.multistep import History, Interval, MultistepSolver, scalar
 
 
 class DPMSolverPP2M(MultistepSolver):
@@ -30,14 +30,10 @@ class DPMSolverPP2M(MultistepSolver):
     default_schedule = "logsnr"
 
     def step(self, model, i, t0, t1, x, state: History, noise):
-        sde = model.sde
-        lam_t, alpha_t, sigma_t = coefficients(sde, t0)
-        lam_s, alpha_s, sigma_s = coefficients(sde, t1)
+        iv = Interval.of(model.sde, t0, t1)
         x0 = model.predict(x, t0).x0
-        h = lam_s - lam_t
-        d = x0
-        if self.step_order(i, state.n_steps) == 2 and state.x0s:
-            r = (lam_t - state.lams[-1]) / h
-            d = x0 + scalar(1 / (2 * r), x) * (x0 - state.x0s[-1])
-        x_next = scalar(sigma_s / sigma_t, x) * x - scalar(alpha_s * torch.expm1(-h), x) * d
-        return x_next, state.push(lam_t, x0, keep=1), x0
+        x_next = iv.first_order(x, x0)
+        if self.step_order(i, state.n_steps) == 2 and state.x0s:   # x0 -> D = x0 + (x0 - x0_p) / (2 r)
+            r = (iv.lam_t - state.lams[-1]) / iv.h
+            x_next = x_next - scalar(iv.alpha_s * torch.expm1(-iv.h) / (2 * r), x) * (x0 - state.x0s[-1])
+        return x_next, state.push(iv.lam_t, x0, keep=1), x0

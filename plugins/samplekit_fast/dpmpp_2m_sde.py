@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 
 from samplekit.solver import SolverError
-from samplekit_fast.multistep import History, MultistepSolver, coefficients, scalar
+from samplekit_fast.multistep import History, Interval, MultistepSolver, scalar
 
 SOLVER_TYPES = ("midpoint", "heun")
 
@@ -47,11 +47,9 @@ class SDEDPMSolverPP2M(MultistepSolver):
         self.solver_type = solver_type
 
     def step(self, model, i, t0, t1, x, state: History, noise):
-        sde = model.sde
-        lam_t, alpha_t, sigma_t = coefficients(sde, t0)
-        lam_s, alpha_s, sigma_s = coefficients(sde, t1)
+        iv = Interval.of(model.sde, t0, t1)
+        lam_t, alpha_s, sigma_t, sigma_s, h = iv.lam_t, iv.alpha_s, iv.sigma_t, iv.sigma_s, iv.h
         x0 = model.predict(x, t0).x0
-        h = lam_s - lam_t
         big_h = (1 + self.eta) * h
         weight = -torch.expm1(-big_h)
         x_next = scalar(sigma_s / sigma_t * torch.exp(-self.eta * h), x) * x + scalar(alpha_s * weight, x) * x0

@@ -19,7 +19,7 @@ One model call per step: a budget of N calls walks an N-step grid (default ``sch
 
 from __future__ import annotations
 
-from samplekit_fast.multistep import History, MultistepSolver, coefficients, phi_weights, scalar
+from samplekit_fast.multistep import History, Interval, MultistepSolver, phi_weights, scalar
 
 
 class DPMSolverPP3M(MultistepSolver):
@@ -33,13 +33,12 @@ class DPMSolverPP3M(MultistepSolver):
     default_schedule = "logsnr"
 
     def step(self, model, i, t0, t1, x, state: History, noise):
-        sde = model.sde
-        lam_t, alpha_t, sigma_t = coefficients(sde, t0)
-        lam_s, alpha_s, sigma_s = coefficients(sde, t1)
+        iv = Interval.of(model.sde, t0, t1)
+        lam_t, alpha_s = iv.lam_t, iv.alpha_s
         x0 = model.predict(x, t0).x0
-        i0, i1, i2 = phi_weights(lam_s - lam_t, 2)
+        _, i1, i2 = phi_weights(iv.h, 2)
         order = min(self.step_order(i, state.n_steps), len(state.x0s) + 1)
-        x_next = scalar(sigma_s / sigma_t, x) * x + scalar(alpha_s * i0, x) * x0
+        x_next = iv.first_order(x, x0)
         if order >= 2:
             h0 = lam_t - state.lams[-1]
             d0 = (x0 - state.x0s[-1]) / scalar(h0, x)

@@ -46,6 +46,30 @@ def scalar(value: Tensor, x: Tensor) -> Tensor:
 
 
 @dataclass(frozen=True)
+class Interval:
+    """A step t -> s: lambda, alpha, sigma at both ends (float64 scalars), h = lambda_s - lambda_t."""
+
+    lam_t: Tensor
+    alpha_t: Tensor
+    sigma_t: Tensor
+    lam_s: Tensor
+    alpha_s: Tensor
+    sigma_s: Tensor
+
+    @classmethod
+    def of(cls, sde, t, s) -> "Interval":
+        return cls(*coefficients(sde, t), *coefficients(sde, s))
+
+    @property
+    def h(self) -> Tensor:
+        return self.lam_s - self.lam_t
+
+    def first_order(self, x: Tensor, x0: Tensor) -> Tensor:
+        """x_s = (sigma_s / sigma_t) x_t + alpha_s I_0(h) x0, I_0 = 1 - e^{-h} (DDIM, DPM-Solver++(1))."""
+        return scalar(self.sigma_s / self.sigma_t, x) * x - scalar(self.alpha_s * torch.expm1(-self.h), x) * x0
+
+
+@dataclass(frozen=True)
 class History:
     """The grid size and the last few (lambda, x0) model outputs, most recent last."""
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import torch
 
 from samplekit.solver import SolverError
-from samplekit_fast.multistep import History, MultistepSolver, coefficients, phi_weights, scalar
+from samplekit_fast.multistep import History, Interval, MultistepSolver, phi_weights, scalar
 
 VARIANTS = ("bh1", "bh2")
 
@@ -76,11 +76,10 @@ class UniPC(MultistepSolver):
 
     def update(self, sde, t_b, t_s, x_b, x0_b, nodes):
         """The UniPC update from (x_b, x0_b) at t_b to t_s, with nodes [(lambda_m, x0_m), ...]."""
-        lam_b, _, sigma_b = coefficients(sde, t_b)
-        lam_s, alpha_s, sigma_s = coefficients(sde, t_s)
-        h = lam_s - lam_b
+        iv = Interval.of(sde, t_b, t_s)
+        lam_b, alpha_s, h = iv.lam_t, iv.alpha_s, iv.h
         weights = phi_weights(h, len(nodes))
-        out = scalar(sigma_s / sigma_b, x_b) * x_b + scalar(alpha_s * weights[0], x_b) * x0_b
+        out = iv.first_order(x_b, x0_b)
         if not nodes:
             return out
         B = -h if self.variant == "bh1" else torch.expm1(-h)
