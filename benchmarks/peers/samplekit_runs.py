@@ -9,7 +9,6 @@ the z every library shares; the solver's own noise comes from ``seed``.
 
 from __future__ import annotations
 
-import torch
 
 import samplekit as sk
 from samplekit.solver import _accepted_options
