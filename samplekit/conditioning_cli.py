@@ -25,6 +25,8 @@ import click
 import numpy as np
 import torch
 
+from samplekit.arrays import ArrayChoiceError, read_array
+
 METHODS = ("replacement", "resample", "observed_score")
 REGIONS = {"top-half": (0, 0), "bottom-half": (0, 1), "left-half": (1, 0), "right-half": (1, 1)}
 
@@ -163,16 +165,11 @@ def _held_out_region(out: Conditioned, source: str, shape, region: str, n: int, 
 
 
 def _load_array(path: str, name: str) -> np.ndarray:
-    data = np.load(path, allow_pickle=False)
-    if isinstance(data, np.ndarray):
-        return data
-    keys = list(data.keys())
-    if name in keys:
-        return data[name]
-    if len(keys) == 1:
-        return data[keys[0]]
-    raise click.BadParameter(f"{path} holds arrays {keys}; name the one to use {name!r} or save only one",
-                             param_hint=f"--{name}")
+    try:
+        return read_array(path, name)
+    except ArrayChoiceError as exc:
+        raise click.BadParameter(f"{path} holds arrays {exc.names}; name the one to use {name!r} or save only one",
+                                 param_hint=f"--{name}") from None
 
 
 def _mask_from_file(path: str, shape) -> torch.Tensor:

@@ -9,16 +9,15 @@ import click
 
 
 def _load_points(path: str, key: str | None):
-    import numpy as np
     import torch
 
-    with np.load(path) as data:
-        names = list(data.files)
-        if key is None:
-            key = "samples" if "samples" in names else (names[0] if len(names) == 1 else None)
-        if key is None or key not in names:
-            raise click.BadParameter(f"{path} holds arrays {names}; name one with --key", param_hint="--points")
-        return torch.as_tensor(data[key], dtype=torch.float64)
+    from samplekit.arrays import ArrayChoiceError, read_array
+
+    try:
+        array = read_array(path, key or "samples", only_if_single=key is None)
+    except ArrayChoiceError as exc:
+        raise click.BadParameter(f"{path} holds arrays {exc.names}; name one with --key", param_hint="--points") from None
+    return torch.as_tensor(array, dtype=torch.float64)
 
 
 @click.command("likelihood")

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from samplekit.arrays import ArrayChoiceError, read_array
 from samplekit.bench.suite import SuiteError
 from samplekit.score import ScoreModel
 
@@ -53,19 +54,11 @@ def load_reference_file(path: str | Path) -> torch.Tensor:
     if not path.is_file():
         raise SuiteError(f"--reference {str(path)!r} does not exist; pass an .npz/.npy file of reference samples")
     try:
-        data = np.load(path, allow_pickle=False)
+        array = read_array(path, "samples")
+    except ArrayChoiceError as exc:
+        raise SuiteError(f"--reference {str(path)!r} holds arrays {exc.names}; name the reference one 'samples'") from None
     except Exception as exc:
         raise SuiteError(f"--reference {str(path)!r} could not be read as .npz/.npy: {exc}") from None
-    if isinstance(data, np.lib.npyio.NpzFile):
-        keys = list(data.keys())
-        if "samples" in keys:
-            array = data["samples"]
-        elif len(keys) == 1:
-            array = data[keys[0]]
-        else:
-            raise SuiteError(f"--reference {str(path)!r} holds arrays {keys}; name the reference one 'samples'")
-    else:
-        array = data
     ref = torch.as_tensor(np.asarray(array, dtype=np.float64))
     if ref.ndim < 2 or ref.shape[0] < 4 or not torch.isfinite(ref).all():
         raise SuiteError(f"--reference {str(path)!r} must hold finite samples of shape (n >= 4, ...); "
