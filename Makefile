@@ -11,6 +11,8 @@ $(BIN)/.installed: pyproject.toml plugins/example_plugin/pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e '.[all]'
+	$(BIN)/python -m pip install --quiet --no-deps k-diffusion==0.1.1.post1
+	$(BIN)/python -m pip install --quiet scipy pandas
 	touch $@
 
 install: $(BIN)/.installed
