@@ -76,7 +76,7 @@ def sample_command(target, model_source, loader, sde_name, solver, nfe, num_samp
              sde=model.sde.name, **cond.extras)
     click.echo(f"wrote {num_samples} samples of {label} ({model.sde.name}, {res.solver}, {res.nfe} NFE, "
                f"{res.seconds:.2f} s) to {out}")
-    from samplekit.imagegrid import is_image_shape, save_image_grid
+    from samplekit.io.images import is_image_shape, save_image_grid
 
     if grid or is_image_shape(model.shape):
         if not is_image_shape(model.shape):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from samplekit.train import PROJECTIONS, WEIGHTINGS
+from samplekit.training.train import PROJECTIONS, WEIGHTINGS
 
 
 def training_data(data: str, num_data: int, seed: int):
@@ -58,8 +58,8 @@ def train_command(data, out, sde_name, loss, weighting, parametrization, project
 
     from samplekit.api import get_sde
     from samplekit.loading import save_model
-    from samplekit.nets import TimeMLP
-    from samplekit.train import Trainer
+    from samplekit.training.nets import TimeMLP
+    from samplekit.training.train import Trainer
 
     if resume and not checkpoint:
         raise click.BadParameter("--resume needs --checkpoint PATH", param_hint="--resume")

@@ -11,8 +11,8 @@ import torch
 import samplekit as sk
 from samplekit.discrete import DiscreteVPSDE, discrete_timesteps
 from samplekit.loading import UnsafeCheckpointError, read_tensors, save_model
-from samplekit.nets import TimeMLP
 from samplekit.targets import GaussianMixture
+from samplekit.training.nets import TimeMLP
 
 diffusers = pytest.importorskip("diffusers")
 f64 = dict(dtype=torch.float64)

@@ -9,9 +9,9 @@ import torch
 
 import samplekit as sk
 from samplekit.bench.metrics import sliced_wasserstein
-from samplekit.nets import TimeMLP
-from samplekit.train import Trainer, dsm_loss, ssm_loss, weight
 from samplekit.targets import GaussianMixture
+from samplekit.training.nets import TimeMLP
+from samplekit.training.train import Trainer, dsm_loss, ssm_loss, weight
 
 pytest.importorskip("safetensors")
 f64 = dict(dtype=torch.float64)
@@ -85,7 +85,7 @@ def test_the_losses_refuse_bad_options():
 
 
 def test_times_are_drawn_on_t_min_to_T():
-    from samplekit.train import sample_times
+    from samplekit.training.train import sample_times
 
     sde = sk.VPSDE(t_min=0.01)
     t = sample_times(sde, 20_000, torch.Generator().manual_seed(0), torch.float64)

@@ -19,7 +19,7 @@ import torch
 
 import samplekit as sk
 from samplekit.conditioning.per_sample import PerSampleInpainting
-from samplekit.imagegrid import save_image_grid
+from samplekit.io.images import save_image_grid
 from samplekit_models import classifier as judge
 from samplekit_models import targets as shipped
 from samplekit_models.digits_classifier import load_digits_classifier

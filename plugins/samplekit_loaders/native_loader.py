@@ -4,7 +4,7 @@ architecture, parametrisation, SDE and sample shape; see ``samplekit.loading``).
 from __future__ import annotations
 
 from samplekit.loading import NATIVE_WEIGHTS, read_native_config, read_tensors
-from samplekit.nets import build_architecture
+from samplekit.training.nets import build_architecture
 from samplekit.score import ScoreModel
 
 from samplekit_loaders.torch_loader import _InputGradOnly, resolve_sde

@@ -3,17 +3,21 @@
 Targets: ``ring2d_mlp`` (MLP eps-network, native format, VP SDE, exact ring2d reference) and
 ``digits_unet`` (diffusers UNet2DModel on 8x8 digits, held-out reference).  Metrics:
 ``digits_fd`` (Frechet distance on the shipped classifier's features) and ``digits_class_balance``.
-Retrain with the ``train_*.py`` scripts beside this file.  Needs diffusers, safetensors, scikit-learn
-(``pip install 'samplekit[models]'``).
+Retrain with the ``scripts/train_*.py`` scripts of the source tree.  Needs diffusers, safetensors,
+scikit-learn (``pip install 'samplekit[models]'``); they are imported only when a model or metric is
+used, but a missing one is found here (without importing it) and shows in ``samplekit list``.
 """
 
 from __future__ import annotations
 
-import diffusers  # noqa: F401  (a missing dependency shows in `samplekit list`, not later)
-import safetensors  # noqa: F401
-import sklearn  # noqa: F401
+from importlib.util import find_spec
 
 from samplekit.hookspecs import hookimpl
+
+OPTIONAL_DEPENDENCIES = ("diffusers", "safetensors", "sklearn")
+_missing = [name for name in OPTIONAL_DEPENDENCIES if find_spec(name) is None]
+if _missing:
+    raise ImportError(f"samplekit_models needs {', '.join(_missing)}: pip install 'samplekit[models]'")
 
 
 @hookimpl

@@ -1,6 +1,6 @@
 """Retrain the shipped digits UNet (diffusers ``UNet2DModel``, eps-prediction, DDPM linear betas).
 
-    python plugins/samplekit_models/train_digits_unet.py [--steps 2500] [--out DIR]
+    python scripts/train_digits_unet.py [--steps 2500] [--out DIR]
 
 Training is diffusers' own discrete-time recipe: timestep n ~ U{0..N-1}, x_n = sqrt(abar_n) x0 +
 sqrt(1 - abar_n) eps, loss |eps_theta(x_n, n) - eps|^2 (DSM with the eps weighting on the grid),
@@ -21,8 +21,8 @@ from pathlib import Path
 
 import torch
 
-HERE = Path(__file__).resolve().parent
-DEFAULT_OUT = HERE / "weights" / "digits_unet"
+WEIGHTS = Path(__file__).resolve().parents[1] / "plugins" / "samplekit_models" / "weights"
+DEFAULT_OUT = WEIGHTS / "digits_unet"
 
 UNET_CONFIG = dict(sample_size=8, in_channels=1, out_channels=1, block_out_channels=(32, 64), layers_per_block=1,
                    down_block_types=("DownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "UpBlock2D"),
@@ -43,7 +43,6 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
 
     from diffusers import DDPMScheduler, UNet2DModel
-
     from samplekit_models.digits import load_digits_split
 
     torch.set_num_threads(args.threads)

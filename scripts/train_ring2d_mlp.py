@@ -1,6 +1,6 @@
 """Retrain the shipped 2-D model: a TimeMLP eps-network trained by DSM on ring2d samples under the VP SDE.
 
-    python plugins/samplekit_models/train_ring2d_mlp.py [--steps 6000] [--out DIR]
+    python scripts/train_ring2d_mlp.py [--steps 6000] [--out DIR]
 
 The training data are 20,000 exact samples of ``samplekit.targets.ring2d()`` (seed 0), so the
 exact answer is known; the model is written in samplekit's native format (model.safetensors +
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import torch
 
-HERE = Path(__file__).resolve().parent
-DEFAULT_OUT = HERE / "weights" / "ring2d_mlp"
+WEIGHTS = Path(__file__).resolve().parents[1] / "plugins" / "samplekit_models" / "weights"
+DEFAULT_OUT = WEIGHTS / "ring2d_mlp"
 ARCH = {"dim": 2, "hidden": 128, "depth": 3, "time_features": 16}
 
 
@@ -31,10 +31,10 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
 
     from samplekit.loading import save_model
-    from samplekit.nets import TimeMLP
     from samplekit.sde import VPSDE
     from samplekit.targets import ring2d
-    from samplekit.train import Trainer
+    from samplekit.training.nets import TimeMLP
+    from samplekit.training.train import Trainer
 
     torch.set_num_threads(1)
     torch.manual_seed(args.seed)

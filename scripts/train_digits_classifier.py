@@ -1,6 +1,6 @@
 """Retrain the shipped digit classifier (features for ``digits_fd``, labels for ``digits_class_balance``).
 
-    python plugins/samplekit_models/train_digits_classifier.py
+    python scripts/train_digits_classifier.py
 
 Trained on the train split of ``load_digits_split()`` (Adam, cross-entropy, light Gaussian pixel
 noise as augmentation so generated digits that are slightly off are still read); the held-out
@@ -17,7 +17,6 @@ import torch
 
 def main() -> None:
     from safetensors.torch import save_file
-
     from samplekit_models.classifier import WEIGHTS, DigitClassifier
     from samplekit_models.digits import load_digits_split
 
