@@ -5,7 +5,9 @@
 2. Each fixed-step deterministic solver converges at its declared order: the terminal error against
    a tight-tolerance dopri5 solution of the same probability-flow ODE from the same x_T falls as
    (step count)^-order (log-log regression, as diffrax's ``test_ode_order``).
-3. The NFE a run reports is the number of network calls it made, and at most the budget.
+3. The NFE a run reports is the number of calls the raw network(s) received (counted by a wrapper
+   around the network inside the ScoreModel, also under guidance and nested wrappers), and at most
+   the budget.
 """
 
 from __future__ import annotations
@@ -52,7 +54,6 @@ def test_every_solver_reaches_the_exact_sample_noise_floor(info, family):
     mix = ring2d()
     model = mix.score_model(SDES[family])
     res = sk.sample(model, info.name, num_samples=6000, seed=0, dtype=f64, progress=False, **generous(info))
-    assert res.nfe == model.nfe
     pairs = [distance_and_floor(chunk, mix, seed=123 + k) for k, chunk in enumerate(res.samples.chunk(3))]
     got, floor = (sum(p[i] for p in pairs) / 3 for i in (0, 1))
     assert got <= 1.5 * floor, f"{info.name} on {family}: SW2 {got:.4f} vs floor {floor:.4f} at NFE {res.nfe}"
@@ -102,16 +103,63 @@ def test_every_deterministic_solver_converges_at_its_declared_order(info):
     assert order - 0.3 <= slope <= order + 0.8, f"{info.name}: declared order {order}, fitted {slope:.2f}, errors {errors}"
 
 
-@pytest.mark.parametrize("info", [c for c in SOLVERS if not c.info.get("adaptive")], ids=lambda c: c.name)
+class CountingNet:
+    """The raw network with its own call counter: the ground truth an NFE report is checked against
+    (``model.nfe`` is the quantity under test, so it cannot be the reference)."""
+
+    def __init__(self, net) -> None:
+        self.net, self.calls = net, 0
+
+    def __call__(self, x, t):
+        self.calls += 1
+        return self.net(x, t)
+
+
+# The unconditional model of the guided cases: one broad Gaussian (its own counted network).
+BROAD = sk.GaussianMixture([1.0], [[0.0, 0.0]], [[[9.0, 0.0], [0.0, 9.0]]])
+WRAPPINGS = ("plain", "cfg", "observed_cfg")
+
+
+def counted_model(wrapping: str, sde):
+    """A ScoreModel whose networks are CountingNets: the ring's exact score alone (plain), classifier-free
+    guidance of it against BROAD (cfg: two networks, one call each per evaluation), or an observed-score
+    wrapper (x_1 = 4 known) around that guidance (nested wrappers)."""
+    nets = [CountingNet(ring2d().score_model(sde).net)]
+    model = sk.ScoreModel.from_score(nets[0], sde, (2,), name="counted_ring")
+    if wrapping == "plain":
+        return model, nets
+    nets.append(CountingNet(BROAD.score_model(sde).net))
+    model = sk.guidance.classifier_free(model, sk.ScoreModel.from_score(nets[1], sde, (2,), name="counted_broad"), 1.5)
+    if wrapping == "cfg":
+        return model, nets
+    return sk.conditioning.observed_score(model, sk.conditioning.Inpainting([True, False], [4.0, 0.0])), nets
+
+
+def assert_within_budget(calls, nfe, info, wrapping, model):
+    if calls > nfe and wrapping == "observed_cfg" and getattr(model, "nfe_per_eval", None) == 1:
+        pytest.xfail("issue 17 defect 2: a wrapper's nfe_per_eval is a class constant (1 for observed_score), "
+                     "not derived from the guidance it wraps (2 calls an evaluation)")
+    assert calls <= nfe, f"{info.name} spent {calls} network calls on a budget of nfe={nfe} ({wrapping})"
+
+
+@pytest.mark.parametrize("wrapping", WRAPPINGS)
+@pytest.mark.parametrize("info", SOLVERS, ids=lambda c: c.name)
 @pytest.mark.parametrize("nfe", [5, 7, 12])
-def test_nfe_reported_is_nfe_counted_and_within_budget(info, nfe):
+def test_nfe_reported_is_the_calls_the_network_received_and_within_budget(info, nfe, wrapping):
+    """res.nfe equals the calls counted at the raw network(s), and never exceeds the budget (a cap for
+    adaptive solvers, which may refuse a budget too small for their tolerances with an error naming nfe)."""
     family = families(info)[0]
-    model = ring2d().score_model(SDES[family])
+    model, nets = counted_model(wrapping, SDES[family])
+    options = {"rtol": 1e-2, "atol": 1e-2} if info.info.get("adaptive") else {}
     try:
-        res = sk.sample(model, info.name, nfe=nfe, num_samples=8, seed=1, dtype=f64, progress=False)
+        res = sk.sample(model, info.name, nfe=nfe, num_samples=8, seed=1, dtype=f64, progress=False, **options)
     except sk.SolverError as exc:  # a budget too small for the solver must say so and name nfe
         assert "nfe" in str(exc)
-        assert model.nfe == 0, "the budget check must come before any network call"
+        if not info.info.get("adaptive"):
+            assert sum(n.calls for n in nets) == 0, "the budget check must come before any network call"
+        assert_within_budget(sum(n.calls for n in nets), nfe, info, wrapping, model)
         return
-    assert res.nfe == model.nfe <= nfe
+    calls = sum(n.calls for n in nets)
+    assert res.nfe == calls, f"{info.name} reported nfe={res.nfe}, the network(s) received {calls} calls"
+    assert_within_budget(calls, nfe, info, wrapping, model)
     assert res.samples.shape == (8, 2) and torch.isfinite(res.samples).all()
