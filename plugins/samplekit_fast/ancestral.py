@@ -1,0 +1,69 @@
+"""The ancestral split of a step t -> s shared by the k-diffusion-style stochastic solvers.
+
+In the scaled variable y = x / alpha with noise level s~ = sigma / alpha = e^{-lambda} (k-diffusion's
+sigma), an ancestral step of strength eta from s~_t down to s~_s takes a deterministic step to
+s~_down and then adds fresh noise of standard deviation s~_up (Karras et al. 2022; k-diffusion
+``get_ancestral_step``); with h = lambda_s - lambda_t,
+
+    s~_up   = min(s~_s, eta s~_s sqrt(1 - e^{-2h})) = s~_s c_up,   c_up = min(1, eta sqrt(1 - e^{-2h})),
+    s~_down = sqrt(s~_s^2 - s~_up^2),                      lambda_down = lambda_s - log(1 - c_up^2) / 2,
+
+so y_s has variance s~_down^2 + s~_up^2 = s~_s^2 from the model's point of view.  Back in x (x_s = alpha_s y_s)
+the noise is sigma_s c_up z.  A first-order (exponential = Euler in s~) step from (lambda_a, sigma_a)
+to lambda_b written in x without dividing by alpha (which is 0 at T on rectified flow) is
+
+    alpha_out y_b = alpha_out [ (e^{-lambda_b} / sigma_a) x_a + (1 - e^{lambda_a - lambda_b}) D ].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from samplekit.solver import SolverError
+from samplekit_fast.multistep import Interval, scalar
+
+Tensor = torch.Tensor
+
+
+def ancestral_split(lam_t: Tensor, lam_s: Tensor, eta: float) -> tuple[Tensor, Tensor]:
+    """(lambda_down, c_up) of an ancestral step lambda_t -> lambda_s (lambda_down = inf when c_up = 1)."""
+    c_up = torch.clamp(eta * torch.sqrt(-torch.expm1(2 * (lam_t - lam_s))), max=1.0)
+    return lam_s - 0.5 * torch.log1p(-c_up * c_up), c_up
+
+
+def scaled_first_order(x: Tensor, x0: Tensor, lam_a: Tensor, sigma_a: Tensor, lam_b: Tensor,
+                       alpha_out: Tensor) -> Tensor:
+    """alpha_out [(e^{-lambda_b} / sigma_a) x + (1 - e^{lambda_a - lambda_b}) x0]: the first-order step
+    a -> b in y = x / alpha, returned at scale alpha_out (alpha_b for a plain DDIM step)."""
+    return (scalar(alpha_out * torch.exp(-lam_b) / sigma_a, x) * x
+            - scalar(alpha_out * torch.expm1(lam_a - lam_b), x) * x0)
+
+
+@dataclass(frozen=True)
+class AncestralStep:
+    """A step t -> s (its Interval), split into a deterministic part to lambda_down and noise sigma_s c_up z."""
+
+    iv: Interval
+    lam_down: Tensor
+    c_up: Tensor
+
+    @classmethod
+    def of(cls, sde, t, s, eta: float) -> "AncestralStep":
+        iv = Interval.of(sde, t, s)
+        return cls(iv, *ancestral_split(iv.lam_t, iv.lam_s, eta))
+
+    def noise(self, x: Tensor, noise, s_noise: float) -> Tensor:
+        """sigma_s c_up s_noise z, z ~ N(0, I) drawn from the NoiseSource."""
+        return scalar(self.iv.sigma_s * self.c_up * s_noise, x) * noise.randn_like(x)
+
+
+def check_eta_s_noise(name: str, eta: float, s_noise: float) -> tuple[float, float]:
+    """eta and s_noise as floats, or a SolverError naming the option."""
+    eta, s_noise = float(eta), float(s_noise)
+    if not eta >= 0:
+        raise SolverError(f"solver {name!r}: eta={eta!r} must be >= 0 (1 = ancestral/DDPM noise, 0 = deterministic)")
+    if not s_noise >= 0:
+        raise SolverError(f"solver {name!r}: s_noise={s_noise!r} must be >= 0 (1 = unscaled noise)")
+    return eta, s_noise
