@@ -158,3 +158,76 @@ def test_euler_ancestral_matches_kdiffusion(sde_name, eta, s_noise):
 @pytest.mark.parametrize("sde_name", ["vp", "edm"])
 def test_euler_ancestral_weak_convergence(sde_name):
     assert_weak_convergence(EulerAncestral(), sde_name, [16, 32, 64, 128], min_slope=0.75)
+
+
+# --- deterministic limits: eta = 0 (or s_noise = 0) instances declare, and reach, their ODE order ---
+SMOOTH = sk.GaussianMixture([0.4, 0.6], [[-1.0, 0.5], [1.0, -0.5]],
+                            [[[0.8, 0.2], [0.2, 0.6]], [[0.5, 0.0], [0.0, 0.9]]])
+
+
+@pytest.fixture(scope="module")
+def pf_reference():
+    sde = sk.VPSDE()
+    model = SMOOTH.score_model(sde)
+    x_T = torch.randn((32, 2), generator=torch.Generator().manual_seed(0), dtype=f64)
+    return model, x_T, sk.decode(model, x_T, method="dopri5", rtol=1e-11, atol=1e-11)
+
+
+def assert_ode_order(pf_reference, solver, steps):
+    model, x_T, exact = pf_reference
+    caps = solver.capabilities()
+    assert not caps.stochastic
+    errors = []
+    for n in steps:
+        out = integrate(solver, model, x_T.clone(), make_grid(solver, model, n), NoiseSource(0, x_T.shape[0]))
+        errors.append(float((out - exact).norm(dim=1).max()))
+    slope = fitted_slope(steps, errors)
+    assert caps.order - 0.3 <= slope <= caps.order + 0.8, f"{solver!r}: declared {caps.order}, fitted {slope:.2f} {errors}"
+    return slope
+
+
+def test_euler_ancestral_eta0_is_deterministic_first_order(pf_reference):
+    assert EulerAncestral().capabilities().stochastic
+    assert_ode_order(pf_reference, EulerAncestral(eta=0.0), [32, 64, 128, 256])
+
+
+# --- dpm_2_ancestral ------------------------------------------------------------------------------
+from samplekit_fast.dpm_2_ancestral import DPM2Ancestral  # noqa: E402
+
+
+@pytest.mark.parametrize("sde_name", ["edm", "ve", "vp"])
+@pytest.mark.parametrize("eta,s_noise", [(1.0, 1.0), (0.6, 0.8)])
+def test_dpm_2_ancestral_matches_kdiffusion(sde_name, eta, s_noise):
+    diff = peer_difference(DPM2Ancestral(eta=eta, s_noise=s_noise), "sample_dpm_2_ancestral", sde_name,
+                           kd_options={"eta": eta, "s_noise": s_noise})
+    assert diff <= 1e-10
+
+
+@pytest.mark.parametrize("sde_name", ["vp", "edm"])
+def test_dpm_2_ancestral_weak_convergence(sde_name):
+    assert_weak_convergence(DPM2Ancestral(), sde_name, [16, 32, 64, 128], min_slope=0.75)
+
+
+def test_dpm_2_ancestral_eta0_is_deterministic_second_order(pf_reference):
+    assert_ode_order(pf_reference, DPM2Ancestral(eta=0.0), [16, 32, 64, 128])
+
+
+# --- dpmpp_2s_ancestral ---------------------------------------------------------------------------
+from samplekit_fast.dpmpp_2s_ancestral import DPMSolverPP2SAncestral  # noqa: E402
+
+
+@pytest.mark.parametrize("sde_name", ["edm", "ve", "vp"])
+@pytest.mark.parametrize("eta,s_noise", [(1.0, 1.0), (0.6, 0.8)])
+def test_dpmpp_2s_ancestral_matches_kdiffusion(sde_name, eta, s_noise):
+    diff = peer_difference(DPMSolverPP2SAncestral(eta=eta, s_noise=s_noise), "sample_dpmpp_2s_ancestral", sde_name,
+                           kd_options={"eta": eta, "s_noise": s_noise})
+    assert diff <= 1e-10
+
+
+@pytest.mark.parametrize("sde_name", ["vp", "edm"])
+def test_dpmpp_2s_ancestral_weak_convergence(sde_name):
+    assert_weak_convergence(DPMSolverPP2SAncestral(), sde_name, [16, 32, 64, 128], min_slope=0.75)
+
+
+def test_dpmpp_2s_ancestral_eta0_is_deterministic_second_order(pf_reference):
+    assert_ode_order(pf_reference, DPMSolverPP2SAncestral(eta=0.0), [16, 32, 64, 128])

@@ -17,11 +17,12 @@ to lambda_b written in x without dividing by alpha (which is 0 at T on rectified
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import ClassVar
 
 import torch
 
-from samplekit.solver import SolverError
+from samplekit.solver import Solver, SolverError
 from samplekit_fast.multistep import Interval, scalar
 
 Tensor = torch.Tensor
@@ -59,11 +60,31 @@ class AncestralStep:
         return scalar(self.iv.sigma_s * self.c_up * s_noise, x) * noise.randn_like(x)
 
 
-def check_eta_s_noise(name: str, eta: float, s_noise: float) -> tuple[float, float]:
-    """eta and s_noise as floats, or a SolverError naming the option."""
-    eta, s_noise = float(eta), float(s_noise)
-    if not eta >= 0:
-        raise SolverError(f"solver {name!r}: eta={eta!r} must be >= 0 (1 = ancestral/DDPM noise, 0 = deterministic)")
-    if not s_noise >= 0:
-        raise SolverError(f"solver {name!r}: s_noise={s_noise!r} must be >= 0 (1 = unscaled noise)")
-    return eta, s_noise
+class NoisySolver(Solver):
+    """Base of the solvers with k-diffusion's options eta (noise strength) and s_noise (noise scale).
+
+    The class declares the stochastic instance (``order``: its strong order); an instance with
+    eta = 0 or s_noise = 0 draws no noise and is the deterministic solver of ``deterministic_order``.
+    """
+
+    stochastic = True
+    #: the order of the deterministic solver an instance with eta = 0 (or s_noise = 0) is
+    deterministic_order: ClassVar[float] = 1.0
+
+    def __init__(self, eta: float = 1.0, s_noise: float = 1.0, **base) -> None:
+        super().__init__(**base)
+        eta, s_noise = float(eta), float(s_noise)
+        if not eta >= 0:
+            raise SolverError(f"solver {self.name!r}: eta={eta!r} must be >= 0 (1 = ancestral/DDPM noise, "
+                              "0 = deterministic)")
+        if not s_noise >= 0:
+            raise SolverError(f"solver {self.name!r}: s_noise={s_noise!r} must be >= 0 (1 = unscaled noise)")
+        self.eta, self.s_noise = eta, s_noise
+
+    @property
+    def noisy(self) -> bool:
+        return self.eta > 0 and self.s_noise > 0
+
+    def capabilities(self):
+        caps = super().capabilities()
+        return caps if self.noisy else replace(caps, stochastic=False, order=float(self.deterministic_order))

@@ -15,34 +15,23 @@ At T with alpha_T = 0 (rectified flow) lambda_t = -inf and the step is x_s = alp
 
 from __future__ import annotations
 
-from dataclasses import replace
-
-from samplekit.solver import Solver
-from samplekit_fast.ancestral import AncestralStep, check_eta_s_noise, scaled_first_order
+from samplekit_fast.ancestral import AncestralStep, NoisySolver, scaled_first_order
 
 
-class EulerAncestral(Solver):
+class EulerAncestral(NoisySolver):
     """Euler steps in the noise level with ancestral noise (options eta, s_noise)."""
 
     name = "euler_ancestral"
     aliases = ("sample_euler_ancestral", "EulerAncestralDiscreteScheduler", "k_euler_a")
     order = 1.0
-    stochastic = True
+    deterministic_order = 1.0
     nfe_per_step = 1
     default_schedule = "karras"
-
-    def __init__(self, eta: float = 1.0, s_noise: float = 1.0, **base) -> None:
-        super().__init__(**base)
-        self.eta, self.s_noise = check_eta_s_noise(self.name, eta, s_noise)
-
-    def capabilities(self):
-        """eta = 0 or s_noise = 0 makes the instance deterministic (the Euler / DDIM step)."""
-        return replace(super().capabilities(), stochastic=self.eta > 0 and self.s_noise > 0)
 
     def step(self, model, i, t0, t1, x, state, noise):
         st = AncestralStep.of(model.sde, t0, t1, self.eta)
         x0 = model.predict(x, t0).x0
         x_next = scaled_first_order(x, x0, st.iv.lam_t, st.iv.sigma_t, st.lam_down, st.iv.alpha_s)
-        if self.eta > 0 and self.s_noise > 0:
+        if self.noisy:
             x_next = x_next + st.noise(x, noise, self.s_noise)
         return x_next, state, x0
