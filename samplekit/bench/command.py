@@ -46,7 +46,7 @@ def select_solvers(suite, names: tuple[str, ...]):
 @click.option("--sdes", help="comma-separated SDEs (samplekit list sde)")
 @click.option("--metrics", help="comma-separated metrics (samplekit list metric); the first is the headline")
 @click.option("-n", "--num-samples", type=int, help="samples per cell (and per reference set)")
-@click.option("--out", type=click.Path(file_okay=False), help="output directory; default benchmarks/results/<suite>")
+@click.option("--out", type=click.Path(file_okay=False), help="output directory; default out/<suite name> (recorded results are written only to an explicit --out)")
 @click.option("--model", "model_path", help="benchmark your own model: a path for --loader")
 @click.option("--loader", help="the model loader for --model (samplekit list model_loader)")
 @click.option("--reference", "reference_path", help="reference samples for --model: .npz ('samples') or .npy")
@@ -81,7 +81,7 @@ def bench_command(suite_path, solvers, nfe, seeds, targets, sdes, metrics, num_s
                               sdes=_csv(sdes, "--sdes"), metrics=_csv(metrics, "--metrics"), num_samples=num_samples)
         if solvers is not None:
             suite = suite.replace(solvers=select_solvers(suite, _csv(solvers, "--solvers")))
-        out_dir = Path(out) if out else Path("benchmarks") / "results" / suite.name
+        out_dir = Path(out) if out else Path("out") / suite.name     # never the committed benchmarks/results
         click.echo(f"suite {suite.name} ({path}) -> {out_dir}", err=True)
         outcome = run_suite(suite, out_dir, registry, extra, progress=not no_progress, retry_failed=retry_failed,
                             make_plots=not no_plots, echo=lambda m: click.echo(m, err=True))

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 
 from samplekit.bench.suite import SolverSpec, Suite, SuiteError
 from samplekit.bench.targets import target_sdes
+from samplekit.registry import UnknownComponentError
 from samplekit.solver import build_solver
 
 
@@ -67,19 +68,36 @@ def expand_solvers(suite: Suite, registry) -> tuple[SolverSpec, ...]:
 
 def is_adaptive(registry, name: str) -> bool:
     info = registry.get("solver", name)
-    return bool(info.info.get("adaptive", getattr(info.factory, "adaptive", False)))
+    return bool(info.info["adaptive"])
+
+
+def check_names(suite: Suite, registry, extra_targets: dict) -> None:
+    """Every unknown target, SDE, metric and solver name of the suite, reported together in one error."""
+    problems = []
+    wanted = [("target", n) for n in suite.targets if n not in extra_targets]
+    wanted += [("sde", n) for n in suite.sdes] + [("metric", n) for n in suite.metrics]
+    solver_names = {spec.name for t in suite.targets for spec in _rows(suite.for_target(t))}
+    wanted += [("solver", n) for n in sorted(solver_names)]
+    for kind, name in wanted:
+        try:
+            registry.get(kind, name)
+        except UnknownComponentError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise SuiteError(f"{len(problems)} unknown name(s) in the suite or options:\n- " + "\n- ".join(problems))
+
+
+def _rows(suite: Suite) -> tuple[SolverSpec, ...]:
+    return suite.solvers if isinstance(suite.solvers, tuple) else ()
 
 
 def validate(suite: Suite, registry, extra_targets: dict | None = None) -> dict:
     """Check every name and option against the registry; return the built targets by name."""
     extra_targets = dict(extra_targets or {})
+    check_names(suite, registry, extra_targets)
     targets = {}
     for name in suite.targets:
         targets[name] = extra_targets[name] if name in extra_targets else registry.create("target", name)
-    for name in suite.sdes:
-        registry.get("sde", name)
-    for name in suite.metrics:
-        registry.get("metric", name)
     specs = {spec for t in suite.targets for spec in expand_solvers(suite.for_target(t), registry)}
     for spec in sorted(specs, key=lambda sp: sp.label):
         factory = registry.get("solver", spec.name).factory

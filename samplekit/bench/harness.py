@@ -13,6 +13,7 @@ import torch
 
 from samplekit.bench import plots, report
 from samplekit.bench.grid import Cell, build_cells, validate
+from samplekit.bench.lock import OutputLock
 from samplekit.bench.runner import BenchContext, run_cells
 from samplekit.bench.store import ResultsStore
 from samplekit.bench.suite import Suite
@@ -39,10 +40,15 @@ def run_suite(suite: Suite, out: str | Path, registry=None, extra_targets: dict 
     targets = validate(suite, registry, extra_targets)          # every name and option, before any work
     cells = build_cells(suite, registry, targets)
     store = ResultsStore(out / "results.jsonl")
-    store.load()                                                 # a corrupt file stops here, untouched
-    with store:
-        counts = run_cells(cells, BenchContext(registry, targets, list(suite.metrics)), store, progress,
-                           retry_failed)
+    with OutputLock(out) as lock:                                # a second live run on `out` stops here
+        if lock.took_over is not None:
+            echo(f"took over a stale lock of pid {lock.took_over} (that run is gone)")
+        store.load()                                             # corruption stops here, file untouched
+        for problem in store.problems():                         # a torn last line, incomplete records
+            echo(f"warning: {problem}")
+        with store:
+            counts = run_cells(cells, BenchContext(registry, targets, list(suite.metrics)), store, progress,
+                               retry_failed)
     metric_info = {m: dict(registry.get("metric", m).info) for m in suite.metrics}
     table = report.render(store.records, cells, suite, metric_info)
     (out / "table.md").write_text(table, encoding="utf-8")
