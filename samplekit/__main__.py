@@ -1,3 +1,6 @@
+"""``python -m samplekit ...`` (and ``torchrun -m samplekit ...``): the samplekit command line."""
+
 from samplekit.cli import main
 
-main()
+if __name__ == "__main__":
+    main()

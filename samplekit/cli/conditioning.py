@@ -1,4 +1,4 @@
-"""The conditioning options of ``samplekit sample``: class guidance and inpainting (cli.py only wires them).
+"""The conditioning options of ``samplekit sample``: class guidance, bound network inputs and inpainting.
 
     samplekit sample --model digits_unet --solver ddim --nfe 40 --class 7 --guidance 2.0
     samplekit sample --model digits_unet --solver ddim --nfe 40 --inpaint top-half -n 64
@@ -21,11 +21,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import click
-import numpy as np
-import torch
 
 from samplekit.arrays import ArrayChoiceError, read_array
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
 
 METHODS = ("replacement", "resample", "observed_score")
 REGIONS = {"top-half": (0, 0), "bottom-half": (0, 1), "left-half": (1, 0), "right-half": (1, 1)}
@@ -143,6 +147,8 @@ def shipped_target(source: str):
 
 
 def _held_out_region(out: Conditioned, source: str, shape, region: str, n: int, seed: int):
+    import torch
+
     shipped = shipped_target(source)
     if getattr(shipped, "held_out", None) is None:
         raise click.BadParameter(f"{source!r} ships no held-out images; give --mask and --observation instead",
@@ -166,13 +172,15 @@ def _held_out_region(out: Conditioned, source: str, shape, region: str, n: int, 
 
 def _load_array(path: str, name: str) -> np.ndarray:
     try:
-        return read_array(path, name)
+        return read_array(path, name, what=f"--{name}")
     except ArrayChoiceError as exc:
         raise click.BadParameter(f"{path} holds arrays {exc.names}; name the one to use {name!r} or save only one",
                                  param_hint=f"--{name}") from None
 
 
 def _mask_from_file(path: str, shape) -> torch.Tensor:
+    import torch
+
     mask = torch.as_tensor(_load_array(path, "mask"))
     if tuple(mask.shape) == tuple(shape[1:]) and len(shape) == 3:
         mask = mask.expand(shape)
@@ -189,6 +197,8 @@ def _mask_from_file(path: str, shape) -> torch.Tensor:
 
 
 def _observation_from_file(path: str, shape, n: int) -> torch.Tensor:
+    import torch
+
     ys = torch.as_tensor(_load_array(path, "observation")).double()
     if tuple(ys.shape) == tuple(shape):
         ys = ys[None]

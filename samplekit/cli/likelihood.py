@@ -14,7 +14,7 @@ def _load_points(path: str, key: str | None):
     from samplekit.arrays import ArrayChoiceError, read_array
 
     try:
-        array = read_array(path, key or "samples", only_if_single=key is None)
+        array = read_array(path, key or "samples", only_if_single=key is None, what="--points")
     except ArrayChoiceError as exc:
         raise click.BadParameter(f"{path} holds arrays {exc.names}; name one with --key", param_hint="--points") from None
     return torch.as_tensor(array, dtype=torch.float64)
@@ -26,26 +26,33 @@ def _load_points(path: str, key: str | None):
 @click.option("--sde", "sde_name", default="vp", show_default=True, help="a registered SDE (samplekit list sde)")
 @click.option("--points", type=click.Path(exists=True, dir_okay=False), help="an .npz of points, shape (n, *shape)")
 @click.option("--key", help="the array in --points (default 'samples', or the only array)")
-@click.option("-n", "--num-points", default=500, show_default=True, type=int, help="target samples when no --points")
+@click.option("-n", "--num-points", default=500, show_default=True, type=click.IntRange(1), help="target samples when no --points")
 @click.option("--estimator", default="hutchinson_rademacher", show_default=True,
               help="trace estimator (samplekit list trace_estimator)")
 @click.option("--method", default="dopri5", show_default=True, help="torchdiffeq method")
 @click.option("--rtol", default=1e-5, show_default=True, type=float)
 @click.option("--atol", default=1e-5, show_default=True, type=float)
-@click.option("--n-probes", default=1, show_default=True, type=int)
+@click.option("--n-probes", default=1, show_default=True, type=click.IntRange(1))
 @click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--bins", type=int, help="bits/dim of discrete data with this many levels (e.g. 256)")
+@click.option("--bins", type=click.IntRange(2), help="bits/dim of discrete data with this many levels (e.g. 256)")
 @click.option("--data-range", nargs=2, type=float, default=(-1.0, 1.0), show_default=True,
               help="the range the levels were scaled to (with --bins)")
-@click.option("--out", type=click.Path(dir_okay=False), help="write per-point log_prob and bits_per_dim to this .npz")
+@click.option("--out", help="write per-point log_prob and bits_per_dim to this .npz")
+@click.option("--force", is_flag=True, help="overwrite an existing --out file")
 @click.option("--json", "as_json", is_flag=True, help="print the summary as JSON")
 def likelihood_command(target, sde_name, points, key, num_points, estimator, method, rtol, atol, n_probes, seed,
-                       bins, data_range, out, as_json) -> None:
+                       bins, data_range, out, force, as_json) -> None:
     """Log-likelihood of points under a target's score model, by the probability-flow ODE.
 
     Prints the mean log p_{t_min} (nats), bits/dim, the NFE spent and, for a target with an
     exact density, the mean absolute error per dimension against the exact log p_{t_min}.
     """
+    from samplekit.cli.outputs import output_file, write_npz
+
+    out_path = output_file(out, force, "--out", ".npz") if out else None
+    if key is not None and points is None:
+        raise click.BadParameter("--key names an array of --points; give --points too", param_hint="--key")
+
     import torch
 
     from samplekit.api import get_sde, get_target
@@ -71,11 +78,10 @@ def likelihood_command(target, sde_name, points, key, num_points, estimator, met
         exact = mixture.noised_log_prob(x, alpha, sigma)
         summary["exact_mean_log_prob"] = exact.mean().item()
         summary["mean_abs_error_nats_per_dim"] = ((res.log_prob - exact).abs().mean() / d).item()
-    if out:
-        import numpy as np
-
-        np.savez(out, log_prob=res.log_prob.numpy(), bits_per_dim=res.bits_per_dim.numpy(), nfe=res.nfe,
-                 **({"stderr": res.stderr.numpy()} if res.stderr is not None else {}))
+    if out_path is not None:
+        written = write_npz(out_path, log_prob=res.log_prob.numpy(), bits_per_dim=res.bits_per_dim.numpy(),
+                            nfe=res.nfe, **({"stderr": res.stderr.numpy()} if res.stderr is not None else {}))
+        summary["out"] = str(written)
     if as_json:
         click.echo(json.dumps(summary, indent=1))
         return
@@ -89,5 +95,7 @@ def likelihood_command(target, sde_name, points, key, num_points, estimator, met
                    f"{summary['mean_abs_error_nats_per_dim']:.2e} nats/dim")
     click.echo(f"  NFE {res.nfe}, {res.n_vjp} backward passes, {res.seconds:.2f} s "
                f"({summary['seconds_per_1000_points']:.2f} s per 1000 points)")
+    if "out" in summary:
+        click.echo(f"  wrote per-point log_prob and bits_per_dim to {summary['out']}")
     if not math.isfinite(summary["mean_log_prob"]):
         raise click.ClickException("the log-likelihood is not finite")

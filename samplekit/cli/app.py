@@ -1,0 +1,126 @@
+"""The ``samplekit`` click group: its commands come from the ``samplekit_register_commands`` hook (the
+core's like any plugin's), loaded on first use; errors a user can cause print as one line, no traceback.
+
+The commands are collected from a plugin manager holding the core command plugin
+(``samplekit.cli.core``) and the third-party entry-point plugins; the built-in solver packages add no
+commands, so ``samplekit --help`` imports neither torch nor them.
+"""
+
+from __future__ import annotations
+
+import click
+
+from samplekit.errors import SamplekitError
+
+CORE_COMMANDS = "samplekit.cli.core"
+
+
+class CommandError(click.ClickException):
+    """A samplekit (or known library) error shown as ``error: <message>`` with its exit status."""
+
+    def __init__(self, message: str, exit_code: int = 2) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+    def show(self, file=None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True, file=file)
+
+
+def as_command_error(exc: BaseException) -> CommandError | None:
+    """The one-line error for an exception a user can cause; None for anything else (a bug keeps its traceback).
+
+    SamplekitError is the rule; OS errors about a path, and plain ValueError/TypeError raised by code not yet
+    on the hierarchy, are shown too, named by their type."""
+    if isinstance(exc, SamplekitError):
+        return CommandError(str(exc), exc.exit_code)
+    if isinstance(exc, (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)):
+        where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
+        return CommandError(f"{exc.strerror or exc}{where}" if exc.strerror else str(exc))
+    if isinstance(exc, (ValueError, TypeError)):
+        return CommandError(str(exc))
+    return None
+
+
+class SamplekitGroup(click.Group):
+    """A click group whose commands are registered through the plugin hook on first use, refusing a
+    command name that another plugin already added, and turning user errors into messages."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.command_plugins: dict[str, str] = {}
+        self.command_failures: list = []
+        self._loaded = False
+        self._adding_for: str | None = None
+
+    # --- loading -------------------------------------------------------------------------------
+    def load_commands(self) -> None:
+        if self._loaded:
+            return
+        self._loaded = True
+        impls, failures = command_hookimpls()
+        self.command_failures.extend(failures)
+        for plugin, function in impls:
+            before = dict(self.commands)
+            self._adding_for = plugin
+            try:
+                function(cli=self)
+            except Exception as exc:  # a broken plugin loses its commands, the rest keeps working
+                self.commands = before
+                self.command_plugins = {k: v for k, v in self.command_plugins.items() if k in before}
+                from samplekit.registry import PluginFailure
+
+                self.command_failures.append(PluginFailure(plugin, f"{type(exc).__name__}: {exc}"))
+            finally:
+                self._adding_for = None
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        name = name or cmd.name
+        owner = self._adding_for or "samplekit"
+        if name in self.commands and self.command_plugins.get(name) != owner:
+            from samplekit.errors import DuplicateComponentError
+
+            raise DuplicateComponentError(f"command {name!r} is added by plugin {self.command_plugins.get(name)!r} "
+                                          f"and by plugin {owner!r}; rename one")
+        super().add_command(cmd, name)
+        self.command_plugins[name] = owner
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self.load_commands()
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        self.load_commands()
+        return super().get_command(ctx, cmd_name)
+
+    # --- errors --------------------------------------------------------------------------------
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except click.ClickException:
+            raise
+        except Exception as exc:
+            error = as_command_error(exc)
+            if error is None:
+                raise
+            raise error from None
+
+
+def command_hookimpls() -> tuple[list, list]:
+    """[(plugin name, hook function)] of ``samplekit_register_commands``, the core's first, and the plugins
+    that failed to load."""
+    from samplekit.plugins import make_plugin_manager
+
+    pm, failures = make_plugin_manager(builtins=(CORE_COMMANDS,), entry_points=True)
+    impls = sorted(pm.hook.samplekit_register_commands.get_hookimpls(), key=lambda i: i.plugin_name != CORE_COMMANDS)
+    return [(impl.plugin_name, impl.function) for impl in impls], failures
+
+
+@click.group(cls=SamplekitGroup)
+@click.version_option(package_name="samplekit")
+def cli() -> None:
+    """samplekit: samplers and solvers for score-based diffusion models."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The console script (``samplekit``, ``python -m samplekit``)."""
+    cli.main(args=argv, prog_name="samplekit")
