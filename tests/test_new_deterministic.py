@@ -24,6 +24,7 @@ from samplekit.sampling import integrate
 from samplekit.schedules import karras, logsnr
 
 from samplekit_fast.dpm_2 import DPM2
+from samplekit_fast.lms import LMS
 
 from peers import kdiffusion_sampling
 
@@ -131,6 +132,11 @@ def terminal_errors(make, steps, reference):
 # (id, solver factory, declared order, step counts in the asymptotic regime, tolerance on the slope)
 ORDER_CASES = [
     ("dpm_2", DPM2, 2.0, [24, 48, 96, 192], 0.2),
+    # LMS-4 leaves its pre-asymptotic regime late on the karras grid from s_T = 152 (local slopes
+    # 2.4, 3.1, 3.6, 3.8 from 12 to 192 steps): fitted from 48 steps on
+    ("lms", LMS, 4.0, [48, 96, 192, 384], 0.35),
+    ("lms-order=2", lambda: LMS(order=2), 2.0, [24, 48, 96, 192], 0.2),
+    ("lms-order=3", lambda: LMS(order=3), 3.0, [24, 48, 96, 192], 0.3),
 ]
 
 
@@ -154,3 +160,37 @@ def test_dpm_2_declares_two_calls_a_step_and_spends_them():
     model, net = counted(MIX, sk.VPSDE())
     res = sk.sample(model, DPM2(), nfe=21, num_samples=8, dtype=f64, progress=False)
     assert res.n_steps == 10 and net.calls == res.nfe == 20
+
+
+# --- lms --------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("sde_name", list(PEER_SDES))
+def test_lms_is_kdiffusion_sample_lms_step_by_step(sde_name):
+    assert_same_as_kdiffusion(LMS(), kdiffusion_sampling().sample_lms, sde_name, lambda sde: karras(sde, 12))
+
+
+def test_lms_order_option_is_kdiffusion_order_and_declared():
+    assert_same_as_kdiffusion(LMS(order=2), kdiffusion_sampling().sample_lms, "edm", lambda sde: karras(sde, 8), order=2)
+    assert LMS(order=3).capabilities().order == 3.0 and LMS(order=3).options()["order"] == 3
+    with pytest.raises(sk.SolverError, match="order=5"):
+        LMS(order=5)
+
+
+def test_lms_is_diffusers_lms_discrete_scheduler_step_by_step():
+    """diffusers' LMSDiscreteScheduler.step (float64 throughout) on samplekit's grid in y = x / alpha, s."""
+    from diffusers import LMSDiscreteScheduler
+
+    sde = sk.VPSDE()
+    ts = karras(sde, 12)
+    model, x_T = MIX.score_model(sde), x_T_for(sde)
+    ours = samplekit_trajectory(LMS(), model, x_T, ts)
+    alphas, sigmas = sde.marginal(ts)
+    scheduler = LMSDiscreteScheduler(prediction_type="sample")
+    scheduler.sigmas, scheduler._step_index, scheduler.derivatives = sigmas / alphas, 0, []
+    scheduler.is_scale_input_called = True
+    y, theirs = x_T / alphas[0], []
+    for i in range(len(ts) - 1):
+        x0 = model.predict(alphas[i] * y, ts[i]).x0
+        y = scheduler.step(x0, ts[i], y, order=4).prev_sample
+        theirs.append(alphas[i + 1] * y)
+    assert max_difference(ours, theirs) <= 1e-10
