@@ -304,3 +304,40 @@ def test_dpmpp_3m_sde_the_known_disagreement_fits_both_orders(pf_reference):
     slope_kd = assert_ode_order(pf_reference, kd, [64, 128, 256, 512])
     slope_taylor = assert_ode_order(pf_reference, taylor, [64, 128, 256, 512])
     assert slope_kd < 2.4 < 2.6 < slope_taylor, (slope_kd, slope_taylor)
+
+
+# --- er_sde (no peer installable here: ComfyUI is not a library; proven by identities and exact laws) ---
+from samplekit_fast.er_sde import ERSDE  # noqa: E402
+
+
+def test_er_sde_stage_one_reverse_sde_scaler_is_the_ddpm_ancestral_step():
+    """psi(s) = s (reverse SDE), stage 1: y_b = (s_b/s_a)^2 y_a + (1 - (s_b/s_a)^2) D + s_b sqrt(1 - (s_b/s_a)^2) z,
+    which is euler_ancestral at eta = 1 (itself k-diffusion's, above): same draws, same numbers."""
+    sde = SDES["vp"]
+    model = MIX.score_model(sde)
+    x_T = torch.randn((16, 2), generator=torch.Generator().manual_seed(3), dtype=f64)
+    ts = karras(sde, 12)
+    er, _ = run_samplekit(ERSDE(solver_type="reverse_sde", eta=1.0, max_stage=1), model, x_T, ts)
+    ea, _ = run_samplekit(EulerAncestral(), model, x_T, ts)
+    assert max(float((a - b).abs().max()) for a, b in zip(er, ea)) <= 1e-12
+
+
+def test_er_sde_integrals_match_closed_forms():
+    s_b, s_a = torch.tensor(0.03, dtype=f64), torch.tensor(0.4, dtype=f64)
+    S_1, S_2 = ERSDE(solver_type="ode").integrals(s_b, s_a)           # phi(s) = s
+    assert abs(float(S_1 - torch.log(s_a / s_b))) < 1e-13
+    assert abs(float(S_2 - ((s_a - s_b) - s_a * torch.log(s_a / s_b)))) < 1e-13
+    S_1, S_2 = ERSDE(solver_type="reverse_sde", eta=1.0).integrals(s_b, s_a)   # phi(s) = s^2
+    assert abs(float(S_1 - (1 / s_b - 1 / s_a))) < 1e-12
+    assert abs(float(S_2 - (torch.log(s_a / s_b) - s_a * (1 / s_b - 1 / s_a)))) < 1e-12
+
+
+@pytest.mark.parametrize("sde_name", ["vp", "edm"])
+@pytest.mark.parametrize("solver_type", ["er_sde", "reverse_sde"])
+def test_er_sde_weak_convergence(sde_name, solver_type):
+    assert_weak_convergence(ERSDE(solver_type=solver_type), sde_name, [16, 32, 64, 128], min_slope=0.75)
+
+
+@pytest.mark.parametrize("max_stage", [1, 2, 3])
+def test_er_sde_ode_scaler_is_deterministic_at_its_declared_order(pf_reference, max_stage):
+    assert_ode_order(pf_reference, ERSDE(solver_type="ode", max_stage=max_stage), [32, 64, 128, 256])
