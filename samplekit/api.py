@@ -6,6 +6,7 @@ from typing import Any
 
 from samplekit.plugins import get_registry
 from samplekit.registry import ComponentInfo
+from samplekit.options import OptionError, parse_options
 from samplekit.solver import Solver, build_solver
 
 
@@ -22,6 +23,19 @@ def get_sde(name: str, **params) -> Any:
 def get_solver(name: str, **options) -> Solver:
     """A solver by name, built with its options."""
     return build_solver(get_registry().get("solver", name).factory, name, options)
+
+
+def solver_options_from_text(name: str, pairs) -> dict:
+    """Command-line ``KEY=VALUE`` texts parsed against the declared option types of solver ``name``
+    (``denoise_final=False`` is the bool False, ``eta=abc`` for a float option is refused)."""
+    texts = {}
+    for pair in pairs:
+        key, sep, value = str(pair).partition("=")
+        if not sep or not key:
+            raise OptionError(f"--option {pair!r} is not KEY=VALUE, e.g. --option denoise_final=true")
+        texts[key] = value
+    cls = get_registry().get("solver", name).factory
+    return parse_options(cls, f"solver {name!r}", texts)
 
 
 def get_schedule(name: str):

@@ -35,7 +35,7 @@ class ComponentInfo:
 
     def as_dict(self) -> dict:
         return {"kind": self.kind, "name": self.name, "plugin": self.plugin, "summary": self.summary,
-                **{k: v for k, v in self.info.items() if isinstance(v, (str, int, float, bool, type(None), list, tuple))}}
+                **{k: v for k, v in self.info.items() if isinstance(v, (str, int, float, bool, type(None), list, tuple, dict))}}
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,7 @@ class Registry:
 
     def __init__(self) -> None:
         self._components: dict[str, dict[str, ComponentInfo]] = {kind: {} for kind in KINDS}
+        self._aliases: dict[str, dict[str, str]] = {kind: {} for kind in KINDS}
         self.failures: list[PluginFailure] = []
 
     def add(self, kind: str, name: str, factory: Callable, plugin: str, summary: str | None = None, **info) -> None:
@@ -63,16 +64,36 @@ class Registry:
             raise ValueError(f"kind={kind!r} is not a component kind; use one of {', '.join(KINDS)}")
         if not isinstance(name, str) or not name:
             raise ValueError(f"plugin {plugin!r} registered a {kind} with name={name!r}; names are non-empty strings")
-        existing = self._components[kind].get(name)
-        if existing is not None:
-            raise DuplicateComponentError(
-                f"{kind} {name!r} is registered twice: by plugin {existing.plugin!r} and by plugin {plugin!r}; "
-                f"rename one, or block a plugin with SAMPLEKIT_DISABLE_PLUGINS={plugin}")
+        aliases = tuple(a for a in info.get("aliases", ()) if a != name)
+        for taken in (name, *aliases):
+            holder = self._holder(kind, taken)
+            if holder is not None:
+                raise DuplicateComponentError(
+                    f"{kind} name {taken!r} is registered twice: by plugin {holder.plugin!r} ({holder.name}) and by "
+                    f"plugin {plugin!r} ({name}); rename one, or block a plugin with SAMPLEKIT_DISABLE_PLUGINS")
         self._components[kind][name] = ComponentInfo(
             kind, name, plugin, factory, summary if summary is not None else _summary_of(factory), info)
+        self._aliases[kind].update(dict.fromkeys(aliases, name))
+
+    def _holder(self, kind: str, name: str) -> ComponentInfo | None:
+        """The component that has ``name`` as its name or one of its aliases."""
+        canonical = self._aliases[kind].get(name, name)
+        return self._components[kind].get(canonical)
 
     def scoped(self, kind: str, plugin: str) -> Callable[..., None]:
-        """The `register(name, factory, **info)` callable handed to one plugin's hook."""
+        """The register callable handed to one plugin's hook: ``register(SolverClass)`` for solvers
+        (name, aliases, capabilities and options read from the class), ``register(name, factory, **info)``
+        for every other kind."""
+        if kind == "solver":
+            def register_solver(cls, *extra, **info) -> None:
+                describe = getattr(cls, "describe", None)
+                if extra or info or not (isinstance(cls, type) and callable(describe)):
+                    raise TypeError(f"plugin {plugin!r} called register({cls!r}); solvers are registered as "
+                                    "register(SolverClass), a samplekit.Solver subclass that declares its name")
+                self.add(kind, cls.name, cls, plugin, **describe())
+
+            register_solver.__doc__ = f"Register a Solver subclass on behalf of plugin {plugin!r}."
+            return register_solver
 
         def register(name: str, factory: Callable, **info) -> None:
             self.add(kind, name, factory, plugin, **info)
@@ -84,9 +105,11 @@ class Registry:
         if kind not in self._components:
             raise ValueError(f"kind={kind!r} is not a component kind; use one of {', '.join(KINDS)}")
         try:
-            return self._components[kind][name]
-        except (KeyError, TypeError):
-            pass
+            found = self._holder(kind, name)
+        except TypeError:  # an unhashable name
+            found = None
+        if found is not None:
+            return found
         names = sorted(self._components[kind])
         close = difflib.get_close_matches(str(name), names, n=4, cutoff=0.5)
         hint = f"did you mean {', '.join(map(repr, close))}? " if close else ""

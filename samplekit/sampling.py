@@ -82,14 +82,14 @@ def sample(model: ScoreModel, solver: str | Solver = "euler_maruyama", nfe: int 
         raise ValueError(f"num_samples={num_samples!r} must be a positive integer")
     solver = resolve_solver(solver, solver_options)
     if nfe is None:
-        nfe = DEFAULT_ADAPTIVE_CAP if solver.adaptive else DEFAULT_NFE
+        nfe = DEFAULT_ADAPTIVE_CAP if solver.capabilities().adaptive else DEFAULT_NFE
     solver.check_sde(model.sde)
     # a wrapped model (guidance) may make several network calls per evaluation: plan evaluations
     per_eval = int(getattr(model, "nfe_per_eval", 1))
-    if per_eval > 1 and not solver.adaptive and nfe < per_eval:
+    if per_eval > 1 and not solver.capabilities().adaptive and nfe < per_eval:
         raise SolverError(f"nfe={nfe} is too small: model {model.name!r} makes {per_eval} network calls "
                           f"per evaluation; raise nfe")
-    n_steps = None if solver.adaptive else solver.steps_for(nfe // per_eval)
+    n_steps = None if solver.capabilities().adaptive else solver.steps_for(nfe // per_eval)
     if x_T is not None:
         model.check_input(x_T, model.sde.T, argument="x_T")
         dtype, device = x_T.dtype, x_T.device
@@ -99,7 +99,7 @@ def sample(model: ScoreModel, solver: str | Solver = "euler_maruyama", nfe: int 
 
     start_nfe, start = model.nfe, time.perf_counter()
     ts = None
-    if solver.adaptive:
+    if solver.capabilities().adaptive:
         x = solver.solve(model, x, noise, max_nfe=nfe)
         _check_finite(x, f"solver {solver.name!r} returned NaN/Inf")
     else:

@@ -10,13 +10,13 @@ An adaptive solver (``adaptive = True``) implements ``solve(model, x, noise, max
 
 from __future__ import annotations
 
-import inspect
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
 import torch
 
 from samplekit.noise import NoiseSource
+from samplekit.options import OptionError, OptionSpec, check_options, option_specs
 from samplekit.registry import SamplekitError
 from samplekit.score import ScoreModel
 from samplekit.sde import SDE
@@ -41,10 +41,34 @@ class StepInfo:
     nfe: int
 
 
+@dataclass(frozen=True)
+class Capabilities:
+    """What one solver instance can do; the class attributes declare it, options may change it."""
+
+    order: float
+    stochastic: bool
+    adaptive: bool
+    nfe_per_step: int
+    min_steps: int
+    sde_families: tuple[str, ...]
+    samples_target: bool
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "sde_families": list(self.sde_families)}
+
+
 class Solver:
-    """Base class of every solver; subclasses set the class attributes and the step API."""
+    """Base class of every solver.
+
+    The class is the single source of a solver's facts: class attributes declare its name, aliases
+    and capabilities; the typed keyword parameters of ``__init__`` (with defaults) are its options;
+    a capability that depends on an option is computed by overriding :meth:`capabilities`.
+    Registering is ``register(SolverClass)`` in a plugin's ``samplekit_register_solvers``.
+    """
 
     name: ClassVar[str] = "solver"
+    #: its names in k-diffusion, diffusers and ComfyUI; ``sk.sample(solver=...)`` accepts them too
+    aliases: ClassVar[tuple[str, ...]] = ()
     order: ClassVar[float] = 1.0
     stochastic: ClassVar[bool] = False
     adaptive: ClassVar[bool] = False
@@ -64,30 +88,41 @@ class Solver:
         self.denoise_final = bool(denoise_final)
 
     # --- capabilities -----------------------------------------------------------------------
+    def capabilities(self) -> Capabilities:
+        """This instance's capabilities: the class declarations, unless an option changes one
+        (override and ``dataclasses.replace`` the field)."""
+        cls = type(self)
+        return Capabilities(float(cls.order), bool(cls.stochastic), bool(cls.adaptive), int(cls.nfe_per_step),
+                            int(cls.min_steps), tuple(cls.sde_families or ("vp", "ve")), bool(cls.samples_target))
+
     @classmethod
-    def info(cls) -> dict:
-        """The declared capabilities, as registered and listed by `samplekit list`."""
-        return {"order": cls.order, "stochastic": cls.stochastic, "adaptive": cls.adaptive,
-                "nfe_per_step": cls.nfe_per_step, "sde_families": list(cls.sde_families or ("vp", "ve")),
-                "samples_target": cls.samples_target}
+    def describe(cls) -> dict:
+        """What the registry lists: aliases, the default instance's capabilities, the typed options."""
+        return {"aliases": list(cls.aliases), **cls().capabilities().as_dict(),
+                "options": {s.name: {"type": s.type_name, "default": s.default} for s in cls.option_specs().values()}}
+
+    @classmethod
+    def option_specs(cls) -> dict[str, OptionSpec]:
+        """The declared options: every typed keyword parameter of ``__init__`` along the MRO."""
+        return option_specs(cls)
 
     def check_sde(self, sde: SDE) -> None:
         """Raise a readable error if this solver cannot integrate ``sde``."""
-        if self.sde_families is None:
-            return
+        families = self.capabilities().sde_families
         family = "ve" if sde.variance_exploding else "vp"
-        if family not in self.sde_families:
+        if family not in families:
             raise SolverError(f"solver {self.name!r} does not support {sde!r} ({family}-type); it handles "
-                              f"{' and '.join(self.sde_families)}-type SDEs — pick another solver or SDE")
+                              f"{' and '.join(families)}-type SDEs — pick another solver or SDE")
 
     def steps_for(self, nfe: int) -> int:
         """The number of grid steps that spend at most ``nfe`` network calls."""
+        caps = self.capabilities()
         budget = nfe - (1 if self.denoise_final else 0)
-        steps = budget // self.nfe_per_step
-        if steps < self.min_steps:
-            need = self.min_steps * self.nfe_per_step + (1 if self.denoise_final else 0)
+        steps = budget // caps.nfe_per_step
+        if steps < caps.min_steps:
+            need = caps.min_steps * caps.nfe_per_step + (1 if self.denoise_final else 0)
             raise SolverError(f"nfe={nfe} is too small for solver {self.name!r}: it needs at least {need} "
-                              f"({self.nfe_per_step} per step, {self.min_steps} step(s) minimum"
+                              f"({caps.nfe_per_step} per step, {caps.min_steps} step(s) minimum"
                               f"{', +1 for denoise_final' if self.denoise_final else ''}); raise nfe")
         return steps
 
@@ -104,40 +139,21 @@ class Solver:
         raise NotImplementedError
 
     def options(self) -> dict:
-        """The options this instance was built with (for results tables)."""
-        return {k: v for k, v in vars(self).items() if not k.startswith("_")}
+        """The options this instance was built with (for results tables): each declared option's value."""
+        return {name: getattr(self, name) for name in self.option_specs() if name in vars(self)}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.options().items())})"
 
 
 def build_solver(factory, name: str, options: dict) -> Solver:
-    """Build a registered solver, turning an unknown option into an error that lists the known ones."""
-    try:
-        solver = factory(**options)
-    except TypeError as exc:
-        params = _accepted_options(factory)
-        unknown = sorted(set(options) - set(params)) if params is not None else []
-        if unknown:
-            raise SolverError(f"solver {name!r} has no option {', '.join(map(repr, unknown))}; "
-                              f"its options are: {', '.join(sorted(params)) or 'none'}") from exc
-        raise
-    if isinstance(solver, Solver) and solver.name == Solver.name:
-        solver.name = name
-    return solver
-
-
-def _accepted_options(factory) -> set[str] | None:
-    names: set[str] = set()
-    for cls in getattr(factory, "__mro__", [factory]):
-        init = cls.__init__ if isinstance(cls, type) else cls
-        if init is object.__init__:
-            continue
+    """Build a registered solver: options checked against its declared types before it is built."""
+    if isinstance(factory, type) and issubclass(factory, Solver):
         try:
-            params = inspect.signature(init).parameters.values()
-        except (TypeError, ValueError):
-            return None
-        names |= {p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name != "self"}
-        if not any(p.kind == p.VAR_KEYWORD for p in params):
-            break
-    return names
+            options = check_options(factory, f"solver {name!r}", options)
+        except OptionError as exc:
+            raise SolverError(str(exc)) from None
+    solver = factory(**options)
+    if not isinstance(solver, Solver):
+        raise SolverError(f"solver {name!r} was built as {type(solver).__name__}, not a samplekit Solver")
+    return solver

@@ -27,10 +27,15 @@ def make_plugin(name: str, **hooks) -> types.ModuleType:
     return module
 
 
+def solver_class(solver_name: str, doc: str = "", aliases: tuple[str, ...] = ()) -> type:
+    """A Solver subclass declaring only its name (and aliases): registration reads them from the class."""
+    return type(solver_name, (sk.Solver,), {"name": solver_name, "__doc__": doc or solver_name, "aliases": aliases})
+
+
 def solver_plugin(name: str, *solver_names: str) -> types.ModuleType:
     def register_solvers(register):
         for s in solver_names:
-            register(s, sk.Solver, summary=f"{s} from {name}")
+            register(solver_class(s, f"{s} from {name}"))
 
     return make_plugin(name, solvers=register_solvers)
 
@@ -109,8 +114,13 @@ def test_every_hook_is_documented_and_exercised(fresh_registry):
     for kind, hook_name in hookspecs.REGISTER_HOOKS.items():
         spec = getattr(hookspecs, hook_name)
         assert spec.__doc__ and "register" in spec.__doc__
-        plugin = make_plugin(f"p_{kind}", **{hook_name.removeprefix("samplekit_register_"):
-                                             lambda register, kind=kind: register(f"x_{kind}", dict)})
+        def hook(register, kind=kind):
+            if kind == "solver":
+                register(solver_class(f"x_{kind}"))
+            else:
+                register(f"x_{kind}", dict)
+
+        plugin = make_plugin(f"p_{kind}", **{hook_name.removeprefix("samplekit_register_"): hook})
         built = fresh_registry(plugin)
         assert [c.name for c in built.available(kind)] == [f"x_{kind}"]
         reg.add(kind, "x", dict, "p")
@@ -146,3 +156,71 @@ def test_cli_list_json_shows_sdes_and_euler_maruyama():
     pairs = {(r["kind"], r["name"], r["plugin"]) for r in rows}
     assert ("solver", "euler_maruyama", "samplekit_builtin") in pairs
     assert {("sde", n, "samplekit_builtin") for n in ["vp", "subvp", "ve", "ou", "edm"]} <= pairs
+
+
+# --- solver registration from the class (the single source of its capabilities) --------------------
+
+def test_solver_is_registered_from_its_class_with_aliases(fresh_registry):
+    cls = solver_class("alpha_solver", aliases=("sample_alpha", "AlphaScheduler"))
+    reg = fresh_registry(make_plugin("alpha", solvers=lambda register: register(cls)))
+    info = reg.get("solver", "AlphaScheduler")
+    assert info.name == "alpha_solver" and info.factory is cls and info.info["aliases"] == ["sample_alpha", "AlphaScheduler"]
+    assert reg.get("solver", "sample_alpha") is info
+    assert info.info["order"] == sk.Solver.order and info.info["nfe_per_step"] == 1
+
+
+def test_alias_clashing_with_another_solver_names_both_plugins(fresh_registry):
+    first = solver_class("one", aliases=("shared",))
+    second = solver_class("shared")
+    with pytest.raises(DuplicateComponentError, match="'a'.*'b'"):
+        fresh_registry(make_plugin("a", solvers=lambda register: register(first)),
+                       make_plugin("b", solvers=lambda register: register(second)))
+
+
+def test_registering_a_solver_by_name_is_a_clear_error(fresh_registry):
+    with pytest.raises(TypeError, match=r"register\(SolverClass\)"):
+        fresh_registry(make_plugin("old", solvers=lambda register: register("x", sk.Solver)))
+
+
+@pytest.mark.parametrize("name, options, field, value", [
+    ("unipc", {}, "order", 3.0), ("unipc", {"order": 1}, "order", 2.0), ("unipc", {"order": 3}, "order", 4.0),
+    ("unipc", {"order": 2, "corrector": False}, "order", 2.0),
+    ("ddim", {}, "stochastic", False), ("ddim", {"eta": 0.5}, "stochastic", True),
+    ("pc", {"n_corrector": 3}, "nfe_per_step", 4), ("edm_heun", {"S_churn": 5.0}, "stochastic", True),
+])
+def test_capabilities_describe_the_instance(name, options, field, value):
+    assert getattr(sk.get_solver(name, **options).capabilities(), field) == value
+
+
+def test_listing_is_the_default_instance_and_the_typed_options():
+    info = {c.name: c for c in sk.available("solver")}
+    for c in info.values():
+        assert c.info["order"] == c.factory().capabilities().order, c.name
+    ddim = info["ddim"].info["options"]
+    assert ddim["eta"] == {"type": "a float", "default": 0.0} and ddim["denoise_final"]["type"] == "a bool"
+
+
+@pytest.mark.parametrize("value", ["False", 1, None, 0.0])
+def test_a_bool_option_refuses_a_non_bool(value):
+    with pytest.raises(sk.SolverError, match="denoise_final=.* must be a bool"):
+        sk.get_solver("ddim", denoise_final=value)
+
+
+@pytest.mark.parametrize("text, expected", [("False", False), ("true", True), ("0", False), ("YES", True)])
+def test_cli_option_text_is_parsed_against_the_declared_type(text, expected):
+    from samplekit.api import solver_options_from_text
+
+    assert solver_options_from_text("ddim", [f"denoise_final={text}", "eta=0.25"]) == {"denoise_final": expected,
+                                                                                       "eta": 0.25}
+
+
+@pytest.mark.parametrize("pairs, fragment", [
+    (["eta=abc"], "eta='abc' is not a float"), (["denoise_final=maybe"], "is not a bool"),
+    (["bogus=1"], "has no option 'bogus'"), (["eta"], "is not KEY=VALUE"),
+])
+def test_cli_option_text_errors_name_the_option(pairs, fragment):
+    from samplekit.api import solver_options_from_text
+    from samplekit.options import OptionError
+
+    with pytest.raises(OptionError, match=fragment):
+        solver_options_from_text("ddim", pairs)

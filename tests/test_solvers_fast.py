@@ -167,7 +167,7 @@ SAMPLERS = [("dpmpp_2m", {}), ("dpmpp_3m", {}), ("unipc", {}), ("edm_heun", {}),
 def test_every_sde_gets_samples_near_the_exact_sample_floor(sde_name, name, options):
     mix = ring2d()
     model = mix.score_model(SDES[sde_name])
-    stochastic = sk.get_solver(name, **options).stochastic
+    stochastic = sk.get_solver(name, **options).capabilities().stochastic
     nfe = 100 if stochastic else 80  # 80: EDM Heun needs ~40 steps on the OU SDE's wide log-SNR range
     # one seed of 2000 samples: one draw of the ring's unequal component counts moves SW2 by up to ~30%
     res = sk.sample(model, name, nfe=nfe, num_samples=2000, seed=0, dtype=f64, progress=False, **options)
@@ -177,8 +177,8 @@ def test_every_sde_gets_samples_near_the_exact_sample_floor(sde_name, name, opti
 
 
 def test_edm_heun_declares_churn_stochastic_and_churn_is_reproducible_by_seed():
-    assert sk.get_solver("edm_heun").stochastic is False
-    assert sk.get_solver("edm_heun", S_churn=5.0).stochastic is True
+    assert sk.get_solver("edm_heun").capabilities().stochastic is False
+    assert sk.get_solver("edm_heun", S_churn=5.0).capabilities().stochastic is True
     model = ring2d().score_model(sk.VPSDE())
     runs = [sk.sample(model, "edm_heun", nfe=21, num_samples=16, seed=s, dtype=f64, progress=False,
                       S_churn=5.0).samples for s in (3, 3, 4)]

@@ -47,7 +47,7 @@ def test_nfe_counted_per_step_and_dtypes_follow_input(name):
     seen = []
     res = sk.sample(model, name, nfe=9, num_samples=16, seed=0, dtype=torch.float64, progress=False,
                     callback=lambda info: seen.append(info.nfe))
-    per_step = sk.get_solver(name).nfe_per_step
+    per_step = sk.get_solver(name).capabilities().nfe_per_step
     start = START_CALLS.get(name, 0)
     assert res.nfe == model.nfe <= 9
     assert res.nfe == start + res.n_steps * per_step

@@ -31,7 +31,7 @@ def samplekit_register_schedules(register):
 @hookimpl
 def samplekit_register_solvers(register):
     for cls in (EulerMaruyama, ODEEuler, ODEHeun, DDPM, DDIM, PredictorCorrector, AnnealedLangevin, Langevin):
-        register(cls.name, cls, **cls.info())
+        register(cls)
 
 
 @hookimpl

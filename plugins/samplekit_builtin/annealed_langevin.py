@@ -14,6 +14,8 @@ that does not depend on the SDE's t_min.  Every SDE works: on VE ones this is NC
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import math
 
 from samplekit.sde import as_time
@@ -41,10 +43,10 @@ class AnnealedLangevin(Solver):
                               "(or None for 0.2 n_L^2)")
         self.n_steps_each = int(n_steps_each)
         self.step_lr = None if step_lr is None else float(step_lr)
-        self.nfe_per_step = self.n_steps_each
 
-    def options(self) -> dict:
-        return {k: v for k, v in super().options().items() if k != "nfe_per_step"}
+    def capabilities(self):
+        """n_steps_each Langevin calls per noise level."""
+        return replace(super().capabilities(), nfe_per_step=self.n_steps_each)
 
     def init(self, model, x, ts, noise):
         """The ratio eps / n_L^2 that sets a_i = ratio sigma_{t_i}^2."""

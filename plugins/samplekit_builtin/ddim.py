@@ -11,6 +11,8 @@ sigma_s^2 - c^2 >= 0 on every grid.  Default grid: ``logsnr``, as for the ODE so
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from samplekit.solver import Solver, SolverError
 from samplekit_builtin.gaussian_step import gaussian_step
 
@@ -30,10 +32,10 @@ class DDIM(Solver):
         if not 0.0 <= eta <= 1.0:
             raise SolverError(f"ddim: eta={eta!r} must lie in [0, 1] (0 = deterministic DDIM, 1 = DDPM-like noise)")
         self.eta = eta
-        self.stochastic = eta > 0  # the class declares the default (eta = 0); the instance its own
 
-    def options(self) -> dict:
-        return {k: v for k, v in super().options().items() if k != "stochastic"}
+    def capabilities(self):
+        """The class declares the default (eta = 0); an instance with eta > 0 is stochastic."""
+        return replace(super().capabilities(), stochastic=self.eta > 0)
 
     def step(self, model, i, t0, t1, x, state, noise):
         pred = model.predict(x, t0)

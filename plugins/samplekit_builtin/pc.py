@@ -17,6 +17,8 @@ corrector couples the samples of a batch: per-sample seeds do not make pc's samp
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 
 from samplekit.solver import Solver, SolverError
@@ -37,7 +39,7 @@ def langevin_correct(model, t, x, a, snr: float, noise):
 
 
 class PredictorCorrector(Solver):
-    """Predictor-corrector sampler; nfe_per_step = 1 + n_corrector on each instance."""
+    """Predictor-corrector sampler (options predictor, corrector, n_corrector, snr)."""
 
     name = "pc"
     order = 0.5
@@ -59,10 +61,10 @@ class PredictorCorrector(Solver):
         self.predictor, self.corrector, self.snr = predictor, corrector, float(snr)
         self.n_corrector = int(n_corrector) if corrector != "none" else 0
         self._predict = PREDICTORS[predictor]()
-        self.nfe_per_step = 1 + self.n_corrector
 
-    def options(self) -> dict:
-        return {k: v for k, v in super().options().items() if k != "nfe_per_step"}
+    def capabilities(self):
+        """One predictor call and n_corrector corrector calls a step."""
+        return replace(super().capabilities(), nfe_per_step=1 + self.n_corrector)
 
     def step(self, model, i, t0, t1, x, state, noise):
         if self.n_corrector:

@@ -16,4 +16,4 @@ SOLVERS = (DPMSolverPP2M, DPMSolverPP3M, SDEDPMSolverPP2M, UniPC, EDMHeun)
 @hookimpl
 def samplekit_register_solvers(register):
     for cls in SOLVERS:
-        register(cls.name, cls, **cls.info())
+        register(cls)

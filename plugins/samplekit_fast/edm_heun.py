@@ -16,6 +16,8 @@ is the deterministic second-order Heun sampler.  s^ is capped at s_T, where the 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import math
 
 import torch
@@ -29,7 +31,7 @@ class EDMHeun(Solver):
 
     name = "edm_heun"
     order = 2.0
-    stochastic = False  # class default (S_churn = 0); an instance with S_churn > 0 says stochastic = True
+    stochastic = False  # the default S_churn = 0; see capabilities()
     nfe_per_step = 2
     default_schedule = "karras"
 
@@ -44,7 +46,10 @@ class EDMHeun(Solver):
         if not float(S_noise) > 0:
             raise SolverError(f"solver {self.name!r}: S_noise={S_noise!r} must be positive")
         self.S_churn, self.S_tmin, self.S_tmax, self.S_noise = map(float, (S_churn, S_tmin, S_tmax, S_noise))
-        self.stochastic = self.S_churn > 0
+
+    def capabilities(self):
+        """The class declares the default (S_churn = 0); an instance with S_churn > 0 is stochastic."""
+        return replace(super().capabilities(), stochastic=self.S_churn > 0)
 
     def steps_for(self, nfe: int) -> int:
         """n steps cost 2 n - 1 calls (the last is Euler): the largest n within the budget."""

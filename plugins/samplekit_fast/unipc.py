@@ -20,6 +20,8 @@ p (default 2, so predictor order 2 and corrector order 3) warms up as min(p, i +
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import math
 from dataclasses import dataclass
 
@@ -57,6 +59,14 @@ class UniPC(MultistepSolver):
         self.solver_order = int(order)
         self.variant = variant
         self.corrector = bool(corrector)
+
+    def capabilities(self):
+        """Order p of the UniP-p predictor, p + 1 with the UniC corrector (Zhao et al. 2023, Thm 3.1)."""
+        return replace(super().capabilities(), order=float(self.solver_order + (1 if self.corrector else 0)))
+
+    def options(self) -> dict:
+        return {"order": self.solver_order, "variant": self.variant, "corrector": self.corrector,
+                **{k: v for k, v in super().options().items() if k != "order"}}
 
     def init(self, model, x, ts, noise):
         return UniPCState(History(len(ts) - 1))

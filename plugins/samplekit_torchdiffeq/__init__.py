@@ -16,4 +16,4 @@ from samplekit_torchdiffeq.adaptive import SOLVERS
 @hookimpl
 def samplekit_register_solvers(register):
     for cls in SOLVERS:
-        register(cls.name, cls, **cls.info())
+        register(cls)

@@ -17,4 +17,4 @@ from samplekit_torchsde.stepping import SOLVERS
 @hookimpl
 def samplekit_register_solvers(register):
     for cls in (*SOLVERS, ReversibleHeun):
-        register(cls.name, cls, **cls.info())
+        register(cls)

@@ -105,7 +105,7 @@ def run_cell(cell: Cell, ctx: BenchContext) -> dict:
         return {"status": "failed", "error": _error(exc)}
     try:
         solver.check_sde(model.sde)
-        if not solver.adaptive:
+        if not solver.capabilities().adaptive:
             solver.steps_for(cell.nfe)
     except SolverError as exc:
         return {"status": "skipped", "reason": str(exc)}
@@ -118,7 +118,7 @@ def run_cell(cell: Cell, ctx: BenchContext) -> dict:
     out = {"nfe_spent": int(res.nfe), "seconds": round(res.seconds, 4)}
     if not torch.isfinite(res.samples).all():
         return {"status": "failed", "error": "the samples hold NaN/Inf", **out}
-    if not solver.adaptive and res.nfe > cell.nfe:
+    if not solver.capabilities().adaptive and res.nfe > cell.nfe:
         return {"status": "failed", "error": f"spent {res.nfe} network calls, over its budget of {cell.nfe}", **out}
     try:
         ref = ctx.reference(cell.target, cell.num_samples, cell.seed)

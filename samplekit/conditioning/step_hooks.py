@@ -20,6 +20,8 @@ A multistep solver's state is carried from the last repeat of each step.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from samplekit.conditioning.noising import forward_jump, replace_observed
 from samplekit.conditioning.observation import LinearObservation
 from samplekit.solver import Solver, SolverError
@@ -41,7 +43,7 @@ class ConditionedSolver(Solver):
                               "set them when building it, or pass the solver by name")
         if not isinstance(solver, Solver):
             raise TypeError(f"solver={solver!r} must be a registered solver name or a Solver instance")
-        if solver.adaptive:
+        if solver.capabilities().adaptive:
             raise SolverError(f"solver {solver.name!r} is adaptive (no steps to hook); use a fixed-step solver, "
                               "or sk.conditioning.observed_score(model, observation), which works with any solver")
         if not isinstance(observation, LinearObservation):
@@ -51,11 +53,13 @@ class ConditionedSolver(Solver):
             raise SolverError(f"jumps={jumps!r} must be a positive integer (1 = no resampling)")
         self.base, self.observation, self.jumps = solver, observation, jumps
         self.name = f"{solver.name}+{self.method}"
-        self.order, self.min_steps = solver.order, solver.min_steps
-        self.nfe_per_step = solver.nfe_per_step * jumps
-        self.sde_families = solver.sde_families
         self.schedule, self.schedule_options = solver.schedule, solver.schedule_options
         self.denoise_final = solver.denoise_final
+
+    def capabilities(self):
+        """The wrapped solver's, stochastic (the observed part is redrawn), ``jumps`` times its calls a step."""
+        base = self.base.capabilities()
+        return replace(base, stochastic=True, nfe_per_step=base.nfe_per_step * self.jumps)
 
     def steps_for(self, nfe: int) -> int:
         df = 1 if self.denoise_final else 0

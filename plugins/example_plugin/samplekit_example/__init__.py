@@ -28,4 +28,4 @@ class ExampleMidpoint(Solver):
 
 @hookimpl
 def samplekit_register_solvers(register):
-    register(ExampleMidpoint.name, ExampleMidpoint, **ExampleMidpoint.info())
+    register(ExampleMidpoint)
