@@ -24,6 +24,8 @@ from samplekit.sampling import integrate
 from samplekit.schedules import karras, logsnr
 
 from samplekit_fast.dpm_2 import DPM2
+from samplekit_fast.dpmpp_2s import DPMSolverPP2S
+from samplekit_fast.dpmpp_3s import DPMSolverPP3S
 from samplekit_fast.lms import LMS
 
 from peers import kdiffusion_sampling
@@ -137,6 +139,8 @@ ORDER_CASES = [
     ("lms", LMS, 4.0, [48, 96, 192, 384], 0.35),
     ("lms-order=2", lambda: LMS(order=2), 2.0, [24, 48, 96, 192], 0.2),
     ("lms-order=3", lambda: LMS(order=3), 3.0, [24, 48, 96, 192], 0.3),
+    ("dpmpp_2s", DPMSolverPP2S, 2.0, [24, 48, 96, 192], 0.2),
+    ("dpmpp_3s", DPMSolverPP3S, 3.0, [12, 24, 48, 96], 0.3),
 ]
 
 
@@ -194,3 +198,47 @@ def test_lms_is_diffusers_lms_discrete_scheduler_step_by_step():
         y = scheduler.step(x0, ts[i], y, order=4).prev_sample
         theirs.append(alphas[i + 1] * y)
     assert max_difference(ours, theirs) <= 1e-10
+
+
+# --- dpmpp_2s, dpmpp_3s -----------------------------------------------------------------------------------
+
+def diffusers_singlestep_trajectory(order, model, x_T, ts):
+    """diffusers' DPMSolverSinglestepScheduler (dpmsolver++, midpoint) update methods, float64, each step
+    t -> s of the grid split at the log-SNR fractions k / order, every model call made here."""
+    from diffusers import DPMSolverSinglestepScheduler
+
+    sde = model.sde
+    scheduler = DPMSolverSinglestepScheduler(solver_order=order, algorithm_type="dpmsolver++", solver_type="midpoint")
+    updates = (scheduler.dpm_solver_first_order_update, scheduler.singlestep_dpm_solver_second_order_update,
+               scheduler.singlestep_dpm_solver_third_order_update)
+    x, traj = x_T, []
+    for t0, t1 in zip(ts[:-1], ts[1:]):
+        lam0, lam1 = sde.log_snr(t0), sde.log_snr(t1)
+        times = [t0] + [sde.t_from_log_snr(lam0 + k / order * (lam1 - lam0)) for k in range(1, order)] + [t1]
+        alphas, sigmas = sde.marginal(torch.stack(times))
+        scheduler.sigmas = sigmas / alphas
+        outputs, u = [], x
+        for k in range(order):
+            outputs.append(model.predict(u, times[k]).x0)
+            scheduler._step_index = k
+            u = updates[0](outputs[0], sample=x) if k == 0 else updates[k](outputs, sample=x)
+        x = u
+        traj.append(x)
+    return traj
+
+
+@pytest.mark.parametrize("make,order", [(DPMSolverPP2S, 2), (DPMSolverPP3S, 3)], ids=["dpmpp_2s", "dpmpp_3s"])
+def test_singlestep_dpmpp_is_diffusers_singlestep_scheduler_step_by_step(make, order):
+    sde = sk.VPSDE()
+    ts = logsnr(sde, 8)
+    (model, net), (peer, peer_net) = counted(MIX, sde), counted(MIX, sde)
+    x_T = x_T_for(sde)
+    diff = max_difference(samplekit_trajectory(make(), model, x_T, ts), diffusers_singlestep_trajectory(order, peer, x_T, ts))
+    assert diff <= 1e-10, f"dpmpp_{order}s vs diffusers: {diff:.2e}"
+    assert net.calls == peer_net.calls == order * 8
+
+
+@pytest.mark.parametrize("sde_name", list(PEER_SDES))
+def test_dpmpp_2s_is_kdiffusion_dpmpp_2s_ancestral_at_eta_zero_step_by_step(sde_name):
+    assert_same_as_kdiffusion(DPMSolverPP2S(), kdiffusion_sampling().sample_dpmpp_2s_ancestral, sde_name,
+                              lambda sde: karras(sde, 10), eta=0.0)
