@@ -3,33 +3,67 @@
     import samplekit as sk
     model = sk.GaussianMixture(weights, means, covs).score_model(sk.VPSDE())
     res = sk.sample(model, solver="euler_maruyama", nfe=100, num_samples=1000, seed=0)
+
+The public names are imported on first use (PEP 562), so ``samplekit --help`` and other light entry
+points do not import torch.  Add a public name to ``_EXPORTS`` (name -> module), not as an import.
 """
 
 from __future__ import annotations
 
-from samplekit.api import (available, get_metric, get_schedule, get_sde, get_solver, get_target,
-                           get_trace_estimator)
-from samplekit.registry import (ComponentInfo, DuplicateComponentError, SamplekitError,
-                                UnknownComponentError)
-from samplekit.sampling import SampleResult, sample
-from samplekit.score import NonFiniteError, Prediction, ScoreModel
-from samplekit.sde import EDMSDE, OUSDE, SDE, VESDE, SubVPSDE, VPSDE
-from samplekit.solver import Solver, SolverError, StepInfo
-from samplekit.targets import GaussianMixture
-from samplekit.likelihood import LikelihoodResult, decode, encode, interpolate, log_likelihood
-from samplekit.loading import load_model
-from samplekit.discrete import DiscreteVPSDE
-from samplekit import conditioning, guidance  # noqa: E402  (namespaces: sk.guidance, sk.conditioning)
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "available", "get_sde", "get_solver", "get_schedule", "get_metric", "get_target", "get_trace_estimator",
-    "sample", "SampleResult", "ScoreModel", "Prediction", "GaussianMixture",
-    "SDE", "VPSDE", "SubVPSDE", "VESDE", "OUSDE", "EDMSDE",
-    "Solver", "SolverError", "StepInfo", "ComponentInfo",
-    "SamplekitError", "UnknownComponentError", "DuplicateComponentError", "NonFiniteError",
-    "log_likelihood", "encode", "decode", "interpolate", "LikelihoodResult",
-    "guidance", "conditioning",
-    "load_model", "DiscreteVPSDE",
-]
+_EXPORTS = {
+    "available": "samplekit.api", "get_sde": "samplekit.api", "get_solver": "samplekit.api",
+    "get_schedule": "samplekit.api", "get_metric": "samplekit.api", "get_target": "samplekit.api",
+    "get_trace_estimator": "samplekit.api",
+    "ComponentInfo": "samplekit.registry",
+    "SamplekitError": "samplekit.registry", "UnknownComponentError": "samplekit.registry",
+    "DuplicateComponentError": "samplekit.registry", "NonFiniteError": "samplekit.score",
+    "sample": "samplekit.sampling", "SampleResult": "samplekit.sampling",
+    "Prediction": "samplekit.score", "ScoreModel": "samplekit.score",
+    "SDE": "samplekit.sde", "VPSDE": "samplekit.sde", "SubVPSDE": "samplekit.sde", "VESDE": "samplekit.sde",
+    "OUSDE": "samplekit.sde", "EDMSDE": "samplekit.sde",
+    "Solver": "samplekit.solver", "SolverError": "samplekit.solver", "StepInfo": "samplekit.solver",
+    "GaussianMixture": "samplekit.targets",
+    "LikelihoodResult": "samplekit.likelihood", "decode": "samplekit.likelihood", "encode": "samplekit.likelihood",
+    "interpolate": "samplekit.likelihood", "log_likelihood": "samplekit.likelihood",
+    "load_model": "samplekit.loading",
+    "DiscreteVPSDE": "samplekit.discrete",
+}
+_SUBMODULES = ("guidance", "conditioning", "errors")  # namespaces: sk.guidance, sk.conditioning, sk.errors
+
+__all__ = [*_EXPORTS, *_SUBMODULES]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"samplekit.{name}")
+    else:
+        raise AttributeError(f"module 'samplekit' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
+    from samplekit import conditioning, errors, guidance  # noqa: F401
+    from samplekit.api import (available, get_metric, get_schedule, get_sde, get_solver, get_target,  # noqa: F401
+                               get_trace_estimator)
+    from samplekit.discrete import DiscreteVPSDE  # noqa: F401
+    from samplekit.errors import DuplicateComponentError, SamplekitError, UnknownComponentError  # noqa: F401
+    from samplekit.likelihood import LikelihoodResult, decode, encode, interpolate, log_likelihood  # noqa: F401
+    from samplekit.loading import load_model  # noqa: F401
+    from samplekit.registry import ComponentInfo  # noqa: F401
+    from samplekit.sampling import SampleResult, sample  # noqa: F401
+    from samplekit.score import NonFiniteError, Prediction, ScoreModel  # noqa: F401
+    from samplekit.sde import EDMSDE, OUSDE, SDE, VESDE, SubVPSDE, VPSDE  # noqa: F401
+    from samplekit.solver import Solver, SolverError, StepInfo  # noqa: F401
+    from samplekit.targets import GaussianMixture  # noqa: F401
