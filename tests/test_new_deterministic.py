@@ -26,6 +26,7 @@ from samplekit.schedules import karras, logsnr
 from samplekit_fast.dpm_2 import DPM2
 from samplekit_fast.dpmpp_2s import DPMSolverPP2S
 from samplekit_fast.dpmpp_3s import DPMSolverPP3S
+from samplekit_fast.ipndm import IPNDM
 from samplekit_fast.lms import LMS
 
 from peers import kdiffusion_sampling
@@ -139,6 +140,7 @@ ORDER_CASES = [
     ("lms", LMS, 4.0, [48, 96, 192, 384], 0.35),
     ("lms-order=2", lambda: LMS(order=2), 2.0, [24, 48, 96, 192], 0.2),
     ("lms-order=3", lambda: LMS(order=3), 3.0, [24, 48, 96, 192], 0.3),
+    ("ipndm", IPNDM, 2.0, [24, 48, 96, 192], 0.2),
     ("dpmpp_2s", DPMSolverPP2S, 2.0, [24, 48, 96, 192], 0.2),
     ("dpmpp_3s", DPMSolverPP3S, 3.0, [12, 24, 48, 96], 0.3),
 ]
@@ -242,3 +244,29 @@ def test_singlestep_dpmpp_is_diffusers_singlestep_scheduler_step_by_step(make, o
 def test_dpmpp_2s_is_kdiffusion_dpmpp_2s_ancestral_at_eta_zero_step_by_step(sde_name):
     assert_same_as_kdiffusion(DPMSolverPP2S(), kdiffusion_sampling().sample_dpmpp_2s_ancestral, sde_name,
                               lambda sde: karras(sde, 10), eta=0.0)
+
+
+# --- ipndm --------------------------------------------------------------------------------------------------
+
+def comfy_ipndm(denoiser, y, sigmas, max_order=4):
+    """ComfyUI's ``sample_ipndm`` loop (comfy/k_diffusion/sampling.py; ComfyUI is not installable here),
+    transcribed in k-diffusion's terms: d = to_d(y, sigma, D(y, sigma)), fixed Adams-Bashforth weights."""
+    to_d = kdiffusion_sampling().to_d
+    weights = {1: [1.0], 2: [3 / 2, -1 / 2], 3: [23 / 12, -16 / 12, 5 / 12], 4: [55 / 24, -59 / 24, 37 / 24, -9 / 24]}
+    ds, traj = [], []
+    for i in range(len(sigmas) - 1):
+        ds.insert(0, to_d(y, sigmas[i], denoiser(y, sigmas[i] * y.new_ones(y.shape[0]))))
+        ds = ds[:max_order]
+        y = y + (sigmas[i + 1] - sigmas[i]) * sum(w * d for w, d in zip(weights[len(ds)], ds))
+        traj.append(y)
+    return traj
+
+
+@pytest.mark.parametrize("max_order", [4, 2])
+def test_ipndm_is_comfyui_ipndm_formula_step_by_step(max_order):
+    sde = PEER_SDES["edm"]
+    ts = karras(sde, 12)
+    model, x_T = MIX.score_model(sde), x_T_for(sde)
+    ours = samplekit_trajectory(IPNDM(max_order=max_order), model, x_T, ts)
+    assert max_difference(ours, comfy_ipndm(kdiff_denoiser(model), x_T, ts, max_order)) <= 1e-10
+
