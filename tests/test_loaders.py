@@ -140,7 +140,8 @@ def test_the_torch_loader_takes_a_module_a_torchscript_file_or_weights_into_a_mo
     direct = sk.load_model(net, loader="torch", parametrization="eps", shape=(2,), sde="vp")
     assert torch.allclose(direct(x, t), expected)
     torch.jit.script(net).save(str(tmp_path / "net.ts"))
-    scripted = sk.load_model(tmp_path / "net.ts", loader="torch", parametrization="eps", shape=(2,), sde=sde)
+    scripted = sk.load_model(tmp_path / "net.ts", loader="torch", parametrization="eps", shape=(2,), sde=sde,
+                             trust_code=True)
     assert torch.allclose(scripted(x, t), expected)
     from safetensors.torch import save_file
 

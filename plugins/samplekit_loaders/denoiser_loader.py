@@ -34,10 +34,10 @@ class DenoiserNet(torch.nn.Module):
 
 
 def load_denoiser(source, shape, sde: SDE | None = None, sigma_min: float = 0.002, sigma_max: float = 80.0,
-                  name: str | None = None) -> ScoreModel:
+                  name: str | None = None, trust_code: bool = False) -> ScoreModel:
     """A denoiser D(x, sigma) (callable or TorchScript file) as a ScoreModel (default: EDM SDE)."""
     if shape is None:
         raise ValueError("the denoiser loader needs shape=, one sample's shape, e.g. (2,) or (3, 32, 32)")
     sde = sde if sde is not None else EDMSDE(sigma_min=sigma_min, sigma_max=sigma_max)
-    denoiser = load_callable(source)
+    denoiser = load_callable(source, trust_code)
     return ScoreModel(DenoiserNet(denoiser, sde), sde, shape, "x0", name=name or "denoiser")

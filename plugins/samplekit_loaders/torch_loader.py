@@ -2,7 +2,7 @@
 parametrisation (score / eps / x0 / v) and SDE.
 
     sk.load_model(net, loader="torch", parametrization="eps", sde="vp", shape=(2,))
-    sk.load_model("net.ts", loader="torch", ...)                      # TorchScript archive
+    sk.load_model("net.ts", loader="torch", trust_code=True, ...)     # TorchScript archive: code, trusted only
     sk.load_model("weights.safetensors", loader="torch", module=MyNet(), ...)   # weights into a module
 
 Weights files load with safetensors or ``torch.load(weights_only=True)``; a pickled module is refused.
@@ -17,15 +17,17 @@ import torch
 from samplekit.loading import UnsafeCheckpointError, input_grad_only, read_tensors
 from samplekit.score import ScoreModel
 from samplekit.sde import SDE
+from samplekit.trust import require_trust
 
 
-def load_callable(source):
-    """A callable from an object or a TorchScript archive (never an arbitrary unpickle)."""
+def load_callable(source, trust_code: bool = False):
+    """A callable from an object or a TorchScript archive (only with ``trust_code=True``; never an unpickle)."""
     if callable(source) and not isinstance(source, (str, Path)):
         return source
     path = Path(source)
     if not path.is_file():
         raise FileNotFoundError(f"source {str(path)!r} does not exist; pass a callable or a TorchScript file")
+    require_trust(path, trust_code)
     try:
         return torch.jit.load(str(path), map_location="cpu").eval()
     except Exception:
@@ -44,7 +46,7 @@ def resolve_sde(sde, sde_options: dict | None) -> SDE:
 
 
 def load_torch(source, parametrization: str, shape, sde="vp", sde_options: dict | None = None,
-               module: torch.nn.Module | None = None, name: str | None = None) -> ScoreModel:
+               module: torch.nn.Module | None = None, name: str | None = None, trust_code: bool = False) -> ScoreModel:
     """A torch network net(x, t) in a stated parametrisation and SDE as a ScoreModel."""
     if shape is None:
         raise ValueError("the torch loader needs shape=, one sample's shape, e.g. (2,) or (1, 8, 8)")
@@ -52,7 +54,7 @@ def load_torch(source, parametrization: str, shape, sde="vp", sde_options: dict 
         module.load_state_dict(read_tensors(source))
         net = module.eval()
     else:
-        net = load_callable(source)
+        net = load_callable(source, trust_code)
     if isinstance(net, torch.nn.Module):
         net.eval()
     label = name or (Path(source).stem if isinstance(source, (str, Path)) else type(net).__name__)
