@@ -38,11 +38,36 @@ def load_model(source, loader: str | None = None, **options) -> ScoreModel:
     """
     from samplekit.plugins import get_registry
 
+    from samplekit.errors import loading_errors
+
     name = loader or guess_loader(source)
-    model = get_registry().get("model_loader", name).factory(source, **options)
+    factory = get_registry().get("model_loader", name).factory
+    check_loader_options(factory, name, options)
+    what = f"{str(source)!r} with loader {name!r}" if isinstance(source, (str, Path)) else f"a {type(source).__name__}"
+    with loading_errors(what):
+        model = factory(source, **options)
     if not isinstance(model, ScoreModel):
         raise TypeError(f"model loader {name!r} returned {type(model).__name__}, not a samplekit ScoreModel")
     return model
+
+
+def check_loader_options(factory, name: str, options: dict) -> None:
+    """Refuse an option the loader does not take, listing those it does (before any file is read)."""
+    import inspect
+
+    from samplekit.errors import InvalidArgumentError
+
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    takes = [n for n, p in list(params.items())[1:] if p.kind is not inspect.Parameter.VAR_POSITIONAL]
+    unknown = sorted(set(options) - set(takes))
+    if unknown:
+        raise InvalidArgumentError(f"model loader {name!r} takes no option {', '.join(map(repr, unknown))}; it takes: "
+                                   f"{', '.join(takes) or 'none'}")
 
 
 def guess_loader(source) -> str:

@@ -10,10 +10,15 @@ from samplekit.score import ScoreModel
 from samplekit_loaders.torch_loader import _InputGradOnly, resolve_sde
 
 
-def load_native(source, dtype=None, name: str | None = None) -> ScoreModel:
-    """A native-format model directory (or its samplekit.json) as a ScoreModel."""
+MAX_PARAMS = 2_000_000_000  # the diffusers loader's default too; raise it with max_params=
+
+
+def load_native(source, dtype=None, name: str | None = None, max_params: float = MAX_PARAMS) -> ScoreModel:
+    """A native-format model directory (or its samplekit.json) as a ScoreModel; an architecture of more
+    than ``max_params`` parameters is refused before anything is allocated."""
     directory, config = read_native_config(source)
     arch = config["architecture"]
+    check_size(arch, max_params, str(directory / "samplekit.json"))
     net = build_architecture(arch["name"], dict(arch.get("options", {})))
     net.load_state_dict(read_tensors(directory / NATIVE_WEIGHTS))
     if dtype is not None:
@@ -21,3 +26,25 @@ def load_native(source, dtype=None, name: str | None = None) -> ScoreModel:
     sde = resolve_sde(config["sde"]["name"], config["sde"].get("params", {}))
     return ScoreModel(_InputGradOnly(net.eval()), sde, config["shape"], config["parametrization"],
                       name=name or config.get("name") or directory.name)
+
+
+def check_size(arch: dict, max_params: float, where: str) -> int:
+    """The parameter count of the config's architecture, built on the meta device (no memory); refused above
+    ``max_params`` or when the options cannot build it."""
+    import torch
+
+    from samplekit.errors import CheckpointError, ResourceLimitError
+
+    try:
+        with torch.device("meta"):
+            net = build_architecture(arch["name"], dict(arch.get("options", {})))
+    except Exception as exc:
+        raise CheckpointError(f"{where}: architecture {arch.get('name')!r} with options {arch.get('options')} "
+                              f"cannot be built ({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''})"
+                              ) from None
+    n = sum(p.numel() for p in net.parameters())
+    if n > max_params:
+        raise ResourceLimitError(f"{where}: the architecture asks for {n:,} parameters ({4 * n / 2 ** 30:.1f} GiB in "
+                                 f"float32), above max_params={max_params:,.0f}; if the model is really that large, "
+                                 "raise the limit: load_model(..., max_params=N)")
+    return n
