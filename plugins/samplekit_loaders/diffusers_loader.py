@@ -1,15 +1,22 @@
-"""The ``diffusers`` loader: a diffusers model (e.g. ``UNet2DModel``) with its scheduler config.
+"""The ``diffusers`` loader: a diffusers denoiser with its scheduler config (and a pipeline's VAE) as a ScoreModel.
 
-The scheduler's ``alphas_cumprod`` become a ``DiscreteVPSDE`` (timestep n <-> t = (n + 1) / N, see
-``samplekit.discrete``); the network is called as ``net(x, timestep=N t - 1)`` (fractional between
-grid points) and its ``prediction_type`` maps to samplekit's parametrisation:
-``epsilon`` -> eps, ``sample`` -> x0, ``v_prediction`` -> v (v = alpha eps - sigma x0).
+    model = sk.load_model("sd-pipeline-dir")                # model_index.json: unet/ or transformer/,
+                                                            # scheduler/, vae/ -> latent sampling + decoder
+    cond = model.condition(encoder_hidden_states=emb)       # inputs under the network's own names
+    guided = sk.guidance.classifier_free(cond, model.condition(encoder_hidden_states=neg), scale=7.5)
+    res = sk.sample(guided, "dpmpp_2m", nfe=40, num_samples=4);  res.decoded   # images
 
-Sources: a directory written by ``save_pretrained`` (``config.json`` + weights, with
-``scheduler_config.json`` beside it, in ``scheduler/`` or in ``../scheduler/``; a pipeline directory
-with ``unet/`` and ``scheduler/`` works too), or a model object plus ``scheduler=`` (a diffusers
-scheduler, its config dict, or a path).  Weights load from safetensors; a ``.bin`` is read with
-``torch.load(weights_only=True)``, never a bare unpickle.
+The scheduler config gives the process (``diffusers_process``): DDPM-family schedulers a ``DiscreteVPSDE``
+with eps / x0 / v from ``prediction_type``; ``FlowMatchEulerDiscreteScheduler`` a ``rectified_flow`` model
+in the ``flow`` parametrisation, its ``shift`` kept in ``model.schedule_options``.  The network adapter
+(``diffusers_net``) maps t to the network's timestep; a pipeline's VAE becomes ``model.decoder``
+(``diffusers_vae``); ``diffusers_grid.scheduler_grid`` turns a pipeline's own grid into ``ts=``.
+
+Sources: a ``save_pretrained`` directory of a model (``config.json`` + weights, with ``scheduler_config.json``
+beside it, in ``scheduler/`` or ``../scheduler/``), of a pipeline (``model_index.json``, or ``unet/`` +
+``scheduler/``), a model object with ``scheduler=``, or a pipeline object.  Weights load from safetensors; a
+``.bin`` is read with ``torch.load(weights_only=True)``, never a bare unpickle.  Configs are bounded before
+anything is built (``diffusers_limits``: ``max_params``, ``max_train_timesteps``, ``max_sample_numel``).
 """
 
 from __future__ import annotations
@@ -19,52 +26,16 @@ from pathlib import Path
 
 import torch
 
-from samplekit.discrete import DiscreteVPSDE
-from samplekit.loading import input_grad_only, read_tensors
+from samplekit.loading import read_tensors
 from samplekit.score import ScoreModel
 
-PREDICTION_TYPES = {"epsilon": "eps", "sample": "x0", "v_prediction": "v"}
-SCHEDULER_FILE = "scheduler_config.json"
+from samplekit_loaders.diffusers_limits import MAX_PARAMS, MAX_SAMPLE_NUMEL, check_params, check_sample_numel
+from samplekit_loaders.diffusers_net import DiffusersNet
+from samplekit_loaders.diffusers_process import (MAX_TRAIN_TIMESTEPS, PREDICTION_TYPES, SCHEDULER_FILE,  # noqa: F401
+                                                 process_of)
+from samplekit_loaders.diffusers_vae import LatentDecoder
 
-
-class DiffusersNet(torch.nn.Module):
-    """net(x, t) = module(x, timestep = N t - 1) in the module's dtype, output in x's dtype."""
-
-    def __init__(self, module, sde: DiscreteVPSDE) -> None:
-        super().__init__()
-        self.module, self.sde = module, sde
-        params = list(module.parameters()) if isinstance(module, torch.nn.Module) else []
-        self.dtype = params[0].dtype if params else None
-
-    def forward(self, x, t):
-        dtype = self.dtype or x.dtype
-        timestep = self.sde.timestep(t).to(dtype=dtype, device=x.device)
-        with input_grad_only(x):
-            out = self.module(x.to(dtype), timestep)
-        out = getattr(out, "sample", out)
-        if isinstance(out, tuple):
-            out = out[0]
-        return out.to(x.dtype)
-
-
-def alphas_cumprod_of(scheduler) -> tuple[torch.Tensor, str]:
-    """(alphas_cumprod, prediction_type) of a diffusers scheduler, its config dict, or a config path."""
-    from diffusers import DDPMScheduler
-
-    if isinstance(scheduler, (str, Path)):
-        path = Path(scheduler)
-        path = path / SCHEDULER_FILE if path.is_dir() else path
-        scheduler = json.loads(path.read_text(encoding="utf-8"))
-    if isinstance(scheduler, dict):
-        config = {k: v for k, v in scheduler.items() if not k.startswith("_")}
-        scheduler = DDPMScheduler.from_config(config)
-    abar = getattr(scheduler, "alphas_cumprod", None)
-    if abar is None:
-        raise ValueError(f"scheduler={scheduler!r} has no alphas_cumprod; pass a DDPM-family diffusers scheduler "
-                         "(DDPM, DDIM, Euler, DPM-Solver...) or its config")
-    abar = torch.as_tensor(abar, dtype=torch.float64).clone()
-    abar[-1] = abar[-1].clamp_min(2.0 ** -24)  # zero-terminal-SNR schedules: the same floor diffusers uses
-    return abar, getattr(scheduler, "config", {}).get("prediction_type", "epsilon")
+DENOISERS = ("unet", "transformer")       # a pipeline's denoiser component, in this order
 
 
 def find_scheduler(directory: Path) -> Path:
@@ -76,12 +47,11 @@ def find_scheduler(directory: Path) -> Path:
                             "scheduler with scheduler.save_pretrained(dir) or pass scheduler=")
 
 
-def load_module_dir(directory: Path):
-    """A diffusers ModelMixin from a save_pretrained directory (safetensors, or weights-only .bin)."""
+def load_module_dir(directory: Path, max_params: float = MAX_PARAMS):
+    """A diffusers ModelMixin from a save_pretrained directory (safetensors, or weights-only .bin); the
+    config's parameter count is checked against ``max_params`` before the module is built."""
     import diffusers
 
-    if not (directory / "config.json").is_file() and (directory / "unet" / "config.json").is_file():
-        directory = directory / "unet"
     config_path = directory / "config.json"
     if not config_path.is_file():
         raise FileNotFoundError(f"{str(directory)!r} has no config.json; pass a directory written by "
@@ -94,15 +64,38 @@ def load_module_dir(directory: Path):
     weights = sorted(directory.glob("*.safetensors")) or sorted(directory.glob("*.bin"))
     if not weights:
         raise FileNotFoundError(f"{str(directory)!r} holds no .safetensors (or .bin) weights")
-    model = cls.from_config(cls.load_config(str(directory)))
+    init_config = cls.load_config(str(directory))
+    check_params(cls, init_config, str(config_path), max_params)
     state = {}
     for file in weights:
         state.update(read_tensors(file))
+    model = cls.from_config(init_config)
     model.load_state_dict(state)
-    return model.eval(), directory
+    return model.eval()
 
 
-def shape_of(module, shape) -> tuple[int, ...]:
+def pipeline_parts(directory: Path) -> dict[str, Path]:
+    """The component directories of a pipeline directory: denoiser, scheduler and (if any) vae."""
+    index = directory / "model_index.json"
+    listed = None
+    if index.is_file():
+        entries = json.loads(index.read_text(encoding="utf-8"))
+        listed = {k for k, v in entries.items() if isinstance(v, list) and v and v[0] is not None}
+    parts = {}
+    for name in DENOISERS:
+        if (listed is None or name in listed) and (directory / name / "config.json").is_file():
+            parts["denoiser"] = directory / name
+            break
+    else:
+        raise FileNotFoundError(f"pipeline directory {str(directory)!r} has no {' or '.join(DENOISERS)} component "
+                                "with a config.json; pass the pipeline's save_pretrained directory")
+    parts["scheduler"] = find_scheduler(directory)
+    if (listed is None or "vae" in listed) and (directory / "vae" / "config.json").is_file():
+        parts["vae"] = directory / "vae"
+    return parts
+
+
+def shape_of(module, shape, max_sample_numel: float = MAX_SAMPLE_NUMEL) -> tuple[int, ...]:
     if shape is not None:
         return tuple(shape)
     config = getattr(module, "config", {})
@@ -110,28 +103,64 @@ def shape_of(module, shape) -> tuple[int, ...]:
     if size is None or channels is None:
         raise ValueError("cannot read the sample shape from the model's config; pass shape=(C, H, W)")
     h, w = (size, size) if isinstance(size, int) else tuple(size)
-    return (int(channels), int(h), int(w))
+    shape = (int(channels), int(h), int(w))
+    check_sample_numel(shape, f"{type(module).__name__} config (in_channels, sample_size)", max_sample_numel)
+    return shape
 
 
-def load_diffusers(source, scheduler=None, prediction_type: str | None = None, shape=None,
-                   name: str | None = None) -> ScoreModel:
-    """A diffusers model (directory or object) + its scheduler config as a ScoreModel on a DiscreteVPSDE."""
+def _as_decoder(vae):
+    if vae is None or isinstance(vae, LatentDecoder):
+        return vae
+    if isinstance(vae, torch.nn.Module) and hasattr(vae, "decode"):
+        return LatentDecoder(vae)
+    if callable(vae):
+        return vae
+    raise TypeError(f"vae={vae!r} must be a diffusers autoencoder (AutoencoderKL, AutoencoderTiny), a directory, "
+                    "or a callable latents -> images")
+
+
+def load_diffusers(source, scheduler=None, prediction_type: str | None = None, shape=None, name: str | None = None,
+                   vae=None, max_params: float = MAX_PARAMS, max_train_timesteps: int = MAX_TRAIN_TIMESTEPS,
+                   max_sample_numel: float = MAX_SAMPLE_NUMEL) -> ScoreModel:
+    """A diffusers model or pipeline (directory or object) with its scheduler as a ScoreModel.
+
+    ``vae``: an autoencoder (object or directory) whose decoder fills ``res.decoded`` (a pipeline's own VAE
+    is used by default).  ``prediction_type`` overrides the scheduler config's."""
     if isinstance(source, (str, Path)):
-        module, directory = load_module_dir(Path(source))
-        scheduler = scheduler if scheduler is not None else find_scheduler(directory)
-        name = name or Path(source).name
+        directory = Path(source)
+        if not directory.is_dir():
+            raise FileNotFoundError(f"source {str(directory)!r} is not a directory; pass a save_pretrained directory")
+        if (directory / "config.json").is_file():
+            module_dir, parts = directory, {}
+        else:
+            parts = pipeline_parts(directory)
+            module_dir = parts["denoiser"]
+        scheduler = scheduler if scheduler is not None else parts.get("scheduler") or find_scheduler(module_dir)
+        process = process_of(scheduler, prediction_type, max_train_timesteps)     # cheap checks first
+        module = load_module_dir(module_dir, max_params)
+        if vae is None and "vae" in parts:
+            vae = load_module_dir(parts["vae"], max_params)
+        name = name or directory.name
     else:
         module = source
+        if hasattr(source, "components") and scheduler is None:          # a DiffusionPipeline object
+            parts = source.components
+            module = next((parts[k] for k in DENOISERS if parts.get(k) is not None), None)
+            if module is None:
+                raise ValueError(f"pipeline {type(source).__name__} has no unet or transformer component")
+            scheduler, vae = parts.get("scheduler"), vae if vae is not None else parts.get("vae")
         if scheduler is None:
             raise ValueError("loading a diffusers model object needs its scheduler: pass scheduler= (a diffusers "
                              "scheduler, its config dict or a scheduler_config.json path)")
+        process = process_of(scheduler, prediction_type, max_train_timesteps)
         name = name or type(source).__name__
-    abar, scheduler_prediction = alphas_cumprod_of(scheduler)
-    prediction_type = prediction_type or scheduler_prediction
-    if prediction_type not in PREDICTION_TYPES:
-        raise ValueError(f"prediction_type={prediction_type!r} is unknown; use one of {', '.join(PREDICTION_TYPES)}")
-    sde = DiscreteVPSDE(abar)
+    if isinstance(vae, (str, Path)):
+        vae = load_module_dir(Path(vae), max_params)
     if isinstance(module, torch.nn.Module):
         module.eval()
-    return ScoreModel(DiffusersNet(module, sde), sde, shape_of(module, shape), PREDICTION_TYPES[prediction_type],
-                      name=name)
+    model = ScoreModel(DiffusersNet(module, process.timestep_of), process.sde,
+                       shape_of(module, shape, max_sample_numel), process.parametrization, name=name,
+                       decoder=_as_decoder(vae))
+    model.schedule_options = dict(process.schedule_options)
+    model.scheduler_class = process.scheduler_class
+    return model

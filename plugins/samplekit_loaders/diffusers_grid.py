@@ -1,0 +1,88 @@
+"""A diffusers scheduler's inference grid as samplekit times, for ``sk.sample(model, solver, ts=ts, **options)``.
+
+Call ``scheduler.set_timesteps(n)`` first; ``scheduler_grid(scheduler, model.sde)`` returns the grid of model
+times the pipeline visits and the options that reproduce its last step:
+
+* DDPM family: each timestep n maps to t = (n + 1) / N (``DiscreteVPSDE.time_of``).  The last step goes to
+  - DDIM with ``set_alpha_to_one=False``, DPM-Solver / UniPC with ``final_sigmas_type="sigma_min"``:
+    abar_0, i.e. t_min -> t_min is appended (nothing if the last timestep is already 0: that step would
+    be the identity, x = alpha x0 + sigma eps);
+  - DDIM with ``set_alpha_to_one=True``, DPM-Solver / UniPC with ``final_sigmas_type="zero"``: abar = 1, so
+    the output is the x0 prediction at the last timestep.  When that timestep is 0 (t_min) this is
+    ``denoise_final=True``; at a larger timestep it is the over-sharpening shortcut samplekit refuses
+    (DESIGN: every sampler integrates down to t_min), so it raises.
+* Flow matching (FlowMatchEulerDiscreteScheduler): t = sigma; diffusers' last step, sigma_last -> 0, is
+  x - sigma_last u = the x0 prediction at sigma_last = t_min (see ``diffusers_process.flow_t_min``), so the
+  grid is the sigmas without the final 0, with ``denoise_final=True``.
+
+A scheduler that clips or thresholds its x0 prediction (``clip_sample``, ``thresholding``) is refused: no
+samplekit solver does that, so the same grid would silently compute something else.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from samplekit.discrete import DiscreteVPSDE
+from samplekit.sde import SDE
+
+Tensor = torch.Tensor
+
+
+def scheduler_grid(scheduler, sde: SDE) -> tuple[Tensor, dict]:
+    """(ts, options): the decreasing float64 grid of model times and the ``sk.sample`` options
+    (``denoise_final``) that walk the pipeline's grid after ``scheduler.set_timesteps(n)``."""
+    if getattr(scheduler, "timesteps", None) is None or getattr(scheduler, "num_inference_steps", None) is None:
+        raise ValueError("call scheduler.set_timesteps(num_inference_steps) before scheduler_grid(scheduler, sde)")
+    clipping = [k for k in ("clip_sample", "thresholding") if scheduler.config.get(k)]
+    if clipping:
+        raise ValueError(f"{type(scheduler).__name__} has {', '.join(k + '=True' for k in clipping)}: it clips the x0 "
+                         "prediction at every step, which samplekit's solvers do not; set it to False to compare")
+    if isinstance(sde, DiscreteVPSDE):
+        return _vp_grid(scheduler, sde)
+    if type(scheduler).__name__.startswith("FlowMatch"):
+        return _flow_grid(scheduler, sde)
+    raise ValueError(f"cannot map {type(scheduler).__name__}'s grid onto {sde!r}; load the model with its own "
+                     "scheduler (a DDPM-family scheduler gives a DiscreteVPSDE, FlowMatchEuler a rectified flow)")
+
+
+def _vp_grid(scheduler, sde: DiscreteVPSDE) -> tuple[Tensor, dict]:
+    steps = torch.as_tensor(scheduler.timesteps).to(torch.float64)
+    if getattr(scheduler, "sigmas", None) is not None and scheduler.config.get("use_karras_sigmas", False):
+        raise ValueError("a grid with use_karras_sigmas falls between training timesteps; pass ts= yourself")
+    last = float(steps[-1])
+    ends_at_one = _final_is_alpha_one(scheduler, sde)
+    ts = sde.time_of(steps)
+    if ends_at_one:
+        if last != 0:
+            raise ValueError(f"{type(scheduler).__name__} ends by returning its x0 prediction at timestep "
+                             f"{last:g} (set_alpha_to_one / final_sigmas_type='zero'), not at t_min: samplekit "
+                             "integrates to t_min. Use set_alpha_to_one=False or final_sigmas_type='sigma_min', or "
+                             "a grid whose last timestep is 0")
+        return ts, {"denoise_final": True}
+    if last > 0:
+        ts = torch.cat([ts, ts.new_tensor([sde.t_min])])
+    return ts, {}
+
+
+def _final_is_alpha_one(scheduler, sde: DiscreteVPSDE) -> bool:
+    """Whether the pipeline's last step lands on abar = 1 (x0) instead of abar_0 (t_min)."""
+    final = getattr(scheduler, "final_alpha_cumprod", None)
+    if final is not None:                                     # DDIM, PNDM
+        return bool(float(final) == 1.0)
+    sigmas_type = scheduler.config.get("final_sigmas_type")
+    if sigmas_type is not None:                               # DPM-Solver, UniPC, DEIS...
+        return sigmas_type == "zero"
+    raise ValueError(f"{type(scheduler).__name__}'s final step is not one scheduler_grid knows; build ts= "
+                     "with model.sde.time_of(scheduler.timesteps)")
+
+
+def _flow_grid(scheduler, sde: SDE) -> tuple[Tensor, dict]:
+    sigmas = torch.as_tensor(scheduler.sigmas).to(torch.float64)
+    if float(sigmas[-1]) != 0.0:
+        raise ValueError(f"{type(scheduler).__name__}'s grid ends at sigma={float(sigmas[-1]):g}, not 0")
+    ts = sigmas[:-1]
+    if float(ts[-1]) != sde.t_min:
+        raise ValueError(f"the grid's last sigma {float(ts[-1]):g} is not the model's t_min={sde.t_min:g}: load the "
+                         "model with this scheduler's config (its shift sets t_min)")
+    return ts, {"denoise_final": True}
