@@ -23,6 +23,7 @@ from samplekit.noise import NoiseSource
 from samplekit.sampling import integrate
 from samplekit.schedules import karras, logsnr
 
+from samplekit_fast.deis import DEIS
 from samplekit_fast.dpm_2 import DPM2
 from samplekit_fast.dpmpp_2s import DPMSolverPP2S
 from samplekit_fast.dpmpp_3s import DPMSolverPP3S
@@ -141,6 +142,8 @@ ORDER_CASES = [
     ("lms-order=2", lambda: LMS(order=2), 2.0, [24, 48, 96, 192], 0.2),
     ("lms-order=3", lambda: LMS(order=3), 3.0, [24, 48, 96, 192], 0.3),
     ("ipndm", IPNDM, 2.0, [24, 48, 96, 192], 0.2),
+    ("deis", DEIS, 3.0, [12, 24, 48, 96], 0.3),
+    ("deis-order=2", lambda: DEIS(order=2), 2.0, [24, 48, 96, 192], 0.2),
     ("dpmpp_2s", DPMSolverPP2S, 2.0, [24, 48, 96, 192], 0.2),
     ("dpmpp_3s", DPMSolverPP3S, 3.0, [12, 24, 48, 96], 0.3),
 ]
@@ -270,3 +273,46 @@ def test_ipndm_is_comfyui_ipndm_formula_step_by_step(max_order):
     ours = samplekit_trajectory(IPNDM(max_order=max_order), model, x_T, ts)
     assert max_difference(ours, comfy_ipndm(kdiff_denoiser(model), x_T, ts, max_order)) <= 1e-10
 
+
+
+# --- deis ---------------------------------------------------------------------------------------------------
+
+def diffusers_deis_trajectory(order, model, x_T, ts):
+    """diffusers' DEISMultistepScheduler (deis, log-rho) update methods, float64, on the grid ts, with its
+    step()'s order rule: min(order, step + 1), and on grids shorter than 15 the last two steps at most 1, 2."""
+    from diffusers import DEISMultistepScheduler
+
+    sde = model.sde
+    scheduler = DEISMultistepScheduler(solver_order=order, algorithm_type="deis", lower_order_final=True)
+    alphas, sigmas = sde.marginal(ts)
+    scheduler.sigmas = sigmas / alphas
+    updates = (scheduler.deis_first_order_update, scheduler.multistep_deis_second_order_update,
+               scheduler.multistep_deis_third_order_update)
+    n, x, outputs, traj = len(ts) - 1, x_T, [], []
+    for i in range(n):
+        outputs.append(model.predict(x, ts[i]).eps)
+        k = min(order, i + 1)
+        if n < 15:
+            k = min(k, 1 if i == n - 1 else 2 if i == n - 2 else k)
+        scheduler._step_index = i
+        x = updates[0](outputs[-1], sample=x) if k == 1 else updates[k - 1](outputs, sample=x)
+        traj.append(x)
+    return traj
+
+
+@pytest.mark.parametrize("order,n", [(3, 8), (3, 20), (2, 10)])
+def test_deis_is_diffusers_deis_multistep_scheduler_step_by_step(order, n):
+    sde = sk.VPSDE()
+    ts = logsnr(sde, n)
+    (model, net), (peer, peer_net) = counted(MIX, sde), counted(MIX, sde)
+    x_T = x_T_for(sde)
+    ours = samplekit_trajectory(DEIS(order=order), model, x_T, ts)
+    diff = max_difference(ours, diffusers_deis_trajectory(order, peer, x_T, ts))
+    assert diff <= 1e-10, f"deis order {order}, {n} steps vs diffusers: {diff:.2e}"
+    assert net.calls == peer_net.calls == n
+
+
+def test_deis_order_option_is_declared_and_checked():
+    assert DEIS(order=2).capabilities().order == 2.0 and DEIS().options()["order"] == 3
+    with pytest.raises(sk.SolverError, match="order=4"):
+        DEIS(order=4)
