@@ -27,6 +27,7 @@ from samplekit_fast.deis import DEIS
 from samplekit_fast.dpm_2 import DPM2
 from samplekit_fast.dpmpp_2s import DPMSolverPP2S
 from samplekit_fast.dpmpp_3s import DPMSolverPP3S
+from samplekit_fast.gradient_estimation import GradientEstimation
 from samplekit_fast.ipndm import IPNDM
 from samplekit_fast.lms import LMS
 
@@ -144,6 +145,7 @@ ORDER_CASES = [
     ("ipndm", IPNDM, 2.0, [24, 48, 96, 192], 0.2),
     ("deis", DEIS, 3.0, [12, 24, 48, 96], 0.3),
     ("deis-order=2", lambda: DEIS(order=2), 2.0, [24, 48, 96, 192], 0.2),
+    ("gradient_estimation", GradientEstimation, 1.0, [48, 96, 192, 384], 0.15),
     ("dpmpp_2s", DPMSolverPP2S, 2.0, [24, 48, 96, 192], 0.2),
     ("dpmpp_3s", DPMSolverPP3S, 3.0, [12, 24, 48, 96], 0.3),
 ]
@@ -316,3 +318,43 @@ def test_deis_order_option_is_declared_and_checked():
     assert DEIS(order=2).capabilities().order == 2.0 and DEIS().options()["order"] == 3
     with pytest.raises(sk.SolverError, match="order=4"):
         DEIS(order=4)
+
+
+# --- gradient_estimation ------------------------------------------------------------------------------------
+
+def comfy_gradient_estimation(denoiser, y, sigmas, ge_gamma=2.0):
+    """ComfyUI's ``sample_gradient_estimation`` loop (comfy/k_diffusion/sampling.py, not installable here),
+    transcribed in k-diffusion's terms: Euler first, then d_bar = gamma d + (1 - gamma) d_prev."""
+    to_d = kdiffusion_sampling().to_d
+    d_prev, traj = None, []
+    for i in range(len(sigmas) - 1):
+        d = to_d(y, sigmas[i], denoiser(y, sigmas[i] * y.new_ones(y.shape[0])))
+        d_bar = d if d_prev is None else ge_gamma * d + (1 - ge_gamma) * d_prev
+        y = y + (sigmas[i + 1] - sigmas[i]) * d_bar
+        d_prev = d
+        traj.append(y)
+    return traj
+
+
+@pytest.mark.parametrize("sde_name", list(PEER_SDES))
+@pytest.mark.parametrize("ge_gamma", [2.0, 1.5])
+def test_gradient_estimation_is_comfyui_formula_step_by_step(sde_name, ge_gamma):
+    sde = PEER_SDES[sde_name]
+    ts = karras(sde, 12)
+    model, x_T = MIX.score_model(sde), x_T_for(sde)
+    alphas, sigmas = sde.marginal(ts)
+    theirs = [alphas[i + 1] * y for i, y in
+              enumerate(comfy_gradient_estimation(kdiff_denoiser(model), x_T / alphas[0], sigmas / alphas, ge_gamma))]
+    ours = samplekit_trajectory(GradientEstimation(ge_gamma=ge_gamma), model, x_T, ts)
+    assert max_difference(ours, theirs) <= 1e-10
+
+
+def test_gradient_estimation_gamma_one_is_euler_in_the_noise_level_and_bad_gamma_is_refused():
+    sde = sk.VPSDE()
+    ts = karras(sde, 10)
+    model, x_T = MIX.score_model(sde), x_T_for(sde)
+    alphas, sigmas = sde.marginal(ts)
+    euler = kdiff_trajectory(kdiffusion_sampling().sample_euler, model, x_T, ts)
+    assert max_difference(samplekit_trajectory(GradientEstimation(ge_gamma=1.0), model, x_T, ts), euler) <= 1e-10
+    with pytest.raises(sk.SolverError, match="ge_gamma"):
+        GradientEstimation(ge_gamma=float("nan"))
