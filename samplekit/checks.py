@@ -1,7 +1,8 @@
 """Argument checks shared by the public API: integers, seeds, dtypes (one copy each).
 
 Each check names the argument and the fix, and raises before any work is spent.  Integers accept
-numpy integers (``np.int64(10)``) and refuse bools, floats and strings.
+numpy integers (``np.int64(10)``) and refuse bools, floats and strings (``InvalidArgumentError``, a
+ValueError, as before); a dtype that is not a torch dtype is an ``ArgumentTypeError``.
 """
 
 from __future__ import annotations
@@ -24,10 +25,10 @@ def as_int(value: Any, name: str, minimum: int | None = None, what: str = "an in
             raise TypeError
         value = operator.index(value)
     except TypeError:
-        raise ArgumentTypeError(f"{name}={value!r} must be {what}, not {type(value).__name__}") from None
+        raise InvalidArgumentError(f"{name}={value!r} must be {what}, not {type(value).__name__}") from None
     value = int(value)
     if minimum is not None and value < minimum:
-        raise InvalidArgumentError(f"{name}={value} is below {minimum}: it must be {what}")
+        raise InvalidArgumentError(f"{name}={value} must be {what}" + ("" if minimum == 1 else f" >= {minimum}"))
     return value
 
 
@@ -49,9 +50,9 @@ def check_seed(seed: Any, num_samples: int | None = None, name: str = "seed") ->
     if seed is None:
         return None
     if isinstance(seed, (str, bytes)):
-        raise ArgumentTypeError(f"{name}={seed!r} must be an integer or one integer per sample, not a string")
+        raise InvalidArgumentError(f"{name}={seed!r} must be an integer or one integer per sample, not a string")
     if isinstance(seed, bool) or type(seed).__name__ == "bool_":
-        raise ArgumentTypeError(f"{name}={seed!r} must be an integer seed, not a bool")
+        raise InvalidArgumentError(f"{name}={seed!r} must be an integer seed, not a bool")
     if getattr(seed, "ndim", None) == 0:  # 0-d numpy array or tensor
         return _one_seed(seed, name)
     if isinstance(seed, numbers.Number):
@@ -59,7 +60,7 @@ def check_seed(seed: Any, num_samples: int | None = None, name: str = "seed") ->
     try:
         items: Sequence = list(seed.tolist() if hasattr(seed, "tolist") else seed)
     except TypeError:
-        raise ArgumentTypeError(f"{name}={seed!r} must be an integer or one integer per sample") from None
+        raise InvalidArgumentError(f"{name}={seed!r} must be an integer or one integer per sample") from None
     seeds = [_one_seed(s, f"{name}[{i}]") for i, s in enumerate(items)]
     if num_samples is not None and len(seeds) != num_samples:
         raise InvalidArgumentError(f"{name} has {len(seeds)} entries for num_samples={num_samples}; "
@@ -87,3 +88,36 @@ def check_float_dtype(dtype: Any, name: str = "dtype"):
         raise InvalidArgumentError(f"{name}={dtype} is not a floating-point dtype; samples are real numbers: use "
                                    "torch.float32 or torch.float64")
     return dtype
+
+
+DEFAULT_NUM_SAMPLES = 1000
+
+
+def check_sample_args(nfe, num_samples, seed, dtype, x_T=None, x_start=None):
+    """``sk.sample``'s scalar arguments checked together, before any work: (nfe, num_samples, seed, dtype).
+
+    nfe: None or a positive integer.  num_samples: None (x_T's / x_start's batch, else 1000) or a positive
+    integer equal to that batch.  seed: None draws a fresh one (torch's global generator is left alone).
+    dtype: None or a floating dtype equal to x_T's / x_start's.  x_T and x_start must be finite."""
+    nfe = None if nfe is None else positive_int(nfe, "nfe", "a positive integer number of network evaluations")
+    given = {name: x for name, x in (("x_T", x_T), ("x_start", x_start)) if x is not None}
+    batch = None
+    for name, x in given.items():
+        import torch
+
+        if isinstance(x, torch.Tensor) and x.is_floating_point() and x.ndim >= 1:
+            if not bool(torch.isfinite(x).all()):
+                raise InvalidArgumentError(f"{name} holds NaN/Inf (before any network call); pass finite values")
+            batch = int(x.shape[0])
+            if dtype is not None and check_float_dtype(dtype) != x.dtype:
+                raise InvalidArgumentError(f"dtype={dtype} conflicts with {name}.dtype={x.dtype}; samples take "
+                                           f"{name}'s dtype: drop dtype=, or pass {name}.to({dtype})")
+    if num_samples is None:
+        num_samples = batch if batch is not None else DEFAULT_NUM_SAMPLES
+    num_samples = positive_int(num_samples, "num_samples")
+    if batch is not None and num_samples != batch:
+        name = next(iter(given))
+        raise InvalidArgumentError(f"num_samples={num_samples} conflicts with {name}, which holds {batch} samples; "
+                                   f"drop num_samples (it is {name}'s batch)")
+    seed = check_seed(seed, num_samples)
+    return nfe, num_samples, fresh_seed() if seed is None else seed, check_float_dtype(dtype)
