@@ -236,3 +236,163 @@ def test_a_loaded_network_still_differentiates_for_the_likelihood_but_sampling_b
     assert torch.allclose(ll.log_prob, gm.noised_log_prob(x, alpha, sigma), atol=1e-2)
     assert model(x, 0.5).grad_fn is None
 
+
+
+# --- conditional diffusers models, flow matching, pipelines, config bounds -----------------------------
+import diffusers_tiny as tiny  # noqa: E402  (tests/ is on sys.path under pytest)
+
+from samplekit_loaders.diffusers_grid import scheduler_grid  # noqa: E402
+
+
+class Counting(torch.nn.Module):
+    """Counts calls of the raw diffusers network."""
+
+    def __init__(self, module):
+        super().__init__()
+        self.module, self.calls = module, 0
+
+    def forward(self, *args, **kwargs):
+        self.calls += 1
+        return self.module(*args, **kwargs)
+
+
+def test_a_class_conditional_unet_takes_class_labels_under_its_own_name_per_sample(tmp_path):
+    net = tiny.class_unet()
+    net.save_pretrained(tmp_path / "unet")
+    ddpm_scheduler().save_pretrained(tmp_path / "scheduler")
+    model = sk.load_model(tmp_path / "unet")
+    counter = Counting(model.net.module)
+    model.net.module = counter
+    with pytest.raises(TypeError, match="class_labels"):                # required, refused before any call
+        sk.sample(model, "ddim", nfe=2, num_samples=3, progress=False)
+    with pytest.raises(TypeError, match="class_labels"):                # a name the network does not take
+        model.condition(labels=torch.tensor([1, 2, 3]))
+    assert counter.calls == 0
+    labels = torch.tensor([1, 5, 9])
+    cond = model.condition(class_labels=labels)
+    x = torch.randn(3, 1, 8, 8, **f64)
+    t = model.sde.time_of(torch.tensor(300.0, **f64))
+    with torch.no_grad():
+        eps = net(x.float(), torch.full((3,), 300.0), class_labels=labels).sample.double()
+        other = net(x.float(), torch.full((3,), 300.0), class_labels=labels.flip(0)).sample.double()
+    assert torch.allclose(cond.predict(x, t).eps, eps, atol=1e-6) and not torch.allclose(eps, other, atol=1e-3)
+    res = sk.sample(cond, "ddim", nfe=3, num_samples=3, progress=False)
+    assert counter.calls == 4 and res.nfe == 3 and res.decoded is None      # one direct call + 3 steps; no VAE
+    with pytest.raises(ValueError, match="num_samples"):
+        sk.sample(cond, "ddim", nfe=3, num_samples=4, progress=False)
+
+
+def test_an_sd3_transformer_needs_its_pooled_projections_before_any_call():
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    model = sk.load_model(tiny.sd3_transformer(), loader="diffusers", scheduler=FlowMatchEulerDiscreteScheduler())
+    counter = Counting(model.net.module)
+    model.net.module = counter
+    half = model.condition(encoder_hidden_states=torch.randn(1, 5, 32))
+    with pytest.raises(TypeError, match="pooled_projections"):
+        sk.sample(half, "ode_euler", nfe=2, num_samples=2, progress=False)
+    assert counter.calls == 0
+
+
+class ExactFlowNet(torch.nn.Module):
+    """The exact mixture velocity in diffusers' flow convention: forward(x, timestep) with sigma = timestep / N,
+    x = (1 - sigma) x0 + sigma eps, returns u = eps - x0 (E over the posterior).  Records its timesteps."""
+
+    def __init__(self, gm, n_train=1000):
+        super().__init__()
+        self.gm, self.n_train, self.seen = gm, n_train, []
+
+    def forward(self, x, timestep):
+        self.seen.append(timestep.detach().clone())
+        s = (timestep.to(torch.float64) / self.n_train).reshape(-1, 1)
+        score = self.gm.noised_score(x, 1 - s, s)
+        eps, x0 = -s * score, (x + s ** 2 * score) / (1 - s)
+        return eps - x0
+
+
+@pytest.mark.parametrize("shift", [1.0, 3.0])
+def test_a_flow_matching_scheduler_gives_an_exact_rectified_flow_model_with_its_shift_and_grid(shift):
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    gm, scheduler = mixture(), FlowMatchEulerDiscreteScheduler(shift=shift)
+    net = ExactFlowNet(gm)
+    model = sk.load_model(net, loader="diffusers", scheduler=scheduler.config, shape=(2,))
+    assert model.sde.name == "rectified_flow" and model.parametrization == "flow"
+    assert model.schedule_options == ({"shift": shift} if shift != 1.0 else {})
+    scheduler.set_timesteps(7)
+    assert model.sde.t_min == float(scheduler.sigmas[-2]) > 0          # its last sigma before 0, any step count
+    ts, options = scheduler_grid(scheduler, model.sde)
+    assert options == {"denoise_final": True} and ts[0] == 1.0 and ts[-1] == model.sde.t_min
+    x = gm.sample(32, generator=torch.Generator().manual_seed(0))
+    for t in (float(ts[3]), 0.5, model.sde.t_min):
+        s = torch.tensor(t, **f64)
+        xt = (1 - s) * x + s * torch.randn(x.shape, generator=torch.Generator().manual_seed(1), **f64)
+        exact = gm.noised_score(xt, 1 - s, s)
+        assert torch.allclose(model(xt, t), exact, rtol=1e-9, atol=1e-9 / t)
+        assert torch.allclose(net.seen[-1], torch.full((32,), t * 1000, **f64))   # timestep = N sigma
+
+
+def test_scheduler_grid_refuses_what_samplekit_would_compute_differently():
+    from diffusers import DDIMScheduler, DPMSolverMultistepScheduler
+
+    gm = mixture()
+    scheduler = ddpm_scheduler()
+    model = sk.load_model(ExactDiffusersNet(gm, scheduler.alphas_cumprod, "epsilon"), loader="diffusers",
+                          scheduler=scheduler, shape=(2,))
+    with pytest.raises(ValueError, match="set_timesteps"):
+        scheduler_grid(DDIMScheduler(), model.sde)
+    clipped = DDIMScheduler(clip_sample=True)
+    clipped.set_timesteps(4)
+    with pytest.raises(ValueError, match="clip_sample"):
+        scheduler_grid(clipped, model.sde)
+    zero = DPMSolverMultistepScheduler(final_sigmas_type="zero")     # x0 at timestep 250: not t_min
+    zero.set_timesteps(4)
+    with pytest.raises(ValueError, match="t_min"):
+        scheduler_grid(zero, model.sde)
+    ddim = DDIMScheduler(clip_sample=False, set_alpha_to_one=False, steps_offset=1)
+    ddim.set_timesteps(4)
+    ts, options = scheduler_grid(ddim, model.sde)
+    assert options == {} and torch.equal(model.sde.timestep(ts), torch.tensor([751.0, 501, 251, 1, 0], **f64))
+
+
+def test_a_pipeline_object_or_directory_loads_with_its_vae_as_the_decoder(tmp_path):
+    pipe = tiny.sd3_pipeline(shift=3.0)
+    model = sk.load_model(pipe)
+    assert model.shape == (4, 8, 8) and model.decoder is not None
+    z = torch.randn(2, 4, 8, 8)
+    with torch.no_grad():
+        want = pipe.vae.decode(z / 1.5035 + 0.0609).sample          # SD3's scaling and shift factors
+    assert torch.allclose(model.decoder(z), want, atol=1e-6)
+    pipe.save_pretrained(tmp_path / "sd3")
+    loaded = sk.load_model(tmp_path / "sd3")
+    assert torch.allclose(loaded.decoder(z), want, atol=1e-6) and loaded.sde.t_min == model.sde.t_min
+    cond = loaded.condition(encoder_hidden_states=torch.randn(1, 5, 32), pooled_projections=torch.randn(1, 64))
+    res = sk.sample(cond, "ode_euler", nfe=3, num_samples=2, progress=False)
+    assert res.decoded.shape == (2, 3, 8, 8) and torch.allclose(res.decoded, loaded.decoder(res.samples))
+
+
+def test_configs_that_ask_for_too_much_are_refused_before_anything_is_allocated(tmp_path):
+    import json
+    import time
+
+    net = tiny.class_unet()
+    net.save_pretrained(tmp_path / "unet")
+    ddpm_scheduler().save_pretrained(tmp_path / "unet")
+    with pytest.raises(ValueError, match="max_params"):
+        sk.load_model(tmp_path / "unet", max_params=1000)
+    assert sk.load_model(tmp_path / "unet", max_params=1e6).shape == (1, 8, 8)
+    config_path = tmp_path / "unet" / "config.json"
+    config = json.loads(config_path.read_text())
+    config_path.write_text(json.dumps({**config, "block_out_channels": [200_000, 200_000]}))   # ~3e12 parameters
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match=r"parameters .* above max_params"):
+        sk.load_model(tmp_path / "unet")
+    assert time.perf_counter() - start < 20                           # counted on the meta device, not built
+    config_path.write_text(json.dumps({**config, "sample_size": 100_000}))
+    with pytest.raises(ValueError, match="max_sample_numel"):
+        sk.load_model(tmp_path / "unet")
+    config_path.write_text(json.dumps(config))
+    sched_path = tmp_path / "unet" / "scheduler_config.json"
+    sched_path.write_text(json.dumps({**json.loads(sched_path.read_text()), "num_train_timesteps": 10 ** 10}))
+    with pytest.raises(ValueError, match="max_train_timesteps"):
+        sk.load_model(tmp_path / "unet")

@@ -80,7 +80,8 @@ def process_of(scheduler, prediction_type: str | None = None,
     if config.get("use_flow_sigmas") or config.get("prediction_type") == "flow_prediction":
         raise ValueError(f"{class_name or 'the scheduler'} is configured for flow sigmas (use_flow_sigmas / "
                          "flow_prediction); pass the model's FlowMatchEulerDiscreteScheduler config instead")
-    if class_name.startswith("FlowMatch"):
+    unnamed_flow = not class_name and "shift" in config and "beta_schedule" not in config   # a bare config dict
+    if class_name.startswith("FlowMatch") or unnamed_flow:
         if prediction_type not in (None, "flow", "flow_prediction"):
             raise ValueError(f"prediction_type={prediction_type!r} does not fit {class_name}: a flow-matching model "
                              "predicts the velocity (parametrisation 'flow'); leave prediction_type unset")
