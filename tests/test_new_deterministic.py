@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 
 import pytest
 import torch
@@ -25,6 +26,8 @@ from samplekit.schedules import karras, logsnr
 
 from samplekit_fast.deis import DEIS
 from samplekit_fast.dpm_2 import DPM2
+from samplekit_fast.dpm_adaptive import DPMSolverAdaptive
+from samplekit_fast.dpm_fast import DPMSolverFast
 from samplekit_fast.dpmpp_2s import DPMSolverPP2S
 from samplekit_fast.dpmpp_3s import DPMSolverPP3S
 from samplekit_fast.gradient_estimation import GradientEstimation
@@ -358,3 +361,98 @@ def test_gradient_estimation_gamma_one_is_euler_in_the_noise_level_and_bad_gamma
     assert max_difference(samplekit_trajectory(GradientEstimation(ge_gamma=1.0), model, x_T, ts), euler) <= 1e-10
     with pytest.raises(sk.SolverError, match="ge_gamma"):
         GradientEstimation(ge_gamma=float("nan"))
+
+
+# --- dpm_fast, dpm_adaptive ---------------------------------------------------------------------------------
+
+@contextmanager
+def float64_default():
+    """k-diffusion's DPMSolver builds its log-SNR grid with torch.linspace, in the default dtype: float64 here."""
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(f64)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(before)
+
+
+def kdiff_dpm_solver(model, seen):
+    """k-diffusion's DPMSolver on the exact denoiser in y = x / alpha, its noise-level range [s(t_min), s(T)]."""
+    sde = model.sde
+    solver = kdiffusion_sampling().DPMSolver(kdiff_denoiser(model), info_callback=lambda d: seen.append(d["x"].clone()))
+    lam_T, lam_0 = (sde.log_snr(torch.tensor(t, dtype=f64)) for t in (sde.T, sde.t_min))
+    return solver, lam_T, lam_0   # k-diffusion's t = -log sigma is lambda
+
+
+@pytest.mark.parametrize("sde_name", list(PEER_SDES))
+@pytest.mark.parametrize("nfe", [2, 6, 7, 20])
+def test_dpm_fast_is_kdiffusion_dpm_solver_fast_step_by_step(sde_name, nfe):
+    sde = PEER_SDES[sde_name]
+    (model, net), (peer, peer_net) = counted(MIX, sde), counted(MIX, sde)
+    x_T = x_T_for(sde)
+    ours = []
+    res = sk.sample(model, DPMSolverFast(), nfe=nfe, x_T=x_T, progress=False, callback=lambda i: ours.append(i.x))
+    seen = []
+    solver, lam_T, lam_0 = kdiff_dpm_solver(peer, seen)
+    alphas = sde.marginal(res.ts)[0]
+    with float64_default():
+        y = solver.dpm_solver_fast(x_T / alphas[0], lam_T, lam_0, nfe)
+    theirs = [alphas[i + 1] * yi for i, yi in enumerate(seen[1:] + [y])]
+    diff = max_difference(ours, theirs)
+    assert diff <= 1e-10, f"dpm_fast nfe={nfe} on {sde_name}: {diff:.2e}"
+    assert net.calls == peer_net.calls == res.nfe == nfe
+
+
+def test_dpm_fast_converges_at_order_three_in_the_budget(pf_reference):
+    model, x_T, exact = pf_reference
+    budgets = [36, 72, 144, 288]
+    errors = [float((sk.sample(model, DPMSolverFast(), nfe=n, x_T=x_T, progress=False).samples - exact)
+                    .norm(dim=1).max()) for n in budgets]
+    slope = fitted_slope(budgets, errors)
+    assert abs(slope - 3.0) <= 0.3, f"dpm_fast: fitted {slope:.2f}, errors {errors}"
+
+
+@pytest.mark.parametrize("sde_name", list(PEER_SDES))
+@pytest.mark.parametrize("order,rtol,atol", [(3, 0.05, 0.0078), (2, 0.05, 0.0078), (3, 1e-4, 1e-4)])
+def test_dpm_adaptive_is_kdiffusion_dpm_solver_adaptive(sde_name, order, rtol, atol):
+    """Same accepted/rejected steps (hence the same network calls) and the same samples."""
+    sde = PEER_SDES[sde_name]
+    (model, net), (peer, peer_net) = counted(MIX, sde), counted(MIX, sde)
+    x_T = x_T_for(sde)
+    res = sk.sample(model, DPMSolverAdaptive(order=order, rtol=rtol, atol=atol), nfe=5000, x_T=x_T, progress=False)
+    solver, lam_T, lam_0 = kdiff_dpm_solver(peer, [])
+    alpha_T, alpha_0 = (sde.marginal(torch.tensor(t, dtype=f64))[0] for t in (sde.T, sde.t_min))
+    with float64_default():
+        y, info = solver.dpm_solver_adaptive(x_T / alpha_T, lam_T, lam_0, order=order, rtol=rtol, atol=atol)
+    diff = float((res.samples - alpha_0 * y).abs().max())
+    assert diff <= 1e-10, f"dpm_adaptive order {order}, rtol {rtol} on {sde_name}: {diff:.2e}"
+    assert net.calls == res.nfe == peer_net.calls == info["nfe"]
+
+
+def test_dpm_adaptive_error_falls_with_the_tolerance_and_the_cap_is_honoured(pf_reference):
+    model, x_T, exact = pf_reference
+    errors, spent = [], []
+    for tol in (1e-3, 1e-5, 1e-7):
+        res = sk.sample(model, DPMSolverAdaptive(rtol=tol, atol=tol), nfe=20000, x_T=x_T, progress=False)
+        errors.append(float((res.samples - exact).norm(dim=1).max()))
+        spent.append(res.nfe)
+    assert errors[2] < errors[1] < errors[0] and errors[2] < 1e-5, f"errors {errors} at NFE {spent}"
+    assert spent[0] < spent[1] < spent[2]
+    counted_model, net = counted(SMOOTH, model.sde)
+    with pytest.raises(sk.SolverError, match="max_nfe=30"):
+        sk.sample(counted_model, DPMSolverAdaptive(rtol=1e-7, atol=1e-7), nfe=30, x_T=x_T, progress=False)
+    assert net.calls <= 30
+
+
+@pytest.mark.parametrize("options,word", [({"order": 1}, "order"), ({"rtol": -1.0}, "rtol"),
+                                          ({"rtol": 0.0, "atol": 0.0}, "rtol"), ({"h_init": 0.0}, "h_init"),
+                                          ({"accept_safety": 0.0}, "accept_safety")])
+def test_dpm_adaptive_bad_options_are_refused_by_name(options, word):
+    with pytest.raises(sk.SolverError, match=word):
+        DPMSolverAdaptive(**options)
+
+
+def test_dpm_adaptive_declares_its_order_and_calls_per_attempt():
+    caps = DPMSolverAdaptive(order=2).capabilities()
+    assert caps.adaptive and caps.order == 2.0 and caps.nfe_per_step == 2
+    assert DPMSolverAdaptive().capabilities().order == 3.0
