@@ -20,8 +20,8 @@ _EXPORTS = {
     "get_schedule": "samplekit.api", "get_metric": "samplekit.api", "get_target": "samplekit.api",
     "get_trace_estimator": "samplekit.api",
     "ComponentInfo": "samplekit.registry",
-    "SamplekitError": "samplekit.registry", "UnknownComponentError": "samplekit.registry",
-    "DuplicateComponentError": "samplekit.registry", "NonFiniteError": "samplekit.score",
+    "SamplekitError": "samplekit.errors", "UnknownComponentError": "samplekit.errors",
+    "DuplicateComponentError": "samplekit.errors", "NonFiniteError": "samplekit.errors",
     "sample": "samplekit.sampling", "SampleResult": "samplekit.sampling",
     "Prediction": "samplekit.score", "ScoreModel": "samplekit.score",
     "SDE": "samplekit.sde", "VPSDE": "samplekit.sde", "SubVPSDE": "samplekit.sde", "VESDE": "samplekit.sde",
@@ -63,7 +63,8 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from samplekit.loading import load_model  # noqa: F401
     from samplekit.registry import ComponentInfo  # noqa: F401
     from samplekit.sampling import SampleResult, sample  # noqa: F401
-    from samplekit.score import NonFiniteError, Prediction, ScoreModel  # noqa: F401
+    from samplekit.errors import NonFiniteError  # noqa: F401
+    from samplekit.score import Prediction, ScoreModel  # noqa: F401
     from samplekit.sde import EDMSDE, OUSDE, SDE, VESDE, SubVPSDE, VPSDE  # noqa: F401
     from samplekit.solver import Solver, SolverError, StepInfo  # noqa: F401
     from samplekit.targets import GaussianMixture  # noqa: F401

@@ -17,16 +17,12 @@ from pathlib import Path
 
 import torch
 
-from samplekit.registry import SamplekitError
+from samplekit.errors import SamplekitError, UnsafeCheckpointError  # noqa: F401  (re-exported)
 from samplekit.score import ScoreModel, _check_parametrization
 from samplekit.sde import SDE
 
 NATIVE_CONFIG = "samplekit.json"
 NATIVE_WEIGHTS = "model.safetensors"
-
-
-class UnsafeCheckpointError(SamplekitError, ValueError):
-    """A checkpoint that only an arbitrary unpickle could read."""
 
 
 def load_model(source, loader: str | None = None, **options) -> ScoreModel:

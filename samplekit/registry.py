@@ -9,17 +9,9 @@ from typing import Any, Callable
 KINDS = ("solver", "sde", "schedule", "trace_estimator", "model_loader", "metric", "target", "guidance")
 
 
-class SamplekitError(Exception):
-    """Base class of samplekit's own errors."""
-
-
-class UnknownComponentError(SamplekitError, KeyError):
-    def __str__(self) -> str:  # KeyError quotes its message; show it plainly
-        return str(self.args[0])
-
-
-class DuplicateComponentError(SamplekitError):
-    pass
+# the error classes live in samplekit.errors (one hierarchy); re-exported here for existing imports
+from samplekit.errors import (DuplicateComponentError, InvalidArgumentError, PluginError,  # noqa: E402,F401
+                              SamplekitError, UnknownComponentError)
 
 
 @dataclass(frozen=True)
@@ -61,16 +53,17 @@ class Registry:
 
     def add(self, kind: str, name: str, factory: Callable, plugin: str, summary: str | None = None, **info) -> None:
         if kind not in self._components:
-            raise ValueError(f"kind={kind!r} is not a component kind; use one of {', '.join(KINDS)}")
+            raise InvalidArgumentError(f"kind={kind!r} is not a component kind; use one of {', '.join(KINDS)}")
         if not isinstance(name, str) or not name:
-            raise ValueError(f"plugin {plugin!r} registered a {kind} with name={name!r}; names are non-empty strings")
+            raise PluginError(f"plugin {plugin!r} registered a {kind} with name={name!r}; names are non-empty strings")
         aliases = tuple(a for a in info.get("aliases", ()) if a != name)
         for taken in (name, *aliases):
             holder = self._holder(kind, taken)
             if holder is not None:
                 raise DuplicateComponentError(
                     f"{kind} name {taken!r} is registered twice: by plugin {holder.plugin!r} ({holder.name}) and by "
-                    f"plugin {plugin!r} ({name}); rename one, or block a plugin with SAMPLEKIT_DISABLE_PLUGINS")
+                    f"plugin {plugin!r} ({name}); plugin {plugin!r} must rename its {kind} (or be blocked: "
+                    f"SAMPLEKIT_DISABLE_PLUGINS={plugin})")
         self._components[kind][name] = ComponentInfo(
             kind, name, plugin, factory, summary if summary is not None else _summary_of(factory), info)
         self._aliases[kind].update(dict.fromkeys(aliases, name))
@@ -101,9 +94,24 @@ class Registry:
         register.__doc__ = f"Register a {kind} on behalf of plugin {plugin!r}."
         return register
 
+    def load_plugin(self, plugin: str, hooks: list[tuple[str, Callable]]) -> bool:
+        """Run one plugin's registration hooks ``[(kind, hook function)]`` all or nothing: if one raises (a
+        duplicate name, a bug in the plugin), every registration of that plugin is dropped, the plugin is
+        recorded in ``failures`` with its error, and the registry is as before.  True if it loaded."""
+        snapshot = ({k: dict(v) for k, v in self._components.items()}, {k: dict(v) for k, v in self._aliases.items()})
+        try:
+            for kind, function in hooks:
+                function(register=self.scoped(kind, plugin))
+        except Exception as exc:
+            self._components, self._aliases = snapshot
+            self.failures.append(PluginFailure(plugin, f"{type(exc).__name__}: {exc}; none of its components "
+                                                       "were loaded"))
+            return False
+        return True
+
     def get(self, kind: str, name: str) -> ComponentInfo:
         if kind not in self._components:
-            raise ValueError(f"kind={kind!r} is not a component kind; use one of {', '.join(KINDS)}")
+            raise InvalidArgumentError(f"kind={kind!r} is not a component kind; use one of {', '.join(KINDS)}")
         try:
             found = self._holder(kind, name)
         except TypeError:  # an unhashable name
@@ -123,6 +131,6 @@ class Registry:
 
     def available(self, kind: str | None = None) -> list[ComponentInfo]:
         if kind is not None and kind not in self._components:
-            raise ValueError(f"kind={kind!r} is not a component kind; use one of {', '.join(KINDS)}")
+            raise InvalidArgumentError(f"kind={kind!r} is not a component kind; use one of {', '.join(KINDS)}")
         kinds = [kind] if kind else list(KINDS)
         return [self._components[k][n] for k in kinds for n in sorted(self._components[k])]

@@ -31,10 +31,8 @@ def as_command_error(exc: BaseException) -> CommandError | None:
 
     SamplekitError is the rule; OS errors about a path, and plain ValueError/TypeError raised by code not yet
     on the hierarchy, are shown too, named by their type."""
-    from samplekit.registry import SamplekitError as RegistryBase  # the same class once registry re-exports it
-
-    if isinstance(exc, (SamplekitError, RegistryBase)):
-        return CommandError(str(exc), getattr(exc, "exit_code", 2))
+    if isinstance(exc, SamplekitError):
+        return CommandError(str(exc), exc.exit_code)
     if isinstance(exc, (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)):
         where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
         return CommandError(f"{exc.strerror or exc}{where}" if exc.strerror else str(exc))
