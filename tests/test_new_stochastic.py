@@ -69,8 +69,10 @@ def run_kdiffusion(sampler, model, x_T, ts, noise_sampler, **options):
     sde = model.sde
     alphas, sigmas = sde.marginal(ts)
     seen = []
+    if noise_sampler is not None:
+        options = {**options, "noise_sampler": noise_sampler}
     y = sampler(kdiff_denoiser(model), x_T / alphas[0], sigmas / alphas, disable=True,
-                callback=lambda d: seen.append(d["x"].clone()), noise_sampler=noise_sampler, **options)
+                callback=lambda d: seen.append(d["x"].clone()), **options)
     return [alphas[i + 1] * yi for i, yi in enumerate(seen[1:] + [y])]
 
 
@@ -341,3 +343,31 @@ def test_er_sde_weak_convergence(sde_name, solver_type):
 @pytest.mark.parametrize("max_stage", [1, 2, 3])
 def test_er_sde_ode_scaler_is_deterministic_at_its_declared_order(pf_reference, max_stage):
     assert_ode_order(pf_reference, ERSDE(solver_type="ode", max_stage=max_stage), [32, 64, 128, 256])
+
+
+# --- restart (k-diffusion 0.1.1 has no restart sampler: its Heun part against sample_heun, the rest exact) ---
+from samplekit_fast.restart import Plan, Restart  # noqa: E402
+
+
+@pytest.mark.parametrize("sde_name", ["edm", "ve", "vp"])
+def test_restart_without_restarts_is_kdiffusion_heun(sde_name):
+    diff = peer_difference(Restart(restart_times=0), "sample_heun", sde_name, noise_sampler=lambda draws: None)
+    assert diff <= 1e-10
+
+
+def test_restart_budget_follows_comfyui_rule_and_is_spent_at_the_network():
+    r = Restart()
+    assert [r.plan(n) for n in (19, 20, 35, 36, 100)] == [Plan(19, 0, 0), Plan(11, 9, 1), Plan(26, 9, 1),
+                                                         Plan(18, 9, 2), Plan(50, 25, 2)]
+    calls = []
+    exact = MIX.score_model(SDES["edm"])
+    model = sk.ScoreModel.from_score(lambda x, t: calls.append(1) or exact(x, t), SDES["edm"], (2,))
+    res = sk.sample(model, solver=Restart(), nfe=81, num_samples=4, seed=0, dtype=f64, progress=False)
+    assert len(calls) == res.nfe == 80
+    with pytest.raises(sk.SolverError, match="nfe"):
+        Restart(restart_steps=10, restart_times=2).steps_for(30)
+
+
+@pytest.mark.parametrize("sde_name", ["vp", "edm"])
+def test_restart_weak_convergence(sde_name):
+    assert_weak_convergence(Restart(), sde_name, [40, 80, 160, 320], min_slope=0.75)
