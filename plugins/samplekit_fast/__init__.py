@@ -9,6 +9,15 @@ from samplekit_fast.dpmpp_3m import DPMSolverPP3M
 from samplekit_fast.dpmpp_2m_sde import SDEDPMSolverPP2M
 from samplekit_fast.unipc import UniPC
 from samplekit_fast.edm_heun import EDMHeun
+from samplekit_fast.deis import DEIS
+from samplekit_fast.dpm_2 import DPM2
+from samplekit_fast.dpm_adaptive import DPMSolverAdaptive
+from samplekit_fast.dpm_fast import DPMSolverFast
+from samplekit_fast.dpmpp_2s import DPMSolverPP2S
+from samplekit_fast.dpmpp_3s import DPMSolverPP3S
+from samplekit_fast.gradient_estimation import GradientEstimation
+from samplekit_fast.ipndm import IPNDM
+from samplekit_fast.lms import LMS
 
 SOLVERS = (DPMSolverPP2M, DPMSolverPP3M, SDEDPMSolverPP2M, UniPC, EDMHeun)
 
@@ -17,3 +26,12 @@ SOLVERS = (DPMSolverPP2M, DPMSolverPP3M, SDEDPMSolverPP2M, UniPC, EDMHeun)
 def samplekit_register_solvers(register):
     for cls in SOLVERS:
         register(cls)
+    register(DEIS)
+    register(DPM2)
+    register(DPMSolverAdaptive)
+    register(DPMSolverFast)
+    register(DPMSolverPP2S)
+    register(DPMSolverPP3S)
+    register(GradientEstimation)
+    register(IPNDM)
+    register(LMS)
