@@ -18,6 +18,13 @@ from samplekit_fast.dpmpp_3s import DPMSolverPP3S
 from samplekit_fast.gradient_estimation import GradientEstimation
 from samplekit_fast.ipndm import IPNDM
 from samplekit_fast.lms import LMS
+from samplekit_fast.euler_ancestral import EulerAncestral
+from samplekit_fast.dpm_2_ancestral import DPM2Ancestral
+from samplekit_fast.dpmpp_2s_ancestral import DPMSolverPP2SAncestral
+from samplekit_fast.dpmpp_sde import DPMSolverPPSDE
+from samplekit_fast.dpmpp_3m_sde import DPMSolverPP3MSDE
+from samplekit_fast.er_sde import ERSDE
+from samplekit_fast.restart import Restart
 
 SOLVERS = (DPMSolverPP2M, DPMSolverPP3M, SDEDPMSolverPP2M, UniPC, EDMHeun)
 
@@ -35,3 +42,10 @@ def samplekit_register_solvers(register):
     register(GradientEstimation)
     register(IPNDM)
     register(LMS)
+    register(EulerAncestral)
+    register(DPM2Ancestral)
+    register(DPMSolverPP2SAncestral)
+    register(DPMSolverPPSDE)
+    register(DPMSolverPP3MSDE)
+    register(ERSDE)
+    register(Restart)
