@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from samplekit.bench.metrics import sliced_wasserstein
@@ -21,3 +23,9 @@ def distance_and_floor(samples, mixture, repeats: int = 6, seed: int = 123):
         got.append(sliced_wasserstein(samples, reference))
         floor.append(sliced_wasserstein(mixture.sample(n, g), reference))
     return sum(got) / repeats, sum(floor) / repeats
+
+
+def fitted_slope(steps, errors) -> float:
+    """The convergence order -d log(error) / d log(steps), a least-squares fit in log-log."""
+    logs = torch.tensor([[math.log(n), math.log(e)] for n, e in zip(steps, errors)], dtype=torch.float64)
+    return float(-torch.cov(logs.T)[0, 1] / logs[:, 0].var())

@@ -27,15 +27,6 @@ MIX = ring2d()
 N = 2000
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These tests are many small batched ops: one thread avoids contention on a shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def exact_classifier_model(k, scale=1.0):
     return sk.guidance.classifier(MIX.score_model(SDE), sk.guidance.mixture_classifier(MIX, SDE), y=k, scale=scale)
 

@@ -29,15 +29,6 @@ from samplekit.trace import ExactTrace, HutchinsonGaussian, HutchinsonRademacher
 F64 = torch.float64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These tensors are tiny; on a shared, loaded machine intra-op threads only spin (measured 10x slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _gen(seed):
     return torch.Generator().manual_seed(seed)
 

@@ -8,7 +8,6 @@ variance of unadjusted Langevin on a Gaussian, and bad input.  (The SW2-vs-noise
 
 from __future__ import annotations
 
-import math
 
 import pytest
 import torch
@@ -17,6 +16,8 @@ import samplekit as sk
 from samplekit.noise import NoiseSource
 from samplekit.reverse import probability_flow_drift
 from samplekit.schedules import uniform
+
+from exact_checks import fitted_slope
 
 f64 = torch.float64
 SDES = {"vp": sk.VPSDE, "ve": sk.VESDE}
@@ -28,11 +29,6 @@ SMOOTH = sk.GaussianMixture([0.3, 0.7], [[-1.5, 0.5], [1.0, -0.5]],
 def run(model, solver, nfe, **kw):
     kw.setdefault("seed", 0)
     return sk.sample(model, solver, nfe=nfe, dtype=f64, progress=False, **kw)
-
-
-def fitted_slope(steps, errors) -> float:
-    logs = torch.tensor([[math.log(n), math.log(e)] for n, e in zip(steps, errors)], dtype=f64)
-    return float(-torch.cov(logs.T)[0, 1] / logs[:, 0].var())
 
 
 # --- deterministic: measured order against dopri5 -------------------------------------------------

@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import math
 
 import pytest
 import torch
@@ -23,7 +22,7 @@ import samplekit as sk
 from samplekit.reverse import probability_flow_drift
 from samplekit.targets import ring2d
 
-from exact_checks import distance_and_floor
+from exact_checks import distance_and_floor, fitted_slope
 
 f64 = torch.float64
 FAST = ("dpmpp_2m", "dpmpp_3m", "dpmpp_2m_sde", "unipc", "edm_heun")
@@ -31,12 +30,6 @@ SDES = {"vp": sk.VPSDE(), "subvp": sk.SubVPSDE(), "ve": sk.VESDE(), "ou": sk.OUS
 # a smooth target (two broad components): the probability-flow ODE is smooth down to t_min
 SMOOTH = sk.GaussianMixture([0.4, 0.6], [[-1.0, 0.5], [1.0, -0.5]],
                             [[[0.8, 0.2], [0.2, 0.6]], [[0.5, 0.0], [0.0, 0.9]]])
-
-
-def fitted_slope(steps, errors) -> float:
-    """-d log(error) / d log(steps), least squares."""
-    logs = torch.tensor([[math.log(n), math.log(e)] for n, e in zip(steps, errors)], dtype=f64)
-    return float(-torch.cov(logs.T)[0, 1] / logs[:, 0].var())
 
 
 def x_T_for(sde, n=32, seed=0):
