@@ -128,3 +128,25 @@ def class_unet(seed: int = 0, num_classes: int = 10):
         sample_size=LATENT, in_channels=1, out_channels=1, block_out_channels=(8, 8), layers_per_block=1,
         norm_num_groups=4, down_block_types=("DownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "UpBlock2D"),
         num_class_embeds=num_classes))
+
+
+def sdxl_unet(seed: int = 0):
+    """SDXL's UNet (addition_embed_type="text_time": pooled text embeddings and size/crop ids), as in
+    diffusers' tests/pipelines/stable_diffusion_xl/test_stable_diffusion_xl.py, on 8 x 8 latents."""
+    from diffusers import UNet2DConditionModel
+
+    return _seeded(seed, lambda: UNet2DConditionModel(
+        block_out_channels=(2, 4), layers_per_block=2, sample_size=LATENT, in_channels=4, out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        attention_head_dim=(2, 4), use_linear_projection=True, addition_embed_type="text_time",
+        addition_time_embed_dim=8, transformer_layers_per_block=(1, 2), projection_class_embeddings_input_dim=80,
+        cross_attention_dim=64, norm_num_groups=1))
+
+
+def sdxl_pipeline(scheduler):
+    from diffusers import StableDiffusionXLPipeline
+
+    pipe = StableDiffusionXLPipeline(vae=kl_vae(), text_encoder=None, text_encoder_2=None, tokenizer=None,
+                                     tokenizer_2=None, unet=sdxl_unet(), scheduler=scheduler, add_watermarker=False)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe

@@ -19,13 +19,14 @@ Conventions matched (see plugins/samplekit_loaders/diffusers_grid.py):
   x - sigma_last u, the x0 prediction at sigma_last, which the loader makes the model's t_min: the grid is
   the sigmas without the final 0, with ``denoise_final=True``.  Solver ``ode_euler`` (Euler in t on the
   flow's drift alpha' x0 + sigma' eps = u).
+* SDXL: added_cond_kwargs' entries bound as inputs of their own (``text_embeds=``, ``time_ids=``).
 * Guidance: ``sk.guidance.classifier_free(model.condition(...), model.condition(...), scale)``, one batched
   network call per evaluation, as the pipelines do.
 
 Max abs differences measured (float32, 4 steps, guidance 3.0 / DiT 4.0), latents (max |latent|) | images:
   SD + DDIM 4.8e-06 (16) | 3.6e-07;  SD + DPM-Solver++(2M) 6.7e-06 (20) | 3.6e-07;  SD + UniPC 1.1e-05 (20) |
   3.6e-07;  SD + UniPC + AutoencoderTiny 1.1e-05 (22) | 1.5e-07;  DiT + DDIM 5.3e-05 (86) | 4.2e-07;
-  SD3 + FlowMatchEuler (shift 3) 7.2e-07 (3.5) | 3.0e-07.  All within float32 rounding of the latents' scale.
+  SD3 + FlowMatchEuler (shift 3) 7.2e-07 (3.5) | 3.0e-07;  SDXL + DPM-Solver++(2M) 7.6e-06 (19) | 4.2e-07.  All within float32 rounding of the latents' scale.
 """
 
 from __future__ import annotations
@@ -172,3 +173,32 @@ def test_stable_diffusion_3_pipeline_is_reproduced_with_shift_and_cfg(tmp_path):
     assert res.ts[0] == model.sde.T and res.nfe == 2 * STEPS
     assert_close(res.samples, want, "SD3 + FlowMatchEuler latents")
     assert_close(to_unit(res.decoded), want_images, "SD3 + FlowMatchEuler images")
+
+
+def test_stable_diffusion_xl_pipeline_is_reproduced_with_its_added_conditions(tmp_path):
+    """SDXL's UNet takes added_cond_kwargs = {text_embeds: pooled embeddings, time_ids: (original size, crop,
+    target size)}; bound as text_embeds= and time_ids= they batch into one CFG call like the other inputs."""
+    pipe = tiny.sdxl_pipeline(tiny.sd_scheduler("dpmpp_2m"))
+    emb, neg = embeddings(9, (2, tiny.TOKENS, 64))
+    pooled, neg_pooled = embeddings(10, (2, 32))
+    latents = torch.randn(2, 4, tiny.LATENT, tiny.LATENT, generator=torch.Generator().manual_seed(11))
+    size = 2 * tiny.LATENT
+    call = dict(prompt_embeds=emb, negative_prompt_embeds=neg, pooled_prompt_embeds=pooled,
+                negative_pooled_prompt_embeds=neg_pooled, latents=latents, num_inference_steps=STEPS,
+                guidance_scale=3.0, height=size, width=size)
+    want, want_images = pipe(**call, output_type="latent").images, pipe(**call, output_type="pt").images
+    pipe.save_pretrained(tmp_path / "sdxl")
+
+    model = sk.load_model(tmp_path / "sdxl")
+    counter = CountingModule(model.net.module)
+    model.net.module = counter
+    time_ids = torch.tensor([[size, size, 0, 0, size, size]], dtype=torch.float32)   # the pipeline's defaults
+    with pytest.raises(TypeError, match="time_ids"):
+        sk.sample(model.condition(encoder_hidden_states=emb, text_embeds=pooled), "dpmpp_2m", nfe=2,
+                  num_samples=2, progress=False)
+    res = samplekit_run(model, {"encoder_hidden_states": emb, "text_embeds": pooled, "time_ids": time_ids},
+                        {"encoder_hidden_states": neg, "text_embeds": neg_pooled, "time_ids": time_ids}, 3.0,
+                        "dpmpp_2m", pipe.scheduler, latents)
+    assert counter.calls == STEPS and counter.rows == STEPS * 4
+    assert_close(res.samples, want, "SDXL + DPM-Solver++(2M) latents")
+    assert_close(to_unit(res.decoded), want_images, "SDXL + DPM-Solver++(2M) images")

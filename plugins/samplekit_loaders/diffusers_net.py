@@ -8,6 +8,11 @@ in the module's dtype, returned in x's dtype.  The extra inputs keep the module'
 ``model.condition(**inputs)``; the adapter's signature lists them (keyword-only), and those the module cannot
 run without are required, so a missing one is an error before any call.  A module whose output has 2C
 channels (DiT's learned sigma, as in DiTPipeline) gives its first C channels: the eps / x0 / v / flow output.
+
+A UNet with ``addition_embed_type`` (SDXL's "text_time", ...) takes ``added_cond_kwargs``, a dict; its
+entries are also inputs of their own (``text_embeds``, ``time_ids``, ``image_embeds``, ``hint``), which the
+adapter packs into ``added_cond_kwargs``: bound that way they are per-sample tensors like the others, so they
+follow their samples and batch into one classifier-free-guidance call.  For "text_time" they are required.
 """
 
 from __future__ import annotations
@@ -20,6 +25,16 @@ from samplekit.loading import input_grad_only
 
 #: arguments the adapter fills itself, never bound by the user
 OWN_ARGUMENTS = ("sample", "hidden_states", "timestep", "return_dict")
+#: the entries of a UNet's added_cond_kwargs, per addition_embed_type (and the ones it needs)
+ADDED_COND = {"text_time": (("text_embeds", "time_ids"), ("text_embeds", "time_ids")),
+              "text_image": (("text_embeds", "image_embeds"), ("image_embeds",)),
+              "image": (("image_embeds",), ("image_embeds",)),
+              "image_hint": (("image_embeds", "hint"), ("image_embeds", "hint"))}
+
+
+def added_cond_keys(module) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(accepted, required) entries of added_cond_kwargs for the module's addition_embed_type."""
+    return ADDED_COND.get(getattr(module, "config", {}).get("addition_embed_type"), ((), ()))
 
 
 def config_required(module) -> set[str]:
@@ -31,8 +46,7 @@ def config_required(module) -> set[str]:
         need.add("class_labels")
     if name.startswith("SD3Transformer"):
         need |= {"encoder_hidden_states", "pooled_projections"}
-    if config.get("addition_embed_type"):
-        need.add("added_cond_kwargs")
+    need |= set(added_cond_keys(module)[1])
     return need
 
 
@@ -50,6 +64,9 @@ def input_signature(module) -> inspect.Signature:
         required = p.default is inspect.Parameter.empty or p.name in need
         extra.append(inspect.Parameter(p.name, inspect.Parameter.KEYWORD_ONLY,
                                        default=inspect.Parameter.empty if required else None))
+    for key in added_cond_keys(module)[0]:
+        extra.append(inspect.Parameter(key, inspect.Parameter.KEYWORD_ONLY,
+                                       default=inspect.Parameter.empty if key in need else None))
     head = [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in ("x", "t")]
     return inspect.Signature(head + sorted(extra, key=lambda p: p.default is not inspect.Parameter.empty))
 
@@ -64,6 +81,7 @@ class DiffusersNet(torch.nn.Module):
         self.dtype = params[0].dtype if params else None
         signature = input_signature(module)
         self.input_names = tuple(signature.parameters)[2:]
+        self.added_keys = added_cond_keys(module)[0]
 
         def forward(x, t, **inputs):
             return self.evaluate(x, t, inputs)
@@ -76,6 +94,9 @@ class DiffusersNet(torch.nn.Module):
         timestep = self.timestep_of(t, dtype).to(device=x.device)
         inputs = {k: (v.to(dtype) if isinstance(v, torch.Tensor) and v.is_floating_point() else v)
                   for k, v in inputs.items()}
+        packed = {k: inputs.pop(k) for k in self.added_keys if k in inputs}
+        if packed:
+            inputs["added_cond_kwargs"] = {**(inputs.get("added_cond_kwargs") or {}), **packed}
         with input_grad_only(x):
             out = self.module(x.to(dtype), timestep=timestep, **inputs)
         out = getattr(out, "sample", out)
