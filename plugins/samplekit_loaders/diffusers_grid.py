@@ -24,6 +24,7 @@ from __future__ import annotations
 import torch
 
 from samplekit.discrete import DiscreteVPSDE
+from samplekit.errors import InvalidArgumentError
 from samplekit.sde import SDE
 
 Tensor = torch.Tensor
@@ -33,29 +34,29 @@ def scheduler_grid(scheduler, sde: SDE) -> tuple[Tensor, dict]:
     """(ts, options): the decreasing float64 grid of model times and the ``sk.sample`` options
     (``denoise_final``) that walk the pipeline's grid after ``scheduler.set_timesteps(n)``."""
     if getattr(scheduler, "timesteps", None) is None or getattr(scheduler, "num_inference_steps", None) is None:
-        raise ValueError("call scheduler.set_timesteps(num_inference_steps) before scheduler_grid(scheduler, sde)")
+        raise InvalidArgumentError("call scheduler.set_timesteps(num_inference_steps) before scheduler_grid(scheduler, sde)")
     clipping = [k for k in ("clip_sample", "thresholding") if scheduler.config.get(k)]
     if clipping:
-        raise ValueError(f"{type(scheduler).__name__} has {', '.join(k + '=True' for k in clipping)}: it clips the x0 "
+        raise InvalidArgumentError(f"{type(scheduler).__name__} has {', '.join(k + '=True' for k in clipping)}: it clips the x0 "
                          "prediction at every step, which samplekit's solvers do not; set it to False to compare")
     if isinstance(sde, DiscreteVPSDE):
         return _vp_grid(scheduler, sde)
     if type(scheduler).__name__.startswith("FlowMatch"):
         return _flow_grid(scheduler, sde)
-    raise ValueError(f"cannot map {type(scheduler).__name__}'s grid onto {sde!r}; load the model with its own "
+    raise InvalidArgumentError(f"cannot map {type(scheduler).__name__}'s grid onto {sde!r}; load the model with its own "
                      "scheduler (a DDPM-family scheduler gives a DiscreteVPSDE, FlowMatchEuler a rectified flow)")
 
 
 def _vp_grid(scheduler, sde: DiscreteVPSDE) -> tuple[Tensor, dict]:
     steps = torch.as_tensor(scheduler.timesteps).to(torch.float64)
     if getattr(scheduler, "sigmas", None) is not None and scheduler.config.get("use_karras_sigmas", False):
-        raise ValueError("a grid with use_karras_sigmas falls between training timesteps; pass ts= yourself")
+        raise InvalidArgumentError("a grid with use_karras_sigmas falls between training timesteps; pass ts= yourself")
     last = float(steps[-1])
     ends_at_one = _final_is_alpha_one(scheduler, sde)
     ts = sde.time_of(steps)
     if ends_at_one:
         if last != 0:
-            raise ValueError(f"{type(scheduler).__name__} ends by returning its x0 prediction at timestep "
+            raise InvalidArgumentError(f"{type(scheduler).__name__} ends by returning its x0 prediction at timestep "
                              f"{last:g} (set_alpha_to_one / final_sigmas_type='zero'), not at t_min: samplekit "
                              "integrates to t_min. Use set_alpha_to_one=False or final_sigmas_type='sigma_min', or "
                              "a grid whose last timestep is 0")
@@ -73,16 +74,16 @@ def _final_is_alpha_one(scheduler, sde: DiscreteVPSDE) -> bool:
     sigmas_type = scheduler.config.get("final_sigmas_type")
     if sigmas_type is not None:                               # DPM-Solver, UniPC, DEIS...
         return sigmas_type == "zero"
-    raise ValueError(f"{type(scheduler).__name__}'s final step is not one scheduler_grid knows; build ts= "
+    raise InvalidArgumentError(f"{type(scheduler).__name__}'s final step is not one scheduler_grid knows; build ts= "
                      "with model.sde.time_of(scheduler.timesteps)")
 
 
 def _flow_grid(scheduler, sde: SDE) -> tuple[Tensor, dict]:
     sigmas = torch.as_tensor(scheduler.sigmas).to(torch.float64)
     if float(sigmas[-1]) != 0.0:
-        raise ValueError(f"{type(scheduler).__name__}'s grid ends at sigma={float(sigmas[-1]):g}, not 0")
+        raise InvalidArgumentError(f"{type(scheduler).__name__}'s grid ends at sigma={float(sigmas[-1]):g}, not 0")
     ts = sigmas[:-1]
     if float(ts[-1]) != sde.t_min:
-        raise ValueError(f"the grid's last sigma {float(ts[-1]):g} is not the model's t_min={sde.t_min:g}: load the "
+        raise InvalidArgumentError(f"the grid's last sigma {float(ts[-1]):g} is not the model's t_min={sde.t_min:g}: load the "
                          "model with this scheduler's config (its shift sets t_min)")
     return ts, {"denoise_final": True}

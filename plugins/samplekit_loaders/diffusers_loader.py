@@ -26,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from samplekit.errors import CheckpointError, InputFileError, InvalidArgumentError, loading_errors
 from samplekit.loading import read_tensors
 from samplekit.score import ScoreModel
 
@@ -43,7 +44,7 @@ def find_scheduler(directory: Path) -> Path:
                       directory.parent / "scheduler" / SCHEDULER_FILE):
         if candidate.is_file():
             return candidate
-    raise FileNotFoundError(f"no {SCHEDULER_FILE} in {str(directory)!r}, its scheduler/ or ../scheduler/; save the "
+    raise InputFileError(f"no {SCHEDULER_FILE} in {str(directory)!r}, its scheduler/ or ../scheduler/; save the "
                             "scheduler with scheduler.save_pretrained(dir) or pass scheduler=")
 
 
@@ -54,23 +55,24 @@ def load_module_dir(directory: Path, max_params: float = MAX_PARAMS):
 
     config_path = directory / "config.json"
     if not config_path.is_file():
-        raise FileNotFoundError(f"{str(directory)!r} has no config.json; pass a directory written by "
+        raise InputFileError(f"{str(directory)!r} has no config.json; pass a directory written by "
                                 "model.save_pretrained(dir)")
     config = json.loads(config_path.read_text(encoding="utf-8"))
     cls = getattr(diffusers, str(config.get("_class_name", "")), None)
     if not (isinstance(cls, type) and issubclass(cls, diffusers.ModelMixin)):
-        raise ValueError(f"{str(config_path)!r} names _class_name={config.get('_class_name')!r}, not a diffusers "
+        raise CheckpointError(f"{str(config_path)!r} names _class_name={config.get('_class_name')!r}, not a diffusers "
                          "model class; pass the model object instead (loader='diffusers', scheduler=...)")
     weights = sorted(directory.glob("*.safetensors")) or sorted(directory.glob("*.bin"))
     if not weights:
-        raise FileNotFoundError(f"{str(directory)!r} holds no .safetensors (or .bin) weights")
-    init_config = cls.load_config(str(directory))
-    check_params(cls, init_config, str(config_path), max_params)
-    state = {}
-    for file in weights:
-        state.update(read_tensors(file))
-    model = cls.from_config(init_config)
-    model.load_state_dict(state)
+        raise InputFileError(f"{str(directory)!r} holds no .safetensors (or .bin) weights")
+    with loading_errors(f"the diffusers model in {str(directory)!r}"):
+        init_config = cls.load_config(str(directory))
+        check_params(cls, init_config, str(config_path), max_params)
+        state = {}
+        for file in weights:
+            state.update(read_tensors(file))
+        model = cls.from_config(init_config)
+        model.load_state_dict(state)
     return model.eval()
 
 
@@ -87,7 +89,7 @@ def pipeline_parts(directory: Path) -> dict[str, Path]:
             parts["denoiser"] = directory / name
             break
     else:
-        raise FileNotFoundError(f"pipeline directory {str(directory)!r} has no {' or '.join(DENOISERS)} component "
+        raise InputFileError(f"pipeline directory {str(directory)!r} has no {' or '.join(DENOISERS)} component "
                                 "with a config.json; pass the pipeline's save_pretrained directory")
     parts["scheduler"] = find_scheduler(directory)
     if (listed is None or "vae" in listed) and (directory / "vae" / "config.json").is_file():
@@ -101,7 +103,7 @@ def shape_of(module, shape, max_sample_numel: float = MAX_SAMPLE_NUMEL) -> tuple
     config = getattr(module, "config", {})
     size, channels = config.get("sample_size"), config.get("in_channels")
     if size is None or channels is None:
-        raise ValueError("cannot read the sample shape from the model's config; pass shape=(C, H, W)")
+        raise InvalidArgumentError("cannot read the sample shape from the model's config; pass shape=(C, H, W)")
     h, w = (size, size) if isinstance(size, int) else tuple(size)
     shape = (int(channels), int(h), int(w))
     check_sample_numel(shape, f"{type(module).__name__} config (in_channels, sample_size)", max_sample_numel)
@@ -129,7 +131,7 @@ def load_diffusers(source, scheduler=None, prediction_type: str | None = None, s
     if isinstance(source, (str, Path)):
         directory = Path(source)
         if not directory.is_dir():
-            raise FileNotFoundError(f"source {str(directory)!r} is not a directory; pass a save_pretrained directory")
+            raise InputFileError(f"source {str(directory)!r} is not a directory; pass a save_pretrained directory")
         if (directory / "config.json").is_file():
             module_dir, parts = directory, {}
         else:
@@ -147,10 +149,10 @@ def load_diffusers(source, scheduler=None, prediction_type: str | None = None, s
             parts = source.components
             module = next((parts[k] for k in DENOISERS if parts.get(k) is not None), None)
             if module is None:
-                raise ValueError(f"pipeline {type(source).__name__} has no unet or transformer component")
+                raise InvalidArgumentError(f"pipeline {type(source).__name__} has no unet or transformer component")
             scheduler, vae = parts.get("scheduler"), vae if vae is not None else parts.get("vae")
         if scheduler is None:
-            raise ValueError("loading a diffusers model object needs its scheduler: pass scheduler= (a diffusers "
+            raise InvalidArgumentError("loading a diffusers model object needs its scheduler: pass scheduler= (a diffusers "
                              "scheduler, its config dict or a scheduler_config.json path)")
         process = process_of(scheduler, prediction_type, max_train_timesteps)
         name = name or type(source).__name__

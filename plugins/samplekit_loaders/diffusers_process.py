@@ -25,6 +25,7 @@ from typing import Callable
 import torch
 
 from samplekit.discrete import DiscreteVPSDE
+from samplekit.errors import CheckpointError, InputFileError, InvalidArgumentError, ResourceLimitError
 from samplekit.sde import SDE
 
 PREDICTION_TYPES = {"epsilon": "eps", "sample": "x0", "v_prediction": "v"}
@@ -50,7 +51,7 @@ def read_scheduler_config(scheduler) -> tuple[dict, str]:
         path = Path(scheduler)
         path = path / SCHEDULER_FILE if path.is_dir() else path
         if not path.is_file():
-            raise FileNotFoundError(f"scheduler={str(scheduler)!r}: no {SCHEDULER_FILE} there; pass the directory "
+            raise InputFileError(f"scheduler={str(scheduler)!r}: no {SCHEDULER_FILE} there; pass the directory "
                                     "written by scheduler.save_pretrained(dir) or the config file")
         scheduler = json.loads(path.read_text(encoding="utf-8"))
     if isinstance(scheduler, dict):
@@ -65,9 +66,9 @@ def check_train_timesteps(config: dict, limit: int = MAX_TRAIN_TIMESTEPS) -> int
     """num_train_timesteps of a scheduler config, refused before anything is built if absurd."""
     n = config.get("num_train_timesteps", 1000)
     if isinstance(n, bool) or not isinstance(n, int) or n < 2:
-        raise ValueError(f"the scheduler config's num_train_timesteps={n!r} must be an integer >= 2")
+        raise CheckpointError(f"the scheduler config's num_train_timesteps={n!r} must be an integer >= 2")
     if n > limit:
-        raise ValueError(f"the scheduler config asks for num_train_timesteps={n:,}, above the limit of {limit:,}; "
+        raise ResourceLimitError(f"the scheduler config asks for num_train_timesteps={n:,}, above the limit of {limit:,}; "
                          "if this is intended, raise it with load_model(..., max_train_timesteps=N)")
     return n
 
@@ -78,12 +79,12 @@ def process_of(scheduler, prediction_type: str | None = None,
     config, class_name = read_scheduler_config(scheduler)
     n_train = check_train_timesteps(config, max_train_timesteps)
     if config.get("use_flow_sigmas") or config.get("prediction_type") == "flow_prediction":
-        raise ValueError(f"{class_name or 'the scheduler'} is configured for flow sigmas (use_flow_sigmas / "
+        raise CheckpointError(f"{class_name or 'the scheduler'} is configured for flow sigmas (use_flow_sigmas / "
                          "flow_prediction); pass the model's FlowMatchEulerDiscreteScheduler config instead")
     unnamed_flow = not class_name and "shift" in config and "beta_schedule" not in config   # a bare config dict
     if class_name.startswith("FlowMatch") or unnamed_flow:
         if prediction_type not in (None, "flow", "flow_prediction"):
-            raise ValueError(f"prediction_type={prediction_type!r} does not fit {class_name}: a flow-matching model "
+            raise InvalidArgumentError(f"prediction_type={prediction_type!r} does not fit {class_name}: a flow-matching model "
                              "predicts the velocity (parametrisation 'flow'); leave prediction_type unset")
         return _flow_process(config, n_train, class_name)
     return _vp_process(config, class_name, prediction_type)
@@ -99,7 +100,7 @@ def _vp_process(config: dict, class_name: str, prediction_type: str | None) -> P
     abar[-1] = abar[-1].clamp_min(2.0 ** -24)  # zero-terminal-SNR schedules: the same floor diffusers uses
     kind = prediction_type or config.get("prediction_type", "epsilon")
     if kind not in PREDICTION_TYPES:
-        raise ValueError(f"prediction_type={kind!r} is unknown; use one of {', '.join(PREDICTION_TYPES)}")
+        raise InvalidArgumentError(f"prediction_type={kind!r} is unknown; use one of {', '.join(PREDICTION_TYPES)}")
     sde = DiscreteVPSDE(abar)
 
     def timestep_of(t, dtype):
@@ -113,7 +114,7 @@ def flow_t_min(config: dict) -> float:
     from diffusers import FlowMatchEulerDiscreteScheduler
 
     if config.get("use_dynamic_shifting") or config.get("invert_sigmas") or config.get("shift_terminal"):
-        raise ValueError("flow-matching schedulers with use_dynamic_shifting, invert_sigmas or shift_terminal are "
+        raise CheckpointError("flow-matching schedulers with use_dynamic_shifting, invert_sigmas or shift_terminal are "
                          "not supported; pass a scheduler config with a fixed shift")
     keys = ("num_train_timesteps", "shift")
     sched = FlowMatchEulerDiscreteScheduler.from_config({k: config[k] for k in keys if k in config})
@@ -126,7 +127,7 @@ def _flow_process(config: dict, n_train: int, class_name: str) -> Process:
 
     shift = float(config.get("shift", 1.0))
     if not shift > 0:
-        raise ValueError(f"the scheduler config's shift={shift!r} must be positive")
+        raise CheckpointError(f"the scheduler config's shift={shift!r} must be positive")
     sde = RectifiedFlowSDE(t_min=flow_t_min(config))
 
     def timestep_of(t, dtype):   # diffusers: timestep = sigma N, computed in the network's dtype
