@@ -1,7 +1,10 @@
-"""``sample()``: draw x_T from the prior and run a solver down to t_min, counting every network call."""
+"""``sample()``: draw x_T from the prior (or noise x_start to t_start) and run a solver down to t_min,
+counting every network call; no autograd graph unless ``grad=True``."""
 
 from __future__ import annotations
 
+import copy
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
@@ -9,10 +12,12 @@ from typing import Callable, Sequence
 import torch
 from tqdm.auto import tqdm
 
+from samplekit.checks import check_sample_args
 from samplekit.noise import NoiseSource
 from samplekit.plugins import get_registry
 from samplekit.score import NonFiniteError, ScoreModel
 from samplekit.solver import Solver, SolverError, StepInfo, build_solver
+from samplekit.timegrid import check_user_grid, make_grid  # noqa: F401  (make_grid: imported from here too)
 
 Tensor = torch.Tensor
 
@@ -28,6 +33,7 @@ class SampleResult:
     n_steps: int | None = None
     ts: Tensor | None = None
     options: dict = field(default_factory=dict)
+    decoded: Tensor | None = None   # the decoder's images of the samples (latent models), else None
 
 
 def resolve_solver(solver: str | Solver, options: dict) -> Solver:
@@ -42,92 +48,203 @@ def resolve_solver(solver: str | Solver, options: dict) -> Solver:
     return build_solver(info.factory, solver, options)
 
 
-def make_grid(solver: Solver, model: ScoreModel, n_steps: int) -> Tensor:
-    schedule = get_registry().get("schedule", solver.schedule).factory
-    ts = schedule(model.sde, n_steps, **solver.schedule_options)
-    if ts.shape != (n_steps + 1,) or not bool((ts[1:] < ts[:-1]).all()):
-        raise SolverError(f"schedule {solver.schedule!r} returned a grid that is not strictly decreasing "
-                          f"with {n_steps + 1} points")
-    return ts
-
-
-def _check_budget(nfe) -> int:
-    if isinstance(nfe, bool) or not isinstance(nfe, int) or nfe < 1:
-        raise ValueError(f"nfe={nfe!r} must be a positive integer number of network evaluations")
-    return nfe
-
-
 DEFAULT_NFE = 100            # a fixed-step solver's budget when none is given
 DEFAULT_ADAPTIVE_CAP = 10_000  # an adaptive solver's cap when none is given (its tolerances set the cost)
 
 
-def sample(model: ScoreModel, solver: str | Solver = "euler_maruyama", nfe: int | None = None, num_samples: int = 1000,
+def sample(model: ScoreModel, solver: str | Solver = "euler_maruyama", nfe: int | None = None, num_samples: int | None = None,
            seed: int | Sequence[int] | None = 0, progress: bool = True,
            callback: Callable[[StepInfo], None] | None = None, x_T: Tensor | None = None,
-           dtype: torch.dtype | None = None, device=None, **solver_options) -> SampleResult:
+           dtype: torch.dtype | None = None, device=None, ts: Tensor | None = None,
+           x_start: Tensor | None = None, t_start: float | None = None, grad: bool = False,
+           **solver_options) -> SampleResult:
     """Sample ``num_samples`` points with ``solver`` spending at most ``nfe`` network calls.
 
     ``seed`` is an int or one int per sample (each sample then the same whatever batch it is in).
     ``x_T`` replaces the prior draw; ``dtype``/``device`` default to x_T's, else float32 on CPU.
     Adaptive solvers treat ``nfe`` as a cap and report what they spent.  ``nfe=None`` means
-    ``DEFAULT_NFE`` (100) for a fixed-step solver and a cap of ``DEFAULT_ADAPTIVE_CAP`` for an adaptive one.
+    ``DEFAULT_NFE`` (100) for a fixed-step solver (or what the grid ``ts`` needs) and a cap of
+    ``DEFAULT_ADAPTIVE_CAP`` for an adaptive one.
+
+    ``ts``: a strictly decreasing 1-D tensor of model times in [t_min, T], used as given (``res.ts`` is
+    it): x is drawn at ts[0] (from the prior, or ``x_T``) and integrated to ts[-1].
+    ``x_start``, ``t_start`` (img2img / SDEdit, Meng et al. 2022): x = alpha_t x_start + sigma_t z at
+    t = t_start (z from the seeded noise), then integrated from t_start down, on the solver's schedule
+    over [t_min, t_start] (or on ``ts``, whose first time must be t_start).
+    ``grad``: record the autograd graph (to differentiate through the sampler); by default none is
+    recorded (wrappers that need input gradients turn them on locally).
     """
+    with torch.set_grad_enabled(bool(grad)):
+        return _sample(model, solver, nfe, num_samples, seed, progress, callback, x_T, dtype, device, ts,
+                       x_start, t_start, solver_options)
+
+
+def _sample(model, solver, nfe, num_samples, seed, progress, callback, x_T, dtype, device, ts, x_start, t_start,
+            solver_options) -> SampleResult:
     if not isinstance(model, ScoreModel):
         raise TypeError(f"model={model!r} is not a ScoreModel; wrap a network with sk.ScoreModel.from_eps(...) "
                         "or load one with sk.load_model(...)")
-    if nfe is not None:
-        _check_budget(nfe)
-    num_samples = x_T.shape[0] if x_T is not None else num_samples
-    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
-        raise ValueError(f"num_samples={num_samples!r} must be a positive integer")
+    nfe, num_samples, seed, dtype = check_sample_args(nfe, num_samples, seed, dtype, x_T, x_start)
+    sde = model.sde
+    t_start = _check_start(model, x_start, t_start, x_T)
     solver = resolve_solver(solver, solver_options)
-    if nfe is None:
-        nfe = DEFAULT_ADAPTIVE_CAP if solver.capabilities().adaptive else DEFAULT_NFE
-    solver.check_sde(model.sde)
+    caps = solver.capabilities()
+    solver.check_sde(sde)
+    if ts is not None:
+        ts_given = ts
+        ts = check_user_grid(ts, sde).to(torch.float64)
+        if caps.adaptive:
+            raise SolverError(f"ts= was given but solver {solver.name!r} is adaptive and chooses its own steps; "
+                              "use a fixed-step solver with ts=, or drop ts")
+        if t_start is not None and abs(float(ts[0]) - t_start) > 1e-9 * sde.T:
+            raise ValueError(f"ts[0]={float(ts[0]):g} must equal t_start={t_start:g}: the grid starts where x_start "
+                             "is noised to; pass a grid from t_start down, or drop t_start")
     # a wrapped model (guidance) may make several network calls per evaluation: plan evaluations
     per_eval = int(getattr(model, "nfe_per_eval", 1))
-    if per_eval > 1 and not solver.capabilities().adaptive and nfe < per_eval:
-        raise SolverError(f"nfe={nfe} is too small: model {model.name!r} makes {per_eval} network calls "
-                          f"per evaluation; raise nfe")
-    n_steps = None if solver.capabilities().adaptive else solver.steps_for(nfe // per_eval)
+    if ts is not None:
+        n_steps = len(ts) - 1
+        nfe = _check_grid_budget(solver, caps, n_steps, per_eval, nfe)
+    else:
+        if nfe is None:
+            nfe = DEFAULT_ADAPTIVE_CAP if caps.adaptive else DEFAULT_NFE
+        if per_eval > 1 and not caps.adaptive and nfe < per_eval:
+            raise SolverError(f"nfe={nfe} is too small: model {model.name!r} makes {per_eval} network calls "
+                              f"per evaluation; raise nfe")
+        n_steps = None if caps.adaptive else solver.steps_for(nfe // per_eval)
+    model.check_inputs(num_samples)
     if x_T is not None:
-        model.check_input(x_T, model.sde.T, argument="x_T")
+        model.check_input(x_T, sde.T if ts is None else ts[0], argument="x_T")
         dtype, device = x_T.dtype, x_T.device
+    if x_start is not None:
+        model.check_input(x_start, t_start, argument="x_start")
+        dtype, device = x_start.dtype, x_start.device
     dtype = dtype or torch.float32
     noise = NoiseSource(seed, num_samples, device=device)
-    x = x_T if x_T is not None else model.sde.prior_std * noise.randn(model.shape, dtype=dtype)
+    if x_start is not None:
+        alpha, sigma = sde.marginal(torch.tensor(t_start, dtype=torch.float64))
+        x = float(alpha) * x_start + float(sigma) * noise.randn(model.shape, dtype=dtype)
+    else:
+        x = x_T if x_T is not None else sde.prior_std * noise.randn(model.shape, dtype=dtype)
 
     start_nfe, start = model.nfe, time.perf_counter()
-    ts = None
-    if solver.capabilities().adaptive:
-        x = solver.solve(model, x, noise, max_nfe=nfe)
+    if caps.adaptive:
+        run_model = model if t_start is None else _started_at(model, t_start)
+        x = solver.solve(run_model, x, noise, max_nfe=nfe)
         _check_finite(x, f"solver {solver.name!r} returned NaN/Inf")
     else:
-        ts = make_grid(solver, model, n_steps)
+        if ts is None:
+            ts = ts_given = make_grid(solver, model, n_steps, t_max=t_start)
         x = integrate(solver, model, x, ts, noise, progress=progress, callback=callback)
+        ts = ts_given
     if solver.denoise_final:
-        x = model.denoise(x, model.sde.t_min)
+        x = model.denoise(x, sde.t_min if ts is None else float(ts[-1]))
     spent = model.nfe - start_nfe
-    return SampleResult(x, spent, time.perf_counter() - start, solver.name, n_steps, ts, solver.options())
+    decoded = None
+    if model.decoder is not None:
+        with torch.no_grad():
+            decoded = model.decoder(x)
+    return SampleResult(x, spent, time.perf_counter() - start, solver.name, n_steps,
+                        ts if not caps.adaptive else None, solver.options(), decoded)
+
+
+def _check_start(model: ScoreModel, x_start, t_start, x_T) -> float | None:
+    """t_start as a float, after checking that x_start and t_start come together (and without x_T)."""
+    if x_start is None and t_start is None:
+        return None
+    if x_start is None or t_start is None:
+        missing = "t_start" if t_start is None else "x_start"
+        raise ValueError(f"img2img needs both x_start (the images) and t_start (the time to noise them to); "
+                         f"{missing} is missing")
+    if x_T is not None:
+        raise ValueError("x_T and x_start were both given; x_start is noised to t_start and replaces the prior draw: "
+                         "pass one of them")
+    try:
+        t = float(t_start)
+    except (TypeError, ValueError):
+        raise TypeError(f"t_start={t_start!r} must be a model time in (t_min, T]") from None
+    sde = model.sde
+    if not (sde.t_min < t <= sde.T) or not math.isfinite(t):
+        raise ValueError(f"t_start={t_start!r} must lie in (t_min, T] = ({sde.t_min:g}, {sde.T:g}] of {sde!r}; "
+                         "larger t_start keeps less of x_start")
+    return t
+
+
+def _check_grid_budget(solver: Solver, caps, n_steps: int, per_eval: int, nfe: int | None) -> int:
+    """The budget a user grid needs; a clear error if it exceeds nfe.  Returns the budget to spend."""
+    if n_steps < caps.min_steps:
+        raise SolverError(f"ts has {n_steps} step(s); solver {solver.name!r} needs at least {caps.min_steps}")
+    need = (n_steps * caps.nfe_per_step + (1 if solver.denoise_final else 0)) * per_eval
+    if nfe is None:
+        return need
+    if need > nfe:
+        raise SolverError(f"nfe={nfe} is too small for ts with {n_steps} steps: solver {solver.name!r} spends "
+                          f"{caps.nfe_per_step} call(s) a step x {per_eval} per evaluation"
+                          f"{' + 1 for denoise_final' if solver.denoise_final else ''} = {need}; raise nfe to {need} "
+                          "or pass nfe=None")
+    return nfe
+
+
+def _started_at(model: ScoreModel, t_start: float) -> ScoreModel:
+    """The model seen on [t_min, t_start] (same network and counter): for solvers that integrate from sde.T."""
+    view = copy.copy(model)
+    view.sde = model.sde.restricted(t_start)
+    return view
 
 
 def integrate(solver: Solver, model: ScoreModel, x: Tensor, ts: Tensor, noise: NoiseSource,
               progress: bool = False, callback: Callable[[StepInfo], None] | None = None) -> Tensor:
-    """Walk the grid ts with the solver's step; check every step for NaN/Inf; report to the callback."""
+    """Walk the grid ts with the solver's step; check every step for NaN/Inf; report to the callback.
+
+    A grid that starts where alpha_t = 0 (rectified flow at T = 1) begins with ``alpha_zero_step``
+    taken here, unless the solver declares ``takes_alpha_zero_step = True``; the solver then runs on ts[1:].
+    """
     n = len(ts) - 1
-    state = solver.init(model, x, ts, noise)
-    steps = tqdm(range(n), desc=solver.name, disable=not progress, leave=False)
+    first = 0
+    if _starts_at_alpha_zero(model, ts) and not getattr(solver, "takes_alpha_zero_step", False):
+        x, denoised = alpha_zero_step(model, x, ts[0], ts[1])
+        _check_finite(x, f"the first step (t={float(ts[0]):g} -> {float(ts[1]):g}, from alpha_t = 0) produced NaN/Inf")
+        if callback is not None:
+            callback(StepInfo(0, n, float(ts[0]), float(ts[1]), x, denoised, model.nfe))
+        first = 1
+    if first == n:
+        return x
+    grid = ts[first:]
+    state = solver.init(model, x, grid, noise)
+    steps = tqdm(range(n - first), desc=solver.name, disable=not progress, leave=False)
     for i in steps:
-        t0, t1 = ts[i], ts[i + 1]
-        where = f"step {i} of {n} (t={float(t0):g} -> {float(t1):g}) of solver {solver.name!r}"
+        t0, t1 = grid[i], grid[i + 1]
+        where = f"step {i + first} of {n} (t={float(t0):g} -> {float(t1):g}) of solver {solver.name!r}"
         try:
             x, state, denoised = solver.step(model, i, t0, t1, x, state, noise)
         except NonFiniteError as exc:
             raise NonFiniteError(f"{where}: {exc}") from None
         _check_finite(x, f"{where} produced NaN/Inf; use more steps or a more stable solver")
         if callback is not None:
-            callback(StepInfo(i, n, float(t0), float(t1), x, denoised, model.nfe))
+            callback(StepInfo(i + first, n, float(t0), float(t1), x, denoised, model.nfe))
     return x
+
+
+def _starts_at_alpha_zero(model: ScoreModel, ts: Tensor) -> bool:
+    if not model.sde.alpha_T_is_zero:
+        return False
+    alpha, _ = model.sde.marginal(ts[0].to(torch.float64))
+    return bool(alpha == 0)
+
+
+def alpha_zero_step(model: ScoreModel, x: Tensor, t0: Tensor, t1: Tensor) -> tuple[Tensor, Tensor]:
+    """The first step from a time t0 where alpha_t0 = 0 (x_t0 = sigma_t0 eps carries nothing of x_0):
+
+        x_t1 = alpha_t1 x0_hat + sigma_t1 eps_hat,   (x0_hat, eps_hat) = the model's prediction at (x_t0, t0),
+
+    the exact solution over [t1, t0] with x0 held at its prediction: DDIM's / DPM-Solver++(1)'s step
+    (sigma_t1 / sigma_t0) x + alpha_t1 (1 - e^{-h}) x0 with h = inf, and Euler's on the flow of rectified flow.
+    For the reverse SDE it has the law of the exact transition (alpha_{t0|t1} = 0 makes q(x_t1 | x_t0, x0)
+    = N(alpha_t1 x0, sigma_t1^2 I), and eps_hat = x_t0 / sigma_t0 is itself N(0, I), independent of x_0).
+    The reverse-time f and g^2 diverge at alpha = 0, so Euler-Maruyama-type steps cannot start there.
+    One network evaluation; returns (x_t1, x0_hat)."""
+    pred = model.predict(x, t0)
+    alpha, sigma = model.sde.marginal(t1.to(torch.float64))
+    return alpha.to(x.dtype) * pred.x0 + sigma.to(x.dtype) * pred.eps, pred.x0
 
 
 def _check_finite(x: Tensor, message: str) -> None:

@@ -1,30 +1,35 @@
-"""Score models: one network, four parametrisations, every call counted.
+"""Score models: one network, five parametrisations, every call counted.
 
 With X_t = alpha_t x0 + sigma_t eps (DESIGN notation):
     score  s   = grad_x log p_t(x)
     noise  eps = -sigma_t s
     denoiser D = E[X_0 | X_t = x] = (x + sigma_t^2 s) / alpha_t
     velocity v = alpha_t eps - sigma_t x0
+    flow     u = dx_t/dt = alpha'_t x0 + sigma'_t eps   (u = eps - x0 for rectified flow)
+and, with D = alpha sigma' - sigma alpha', x0 = (sigma' x - sigma u) / D, eps = (alpha u - alpha' x) / D.
 All conversions live here (as DPM-Solver's ``model_wrapper`` and k-diffusion's
 ``external.py`` keep theirs in one place); solvers never switch on a model type.
+
+Extra network inputs (class labels, text embeddings, a denoiser's extra args) are bound with
+``model.condition(**inputs)`` and passed to the network as keyword arguments under its own names;
+see ``samplekit.inputs`` for the per-sample / broadcast rule.
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import torch
 
-from samplekit.registry import SamplekitError
+from samplekit.inputs import bind_inputs, check_batch, inputs_for_batch, required_inputs, select_inputs
+from samplekit.errors import NonFiniteError, SamplekitError  # noqa: F401  (NonFiniteError lives in errors)
 from samplekit.sde import SDE, as_time, broadcast_to_batch
 
 Tensor = torch.Tensor
-PARAMETRIZATIONS = ("score", "eps", "x0", "v")
-
-
-class NonFiniteError(SamplekitError, FloatingPointError):
-    """A network or a solver step produced NaN or Inf."""
+PARAMETRIZATIONS = ("score", "eps", "x0", "v", "flow")
+TIME_CONVENTIONS = ("noise_at_1", "noise_at_0")
 
 
 def _check_parametrization(parametrization: str) -> None:
@@ -32,8 +37,16 @@ def _check_parametrization(parametrization: str) -> None:
         raise ValueError(f"parametrization={parametrization!r} is unknown; use one of {', '.join(PARAMETRIZATIONS)}")
 
 
-def to_eps_x0(parametrization: str, out: Tensor, x: Tensor, alpha: Tensor, sigma: Tensor) -> tuple[Tensor, Tensor]:
-    """(eps, x0) from a network output in the given parametrisation; alpha, sigma broadcast to x."""
+def _need_derivatives(d_alpha, d_sigma) -> None:
+    if d_alpha is None or d_sigma is None:
+        raise ValueError("the 'flow' parametrisation needs d_alpha and d_sigma (alpha'_t, sigma'_t from "
+                         "sde.marginal_derivative(t))")
+
+
+def to_eps_x0(parametrization: str, out: Tensor, x: Tensor, alpha: Tensor, sigma: Tensor,
+              d_alpha: Tensor | None = None, d_sigma: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """(eps, x0) from a network output in the given parametrisation; alpha, sigma (and for ``flow``
+    alpha'_t, sigma'_t) broadcast to x."""
     if parametrization == "score":
         return -sigma * out, (x + sigma * sigma * out) / alpha
     if parametrization == "eps":
@@ -43,25 +56,43 @@ def to_eps_x0(parametrization: str, out: Tensor, x: Tensor, alpha: Tensor, sigma
     if parametrization == "v":  # eps = (alpha v + sigma x) / n, x0 = (alpha x - sigma v) / n, n = alpha^2 + sigma^2
         norm = alpha * alpha + sigma * sigma
         return (alpha * out + sigma * x) / norm, (alpha * x - sigma * out) / norm
+    if parametrization == "flow":  # u = alpha' x0 + sigma' eps and x = alpha x0 + sigma eps, solved for (eps, x0)
+        _need_derivatives(d_alpha, d_sigma)
+        det = alpha * d_sigma - sigma * d_alpha
+        return (alpha * out - d_alpha * x) / det, (d_sigma * x - sigma * out) / det
     _check_parametrization(parametrization)
     raise AssertionError
 
 
-def to_score(parametrization: str, out: Tensor, x: Tensor, alpha: Tensor, sigma: Tensor) -> Tensor:
+def to_score(parametrization: str, out: Tensor, x: Tensor, alpha: Tensor, sigma: Tensor,
+             d_alpha: Tensor | None = None, d_sigma: Tensor | None = None) -> Tensor:
     """The score s from a network output in the given parametrisation."""
     if parametrization == "score":
         return out
-    eps, _ = to_eps_x0(parametrization, out, x, alpha, sigma)
+    eps, _ = to_eps_x0(parametrization, out, x, alpha, sigma, d_alpha, d_sigma)
     return -eps / sigma
 
 
-def from_score(parametrization: str, score: Tensor, x: Tensor, alpha: Tensor, sigma: Tensor) -> Tensor:
+def from_score(parametrization: str, score: Tensor, x: Tensor, alpha: Tensor, sigma: Tensor,
+               d_alpha: Tensor | None = None, d_sigma: Tensor | None = None) -> Tensor:
     """The network output in the given parametrisation that encodes the score s."""
     _check_parametrization(parametrization)
     if parametrization == "score":
         return score
     eps = -sigma * score
     x0 = (x + sigma * sigma * score) / alpha
+    return from_eps_x0(parametrization, eps, x0, alpha, sigma, d_alpha, d_sigma)
+
+
+def from_eps_x0(parametrization: str, eps: Tensor, x0: Tensor, alpha: Tensor, sigma: Tensor,
+                d_alpha: Tensor | None = None, d_sigma: Tensor | None = None) -> Tensor:
+    """The network output in the given parametrisation for a given (eps, x0) (finite where alpha = 0)."""
+    _check_parametrization(parametrization)
+    if parametrization == "score":
+        return -eps / sigma
+    if parametrization == "flow":
+        _need_derivatives(d_alpha, d_sigma)
+        return d_alpha * x0 + d_sigma * eps
     return {"eps": eps, "x0": x0, "v": alpha * eps - sigma * x0}[parametrization]
 
 
@@ -75,15 +106,20 @@ class Prediction:
 
 
 class ScoreModel:
-    """A network ``net(x, t) -> output`` in one parametrisation, with its SDE and sample shape.
+    """A network ``net(x, t, **inputs) -> output`` in one parametrisation, with its SDE and sample shape.
 
     ``model(x, t)`` returns the score; ``model.predict(x, t)`` returns score, eps and x0 from
     the same single call.  ``model.nfe`` counts network calls.  x has shape (B, *shape);
     t is a scalar or one time per sample, within [sde.t_min, sde.T].
+
+    ``time_convention="noise_at_0"`` (torchcfm / flow_matching): the network's time is tau = T - t
+    (tau = 0 is noise) and, for the ``flow`` parametrisation, it returns dx/dtau = -u (data - noise).
+    ``decoder`` (optional): latents -> images, applied by ``sk.sample`` to fill ``res.decoded``.
     """
 
-    def __init__(self, net: Callable[[Tensor, Tensor], Tensor], sde: SDE, shape: Sequence[int],
-                 parametrization: str = "score", name: str | None = None) -> None:
+    def __init__(self, net: Callable[..., Tensor], sde: SDE, shape: Sequence[int],
+                 parametrization: str = "score", name: str | None = None, time_convention: str = "noise_at_1",
+                 decoder: Callable[[Tensor], Tensor] | None = None) -> None:
         _check_parametrization(parametrization)
         if not callable(net):
             raise TypeError(f"net={net!r} is not callable; pass a function or module net(x, t) -> tensor")
@@ -92,12 +128,22 @@ class ScoreModel:
         shape = tuple(int(n) for n in shape)
         if not shape or any(n < 1 for n in shape):
             raise ValueError(f"shape={shape!r} must be one sample's shape with positive sizes, e.g. (2,) or (1, 8, 8)")
+        if time_convention not in TIME_CONVENTIONS:
+            raise ValueError(f"time_convention={time_convention!r} is unknown; use 'noise_at_1' (t = T is noise, "
+                             "samplekit's and diffusers' convention) or 'noise_at_0' (torchcfm, flow_matching)")
+        if decoder is not None and not callable(decoder):
+            raise TypeError(f"decoder={decoder!r} must be a callable latents -> images, or None")
         self.net = net
         self.sde = sde
         self.shape = shape
         self.parametrization = parametrization
+        self.time_convention = time_convention
+        self.decoder = decoder
         self.name = name or getattr(net, "__name__", type(net).__name__)
-        self.nfe = 0
+        self.inputs: dict = {}
+        self.input_batch: int | None = None       # the leading size of the per-sample inputs, if any
+        self._required = required_inputs(net)
+        self._counter = [0]
 
     @classmethod
     def from_score(cls, net, sde: SDE, shape: Sequence[int], **kw) -> "ScoreModel":
@@ -119,6 +165,64 @@ class ScoreModel:
         """net(x, t) = v = alpha_t eps - sigma_t x0."""
         return cls(net, sde, shape, "v", **kw)
 
+    @classmethod
+    def from_flow(cls, net, sde: SDE, shape: Sequence[int], time_convention: str = "noise_at_1",
+                  **kw) -> "ScoreModel":
+        """net(x, t) = u = dx_t/dt = alpha'_t x0 + sigma'_t eps (rectified flow: eps - x0; SD3, Flux).
+
+        ``time_convention="noise_at_0"``: torchcfm / flow_matching, net(x, tau) = data - noise with
+        tau = T - t (= 1 - t for ``rectified_flow``)."""
+        return cls(net, sde, shape, "flow", time_convention=time_convention, **kw)
+
+    # --- network-call counting (shared by ``select`` views of one run) -------------------------
+    @property
+    def nfe(self) -> int:
+        """Network calls made through this model (resettable: ``model.nfe = 0``)."""
+        return self._counter[0]
+
+    @nfe.setter
+    def nfe(self, value: int) -> None:
+        self._counter[0] = int(value)
+
+    @property
+    def nfe_per_eval(self) -> int:
+        """Network calls (per sample) of one evaluation (``predict``): 1 for a plain network."""
+        return 1
+
+    # --- bound inputs ---------------------------------------------------------------------------
+    def condition(self, **inputs) -> "ScoreModel":
+        """A new ScoreModel (same net, SDE and shape; its own call counter) that passes ``inputs`` to the
+        network as keyword arguments: ``model.condition(class_labels=y)``, ``encoder_hidden_states=emb``.
+
+        A tensor whose first dimension is the number of samples is per-sample (row i goes with sample i,
+        through chunking and sharding: see ``select``); a tensor with first dimension 1 is broadcast to
+        the batch; 0-d tensors and other values are passed as they are.  Inputs bound earlier are kept
+        unless rebound."""
+        view = copy.copy(self)
+        view.inputs, view.input_batch = bind_inputs(self.net, self.inputs, inputs, self.name)
+        view._counter = [0]
+        return view
+
+    def select(self, index) -> "ScoreModel":
+        """The same model for a sub-batch of the run: per-sample inputs sliced by ``index`` (a slice, or an
+        index tensor into the run's samples); it shares this model's call counter."""
+        view = copy.copy(self)
+        view.inputs, view.input_batch = select_inputs(self.inputs, self.input_batch, index)
+        return view
+
+    def check_inputs(self, num_samples: int) -> None:
+        """Before any network call: every required network input is bound, and per-sample inputs have
+        ``num_samples`` rows."""
+        self._check_required()
+        check_batch(self.inputs, self.input_batch, num_samples, "num_samples")
+
+    def _check_required(self) -> None:
+        missing = [name for name in self._required if name not in self.inputs]
+        if missing:
+            raise TypeError(f"network {self.name!r} requires input(s) {', '.join(map(repr, missing))} beyond (x, t); "
+                            f"bind them with model.condition({', '.join(f'{m}=...' for m in missing)})")
+
+    # --- evaluation -----------------------------------------------------------------------------
     def __call__(self, x: Tensor, t) -> Tensor:
         return self.predict(x, t).score
 
@@ -136,11 +240,14 @@ class ScoreModel:
             raise ValueError(f"t has shape {tuple(t.shape)}; pass a scalar or one time per sample, shape ({x.shape[0]},)")
         return t
 
-    def predict(self, x: Tensor, t) -> Prediction:
-        """score, eps and x0 at (x, t) from one network call."""
-        t = self.check_input(x, t)
-        out = self.net(x, t)
-        self.nfe += 1
+    def network_output(self, x: Tensor, t: Tensor, inputs: dict | None = None) -> Tensor:
+        """One raw network call on (x, t) with the given inputs (default: the bound ones, shaped for x's
+        batch), checked for shape and finiteness and returned in x's dtype.  Does not count."""
+        if inputs is None:
+            self._check_required()
+            inputs = inputs_for_batch(self.inputs, x.shape[0], x.device)
+        t_net = self.sde.T - t if self.time_convention == "noise_at_0" else t
+        out = self.net(x, t_net, **inputs)
         if not isinstance(out, Tensor) or out.shape != x.shape:
             got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
             raise ValueError(f"network {self.name!r} returned {got} for input {tuple(x.shape)}; "
@@ -149,12 +256,31 @@ class ScoreModel:
             raise NonFiniteError(f"network {self.name!r} returned NaN/Inf at t={_span(t)}; "
                                  "check the model's weights and input scaling")
         out = out.to(x.dtype)
+        return -out if self.time_convention == "noise_at_0" and self.parametrization == "flow" else out
+
+    def prediction(self, out: Tensor, x: Tensor, t: Tensor) -> Prediction:
+        """score, eps and x0 from a network output (no call)."""
         alpha, sigma = self.sde.marginal(t)
+        if self.parametrization in ("score", "eps") and self.sde.alpha_T_is_zero and bool((alpha == 0).any()):
+            raise NonFiniteError(f"model {self.name!r} predicts {self.parametrization}, from which x0 is undefined "
+                                 f"where alpha_t = 0 (t = {self.sde.T:g} on {self.sde!r}); use a 'flow', 'x0' or "
+                                 "'v' network on this SDE, or start below T (ts=...)")
         alpha, sigma = broadcast_to_batch(alpha, x), broadcast_to_batch(sigma, x)
         if self.parametrization == "score":
             return Prediction(out, -sigma * out, (x + sigma * sigma * out) / alpha)
-        eps, x0 = to_eps_x0(self.parametrization, out, x, alpha, sigma)
+        d_alpha = d_sigma = None
+        if self.parametrization == "flow":
+            d_alpha, d_sigma = self.sde.marginal_derivative(t)
+            d_alpha, d_sigma = broadcast_to_batch(d_alpha, x), broadcast_to_batch(d_sigma, x)
+        eps, x0 = to_eps_x0(self.parametrization, out, x, alpha, sigma, d_alpha, d_sigma)
         return Prediction(-eps / sigma, eps, x0)
+
+    def predict(self, x: Tensor, t) -> Prediction:
+        """score, eps and x0 at (x, t) from one network call."""
+        t = self.check_input(x, t)
+        out = self.network_output(x, t)
+        self._counter[0] += 1
+        return self.prediction(out, x, t)
 
     def eps(self, x: Tensor, t) -> Tensor:
         return self.predict(x, t).eps
@@ -163,7 +289,8 @@ class ScoreModel:
         return self.predict(x, t).x0
 
     def __repr__(self) -> str:
-        return f"ScoreModel({self.name!r}, {self.parametrization}, sde={self.sde!r}, shape={self.shape})"
+        bound = f", inputs={sorted(self.inputs)}" if self.inputs else ""
+        return f"ScoreModel({self.name!r}, {self.parametrization}, sde={self.sde!r}, shape={self.shape}{bound})"
 
 
 def _span(t: Tensor) -> str:

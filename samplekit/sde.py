@@ -8,6 +8,7 @@ and the time interval [t_min, T] on which samplers integrate.
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Sequence
 
@@ -69,8 +70,23 @@ class SDE:
         """f(x, t) = a(t) x, with t a scalar or one time per sample."""
         return broadcast_to_batch(self.drift_coef(as_time(t, x)), x) * x
 
+    def marginal_derivative(self, t) -> tuple[Tensor, Tensor]:
+        """(alpha'_t, sigma'_t): alpha' = a(t) alpha and, from d sigma^2/dt = 2 a sigma^2 + g^2,
+        sigma' = a sigma + g^2 / (2 sigma).  Subclasses with closed forms (rectified flow) override."""
+        t = as_time(t)
+        alpha, sigma = self.marginal(t)
+        a, g = self.drift_coef(t), self.diffusion(t)
+        return a * alpha, a * sigma + g * g / (2 * sigma)
+
+    @property
+    def alpha_T_is_zero(self) -> bool:
+        """True when alpha_T = 0 exactly (rectified flow): x_T carries nothing of x_0, log-SNR(T) = -inf,
+        and f, g diverge at T; samplers then need the drift as alpha' x0 + sigma' eps (see ``reverse``)."""
+        alpha, _ = self.marginal(torch.tensor(self.T, dtype=torch.float64))
+        return bool(alpha == 0)
+
     def log_snr(self, t) -> Tensor:
-        """lambda_t = log(alpha_t / sigma_t)."""
+        """lambda_t = log(alpha_t / sigma_t) (-inf where alpha_t = 0)."""
         alpha, sigma = self.marginal(t)
         return torch.log(alpha) - torch.log(sigma)
 
@@ -109,6 +125,17 @@ class SDE:
                 f"{argument}={_describe(t)} lies outside [t_min, T] = [{self.t_min}, {self.T}] of {self!r}; "
                 f"pass times in that interval")
         return t
+
+    def restricted(self, T: float) -> "SDE":
+        """The same process on [t_min, T] for a T within (t_min, self.T]: the start time of img2img / SDEdit
+        and of a truncated grid.  A copy with ``T`` replaced; an SDE whose coefficients depend on its own
+        horizon keeps that horizon apart (as ``VESDE`` does) or overrides this."""
+        T = float(T)
+        if not self.t_min < T <= self.T * (1 + 1e-12):
+            raise ValueError(f"T={T:g} must lie in (t_min, T] = ({self.t_min:g}, {self.T:g}] of {self!r}")
+        view = copy.copy(self)
+        view.T = min(T, self.T)
+        return view
 
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v:g}" for k, v in self.params().items())
@@ -219,20 +246,21 @@ class VESDE(SDE):
         if self.sigma_max <= self.sigma_min:
             raise ValueError(f"VESDE: sigma_max={sigma_max} must exceed sigma_min={sigma_min}")
         self._log_ratio = math.log(self.sigma_max / self.sigma_min)
+        self.horizon = self.T      # the T of sigma(t); stays when ``restricted`` moves the start time
 
     def sigma_geometric(self, t) -> Tensor:
         """sigma(t) = sigma_min (sigma_max / sigma_min)^(t / T)."""
-        return self.sigma_min * torch.exp(as_time(t) / self.T * self._log_ratio)
+        return self.sigma_min * torch.exp(as_time(t) / self.horizon * self._log_ratio)
 
     def drift_coef(self, t) -> Tensor:
         return torch.zeros_like(as_time(t))
 
     def diffusion(self, t) -> Tensor:
-        return self.sigma_geometric(t) * math.sqrt(2 * self._log_ratio / self.T)
+        return self.sigma_geometric(t) * math.sqrt(2 * self._log_ratio / self.horizon)
 
     def marginal(self, t) -> tuple[Tensor, Tensor]:
         t = as_time(t)
-        sigma = self.sigma_min * torch.sqrt(torch.expm1(2 * t / self.T * self._log_ratio))
+        sigma = self.sigma_min * torch.sqrt(torch.expm1(2 * t / self.horizon * self._log_ratio))
         return torch.ones_like(t), sigma
 
     @property
@@ -240,7 +268,7 @@ class VESDE(SDE):
         return self.sigma_max
 
     def t_from_log_snr(self, lam) -> Tensor:
-        return self.T * torch.log1p(torch.exp(-2 * as_time(lam)) / self.sigma_min ** 2) / (2 * self._log_ratio)
+        return self.horizon * torch.log1p(torch.exp(-2 * as_time(lam)) / self.sigma_min ** 2) / (2 * self._log_ratio)
 
     def params(self):
         return {"sigma_min": self.sigma_min, "sigma_max": self.sigma_max, **super().params()}
@@ -289,6 +317,7 @@ class EDMSDE(SDE):
 
     def __init__(self, sigma_min: float = 0.002, sigma_max: float = 80.0) -> None:
         super().__init__(T=sigma_max, t_min=sigma_min)
+        self.sigma_max = self.T    # the prior's std; stays when ``restricted`` moves the start time
 
     def drift_coef(self, t) -> Tensor:
         return torch.zeros_like(as_time(t))
@@ -302,10 +331,62 @@ class EDMSDE(SDE):
 
     @property
     def prior_std(self) -> float:
-        return self.T
+        return self.sigma_max
 
     def t_from_log_snr(self, lam) -> Tensor:
         return torch.exp(-as_time(lam))
 
     def params(self):
-        return {"sigma_min": self.t_min, "sigma_max": self.T}
+        return {"sigma_min": self.t_min, "sigma_max": self.sigma_max}
+
+
+class RectifiedFlowSDE(SDE):
+    """Rectified flow / the linear interpolant (Liu et al. 2023; Lipman et al. 2023, SD3):
+    x_t = (1 - t) x_0 + t eps, i.e. alpha_t = 1 - t, sigma_t = t, T = 1 exactly, prior N(0, I).
+
+    alpha' = -1, sigma' = 1; the velocity u = dx_t/dt = eps - x_0.  As an SDE with affine drift,
+    f = (alpha'/alpha) x = -x / (1 - t) and g^2 = 2 sigma (sigma' - (alpha'/alpha) sigma) = 2 t / (1 - t):
+    both diverge at t = T = 1 (alpha_T = 0, log-SNR = -inf), where x_T is independent of x_0.  Samplers
+    use the probability-flow drift in the finite form alpha' x0 + sigma' eps (``samplekit.reverse``),
+    and exponential integrators take alpha_T = 0 through expm1(-inf) = -1.
+
+    t_min = 1e-3 by default: sigma_{t_min} = 1e-3 (log-SNR 6.9), the blur of EDM's sigma_min = 0.002 and
+    below VP's sigma_{t_min} ~ 0.01, negligible against data of unit scale; smaller t_min only adds
+    low-noise steps that change nothing visible (SD3's scheduler ends its grid at sigma = 0 with one Euler
+    step; here the last step lands on t_min and a final denoise is the ``denoise_final`` option).
+    """
+
+    name = "rectified_flow"
+
+    def __init__(self, t_min: float = 1e-3) -> None:
+        super().__init__(T=1.0, t_min=t_min)
+
+    def drift_coef(self, t) -> Tensor:
+        return -1.0 / (1.0 - as_time(t))
+
+    def diffusion(self, t) -> Tensor:
+        t = as_time(t)
+        return torch.sqrt(2 * t / (1 - t))
+
+    def marginal(self, t) -> tuple[Tensor, Tensor]:
+        t = as_time(t)
+        return 1 - t, t.clone()
+
+    def marginal_derivative(self, t) -> tuple[Tensor, Tensor]:
+        t = as_time(t)
+        return torch.full_like(t, -1.0), torch.ones_like(t)
+
+    @property
+    def alpha_T_is_zero(self) -> bool:
+        return True
+
+    @property
+    def prior_std(self) -> float:
+        return 1.0
+
+    def t_from_log_snr(self, lam) -> Tensor:
+        # (1 - t) / t = e^lambda  ->  t = 1 / (1 + e^lambda) = sigmoid(-lambda); lambda = -inf gives T = 1
+        return torch.sigmoid(-as_time(lam))
+
+    def params(self):
+        return {"t_min": self.t_min}

@@ -137,8 +137,28 @@ class GaussianMixture:
             g = torch.einsum("kij,bkj->bki", self.evecs.to(dtype=x.dtype, device=x.device), g)
         return torch.einsum("bk,bki->bi", resp, g)
 
+    def noised_denoiser(self, x: Tensor, alpha, sigma) -> Tensor:
+        """E[X_0 | alpha X_0 + sigma eps = x] = sum_k r_k(x) (mu_k + alpha S_k C_k^{-1} (x - alpha mu_k));
+        finite at alpha = 0 (there it is the mixture mean)."""
+        log_joint, resid, var = self._terms(x, alpha, sigma)
+        resp = torch.softmax(log_joint, dim=1)
+        dt = dict(dtype=x.dtype, device=x.device)
+        a = as_time(alpha, x).reshape(-1, 1, 1)
+        shrink = a * self.evals.to(**dt)[None] * resid / var         # alpha S C^{-1} (x - alpha mu), eigenbasis
+        if not self.diagonal:
+            shrink = torch.einsum("kij,bkj->bki", self.evecs.to(**dt), shrink)
+        return torch.einsum("bk,bki->bi", resp, self.means.to(**dt)[None] + shrink)
+
     def score_model(self, sde: SDE) -> ScoreModel:
-        """The exact score of p_t under ``sde``, for every t."""
+        """The exact score of p_t under ``sde``, for every t.  Where alpha_T = 0 (rectified flow) the model
+        is the exact denoiser E[X_0 | X_t = x] instead, which stays finite at t = T (the score form would
+        need x0 = (x + sigma^2 s) / alpha = 0 / 0 there); both are exact."""
+        if sde.alpha_T_is_zero:
+            def exact_denoiser(x: Tensor, t: Tensor) -> Tensor:
+                alpha, sigma = sde.marginal(t)
+                return self.noised_denoiser(x, alpha, sigma)
+
+            return ScoreModel.from_denoiser(exact_denoiser, sde, (self.d,), name="exact_denoiser")
 
         def exact_score(x: Tensor, t: Tensor) -> Tensor:
             alpha, sigma = sde.marginal(t)

@@ -21,7 +21,9 @@ def as_network(parametrization, sde):
 
     def net(x, t):
         alpha, sigma = (c[:, None] for c in sde.marginal(t))
-        return from_score(parametrization, MIXTURE.noised_score(x, alpha[:, 0], sigma[:, 0]), x, alpha, sigma)
+        d_alpha, d_sigma = (c[:, None] for c in sde.marginal_derivative(t))
+        return from_score(parametrization, MIXTURE.noised_score(x, alpha[:, 0], sigma[:, 0]), x, alpha, sigma,
+                          d_alpha, d_sigma)
 
     return net
 
@@ -48,7 +50,9 @@ def test_round_trip_through_each_parametrisation_is_the_identity(sde, parametriz
     x0 = (x + sigma ** 2 * exact) / alpha
     assert torch.allclose(pred.x0, x0, rtol=1e-7, atol=1e-8 * float(x.abs().max() / alpha + 1))
     # and the pure conversion functions invert each other
-    back = to_score(parametrization, from_score(parametrization, exact, x, alpha, sigma), x, alpha, sigma)
+    derivs = sde.marginal_derivative(torch.tensor(t, dtype=f64))
+    back = to_score(parametrization, from_score(parametrization, exact, x, alpha, sigma, *derivs), x, alpha, sigma,
+                    *derivs)
     assert torch.allclose(back, exact, rtol=1e-7, atol=atol)
 
 

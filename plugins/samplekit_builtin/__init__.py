@@ -18,7 +18,7 @@ from samplekit_builtin.pc import PredictorCorrector
 
 @hookimpl
 def samplekit_register_sdes(register):
-    for cls in (sde.VPSDE, sde.SubVPSDE, sde.VESDE, sde.OUSDE, sde.EDMSDE):
+    for cls in (sde.VPSDE, sde.SubVPSDE, sde.VESDE, sde.OUSDE, sde.EDMSDE, sde.RectifiedFlowSDE):
         register(cls.name, cls)
 
 

@@ -14,8 +14,9 @@ return log p_t(y | x) itself, shape (B,).  The gradient is taken with autograd, 
 classifier must be differentiable in x.
 
 NFE: one evaluation is one call of the score network plus one call of the classifier (a
-forward and backward pass): ``nfe`` counts both, ``nfe_per_eval = 2``; ``score_nfe`` and
-``classifier_nfe`` count them apart.
+forward and backward pass): ``nfe`` counts both, ``nfe_per_eval`` = the model's + 1; ``score_nfe``
+and ``classifier_nfe`` count them apart.  Sampling runs under ``torch.no_grad``; the gradient is
+taken under a local ``torch.enable_grad``.
 """
 
 from __future__ import annotations
@@ -25,15 +26,14 @@ from typing import Callable
 import torch
 
 from samplekit.guidance.wrapper import WrappedModel, check_scale
-from samplekit.score import NonFiniteError, ScoreModel
+from samplekit.score import NonFiniteError, Prediction, ScoreModel
+from samplekit.sde import broadcast_to_batch
 
 Tensor = torch.Tensor
 
 
 class ClassifierGuidance(WrappedModel):
     """s(x, t) + w grad_x log p_t(y | x) from a noise-conditional classifier."""
-
-    nfe_per_eval = 2
 
     def __init__(self, model: ScoreModel, log_prob_y_given_x_t: Callable[[Tensor, Tensor], Tensor], y=None,
                  scale: float = 1.0) -> None:
@@ -44,6 +44,15 @@ class ClassifierGuidance(WrappedModel):
         self.classifier = log_prob_y_given_x_t
         self.y = _check_labels(y)
         self.scale = check_scale(scale)
+
+    @property
+    def nfe_per_eval(self) -> int:
+        return self.model.nfe_per_eval + 1
+
+    def _rebind(self, index) -> None:
+        (self.model,) = self.models
+        if self.y is not None and self.y.ndim == 1 and self.y.numel() > 1:
+            self.y = self.y[index] if isinstance(index, slice) else self.y[torch.as_tensor(index)]
 
     @property
     def score_nfe(self) -> int:
@@ -85,8 +94,16 @@ class ClassifierGuidance(WrappedModel):
             raise NonFiniteError("the classifier gradient is NaN/Inf; check the classifier at this noise level")
         return grad.to(x.dtype)
 
-    def score(self, x: Tensor, t: Tensor) -> Tensor:
-        return self.model.predict(x, t).score + self.scale * self.classifier_grad(x, t)
+    def evaluate(self, x: Tensor, t: Tensor) -> Prediction:
+        """score + w grad, eps - sigma w grad, x0 + (sigma^2 / alpha) w grad (x0 where alpha_t = 0: there
+        p_t(y | x) = p(y) does not depend on x)."""
+        pred = self.model.predict(x, t)
+        push = self.scale * self.classifier_grad(x, t)
+        alpha, sigma = self.sde.marginal(t)
+        alpha, sigma = broadcast_to_batch(alpha, x), broadcast_to_batch(sigma, x)
+        safe = torch.where(alpha == 0, torch.ones_like(alpha), alpha)
+        x0 = torch.where(alpha == 0, pred.x0, pred.x0 + sigma * sigma * push / safe)
+        return Prediction(pred.score + push, pred.eps - sigma * push, x0)
 
 
 def _check_labels(y):

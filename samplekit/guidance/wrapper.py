@@ -3,12 +3,19 @@
 A wrapper is a ``ScoreModel`` (same ``sde``, ``shape``, ``predict``), so every solver runs it
 unchanged.  Its ``nfe`` counts the network calls of what it wraps, honestly: the sum of the
 wrapped models' own counters plus the calls of any extra network (a classifier).  One
-evaluation of a wrapper therefore costs ``nfe_per_eval`` network calls; ``sk.sample(nfe=N)``
-plans its steps for ``N // nfe_per_eval`` evaluations so that it still spends at most N calls.
+evaluation of a wrapper costs ``nfe_per_eval`` network calls, derived from what it wraps (so
+wrappers compose: observed-score around CFG is 2, CFG of a classifier-guided model 3);
+``sk.sample(nfe=N)`` plans its steps for ``N // nfe_per_eval`` evaluations so that it still spends
+at most N calls.
+
+A wrapper gives ``evaluate(x, t) -> Prediction`` (score, eps and x0 combined directly, which stays
+finite where alpha_t = 0) or, simpler, ``score(x, t)`` (x0 then follows as (x + sigma^2 s) / alpha).
+Sampling runs without autograd; a wrapper that needs an input gradient turns it on locally.
 """
 
 from __future__ import annotations
 
+import copy
 from typing import Sequence
 
 import torch
@@ -21,9 +28,6 @@ Tensor = torch.Tensor
 
 class WrappedModel(ScoreModel):
     """A score model computed from ``models`` (and possibly other networks); subclasses give ``score``."""
-
-    #: network calls spent by one evaluation (one ``predict``)
-    nfe_per_eval: int = 1
 
     def __init__(self, models: Sequence[ScoreModel], name: str) -> None:
         models = tuple(models)
@@ -40,40 +44,77 @@ class WrappedModel(ScoreModel):
                 raise ValueError(f"models have different SDEs ({first.sde!r} and {m.sde!r}); "
                                  "build both with the same SDE")
         self.models = models
-        self.extra_calls = 0        # calls of networks that are not ScoreModels (e.g. a classifier)
-        self._offset = 0
-        super().__init__(self._no_net, first.sde, first.shape, "score", name=name)
+        self._extra = [0]          # calls of networks that are not ScoreModels (e.g. a classifier)
+        self._offset = [0]
+        super().__init__(self._no_net, first.sde, first.shape, "x0", name=name, decoder=first.decoder)
 
     @staticmethod
     def _no_net(x: Tensor, t: Tensor) -> Tensor:  # pragma: no cover - predict() is overridden
         raise AssertionError("a WrappedModel computes its score in score(), not through net")
 
     # --- honest NFE ---------------------------------------------------------------------------
+    @property
+    def extra_calls(self) -> int:
+        return self._extra[0]
+
+    @extra_calls.setter
+    def extra_calls(self, value: int) -> None:
+        self._extra[0] = int(value)
+
     def _calls(self) -> int:
         return sum(m.nfe for m in self.models) + self.extra_calls
 
     @property
     def nfe(self) -> int:
         """Network calls made through this wrapper's models and extra networks (resettable: ``nfe = 0``)."""
-        return self._calls() + self._offset
+        return self._calls() + self._offset[0]
 
     @nfe.setter
     def nfe(self, value: int) -> None:
-        self._offset = int(value) - self._calls()
+        self._offset[0] = int(value) - self._calls()
+
+    @property
+    def nfe_per_eval(self) -> int:
+        """Network calls per evaluation: the wrapped models' together (subclasses add their own networks)."""
+        return sum(m.nfe_per_eval for m in self.models)
+
+    # --- inputs and sub-batches ------------------------------------------------------------------
+    def condition(self, **inputs):
+        raise TypeError(f"{self.name} is a wrapper; bind network inputs on the models before wrapping them "
+                        "(model.condition(...)), then build the guidance from the conditioned models")
+
+    def check_inputs(self, num_samples: int) -> None:
+        for m in self.models:
+            m.check_inputs(num_samples)
+
+    def select(self, index) -> "WrappedModel":
+        """This wrapper on a sub-batch: each wrapped model's ``select(index)`` (counters shared)."""
+        view = copy.copy(self)
+        view.models = tuple(m.select(index) for m in self.models)
+        view._rebind(index)
+        return view
+
+    def _rebind(self, index) -> None:
+        """Point the subclass's own references (and any per-sample state) at the selected models."""
 
     # --- evaluation ---------------------------------------------------------------------------
     def score(self, x: Tensor, t: Tensor) -> Tensor:
         """The wrapped score at (x, t), t one time per sample; subclasses implement it."""
         raise NotImplementedError
 
-    def predict(self, x: Tensor, t) -> Prediction:
-        t = self.check_input(x, t)
+    def evaluate(self, x: Tensor, t: Tensor) -> Prediction:
+        """score, eps and x0 of the wrapped model at (x, t); by default from ``score``."""
         s = self.score(x, t)
-        if not torch.isfinite(s).all():
-            raise NonFiniteError(f"{self.name} gave a NaN/Inf score; check the wrapped models and the scale")
         alpha, sigma = self.sde.marginal(t)
         alpha, sigma = broadcast_to_batch(alpha, x), broadcast_to_batch(sigma, x)
         return Prediction(s, -sigma * s, (x + sigma * sigma * s) / alpha)
+
+    def predict(self, x: Tensor, t) -> Prediction:
+        t = self.check_input(x, t)
+        pred = self.evaluate(x, t)
+        if not (torch.isfinite(pred.score).all() and torch.isfinite(pred.x0).all()):
+            raise NonFiniteError(f"{self.name} gave a NaN/Inf score or x0; check the wrapped models and the scale")
+        return pred
 
 
 def check_scale(scale) -> float:
