@@ -14,7 +14,8 @@ scales h by 1 + atan(f - 1), f = prod_k (1 / (E_k + 1e-8))^{b_k}; the step is ac
 factor is at least ``accept_safety``, and then y = y_high.  The loop ends within 1e-5 of lambda_end.
 From alpha_T = 0 (lambda_T = -inf, rectified flow) it first takes the DDIM step x = alpha x0 + sigma eps
 to lambda = LAMBDA_FROM_INFINITY (= -10, where x0(x_t) is constant up to O(e^{2 lambda})), then adapts.
-An attempt that would pass the cap (``nfe`` minus one for ``denoise_final``) stops the run with an error.
+An attempt that would pass the cap (``nfe`` network calls, the model's calls per evaluation and
+``denoise_final`` counted) stops the run with an error before it is made.
 """
 
 from __future__ import annotations
@@ -88,28 +89,27 @@ class DPMSolverAdaptive(OrderOption, Solver):
         return dataclasses.replace(super().capabilities(), nfe_per_step=self.solver_order)
 
     def solve(self, model, x, noise, max_nfe):
-        sde, order = model.sde, self.solver_order
-        budget = None if max_nfe is None else max_nfe - (1 if self.denoise_final else 0)
+        sde, order, start = model.sde, self.solver_order, model.nfe
+        per_eval = int(getattr(model, "nfe_per_eval", 1))  # network calls per model evaluation (guidance)
+        budget = None if max_nfe is None else max_nfe - (per_eval if self.denoise_final else 0)
         t_T = torch.tensor(sde.T, dtype=torch.float64)
         lam, lam_end = sde.log_snr(t_T), sde.log_snr(torch.tensor(sde.t_min, dtype=torch.float64))
-        spent = 0
         if not torch.isfinite(lam):
-            self._check_budget(spent, 1, budget, max_nfe)
+            self._check_budget(0, per_eval, budget, max_nfe)
             lam = torch.tensor(min(LAMBDA_FROM_INFINITY, float(lam_end) - 1.0), dtype=torch.float64)
             t_hop = sde.t_from_log_snr(lam)
             pred = model.predict(x, t_T)
-            x, spent = ddim(x, pred.x0, pred.eps, sde.marginal(t_hop)[0], torch.exp(-lam)), 1
+            x = ddim(x, pred.x0, pred.eps, sde.marginal(t_hop)[0], torch.exp(-lam))
         t = sde.t_from_log_snr(lam).clamp(sde.t_min, sde.T)
         y = x / scalar(sde.marginal(t)[0], x)
         y_prev = y
         pid = PIDController(self.h_init, self.pcoeff, self.icoeff, self.dcoeff, order, self.accept_safety)
         atol, rtol = torch.tensor(self.atol, dtype=x.dtype), torch.tensor(self.rtol, dtype=x.dtype)
         while lam < lam_end - 1e-5:
-            self._check_budget(spent, order, budget, max_nfe)
+            self._check_budget(model.nfe - start, order * per_eval, budget, max_nfe)
             lam_next = torch.minimum(lam_end, lam + pid.h)
             step = DPMSolverStep(model, scalar(sde.marginal(t)[0], y) * y, t, lam_next)
             y_low, y_high = (step.first(), step.second()) if order == 2 else (step.second(1 / 3), step.third())
-            spent += order
             delta = torch.maximum(atol, rtol * torch.maximum(y_low.abs(), y_prev.abs()))
             error = torch.linalg.norm((y_low - y_high) / delta) / y.numel() ** 0.5
             if pid.propose(float(error)):
