@@ -9,8 +9,9 @@ Conventions matched (see plugins/samplekit_loaders/diffusers_grid.py):
 * SD 1.x schedule (scaled_linear, ``steps_offset=1``, ``timestep_spacing="leading"``): 4 steps visit
   timesteps 751, 501, 251, 1; DDIM with ``set_alpha_to_one=False`` and DPM-Solver / UniPC with
   ``final_sigmas_type="sigma_min"`` then step to abar_0, i.e. samplekit's t_min (timestep 0): the grid is
-  those times plus t_min.  DPM-Solver++(2M) and UniPC lower the order of the last step
-  (``lower_order_final``, grids shorter than 15 steps in both libraries).
+  those times plus t_min.  The solver is the scheduler's twin (``scheduler_solver``): DPM-Solver++(2M)
+  lowers its last step's order below 15 steps only, as diffusers does (``lower_order_final = n < 15``; a
+  20-step case checks the longer grid); UniPC lowers it (diffusers: on every grid; samplekit: below 15).
 * DiTPipeline with its test's ``DDIMScheduler()`` (``set_alpha_to_one=True``, leading spacing, no offset):
   timesteps 750, 500, 250, 0 and a final step to abar = 1, which returns the x0 prediction at timestep 0:
   samplekit's grid ends at t_min (= timestep 0) with ``denoise_final=True``.  DiT's learned sigma (8 output
@@ -23,10 +24,11 @@ Conventions matched (see plugins/samplekit_loaders/diffusers_grid.py):
 * Guidance: ``sk.guidance.classifier_free(model.condition(...), model.condition(...), scale)``, one batched
   network call per evaluation, as the pipelines do.
 
-Max abs differences measured (float32, 4 steps, guidance 3.0 / DiT 4.0), latents (max |latent|) | images:
-  SD + DDIM 4.8e-06 (16) | 3.6e-07;  SD + DPM-Solver++(2M) 6.7e-06 (20) | 3.6e-07;  SD + UniPC 1.1e-05 (20) |
-  3.6e-07;  SD + UniPC + AutoencoderTiny 1.1e-05 (22) | 1.5e-07;  DiT + DDIM 5.3e-05 (86) | 4.2e-07;
-  SD3 + FlowMatchEuler (shift 3) 7.2e-07 (3.5) | 3.0e-07;  SDXL + DPM-Solver++(2M) 7.6e-06 (19) | 4.2e-07.  All within float32 rounding of the latents' scale.
+Max abs differences measured (float32, guidance 3.0 / DiT 4.0, 4 steps unless said), latents (max |latent|) |
+images:  SD + DDIM 4.8e-06 (16) | 3.6e-07;  SD + DPM-Solver++(2M) 6.7e-06 (20) | 3.6e-07, at 20 steps 2.9e-05
+(40) | 5.4e-07;  SD + UniPC 1.1e-05 (20) | 3.6e-07;  SD + UniPC + AutoencoderTiny 1.1e-05 (22) | 1.5e-07;
+DiT + DDIM 5.3e-05 (86) | 4.2e-07;  SD3 + FlowMatchEuler (shift 3) 9.5e-07 (3.5) | 2.1e-07;
+SDXL + DPM-Solver++(2M) 7.6e-06 (19) | 4.2e-07.  All within float32 rounding of the latents' scale.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ pytest.importorskip("transformers")   # StableDiffusion(3)Pipeline import it (no
 
 import diffusers_tiny as tiny  # noqa: E402
 
-from samplekit_loaders.diffusers_grid import scheduler_grid  # noqa: E402
+from samplekit_loaders.diffusers_grid import scheduler_grid, scheduler_solver  # noqa: E402
 
 TOL = 1e-4
 STEPS = 4
@@ -70,11 +72,14 @@ def to_unit(images):
     return (images / 2 + 0.5).clamp(0, 1)
 
 
-def samplekit_run(model, cond, uncond, scale, solver, scheduler, x_T):
+def samplekit_run(model, cond, uncond, scale, solver, scheduler, x_T, steps=STEPS):
+    """The pipeline's grid and the solver twin of its scheduler (checked to be ``solver``), CFG on one network."""
     guided = sk.guidance.classifier_free(model.condition(**cond), model.condition(**uncond), scale=scale)
-    scheduler.set_timesteps(STEPS)
+    scheduler.set_timesteps(steps)
     ts, options = scheduler_grid(scheduler, model.sde)
-    return sk.sample(guided, solver, x_T=x_T, ts=ts, progress=False, **options)
+    name, solver_options = scheduler_solver(scheduler)
+    assert name == solver
+    return sk.sample(guided, name, x_T=x_T, ts=ts, progress=False, **options, **solver_options)
 
 
 def assert_close(got, want, what):
@@ -86,12 +91,12 @@ def assert_close(got, want, what):
     return err
 
 
-@pytest.mark.parametrize("solver", ["ddim", "dpmpp_2m", "unipc"])
-def test_stable_diffusion_pipeline_is_reproduced_with_cfg(tmp_path, solver):
+@pytest.mark.parametrize("solver, steps", [("ddim", STEPS), ("dpmpp_2m", STEPS), ("unipc", STEPS), ("dpmpp_2m", 20)])
+def test_stable_diffusion_pipeline_is_reproduced_with_cfg(tmp_path, solver, steps):
     pipe = tiny.sd_pipeline(tiny.sd_scheduler(solver))
     emb, neg = embeddings(1, (2, tiny.TOKENS, tiny.CROSS_DIM))
     latents = torch.randn(2, 4, tiny.LATENT, tiny.LATENT, generator=torch.Generator().manual_seed(2))
-    call = dict(prompt_embeds=emb, negative_prompt_embeds=neg, latents=latents, num_inference_steps=STEPS,
+    call = dict(prompt_embeds=emb, negative_prompt_embeds=neg, latents=latents, num_inference_steps=steps,
                 guidance_scale=3.0)
     want = pipe(**call, output_type="latent").images
     want_images = pipe(**call, output_type="pt").images
@@ -102,11 +107,11 @@ def test_stable_diffusion_pipeline_is_reproduced_with_cfg(tmp_path, solver):
     counter = CountingModule(model.net.module)
     model.net.module = counter
     res = samplekit_run(model, {"encoder_hidden_states": emb}, {"encoder_hidden_states": neg}, 3.0, solver,
-                        pipe.scheduler, latents)
-    assert_close(res.samples, want, f"SD + {solver} latents")
-    assert_close(to_unit(res.decoded), want_images, f"SD + {solver} images")
+                        pipe.scheduler, latents, steps)
+    assert_close(res.samples, want, f"SD + {solver} ({steps} steps) latents")
+    assert_close(to_unit(res.decoded), want_images, f"SD + {solver} ({steps} steps) images")
     # one batched call of 2B rows per step, as the pipeline; counted as 2 evaluations per step
-    assert counter.calls == STEPS and counter.rows == STEPS * 4 and res.nfe == 2 * STEPS
+    assert counter.calls == steps and counter.rows == steps * 4 and res.nfe == 2 * steps
     # not trivially equal: guidance changed the result
     plain = sk.sample(model.condition(encoder_hidden_states=emb), solver, x_T=latents, ts=res.ts, progress=False)
     assert (plain.samples - want).abs().max() > 100 * TOL

@@ -15,6 +15,8 @@ times the pipeline visits and the options that reproduce its last step:
   x - sigma_last u = the x0 prediction at sigma_last = t_min (see ``diffusers_process.flow_t_min``), so the
   grid is the sigmas without the final 0, with ``denoise_final=True``.
 
+``scheduler_solver(scheduler)`` names the samplekit solver (and options) that takes the scheduler's steps.
+
 A scheduler that clips or thresholds its x0 prediction (``clip_sample``, ``thresholding``) is refused: no
 samplekit solver does that, so the same grid would silently compute something else.
 """
@@ -87,3 +89,40 @@ def _flow_grid(scheduler, sde: SDE) -> tuple[Tensor, dict]:
         raise InvalidArgumentError(f"the grid's last sigma {float(ts[-1]):g} is not the model's t_min={sde.t_min:g}: load the "
                          "model with this scheduler's config (its shift sets t_min)")
     return ts, {"denoise_final": True}
+
+
+def scheduler_solver(scheduler) -> tuple[str, dict]:
+    """(solver name, options): the samplekit solver that takes the same steps as ``scheduler`` on its grid,
+    after ``scheduler.set_timesteps(n)``:
+
+    * DDIMScheduler (eta = 0 in the pipeline's call)    -> ``ddim``
+    * DPMSolverMultistepScheduler (dpmsolver++, order 2 / 3, midpoint) -> ``dpmpp_2m`` / ``dpmpp_3m``;
+      diffusers lowers the last steps' order only on grids of fewer than 15 steps, so
+      ``lower_order_final = n < 15`` (on longer grids samplekit's own rule would also lower a last step
+      much longer in log-SNR than the one before: turned off to match)
+    * UniPCMultistepScheduler (predict_x0, bh1 / bh2, order p) -> ``unipc`` (order p, that variant);
+      diffusers lowers the last step on every grid, samplekit below 15 steps (and on a long last step):
+      the two agree below 15 steps
+    * FlowMatchEulerDiscreteScheduler                  -> ``ode_euler`` (Euler in t on u = eps - x0)
+    """
+    name, config = type(scheduler).__name__, scheduler.config
+    n = getattr(scheduler, "num_inference_steps", None)
+    if n is None:
+        raise InvalidArgumentError("call scheduler.set_timesteps(num_inference_steps) before scheduler_solver(scheduler)")
+    if name == "DDIMScheduler":
+        return "ddim", {}
+    if name == "DPMSolverMultistepScheduler":
+        order = config.get("solver_order", 2)
+        if config.get("algorithm_type") != "dpmsolver++" or config.get("solver_type") != "midpoint" or order not in (2, 3):
+            raise InvalidArgumentError("only DPMSolverMultistepScheduler(algorithm_type='dpmsolver++', solver_type="
+                                       "'midpoint', solver_order=2 or 3) has a samplekit twin (dpmpp_2m / dpmpp_3m)")
+        return f"dpmpp_{order}m", {"lower_order_final": bool(config.get("lower_order_final", True)) and n < 15}
+    if name == "UniPCMultistepScheduler":
+        if not config.get("predict_x0", True) or config.get("disable_corrector"):
+            raise InvalidArgumentError("only UniPCMultistepScheduler with predict_x0=True and no disable_corrector has "
+                                       "a samplekit twin (unipc)")
+        return "unipc", {"order": int(config.get("solver_order", 2)), "variant": config.get("solver_type", "bh2"),
+                         "lower_order_final": bool(config.get("lower_order_final", True))}
+    if name == "FlowMatchEulerDiscreteScheduler":
+        return "ode_euler", {}
+    raise InvalidArgumentError(f"{name} has no samplekit twin that scheduler_solver knows; pick a solver yourself")
