@@ -93,7 +93,8 @@ def test_every_deterministic_solver_converges_at_its_declared_order(info):
     model = SMOOTH.score_model(sde)
     x_T = sde.prior_sample((64, 2), torch.Generator().manual_seed(0), dtype=f64)
     exact = reference_endpoint(model, x_T)
-    steps = [24, 48, 96, 192] if order < 2.5 else [12, 24, 48, 96]
+    # order >= 3.5 (lms): Adams-Bashforth-4 leaves its stability region on the first karras steps below ~48
+    steps = [24, 48, 96, 192] if order < 2.5 else [12, 24, 48, 96] if order < 3.5 else [48, 96, 192, 384]
     errors = []
     for n in steps:
         res = sk.sample(model, info.name, nfe=n * per_step, x_T=x_T, progress=False)
