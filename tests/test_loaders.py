@@ -356,19 +356,23 @@ def test_scheduler_grid_refuses_what_samplekit_would_compute_differently():
 
 
 def test_a_pipeline_object_or_directory_loads_with_its_vae_as_the_decoder(tmp_path):
-    pipe = tiny.sd3_pipeline(shift=3.0)
-    model = sk.load_model(pipe)
-    assert model.shape == (4, 8, 8) and model.decoder is not None
+    from diffusers import DDIMScheduler, DiTPipeline, FlowMatchEulerDiscreteScheduler
+
+    vae = tiny.sd3_vae()                                               # SD3's scaling and shift factors
     z = torch.randn(2, 4, 8, 8)
     with torch.no_grad():
-        want = pipe.vae.decode(z / 1.5035 + 0.0609).sample          # SD3's scaling and shift factors
+        want = vae.decode(z / 1.5035 + 0.0609).sample
+    model = sk.load_model(tiny.sd3_transformer(), loader="diffusers", scheduler=FlowMatchEulerDiscreteScheduler(),
+                          vae=vae)
     assert torch.allclose(model.decoder(z), want, atol=1e-6)
-    pipe.save_pretrained(tmp_path / "sd3")
-    loaded = sk.load_model(tmp_path / "sd3")
-    assert torch.allclose(loaded.decoder(z), want, atol=1e-6) and loaded.sde.t_min == model.sde.t_min
-    cond = loaded.condition(encoder_hidden_states=torch.randn(1, 5, 32), pooled_projections=torch.randn(1, 64))
+    cond = model.condition(encoder_hidden_states=torch.randn(1, 5, 32), pooled_projections=torch.randn(1, 64))
     res = sk.sample(cond, "ode_euler", nfe=3, num_samples=2, progress=False)
-    assert res.decoded.shape == (2, 3, 8, 8) and torch.allclose(res.decoded, loaded.decoder(res.samples))
+    assert res.decoded.shape == (2, 3, 8, 8) and torch.allclose(res.decoded, model.decoder(res.samples))
+    pipe = DiTPipeline(transformer=tiny.dit_transformer(), vae=vae, scheduler=DDIMScheduler(clip_sample=False))
+    for source in (pipe, tmp_path / "dit"):                            # the object, then its save_pretrained dir
+        pipe.save_pretrained(tmp_path / "dit")
+        loaded = sk.load_model(source)
+        assert loaded.shape == (4, 8, 8) and torch.allclose(loaded.decoder(z), want, atol=1e-6)
 
 
 def test_configs_that_ask_for_too_much_are_refused_before_anything_is_allocated(tmp_path):
