@@ -371,3 +371,45 @@ def test_restart_budget_follows_comfyui_rule_and_is_spent_at_the_network():
 @pytest.mark.parametrize("sde_name", ["vp", "edm"])
 def test_restart_weak_convergence(sde_name):
     assert_weak_convergence(Restart(), sde_name, [40, 80, 160, 320], min_slope=0.75)
+
+
+# --- lcm (k-diffusion 0.1.1 has none: against diffusers' LCMScheduler) --------------------------------
+from samplekit_fast.lcm import LCM  # noqa: E402
+
+
+def test_lcm_matches_diffusers_lcm_scheduler():
+    """Same x_T, same timesteps, same generator stream; the scheduler's timestep_scaling made huge so its
+    consistency boundary condition is the identity (c_skip ~ 1e-19, c_out = 1): it denoises and renoises."""
+    from diffusers import LCMScheduler
+
+    from samplekit.discrete import DiscreteVPSDE
+
+    sched = LCMScheduler(timestep_scaling=1e8)
+    sched.set_timesteps(6)
+    sched.alphas_cumprod = sched.alphas_cumprod.to(f64)   # its float32 table, evaluated in float64 by both
+    sde = DiscreteVPSDE(sched.alphas_cumprod)
+    model = MIX.score_model(sde)
+    ts = torch.cat([sde.time_of(sched.timesteps.to(f64)), torch.tensor([sde.t_min], dtype=f64)])
+    x_T = torch.randn((16, 2), generator=torch.Generator().manual_seed(3), dtype=f64)
+    ours, denoised = [], []
+    integrate(LCM(), model, x_T.clone(), ts, NoiseSource(7, 16),
+              callback=lambda info: (ours.append(info.x), denoised.append(info.denoised)))
+    g, x, theirs = torch.Generator().manual_seed(7), x_T.clone(), []
+    for n in sched.timesteps:
+        x = sched.step(model.predict(x, sde.time_of(n.to(f64))).eps, n, x, generator=g).prev_sample
+        theirs.append(x)
+    diffs = [float((a - b).abs().max()) for a, b in zip(ours[:-1], theirs[:-1])]
+    diffs.append(float((denoised[-1] - theirs[-1]).abs().max()))   # diffusers returns D at its last step
+    assert len(diffs) == 6 and max(diffs) <= 1e-10, diffs
+
+
+@pytest.mark.parametrize("sde_name", ["vp", "edm"])
+def test_lcm_on_an_exact_non_distilled_model_is_a_baseline_that_misses_the_target(sde_name):
+    """On a Gaussian D is affine, so each step keeps the mean exactly but shrinks the spread: the exact
+    law's mean is right at every NFE (up to the prior's mismatch with p_T), its variance short by a margin that does not close with NFE —
+    which is why lcm declares samples_target=False."""
+    assert LCM().capabilities().samples_target is False
+    for nfe in (8, 64, 256):
+        mean, var = exact_law(LCM(), SDES[sde_name], nfe)
+        assert float((mean - GAUSS.means[0]).abs().max()) < 1e-3   # only the prior's mismatch at T
+        assert bool((var < GAUSS.covariances[0] - 0.1).all()), (nfe, var)

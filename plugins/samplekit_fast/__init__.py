@@ -25,6 +25,7 @@ from samplekit_fast.dpmpp_sde import DPMSolverPPSDE
 from samplekit_fast.dpmpp_3m_sde import DPMSolverPP3MSDE
 from samplekit_fast.er_sde import ERSDE
 from samplekit_fast.restart import Restart
+from samplekit_fast.lcm import LCM
 
 SOLVERS = (DPMSolverPP2M, DPMSolverPP3M, SDEDPMSolverPP2M, UniPC, EDMHeun)
 
@@ -49,3 +50,4 @@ def samplekit_register_solvers(register):
     register(DPMSolverPP3MSDE)
     register(ERSDE)
     register(Restart)
+    register(LCM)
