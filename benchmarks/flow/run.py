@@ -40,6 +40,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "peers"))
 from common import Problem  # noqa: E402
 
+sys.path.insert(0, str(HERE))
+import digits  # noqa: E402
+
 TARGETS = {"ring2d": 4000, "gmm16_full": 2000}
 BUDGETS = (5, 10, 20, 50)
 SEEDS = (0, 1)
@@ -57,6 +60,7 @@ def parse(argv=None):
     p.add_argument("--seeds", default=",".join(map(str, SEEDS)))
     p.add_argument("--solvers", default=None, help="comma-separated samplekit solvers (default: every registered)")
     p.add_argument("--n", type=int, default=None)
+    p.add_argument("--no-digits", action="store_true", help="leave out the shipped digits_flow model")
     p.add_argument("--out", default=str(HERE))
     a = p.parse_args(argv)
     if a.quick:
@@ -160,16 +164,20 @@ def main(argv=None):
                             assert calls <= b, (name, b, calls)
                         records.append(rec)
                         print(json.dumps(rec), flush=True)
+    digit_records, digit_info = ([], {"skipped": "--no-digits"}) if args.no_digits else digits.runs(
+        lambda problem, model, budgets: samplekit_runs(problem, model, solvers, budgets), DIFFUSERS, SHIFTS, args.nfe)
     with open(out / "results.jsonl", "w") as f:
-        for rec in records:
+        for rec in records + digit_records:
             f.write(json.dumps(rec) + "\n")
     floor = {t: sum(v) / len(v) for t, v in floors.items()}
     tables = summarise(records, floor, args.nfe)
+    digit_table = summarise_digits(digit_records, args.nfe)
     meta = {"targets": {t: args.n or TARGETS[t] for t in args.targets}, "seeds": list(args.seeds),
             "budgets": list(args.nfe), "floor_sw2": floor, "wall_seconds": round(time.perf_counter() - started, 1),
-            "solvers": [s.name for s in solvers]}
-    (out / "results.json").write_text(json.dumps({"meta": meta, "tables": tables}, indent=1) + "\n")
-    (out / "results.md").write_text(markdown(meta, tables))
+            "solvers": [s.name for s in solvers], "digits_flow": digit_info}
+    (out / "results.json").write_text(json.dumps({"meta": meta, "tables": tables, "digits_flow": digit_table},
+                                                 indent=1) + "\n")
+    (out / "results.md").write_text(markdown(meta, tables) + digits_markdown(meta, digit_table))
     print(f"done in {meta['wall_seconds']} s")
 
 
@@ -201,6 +209,64 @@ def summarise(records, floor, budgets):
                     table[row][str(key)] = {"status": recs[0]["status"], "error": recs[0].get("error", "")}
         tables[target] = table
     return tables
+
+
+def summarise_digits(records, budgets):
+    """{row: {budget: {"path_err", "fd", "nfe"} or a status}} for the digits_flow model (one seed)."""
+    table = {}
+    for rec in records:
+        row = table.setdefault(rec["sampler"] + (f" [{rec['setting']}]" if rec["setting"] else ""), {})
+        key = rec["budget"]
+        if key is None:
+            row["any"] = rec
+            fits = [b for b in budgets if rec.get("nfe") is not None and rec["nfe"] <= b]
+            if not fits:
+                continue
+            key = fits[0]
+        row[str(key)] = rec
+    return table
+
+
+def deterministic(row):
+    """Whether a row's sampler follows the probability-flow ODE (diffusers' flow schedulers do)."""
+    if row.startswith("FlowMatch"):
+        return True
+    try:
+        return not sk.get_solver(row.split(" ")[0]).capabilities().stochastic
+    except Exception:
+        return False
+
+
+def digits_markdown(meta, table):
+    info = meta["digits_flow"]
+    if "skipped" in info:
+        return f"\n## digits_flow\n\nNot run: {info['skipped']}.\n"
+    budgets = meta["budgets"]
+    lines = ["", f"## digits_flow (shipped rectified-flow digits UNet, {info['n']} samples, one x_T draw)", "",
+             "Each cell: `path error / FD` — the RMS distance per sample to the network's own ODE solution from "
+             "the same x_T (dopri5, rtol = atol = 1e-7), and the digits Frechet distance to held-out digits "
+             f"(data floor {info['fd_floor']:.2f}). Stochastic samplers follow other paths by design: read "
+             "their FD only.", "", "| best at NFE (path error) | samplekit | diffusers |", "|---|---|---|"]
+    for b in budgets:
+        cells = [(c["path_err"], row) for row, cols in table.items() for k, c in cols.items()
+                 if k == str(b) and c.get("status") == "ok" and deterministic(row)]
+        s_ = min([c for c in cells if not c[1].startswith("FlowMatch")], default=None)
+        d_ = min([c for c in cells if c[1].startswith("FlowMatch")], default=None)
+        lines.append(f"| {b} | {f'{s_[1]} {s_[0]:.4f}' if s_ else '–'} | {f'{d_[1]} {d_[0]:.4f}' if d_ else '–'} |")
+    lines += ["", "| sampler | " + " | ".join(f"NFE {b}" for b in budgets) + " | adaptive: any NFE |",
+              "|---|" + "---|" * (len(budgets) + 1)]
+    for row in sorted(table, key=lambda r: (r.startswith("FlowMatch"), r)):
+        cells = []
+        for key in [str(b) for b in budgets] + ["any"]:
+            c = table[row].get(key)
+            if c is None:
+                cells.append("")
+            elif c.get("status") == "ok":
+                cells.append(f"{c['path_err']:.4f} / {c['fd']:.2f}" + (f" @{c['nfe']}" if row.endswith("]") else ""))
+            else:
+                cells.append("–" if "too small" in c.get("error", "") else c.get("status", ""))
+        lines.append(f"| {row} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def best_per_budget(table, budgets):
