@@ -6,13 +6,13 @@ BIN := $(VENV)/bin
 
 .PHONY: bench test install clean
 
-$(BIN)/.installed: pyproject.toml plugins/example_plugin/pyproject.toml
+$(BIN)/.installed: pyproject.toml plugins/example_plugin/pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e '.[all]'
 	$(BIN)/python -m pip install --quiet --no-deps k-diffusion==0.1.1.post1
-	$(BIN)/python -m pip install --quiet scipy pandas
+	$(BIN)/python -m pip install --quiet scipy pandas transformers
 	touch $@
 
 install: $(BIN)/.installed
