@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import torch
 
+from samplekit.errors import InvalidArgumentError
 from samplekit.sde import SDE, VPSDE, VariancePreserving, as_time
 
 Tensor = torch.Tensor
@@ -36,9 +37,9 @@ class DiscreteVPSDE(VariancePreserving):
     def __init__(self, alphas_cumprod) -> None:
         abar = torch.as_tensor(alphas_cumprod, dtype=torch.float64).flatten()
         if abar.numel() < 2 or not torch.isfinite(abar).all():
-            raise ValueError("alphas_cumprod must hold at least 2 finite values, one per training timestep")
+            raise InvalidArgumentError("alphas_cumprod must hold at least 2 finite values, one per training timestep")
         if (abar <= 0).any() or (abar >= 1).any() or (abar[1:] >= abar[:-1]).any():
-            raise ValueError("alphas_cumprod must decrease strictly within (0, 1), as diffusers' "
+            raise InvalidArgumentError("alphas_cumprod must decrease strictly within (0, 1), as diffusers' "
                              "scheduler.alphas_cumprod does; pass the training schedule's values")
         self.num_timesteps = N = abar.numel()
         super().__init__(T=1.0, t_min=1.0 / N)
@@ -109,13 +110,13 @@ def discrete_timesteps(sde: SDE, n_steps: int, spacing: str = "linspace") -> Ten
     ``linspace`` rounds n_i = (N-1)(1 - i/n); ``trailing`` takes n_i = N-1 - round(i (N-1) / n)
     (the same grid, written as diffusers' spacing names it); ``leading`` uses steps of N // n from 0."""
     if not isinstance(sde, DiscreteVPSDE):
-        raise ValueError(f"schedule 'discrete' needs a DiscreteVPSDE (a model loaded from a discrete-time "
+        raise InvalidArgumentError(f"schedule 'discrete' needs a DiscreteVPSDE (a model loaded from a discrete-time "
                          f"checkpoint); {sde!r} is continuous: use schedule='uniform' or 'karras'")
     n, N = int(n_steps), sde.num_timesteps
     if n != n_steps or n < 1:
-        raise ValueError(f"n_steps={n_steps!r} must be a positive integer")
+        raise InvalidArgumentError(f"n_steps={n_steps!r} must be a positive integer")
     if n > N - 1:
-        raise ValueError(f"n_steps={n} exceeds the {N - 1} intervals of the training grid; lower nfe")
+        raise InvalidArgumentError(f"n_steps={n} exceeds the {N - 1} intervals of the training grid; lower nfe")
     if spacing in ("linspace", "trailing"):
         steps = torch.round(torch.linspace(N - 1, 0, n + 1, dtype=torch.float64))
     elif spacing == "leading":
@@ -123,5 +124,5 @@ def discrete_timesteps(sde: SDE, n_steps: int, spacing: str = "linspace") -> Ten
         steps = torch.cat([torch.tensor([N - 1.0], dtype=torch.float64),
                            torch.arange(n - 1, -1, -1, dtype=torch.float64) * stride])
     else:
-        raise ValueError(f"spacing={spacing!r} is unknown; use 'linspace', 'trailing' or 'leading'")
+        raise InvalidArgumentError(f"spacing={spacing!r} is unknown; use 'linspace', 'trailing' or 'leading'")
     return sde.time_of(steps)

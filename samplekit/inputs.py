@@ -18,6 +18,8 @@ import inspect
 
 import torch
 
+from samplekit.errors import ArgumentTypeError, InvalidArgumentError
+
 Tensor = torch.Tensor
 _POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
 
@@ -61,11 +63,11 @@ def _leading(value) -> int | None:
 def bind_inputs(net, bound: dict, new: dict, model_name: str) -> tuple[dict, int | None]:
     """The inputs ``bound`` updated with ``new`` and their common per-sample size; clear errors otherwise."""
     if not new:
-        raise ValueError("condition() needs at least one input, e.g. model.condition(class_labels=y)")
+        raise InvalidArgumentError("condition() needs at least one input, e.g. model.condition(class_labels=y)")
     accepted = _accepted(net)
     for name in new:
         if accepted is not None and name not in accepted:
-            raise TypeError(f"network {model_name!r} has no parameter {name!r}; it accepts "
+            raise ArgumentTypeError(f"network {model_name!r} has no parameter {name!r}; it accepts "
                             f"{', '.join(sorted(accepted)) or 'only (x, t)'} — bind inputs under the network's own names")
     merged = {**bound, **new}
     return merged, _common_batch(merged)
@@ -75,7 +77,7 @@ def _common_batch(inputs: dict) -> int | None:
     sizes = {name: _leading(v) for name, v in inputs.items() if _leading(v) not in (None, 1)}
     if len(set(sizes.values())) > 1:
         listed = ", ".join(f"{n!r} ({s} rows)" for n, s in sizes.items())
-        raise ValueError(f"per-sample inputs disagree on the number of samples: {listed}; give every per-sample "
+        raise InvalidArgumentError(f"per-sample inputs disagree on the number of samples: {listed}; give every per-sample "
                          "input one row per sample, or a single row (first dimension 1) to broadcast")
     return next(iter(sizes.values()), None)
 
@@ -85,7 +87,7 @@ def check_batch(inputs: dict, input_batch: int | None, num_samples: int, argumen
     if input_batch is None or input_batch == num_samples:
         return
     names = [n for n, v in inputs.items() if _leading(v) == input_batch]
-    raise ValueError(f"input(s) {', '.join(map(repr, names))} hold {input_batch} rows (one per sample) but "
+    raise InvalidArgumentError(f"input(s) {', '.join(map(repr, names))} hold {input_batch} rows (one per sample) but "
                      f"{argument}={num_samples}; pass one row per sample, or one row (first dimension 1) to "
                      "broadcast the same value to every sample")
 
@@ -99,7 +101,7 @@ def inputs_for_batch(inputs: dict, batch: int, device=None) -> dict:
             if lead == 1 and batch != 1:
                 value = value.expand(batch, *value.shape[1:])
             elif lead != batch:
-                raise ValueError(f"input {name!r} holds {lead} rows but the network is evaluated on {batch} samples; "
+                raise InvalidArgumentError(f"input {name!r} holds {lead} rows but the network is evaluated on {batch} samples; "
                                  "select the sub-batch's rows with model.select(index)")
             if device is not None and value.device != torch.device(device):
                 value = value.to(device)

@@ -31,6 +31,7 @@ from typing import Sequence
 
 import torch
 
+from samplekit.errors import ArgumentTypeError, InvalidArgumentError
 from samplekit.noise import NoiseSource
 from samplekit.ode import check_ode as _check_ode, integrate as _integrate  # torchdiffeq, shared with ode_* solvers
 from samplekit.reverse import probability_flow_drift
@@ -68,21 +69,21 @@ class LikelihoodResult:
 # --- validation (before any work) ------------------------------------------------------------
 def _check_model(model) -> None:
     if not isinstance(model, ScoreModel):
-        raise TypeError(f"model={model!r} is not a ScoreModel; wrap a network with sk.ScoreModel.from_eps(...) "
+        raise ArgumentTypeError(f"model={model!r} is not a ScoreModel; wrap a network with sk.ScoreModel.from_eps(...) "
                         "or take target.score_model(sde)")
 
 
 def _check_points(model: ScoreModel, x, argument: str) -> Tensor:
     if not isinstance(x, Tensor) or not x.is_floating_point():
-        raise TypeError(f"{argument} must be a floating-point tensor of shape (batch, "
+        raise ArgumentTypeError(f"{argument} must be a floating-point tensor of shape (batch, "
                         f"{', '.join(map(str, model.shape))})")
     if tuple(x.shape[1:]) != model.shape or x.shape[0] < 1:
-        raise ValueError(f"{argument} has shape {tuple(x.shape)}; this model takes (batch, "
+        raise InvalidArgumentError(f"{argument} has shape {tuple(x.shape)}; this model takes (batch, "
                          f"{', '.join(map(str, model.shape))}) — one sample per row")
     finite = torch.isfinite(x.flatten(1)).all(1)
     if not bool(finite.all()):
         bad = torch.nonzero(~finite).flatten()[:5].tolist()
-        raise ValueError(f"{argument} holds NaN or Inf in rows {bad}{' ...' if (~finite).sum() > 5 else ''}; "
+        raise InvalidArgumentError(f"{argument} holds NaN or Inf in rows {bad}{' ...' if (~finite).sum() > 5 else ''}; "
                          "drop or fix those points before computing likelihoods")
     return x
 
@@ -94,7 +95,7 @@ def _resolve_estimator(estimator) -> TraceEstimator:
         return get_registry().create("trace_estimator", estimator)
     if all(hasattr(estimator, a) for a in ("estimate", "draw_probes", "stochastic")):
         return estimator
-    raise TypeError(f"estimator={estimator!r} must be a registered name (see `samplekit list trace_estimator`) "
+    raise ArgumentTypeError(f"estimator={estimator!r} must be a registered name (see `samplekit list trace_estimator`) "
                     "or a TraceEstimator instance")
 
 
@@ -138,7 +139,7 @@ def log_likelihood(model: ScoreModel, x: Tensor, estimator: str | TraceEstimator
     est = _resolve_estimator(estimator)
     d = x[0].numel()
     if isinstance(n_probes, bool) or not isinstance(n_probes, int) or n_probes < 1:
-        raise ValueError(f"n_probes={n_probes!r} must be a positive integer")
+        raise InvalidArgumentError(f"n_probes={n_probes!r} must be a positive integer")
     if hasattr(est, "check"):
         est.check(d, n_probes)
     offset = _bins_offset(bins, data_range)
@@ -177,10 +178,10 @@ def _bins_offset(bins, data_range) -> float:
     if bins is None:
         return 0.0
     if isinstance(bins, bool) or not isinstance(bins, int) or bins < 2:
-        raise ValueError(f"bins={bins!r} must be an integer number of levels >= 2 (256 for 8-bit images), or None")
+        raise InvalidArgumentError(f"bins={bins!r} must be an integer number of levels >= 2 (256 for 8-bit images), or None")
     lo, hi = map(float, data_range)
     if not hi > lo:
-        raise ValueError(f"data_range={data_range!r} must be (low, high) with high > low, e.g. (-1, 1)")
+        raise InvalidArgumentError(f"data_range={data_range!r} must be (low, high) with high > low, e.g. (-1, 1)")
     return math.log2(bins / (hi - lo))
 
 
@@ -189,7 +190,7 @@ def dequantize(levels: Tensor, bins: int = 256, data_range: tuple[float, float] 
     """Uniform dequantisation: integer levels k in [0, bins) -> lo + (k + u) (hi - lo) / bins, u ~ U(0, 1)."""
     _bins_offset(bins, data_range)
     if levels.is_floating_point() or levels.min() < 0 or levels.max() >= bins:
-        raise ValueError(f"levels must be integers in [0, {bins}); pass the raw pixel values (e.g. uint8)")
+        raise InvalidArgumentError(f"levels must be integers in [0, {bins}); pass the raw pixel values (e.g. uint8)")
     lo, hi = map(float, data_range)
     g = torch.Generator(device=levels.device).manual_seed(int(seed))
     u = torch.rand(levels.shape, generator=g, dtype=dtype, device=levels.device)
@@ -227,10 +228,10 @@ def interpolate(model: ScoreModel, x1: Tensor, x2: Tensor, weights, spherical: b
     x1 = _check_points(model, x1, "x1")
     x2 = _check_points(model, x2, "x2")
     if x1.shape != x2.shape:
-        raise ValueError(f"x1 has shape {tuple(x1.shape)} and x2 {tuple(x2.shape)}; pass two batches of one shape")
+        raise InvalidArgumentError(f"x1 has shape {tuple(x1.shape)} and x2 {tuple(x2.shape)}; pass two batches of one shape")
     w = torch.as_tensor(weights, dtype=x1.dtype, device=x1.device).flatten()
     if w.numel() < 1 or not torch.isfinite(w).all():
-        raise ValueError(f"weights={weights!r} must be a non-empty list of finite mixing weights, e.g. [0, 0.5, 1]")
+        raise InvalidArgumentError(f"weights={weights!r} must be a non-empty list of finite mixing weights, e.g. [0, 0.5, 1]")
     _check_ode(method, rtol, atol)
     z = encode(model, torch.cat([x1, x2]), method, rtol, atol, options)
     z1, z2 = z[: x1.shape[0]], z[x1.shape[0]:]

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import torch
 
-from samplekit.errors import SamplekitError, UnsafeCheckpointError  # noqa: F401  (re-exported)
+from samplekit.errors import (ArgumentTypeError, InvalidArgumentError, SamplekitError,  # noqa: F401
+                              UnsafeCheckpointError)  # UnsafeCheckpointError re-exported
 from samplekit.score import ScoreModel, _check_parametrization
 from samplekit.sde import SDE
 
@@ -43,7 +44,7 @@ def load_model(source, loader: str | None = None, **options) -> ScoreModel:
     with loading_errors(what):
         model = factory(source, **options)
     if not isinstance(model, ScoreModel):
-        raise TypeError(f"model loader {name!r} returned {type(model).__name__}, not a samplekit ScoreModel")
+        raise ArgumentTypeError(f"model loader {name!r} returned {type(model).__name__}, not a samplekit ScoreModel")
     return model
 
 
@@ -76,7 +77,7 @@ def guess_loader(source) -> str:
             return "diffusers"
     elif type(source).__module__.startswith("diffusers"):
         return "diffusers"
-    raise ValueError(f"cannot tell which loader reads {source!r}; pass loader= one of 'diffusers', 'denoiser', "
+    raise InvalidArgumentError(f"cannot tell which loader reads {source!r}; pass loader= one of 'diffusers', 'denoiser', "
                      "'torch', 'samplekit' (samplekit list model_loader)")
 
 
@@ -148,8 +149,8 @@ def read_native_config(path: str | Path) -> tuple[Path, dict]:
                                 f"{NATIVE_CONFIG} and {NATIVE_WEIGHTS} (written by samplekit.loading.save_model)")
     config = json.loads(cfg_path.read_text(encoding="utf-8"))
     if config.get("format") != "samplekit":
-        raise ValueError(f"{str(cfg_path)!r} is not a samplekit model config (format={config.get('format')!r})")
+        raise InvalidArgumentError(f"{str(cfg_path)!r} is not a samplekit model config (format={config.get('format')!r})")
     for key in ("architecture", "parametrization", "sde", "shape"):
         if key not in config:
-            raise ValueError(f"{str(cfg_path)!r} lacks {key!r}; see samplekit.loading for the format")
+            raise InvalidArgumentError(f"{str(cfg_path)!r} lacks {key!r}; see samplekit.loading for the format")
     return directory, config

@@ -10,6 +10,8 @@ from typing import Sequence
 
 import torch
 
+from samplekit.errors import InvalidArgumentError
+
 Tensor = torch.Tensor
 
 
@@ -34,7 +36,7 @@ class NoiseSource:
         else:
             seeds = [int(s) for s in seed]
             if len(seeds) != self.num_samples:
-                raise ValueError(f"seed has {len(seeds)} entries for num_samples={num_samples}; "
+                raise InvalidArgumentError(f"seed has {len(seeds)} entries for num_samples={num_samples}; "
                                  "pass one int, or exactly one int per sample")
             self.per_sample = True
             self.seed = seeds
@@ -44,7 +46,7 @@ class NoiseSource:
     def generator(self) -> torch.Generator:
         """The single generator (only for an int seed)."""
         if self.per_sample:
-            raise ValueError("this noise source has one seed per sample; it has no single generator")
+            raise InvalidArgumentError("this noise source has one seed per sample; it has no single generator")
         return self.generators[0]
 
     def randn(self, shape: Sequence[int], dtype: torch.dtype = torch.float32) -> Tensor:
@@ -58,12 +60,12 @@ class NoiseSource:
 
     def randn_like(self, x: Tensor) -> Tensor:
         if x.shape[0] != self.num_samples:
-            raise ValueError(f"x has batch {x.shape[0]}, the noise source {self.num_samples}")
+            raise InvalidArgumentError(f"x has batch {x.shape[0]}, the noise source {self.num_samples}")
         return self.randn(x.shape[1:], dtype=x.dtype)
 
     def integer_seed(self) -> int:
         """An int seed for libraries that take one (e.g. torchsde's Brownian motion), drawn from this source."""
         if self.per_sample:
-            raise ValueError("this solver needs one int seed for the whole batch (its Brownian motion is shared); "
+            raise InvalidArgumentError("this solver needs one int seed for the whole batch (its Brownian motion is shared); "
                              "pass seed=<int> instead of one seed per sample")
         return int(torch.randint(0, 2 ** 31 - 1, (1,), generator=self.generators[0]).item())

@@ -12,6 +12,8 @@ import math
 
 import torch
 
+from samplekit.errors import InvalidArgumentError
+
 ADAPTIVE_RK = ("dopri5", "dopri8", "bosh3", "fehlberg2", "adaptive_heun")
 
 
@@ -37,10 +39,10 @@ def check_ode(method: str, rtol, atol) -> None:
     """Raise a ValueError naming the argument if ``method`` is not a torchdiffeq method or a tolerance is bad."""
     known = methods()
     if method not in known:
-        raise ValueError(f"method={method!r} is not a torchdiffeq method; use one of {', '.join(known)}")
+        raise InvalidArgumentError(f"method={method!r} is not a torchdiffeq method; use one of {', '.join(known)}")
     for name, value in (("rtol", rtol), ("atol", atol)):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-            raise ValueError(f"{name}={value!r} must be a positive tolerance, e.g. 1e-5")
+            raise InvalidArgumentError(f"{name}={value!r} must be a positive tolerance, e.g. 1e-5")
 
 
 def integrate(func, state: tuple, t0: float, t1: float, method: str, rtol, atol, options: dict | None = None):

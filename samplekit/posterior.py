@@ -16,6 +16,7 @@ import math
 
 import torch
 
+from samplekit.errors import InvalidArgumentError
 from samplekit.targets import GaussianMixture
 
 Tensor = torch.Tensor
@@ -59,12 +60,12 @@ def linear_gaussian_posterior(prior: GaussianMixture, A, y, noise_std: float = 0
     A = torch.as_tensor(A, dtype=torch.float64)
     y = torch.as_tensor(y, dtype=torch.float64).flatten()
     if A.ndim != 2 or A.shape[1] != prior.d:
-        raise ValueError(f"A has shape {tuple(A.shape)}; pass (m, {prior.d}) for this prior")
+        raise InvalidArgumentError(f"A has shape {tuple(A.shape)}; pass (m, {prior.d}) for this prior")
     if y.shape != (A.shape[0],):
-        raise ValueError(f"y has {y.numel()} entries for A with {A.shape[0]} rows")
+        raise InvalidArgumentError(f"y has {y.numel()} entries for A with {A.shape[0]} rows")
     tau = float(noise_std)
     if not math.isfinite(tau) or tau < 0:
-        raise ValueError(f"noise_std={noise_std!r} must be a finite number >= 0")
+        raise InvalidArgumentError(f"noise_std={noise_std!r} must be a finite number >= 0")
     S = prior.covariance_matrices()                                     # (K, d, d)
     mu = prior.means
     m = A.shape[0]

@@ -127,10 +127,29 @@ class Registry:
             f"unknown {kind} {name!r}; {hint}available: {', '.join(names) or 'none'}{note}")
 
     def create(self, kind: str, name: str, /, **options) -> Any:
-        return self.get(kind, name).factory(**options)
+        """Build a component; an option its factory does not take is refused, listing those it takes."""
+        info = self.get(kind, name)
+        _check_options(info.factory, f"{kind} {info.name!r}", options)
+        return info.factory(**options)
 
     def available(self, kind: str | None = None) -> list[ComponentInfo]:
         if kind is not None and kind not in self._components:
             raise InvalidArgumentError(f"kind={kind!r} is not a component kind; use one of {', '.join(KINDS)}")
         kinds = [kind] if kind else list(KINDS)
         return [self._components[k][n] for k in kinds for n in sorted(self._components[k])]
+
+
+def _check_options(factory: Callable, what: str, options: dict) -> None:
+    import inspect
+
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    takes = [n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    unknown = sorted(set(options) - set(takes))
+    if unknown:
+        raise InvalidArgumentError(f"{what} takes no option {', '.join(map(repr, unknown))}; it takes: "
+                                   f"{', '.join(takes) or 'none'}")

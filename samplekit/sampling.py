@@ -12,6 +12,7 @@ from typing import Callable, Sequence
 import torch
 from tqdm.auto import tqdm
 
+from samplekit.errors import ArgumentTypeError, InvalidArgumentError
 from samplekit.checks import check_sample_args
 from samplekit.noise import NoiseSource
 from samplekit.plugins import get_registry
@@ -43,7 +44,7 @@ def resolve_solver(solver: str | Solver, options: dict) -> Solver:
                               "set them when building it, or pass the solver by name")
         return solver
     if not isinstance(solver, str):
-        raise TypeError(f"solver={solver!r} must be a registered name (see `samplekit list solver`) or a Solver")
+        raise ArgumentTypeError(f"solver={solver!r} must be a registered name (see `samplekit list solver`) or a Solver")
     info = get_registry().get("solver", solver)
     return build_solver(info.factory, solver, options)
 
@@ -82,7 +83,7 @@ def sample(model: ScoreModel, solver: str | Solver = "euler_maruyama", nfe: int 
 def _sample(model, solver, nfe, num_samples, seed, progress, callback, x_T, dtype, device, ts, x_start, t_start,
             solver_options) -> SampleResult:
     if not isinstance(model, ScoreModel):
-        raise TypeError(f"model={model!r} is not a ScoreModel; wrap a network with sk.ScoreModel.from_eps(...) "
+        raise ArgumentTypeError(f"model={model!r} is not a ScoreModel; wrap a network with sk.ScoreModel.from_eps(...) "
                         "or load one with sk.load_model(...)")
     nfe, num_samples, seed, dtype = check_sample_args(nfe, num_samples, seed, dtype, x_T, x_start)
     sde = model.sde
@@ -97,7 +98,7 @@ def _sample(model, solver, nfe, num_samples, seed, progress, callback, x_T, dtyp
             raise SolverError(f"ts= was given but solver {solver.name!r} is adaptive and chooses its own steps; "
                               "use a fixed-step solver with ts=, or drop ts")
         if t_start is not None and abs(float(ts[0]) - t_start) > 1e-9 * sde.T:
-            raise ValueError(f"ts[0]={float(ts[0]):g} must equal t_start={t_start:g}: the grid starts where x_start "
+            raise InvalidArgumentError(f"ts[0]={float(ts[0]):g} must equal t_start={t_start:g}: the grid starts where x_start "
                              "is noised to; pass a grid from t_start down, or drop t_start")
     # a wrapped model (guidance) may make several network calls per evaluation: plan evaluations
     per_eval = int(getattr(model, "nfe_per_eval", 1))
@@ -153,18 +154,18 @@ def _check_start(model: ScoreModel, x_start, t_start, x_T) -> float | None:
         return None
     if x_start is None or t_start is None:
         missing = "t_start" if t_start is None else "x_start"
-        raise ValueError(f"img2img needs both x_start (the images) and t_start (the time to noise them to); "
+        raise InvalidArgumentError(f"img2img needs both x_start (the images) and t_start (the time to noise them to); "
                          f"{missing} is missing")
     if x_T is not None:
-        raise ValueError("x_T and x_start were both given; x_start is noised to t_start and replaces the prior draw: "
+        raise InvalidArgumentError("x_T and x_start were both given; x_start is noised to t_start and replaces the prior draw: "
                          "pass one of them")
     try:
         t = float(t_start)
     except (TypeError, ValueError):
-        raise TypeError(f"t_start={t_start!r} must be a model time in (t_min, T]") from None
+        raise ArgumentTypeError(f"t_start={t_start!r} must be a model time in (t_min, T]") from None
     sde = model.sde
     if not (sde.t_min < t <= sde.T) or not math.isfinite(t):
-        raise ValueError(f"t_start={t_start!r} must lie in (t_min, T] = ({sde.t_min:g}, {sde.T:g}] of {sde!r}; "
+        raise InvalidArgumentError(f"t_start={t_start!r} must lie in (t_min, T] = ({sde.t_min:g}, {sde.T:g}] of {sde!r}; "
                          "larger t_start keeps less of x_start")
     return t
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from samplekit.errors import InvalidArgumentError
 from samplekit.sde import SDE
 
 Tensor = torch.Tensor
@@ -11,7 +12,7 @@ Tensor = torch.Tensor
 
 def _check_steps(n_steps: int) -> int:
     if int(n_steps) != n_steps or n_steps < 1:
-        raise ValueError(f"n_steps={n_steps!r} must be a positive integer")
+        raise InvalidArgumentError(f"n_steps={n_steps!r} must be a positive integer")
     return int(n_steps)
 
 
@@ -35,7 +36,7 @@ def karras(sde: SDE, n_steps: int, rho: float = 7.0) -> Tensor:
     """Karras et al. (2022) in the noise level s = sigma_t / alpha_t = exp(-lambda_t):
     s_i = (s_max^(1/rho) + i/n (s_min^(1/rho) - s_max^(1/rho)))^rho."""
     if rho <= 0:
-        raise ValueError(f"rho={rho} must be positive (7 is the EDM default)")
+        raise InvalidArgumentError(f"rho={rho} must be positive (7 is the EDM default)")
     n = _check_steps(n_steps)
     s_max = torch.exp(-sde.log_snr(torch.tensor(sde.T, dtype=torch.float64)))
     s_min = torch.exp(-sde.log_snr(torch.tensor(sde.t_min, dtype=torch.float64)))

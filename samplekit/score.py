@@ -24,7 +24,7 @@ from typing import Callable, Sequence
 import torch
 
 from samplekit.inputs import bind_inputs, check_batch, inputs_for_batch, required_inputs, select_inputs
-from samplekit.errors import NonFiniteError, SamplekitError  # noqa: F401  (NonFiniteError lives in errors)
+from samplekit.errors import ArgumentTypeError, InvalidArgumentError, NonFiniteError, SamplekitError  # noqa: F401
 from samplekit.sde import SDE, as_time, broadcast_to_batch
 
 Tensor = torch.Tensor
@@ -34,12 +34,12 @@ TIME_CONVENTIONS = ("noise_at_1", "noise_at_0")
 
 def _check_parametrization(parametrization: str) -> None:
     if parametrization not in PARAMETRIZATIONS:
-        raise ValueError(f"parametrization={parametrization!r} is unknown; use one of {', '.join(PARAMETRIZATIONS)}")
+        raise InvalidArgumentError(f"parametrization={parametrization!r} is unknown; use one of {', '.join(PARAMETRIZATIONS)}")
 
 
 def _need_derivatives(d_alpha, d_sigma) -> None:
     if d_alpha is None or d_sigma is None:
-        raise ValueError("the 'flow' parametrisation needs d_alpha and d_sigma (alpha'_t, sigma'_t from "
+        raise InvalidArgumentError("the 'flow' parametrisation needs d_alpha and d_sigma (alpha'_t, sigma'_t from "
                          "sde.marginal_derivative(t))")
 
 
@@ -122,17 +122,17 @@ class ScoreModel:
                  decoder: Callable[[Tensor], Tensor] | None = None) -> None:
         _check_parametrization(parametrization)
         if not callable(net):
-            raise TypeError(f"net={net!r} is not callable; pass a function or module net(x, t) -> tensor")
+            raise ArgumentTypeError(f"net={net!r} is not callable; pass a function or module net(x, t) -> tensor")
         if not isinstance(sde, SDE):
-            raise TypeError(f"sde={sde!r} is not a samplekit SDE; build one with sk.get_sde('vp') or sk.VPSDE()")
+            raise ArgumentTypeError(f"sde={sde!r} is not a samplekit SDE; build one with sk.get_sde('vp') or sk.VPSDE()")
         shape = tuple(int(n) for n in shape)
         if not shape or any(n < 1 for n in shape):
-            raise ValueError(f"shape={shape!r} must be one sample's shape with positive sizes, e.g. (2,) or (1, 8, 8)")
+            raise InvalidArgumentError(f"shape={shape!r} must be one sample's shape with positive sizes, e.g. (2,) or (1, 8, 8)")
         if time_convention not in TIME_CONVENTIONS:
-            raise ValueError(f"time_convention={time_convention!r} is unknown; use 'noise_at_1' (t = T is noise, "
+            raise InvalidArgumentError(f"time_convention={time_convention!r} is unknown; use 'noise_at_1' (t = T is noise, "
                              "samplekit's and diffusers' convention) or 'noise_at_0' (torchcfm, flow_matching)")
         if decoder is not None and not callable(decoder):
-            raise TypeError(f"decoder={decoder!r} must be a callable latents -> images, or None")
+            raise ArgumentTypeError(f"decoder={decoder!r} must be a callable latents -> images, or None")
         self.net = net
         self.sde = sde
         self.shape = shape
@@ -219,7 +219,7 @@ class ScoreModel:
     def _check_required(self) -> None:
         missing = [name for name in self._required if name not in self.inputs]
         if missing:
-            raise TypeError(f"network {self.name!r} requires input(s) {', '.join(map(repr, missing))} beyond (x, t); "
+            raise ArgumentTypeError(f"network {self.name!r} requires input(s) {', '.join(map(repr, missing))} beyond (x, t); "
                             f"bind them with model.condition({', '.join(f'{m}=...' for m in missing)})")
 
     # --- evaluation -----------------------------------------------------------------------------
@@ -229,15 +229,15 @@ class ScoreModel:
     def check_input(self, x: Tensor, t, argument: str = "x") -> Tensor:
         """Validate x and t; return t as a per-sample tensor of x's dtype and device."""
         if not isinstance(x, Tensor) or not x.is_floating_point():
-            raise TypeError(f"{argument} must be a floating-point tensor of shape (batch, {', '.join(map(str, self.shape))})")
+            raise ArgumentTypeError(f"{argument} must be a floating-point tensor of shape (batch, {', '.join(map(str, self.shape))})")
         if tuple(x.shape[1:]) != self.shape:
-            raise ValueError(f"{argument} has shape {tuple(x.shape)}; this model takes (batch, "
+            raise InvalidArgumentError(f"{argument} has shape {tuple(x.shape)}; this model takes (batch, "
                              f"{', '.join(map(str, self.shape))}) — reshape to one sample per row")
         t = self.sde.check_time(as_time(t, x))
         if t.ndim == 0:
             t = t.expand(x.shape[0])
         elif t.shape != (x.shape[0],):
-            raise ValueError(f"t has shape {tuple(t.shape)}; pass a scalar or one time per sample, shape ({x.shape[0]},)")
+            raise InvalidArgumentError(f"t has shape {tuple(t.shape)}; pass a scalar or one time per sample, shape ({x.shape[0]},)")
         return t
 
     def network_output(self, x: Tensor, t: Tensor, inputs: dict | None = None) -> Tensor:
@@ -250,7 +250,7 @@ class ScoreModel:
         out = self.net(x, t_net, **inputs)
         if not isinstance(out, Tensor) or out.shape != x.shape:
             got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
-            raise ValueError(f"network {self.name!r} returned {got} for input {tuple(x.shape)}; "
+            raise InvalidArgumentError(f"network {self.name!r} returned {got} for input {tuple(x.shape)}; "
                              "it must return one output of the input's shape")
         if not torch.isfinite(out).all():
             raise NonFiniteError(f"network {self.name!r} returned NaN/Inf at t={_span(t)}; "

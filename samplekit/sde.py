@@ -14,6 +14,8 @@ from typing import Sequence
 
 import torch
 
+from samplekit.errors import InvalidArgumentError
+
 Tensor = torch.Tensor
 
 
@@ -29,7 +31,7 @@ def as_time(t, like: Tensor | None = None) -> Tensor:
 def _positive(name: str, value: float, owner: str) -> float:
     value = float(value)
     if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{owner}: {name}={value!r} must be a positive finite number")
+        raise InvalidArgumentError(f"{owner}: {name}={value!r} must be a positive finite number")
     return value
 
 
@@ -45,7 +47,7 @@ class SDE:
         self.T = _positive("T", T, owner)
         self.t_min = _positive("t_min", t_min, owner)
         if self.t_min >= self.T:
-            raise ValueError(f"{owner}: t_min={t_min} must be below T={T}")
+            raise InvalidArgumentError(f"{owner}: t_min={t_min} must be below T={T}")
 
     # --- the three functions every SDE defines -------------------------------------------------
     def drift_coef(self, t) -> Tensor:
@@ -118,10 +120,10 @@ class SDE:
         """t as a tensor, or a ValueError if any t lies outside [t_min, T]."""
         t = as_time(t)
         if not torch.isfinite(t).all():
-            raise ValueError(f"{argument} holds non-finite values; pass times in [t_min, T] = [{self.t_min}, {self.T}]")
+            raise InvalidArgumentError(f"{argument} holds non-finite values; pass times in [t_min, T] = [{self.t_min}, {self.T}]")
         slack = 1e-6 * self.T
         if (t < self.t_min - slack).any() or (t > self.T + slack).any():
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"{argument}={_describe(t)} lies outside [t_min, T] = [{self.t_min}, {self.T}] of {self!r}; "
                 f"pass times in that interval")
         return t
@@ -132,7 +134,7 @@ class SDE:
         horizon keeps that horizon apart (as ``VESDE`` does) or overrides this."""
         T = float(T)
         if not self.t_min < T <= self.T * (1 + 1e-12):
-            raise ValueError(f"T={T:g} must lie in (t_min, T] = ({self.t_min:g}, {self.T:g}] of {self!r}")
+            raise InvalidArgumentError(f"T={T:g} must lie in (t_min, T] = ({self.t_min:g}, {self.T:g}] of {self!r}")
         view = copy.copy(self)
         view.T = min(T, self.T)
         return view
@@ -189,7 +191,7 @@ class VPSDE(VariancePreserving):
         self.beta_min = _positive("beta_min", beta_min, type(self).__name__)
         self.beta_max = _positive("beta_max", beta_max, type(self).__name__)
         if self.beta_max < self.beta_min:
-            raise ValueError(f"{type(self).__name__}: beta_max={beta_max} must be at least beta_min={beta_min}")
+            raise InvalidArgumentError(f"{type(self).__name__}: beta_max={beta_max} must be at least beta_min={beta_min}")
 
     def beta(self, t) -> Tensor:
         return self.beta_min + as_time(t) * (self.beta_max - self.beta_min)
@@ -244,7 +246,7 @@ class VESDE(SDE):
         self.sigma_min = _positive("sigma_min", sigma_min, type(self).__name__)
         self.sigma_max = _positive("sigma_max", sigma_max, type(self).__name__)
         if self.sigma_max <= self.sigma_min:
-            raise ValueError(f"VESDE: sigma_max={sigma_max} must exceed sigma_min={sigma_min}")
+            raise InvalidArgumentError(f"VESDE: sigma_max={sigma_max} must exceed sigma_min={sigma_min}")
         self._log_ratio = math.log(self.sigma_max / self.sigma_min)
         self.horizon = self.T      # the T of sigma(t); stays when ``restricted`` moves the start time
 

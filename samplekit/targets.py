@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import torch
 
+from samplekit.errors import InvalidArgumentError
 from samplekit.score import ScoreModel
 from samplekit.sde import SDE, as_time
 
@@ -26,27 +27,27 @@ class GaussianMixture:
         mu = torch.as_tensor(means, dtype=torch.float64)
         cov = torch.as_tensor(covariances, dtype=torch.float64)
         if mu.ndim != 2:
-            raise ValueError(f"means has shape {tuple(mu.shape)}; pass (K, d): one mean per component")
+            raise InvalidArgumentError(f"means has shape {tuple(mu.shape)}; pass (K, d): one mean per component")
         K, d = mu.shape
         if w.shape != (K,):
-            raise ValueError(f"weights has {w.numel()} entries for {K} means; pass one weight per component")
+            raise InvalidArgumentError(f"weights has {w.numel()} entries for {K} means; pass one weight per component")
         if not torch.isfinite(w).all() or (w <= 0).any():
-            raise ValueError("weights must be positive and finite")
+            raise InvalidArgumentError("weights must be positive and finite")
         if not torch.isfinite(mu).all() or not torch.isfinite(cov).all():
-            raise ValueError("means and covariances must be finite")
+            raise InvalidArgumentError("means and covariances must be finite")
         self.diagonal = cov.shape == (K, d)
         if self.diagonal:
             if (cov <= 0).any():
-                raise ValueError("diagonal covariances must be positive")
+                raise InvalidArgumentError("diagonal covariances must be positive")
             evals, evecs = cov, None
         elif cov.shape == (K, d, d):
             if not torch.allclose(cov, cov.transpose(1, 2), atol=1e-10):
-                raise ValueError("covariances must be symmetric")
+                raise InvalidArgumentError("covariances must be symmetric")
             evals, evecs = torch.linalg.eigh(cov)
             if (evals <= 0).any():
-                raise ValueError("covariances must be positive definite")
+                raise InvalidArgumentError("covariances must be positive definite")
         else:
-            raise ValueError(f"covariances has shape {tuple(cov.shape)}; pass (K, d, d) full or (K, d) diagonal")
+            raise InvalidArgumentError(f"covariances has shape {tuple(cov.shape)}; pass (K, d, d) full or (K, d) diagonal")
         self.weights = w / w.sum()
         self.means = mu
         self.covariances = cov
@@ -90,7 +91,7 @@ class GaussianMixture:
                return_labels: bool = False):
         """n exact samples (and their component labels)."""
         if int(n) < 1:
-            raise ValueError(f"n={n} must be a positive number of samples")
+            raise InvalidArgumentError(f"n={n} must be a positive number of samples")
         labels = torch.multinomial(self.weights, int(n), replacement=True, generator=generator)
         z = torch.randn(int(n), self.d, generator=generator, dtype=torch.float64)
         scaled = z * self.evals[labels].sqrt()
@@ -103,7 +104,7 @@ class GaussianMixture:
     def _terms(self, x: Tensor, alpha, sigma) -> tuple[Tensor, Tensor, Tensor]:
         """log w_k N(x; alpha mu_k, C_k) (B, K), the whitened residual z (B, K, d), variances (B, K, d)."""
         if x.ndim != 2 or x.shape[1] != self.d:
-            raise ValueError(f"x has shape {tuple(x.shape)}; this mixture takes (batch, {self.d})")
+            raise InvalidArgumentError(f"x has shape {tuple(x.shape)}; this mixture takes (batch, {self.d})")
         dt = dict(dtype=x.dtype, device=x.device)
         alpha = as_time(alpha, x).reshape(-1, 1, 1)
         sigma = as_time(sigma, x).reshape(-1, 1, 1)

@@ -20,6 +20,7 @@ import math
 
 import torch
 
+from samplekit.errors import ArgumentTypeError, InvalidArgumentError
 from samplekit.plugins import get_registry
 from samplekit.sde import SDE
 from samplekit.solver import Solver, SolverError
@@ -71,15 +72,15 @@ def check_user_grid(ts, sde: SDE, argument: str = "ts") -> Tensor:
         try:
             ts = torch.as_tensor(ts, dtype=torch.float64)
         except (TypeError, ValueError):
-            raise TypeError(f"{argument} must be a 1-D tensor of model times, e.g. torch.linspace(T, t_min, 11)") from None
+            raise ArgumentTypeError(f"{argument} must be a 1-D tensor of model times, e.g. torch.linspace(T, t_min, 11)") from None
     if ts.is_complex() or not ts.is_floating_point() and ts.dtype != torch.int64:
-        raise TypeError(f"{argument} must hold real model times (a floating-point tensor)")
+        raise ArgumentTypeError(f"{argument} must hold real model times (a floating-point tensor)")
     if ts.ndim != 1 or ts.numel() < 2:
-        raise ValueError(f"{argument} has shape {tuple(ts.shape)}; pass a 1-D grid of at least 2 times, from the "
+        raise InvalidArgumentError(f"{argument} has shape {tuple(ts.shape)}; pass a 1-D grid of at least 2 times, from the "
                          "start time down to the end time")
     if not torch.isfinite(ts).all():
-        raise ValueError(f"{argument} holds NaN or Inf; pass finite model times in [t_min, T]")
+        raise InvalidArgumentError(f"{argument} holds NaN or Inf; pass finite model times in [t_min, T]")
     if not bool((ts[1:] < ts[:-1]).all()):
-        raise ValueError(f"{argument} must be strictly decreasing (from noise at large t to data at small t)")
+        raise InvalidArgumentError(f"{argument} must be strictly decreasing (from noise at large t to data at small t)")
     sde.check_time(ts, argument)
     return ts

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import torch
 
+from samplekit.errors import InvalidArgumentError
 from samplekit.noise import NoiseSource
 
 Tensor = torch.Tensor
@@ -67,17 +68,17 @@ class ExactTrace(TraceEstimator):
     def __init__(self, *, max_dim: int = 1024) -> None:
         super().__init__()
         if isinstance(max_dim, bool) or not isinstance(max_dim, int) or max_dim < 1:
-            raise ValueError(f"max_dim={max_dim!r} must be a positive integer")
+            raise InvalidArgumentError(f"max_dim={max_dim!r} must be a positive integer")
         self.max_dim = max_dim
 
     def check(self, d: int, n_probes: int) -> None:
         if d > self.max_dim:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"estimator='exact' takes d={d} backward passes per ODE evaluation, above max_dim={self.max_dim}; "
                 "use estimator='hutchinson_rademacher' (one backward pass per probe), or raise the limit with "
                 "estimator=sk.get_trace_estimator('exact', max_dim=...)")
         if n_probes != 1:
-            raise ValueError(f"n_probes={n_probes} has no effect with estimator='exact' (it has no probes); pass n_probes=1")
+            raise InvalidArgumentError(f"n_probes={n_probes} has no effect with estimator='exact' (it has no probes); pass n_probes=1")
 
     def estimate(self, out: Tensor, x: Tensor, probes: Tensor | None) -> Tensor:
         flat_out = out.flatten(1)
@@ -97,7 +98,7 @@ class Hutchinson(TraceEstimator):
 
     def check(self, d: int, n_probes: int) -> None:
         if isinstance(n_probes, bool) or not isinstance(n_probes, int) or n_probes < 1:
-            raise ValueError(f"n_probes={n_probes!r} must be a positive integer (use 2 or more for a standard error)")
+            raise InvalidArgumentError(f"n_probes={n_probes!r} must be a positive integer (use 2 or more for a standard error)")
 
     def draw_probes(self, noise: NoiseSource, x: Tensor, n_probes: int) -> Tensor:
         gauss = noise.randn((n_probes, *x.shape[1:]), dtype=x.dtype)  # (B, P, *shape)

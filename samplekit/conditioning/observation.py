@@ -18,13 +18,15 @@ from typing import Sequence
 
 import torch
 
+from samplekit.errors import InvalidArgumentError
+
 Tensor = torch.Tensor
 
 
 def _noise_std(noise_std) -> float:
     value = float(noise_std)
     if not math.isfinite(value) or value < 0:
-        raise ValueError(f"noise_std={noise_std!r} must be a finite number >= 0 (0 = noise-free observation)")
+        raise InvalidArgumentError(f"noise_std={noise_std!r} must be a finite number >= 0 (0 = noise-free observation)")
     return value
 
 
@@ -69,7 +71,7 @@ class LinearObservation:
 
     def check_shape(self, shape: Sequence[int], argument: str = "model") -> None:
         if tuple(shape) != tuple(self.shape):
-            raise ValueError(f"{argument} has sample shape {tuple(shape)} but the observation was built for "
+            raise InvalidArgumentError(f"{argument} has sample shape {tuple(shape)} but the observation was built for "
                              f"{tuple(self.shape)}; build the observation for the model's shape")
 
     def __repr__(self) -> str:
@@ -83,19 +85,19 @@ class DenseObservation(LinearObservation):
         A = torch.as_tensor(A, dtype=torch.float64)
         y = torch.as_tensor(y, dtype=torch.float64).flatten()
         if A.ndim != 2:
-            raise ValueError(f"A has shape {tuple(A.shape)}; pass a matrix (m, d)")
+            raise InvalidArgumentError(f"A has shape {tuple(A.shape)}; pass a matrix (m, d)")
         self.shape = tuple(shape) if shape is not None else (A.shape[1],)
         if math.prod(self.shape) != A.shape[1]:
-            raise ValueError(f"A has {A.shape[1]} columns for samples of shape {self.shape}; they must match")
+            raise InvalidArgumentError(f"A has {A.shape[1]} columns for samples of shape {self.shape}; they must match")
         if y.shape != (A.shape[0],):
-            raise ValueError(f"y has {y.numel()} entries for A with {A.shape[0]} rows; pass one value per row")
+            raise InvalidArgumentError(f"y has {y.numel()} entries for A with {A.shape[0]} rows; pass one value per row")
         if not (torch.isfinite(A).all() and torch.isfinite(y).all()):
-            raise ValueError("A and y must be finite")
+            raise InvalidArgumentError("A and y must be finite")
         self.noise_std = _noise_std(noise_std)
         U, S, Vh = torch.linalg.svd(A, full_matrices=True)
         r = int((S > rtol * S.max()).sum()) if S.numel() else 0
         if r == 0:
-            raise ValueError("A is zero: the observation carries no information")
+            raise InvalidArgumentError("A is zero: the observation carries no information")
         self.A, self.y = A, y
         self.V = Vh.T                                   # (d, d), columns: observed first, then free
         self.singular_values = S[:r]
@@ -127,20 +129,20 @@ class Inpainting(LinearObservation):
         mask = torch.as_tensor(mask)
         if mask.dtype != torch.bool:
             if not bool(((mask == 0) | (mask == 1)).all()):
-                raise ValueError("mask must be boolean (or 0/1): True/1 where the pixel is known")
+                raise InvalidArgumentError("mask must be boolean (or 0/1): True/1 where the pixel is known")
             mask = mask.bool()
         self.shape = tuple(mask.shape)
         self.mask = mask.flatten()
         if not self.mask.any():
-            raise ValueError("mask has no known pixel; inpainting needs at least one")
+            raise InvalidArgumentError("mask has no known pixel; inpainting needs at least one")
         y = torch.as_tensor(y, dtype=torch.float64)
         if tuple(y.shape) == self.shape:
             y = y.flatten()[self.mask]
         elif y.shape != (int(self.mask.sum()),):
-            raise ValueError(f"y has shape {tuple(y.shape)}; pass an array of the mask's shape {self.shape} "
+            raise InvalidArgumentError(f"y has shape {tuple(y.shape)}; pass an array of the mask's shape {self.shape} "
                              f"or the {int(self.mask.sum())} known values in mask order")
         if not torch.isfinite(y).all():
-            raise ValueError("y must be finite at the known pixels")
+            raise InvalidArgumentError("y must be finite at the known pixels")
         self.noise_std = _noise_std(noise_std)
         self.ybar = y.flatten()
         self.singular_values = torch.ones_like(self.ybar)
@@ -176,17 +178,17 @@ class Colorization(LinearObservation):
         c = torch.as_tensor(weights, dtype=torch.float64).flatten()
         self.shape = tuple(int(n) for n in shape)
         if len(self.shape) < 2 or self.shape[0] != c.numel() or c.numel() < 2:
-            raise ValueError(f"weights has {c.numel()} entries for samples of shape {self.shape}; pass one "
+            raise InvalidArgumentError(f"weights has {c.numel()} entries for samples of shape {self.shape}; pass one "
                              "weight per channel (at least 2 channels; shape = (C, H, W))")
         norm = float(c.norm())
         if norm == 0 or not math.isfinite(norm):
-            raise ValueError("weights must be finite and not all zero")
+            raise InvalidArgumentError("weights must be finite and not all zero")
         y = torch.as_tensor(y, dtype=torch.float64)
         pixels = self.shape[1:]
         if tuple(y.shape) == (1, *pixels):
             y = y[0]
         if tuple(y.shape) != pixels:
-            raise ValueError(f"y has shape {tuple(y.shape)}; pass the gray image of shape {pixels}")
+            raise InvalidArgumentError(f"y has shape {tuple(y.shape)}; pass the gray image of shape {pixels}")
         self.noise_std = _noise_std(noise_std)
         self.weights = c
         self.Q = _orthogonal_with_first_row(c / norm)             # (C, C)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import torch
 
+from samplekit.errors import InvalidArgumentError
 from samplekit.conditioning.observation import Inpainting
 
 
@@ -24,10 +25,10 @@ class PerSampleInpainting(Inpainting):
         ys = torch.as_tensor(ys, dtype=torch.float64)
         super().__init__(mask, ys[0] if ys.ndim else ys, noise_std)   # validates the mask and one image
         if tuple(ys.shape[1:]) != self.shape:
-            raise ValueError(f"ys has shape {tuple(ys.shape)}; pass one image per sample, (B, *{self.shape})")
+            raise InvalidArgumentError(f"ys has shape {tuple(ys.shape)}; pass one image per sample, (B, *{self.shape})")
         known = ys.flatten(1)[:, self.mask]
         if not torch.isfinite(known).all():
-            raise ValueError("ys must be finite at the known pixels")
+            raise InvalidArgumentError("ys must be finite at the known pixels")
         self.ybar = known                                   # (B, r)
         self.singular_values = torch.ones_like(known)
 
@@ -41,7 +42,7 @@ class PerSampleInpainting(Inpainting):
 
     def check_batch(self, num_samples: int, argument: str = "num_samples") -> None:
         if num_samples != self.batch:
-            raise ValueError(f"{argument}={num_samples} but the observation holds {self.batch} images; "
+            raise InvalidArgumentError(f"{argument}={num_samples} but the observation holds {self.batch} images; "
                              "sample one completion per observed image (repeat the images for several each)")
 
     def matrix(self):

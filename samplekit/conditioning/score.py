@@ -23,6 +23,7 @@ import torch
 
 import copy
 
+from samplekit.errors import ArgumentTypeError
 from samplekit.conditioning.noising import observed_law
 from samplekit.conditioning.observation import LinearObservation
 from samplekit.guidance.wrapper import WrappedModel
@@ -37,7 +38,7 @@ class ObservedScore(WrappedModel):
 
     def __init__(self, model: ScoreModel, observation: LinearObservation) -> None:
         if not isinstance(observation, LinearObservation):
-            raise TypeError(f"observation={observation!r} must be a samplekit.conditioning observation "
+            raise ArgumentTypeError(f"observation={observation!r} must be a samplekit.conditioning observation "
                             "(Inpainting, Colorization or DenseObservation)")
         observation.check_shape(model.shape)
         super().__init__([model], name=f"observed({getattr(model, 'name', 'model')})")

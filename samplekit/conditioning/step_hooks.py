@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from samplekit.errors import ArgumentTypeError
 from samplekit.conditioning.noising import forward_jump, replace_observed
 from samplekit.conditioning.observation import LinearObservation
 from samplekit.solver import Solver, SolverError
@@ -42,12 +43,12 @@ class ConditionedSolver(Solver):
             raise SolverError(f"solver options {sorted(solver_options)} were given with a Solver instance; "
                               "set them when building it, or pass the solver by name")
         if not isinstance(solver, Solver):
-            raise TypeError(f"solver={solver!r} must be a registered solver name or a Solver instance")
+            raise ArgumentTypeError(f"solver={solver!r} must be a registered solver name or a Solver instance")
         if solver.capabilities().adaptive:
             raise SolverError(f"solver {solver.name!r} is adaptive (no steps to hook); use a fixed-step solver, "
                               "or sk.conditioning.observed_score(model, observation), which works with any solver")
         if not isinstance(observation, LinearObservation):
-            raise TypeError(f"observation={observation!r} must be a samplekit.conditioning observation "
+            raise ArgumentTypeError(f"observation={observation!r} must be a samplekit.conditioning observation "
                             "(Inpainting, Colorization or DenseObservation)")
         if isinstance(jumps, bool) or not isinstance(jumps, int) or jumps < 1:
             raise SolverError(f"jumps={jumps!r} must be a positive integer (1 = no resampling)")

@@ -25,6 +25,7 @@ from typing import Callable
 
 import torch
 
+from samplekit.errors import ArgumentTypeError, InvalidArgumentError
 from samplekit.guidance.wrapper import WrappedModel, check_scale
 from samplekit.score import NonFiniteError, Prediction, ScoreModel
 from samplekit.sde import broadcast_to_batch
@@ -38,7 +39,7 @@ class ClassifierGuidance(WrappedModel):
     def __init__(self, model: ScoreModel, log_prob_y_given_x_t: Callable[[Tensor, Tensor], Tensor], y=None,
                  scale: float = 1.0) -> None:
         if not callable(log_prob_y_given_x_t):
-            raise TypeError("log_prob_y_given_x_t must be a callable classifier(x, t) -> (B, K) logits")
+            raise ArgumentTypeError("log_prob_y_given_x_t must be a callable classifier(x, t) -> (B, K) logits")
         super().__init__([model], name=f"classifier_guidance({getattr(model, 'name', 'model')}, w={scale})")
         self.model = model
         self.classifier = log_prob_y_given_x_t
@@ -67,20 +68,20 @@ class ClassifierGuidance(WrappedModel):
         out = self.classifier(x, t)
         self.extra_calls += 1
         if not isinstance(out, Tensor):
-            raise TypeError(f"the classifier returned {type(out).__name__}; it must return a tensor")
+            raise ArgumentTypeError(f"the classifier returned {type(out).__name__}; it must return a tensor")
         if self.y is None:
             if out.shape != (x.shape[0],):
-                raise ValueError(f"the classifier returned shape {tuple(out.shape)} with y=None; return log p_t(y|x) "
+                raise InvalidArgumentError(f"the classifier returned shape {tuple(out.shape)} with y=None; return log p_t(y|x) "
                                  f"of shape ({x.shape[0]},), or pass y and return (B, K) logits")
             return out
         if out.ndim != 2 or out.shape[0] != x.shape[0]:
-            raise ValueError(f"the classifier returned shape {tuple(out.shape)}; it must return (B, K) = "
+            raise InvalidArgumentError(f"the classifier returned shape {tuple(out.shape)}; it must return (B, K) = "
                              f"({x.shape[0]}, n_classes) logits or log probabilities")
         y = self.y.to(out.device)
         if y.ndim == 1 and y.shape[0] != x.shape[0]:
-            raise ValueError(f"y has {y.shape[0]} labels for a batch of {x.shape[0]}; pass one label or one per sample")
+            raise InvalidArgumentError(f"y has {y.shape[0]} labels for a batch of {x.shape[0]}; pass one label or one per sample")
         if int(y.max()) >= out.shape[1]:
-            raise ValueError(f"y={int(y.max())} is out of range for a classifier of {out.shape[1]} classes")
+            raise InvalidArgumentError(f"y={int(y.max())} is out of range for a classifier of {out.shape[1]} classes")
         log_p = torch.log_softmax(out, dim=1)
         return log_p.gather(1, y.expand(x.shape[0])[:, None]).squeeze(1)
 
@@ -111,9 +112,9 @@ def _check_labels(y):
         return None
     y = torch.as_tensor(y)
     if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool or y.ndim > 1:
-        raise TypeError(f"y={y!r} must be one integer class index or a 1-D tensor of indices (one per sample)")
+        raise ArgumentTypeError(f"y={y!r} must be one integer class index or a 1-D tensor of indices (one per sample)")
     if y.numel() == 0 or int(y.min()) < 0:
-        raise ValueError(f"y={y.tolist()!r} must hold non-negative class indices")
+        raise InvalidArgumentError(f"y={y.tolist()!r} must hold non-negative class indices")
     return y.long()
 
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import torch
 
+from samplekit.errors import ArgumentTypeError, InvalidArgumentError
 from samplekit.guidance.wrapper import WrappedModel, check_scale
 from samplekit.inputs import expand_to_batch, inputs_for_batch
 from samplekit.score import Prediction, ScoreModel
@@ -45,7 +46,7 @@ class ClassifierFreeGuidance(WrappedModel):
     def __init__(self, cond_model: ScoreModel, uncond_model: ScoreModel, scale: float = 1.0, rescale: float = 0.0,
                  interval: tuple[float, float] | None = None) -> None:
         if cond_model is uncond_model:
-            raise ValueError("cond_model and uncond_model are the same object; classifier-free guidance "
+            raise InvalidArgumentError("cond_model and uncond_model are the same object; classifier-free guidance "
                              "needs the conditional and the unconditional model (e.g. model.condition(y=label) and "
                              "model.condition(y=null_label))")
         super().__init__([cond_model, uncond_model],
@@ -132,9 +133,9 @@ def _check_rescale(rescale) -> float:
     try:
         value = float(rescale)
     except (TypeError, ValueError):
-        raise TypeError(f"rescale={rescale!r} must be a number in [0, 1] (guidance rescale phi)") from None
+        raise ArgumentTypeError(f"rescale={rescale!r} must be a number in [0, 1] (guidance rescale phi)") from None
     if not 0.0 <= value <= 1.0:
-        raise ValueError(f"rescale={rescale!r} must lie in [0, 1] (0: plain CFG; Lin et al. use 0.7)")
+        raise InvalidArgumentError(f"rescale={rescale!r} must lie in [0, 1] (0: plain CFG; Lin et al. use 0.7)")
     return value
 
 
@@ -144,9 +145,9 @@ def _check_interval(interval, sde) -> tuple[float, float] | None:
     try:
         lo, hi = (float(v) for v in interval)
     except (TypeError, ValueError):
-        raise TypeError(f"interval={interval!r} must be a pair of model times (t_lo, t_hi)") from None
+        raise ArgumentTypeError(f"interval={interval!r} must be a pair of model times (t_lo, t_hi)") from None
     if not lo <= hi:
-        raise ValueError(f"interval={interval!r} must have t_lo <= t_hi (model times, t = T is noise)")
+        raise InvalidArgumentError(f"interval={interval!r} must have t_lo <= t_hi (model times, t = T is noise)")
     return lo, hi
 
 

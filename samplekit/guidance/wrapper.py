@@ -20,6 +20,7 @@ from typing import Sequence
 
 import torch
 
+from samplekit.errors import ArgumentTypeError, InvalidArgumentError
 from samplekit.score import NonFiniteError, Prediction, ScoreModel
 from samplekit.sde import broadcast_to_batch
 
@@ -33,15 +34,15 @@ class WrappedModel(ScoreModel):
         models = tuple(models)
         for i, m in enumerate(models):
             if not isinstance(m, ScoreModel):
-                raise TypeError(f"model #{i} ({m!r}) is not a ScoreModel; wrap your network with "
+                raise ArgumentTypeError(f"model #{i} ({m!r}) is not a ScoreModel; wrap your network with "
                                 "sk.ScoreModel.from_eps(...) (or from_score/from_denoiser/from_v) first")
         first = models[0]
         for m in models[1:]:
             if m.shape != first.shape:
-                raise ValueError(f"models have different sample shapes {first.shape} and {m.shape}; "
+                raise InvalidArgumentError(f"models have different sample shapes {first.shape} and {m.shape}; "
                                  "guide models of one data space")
             if type(m.sde) is not type(first.sde) or m.sde.T != first.sde.T or m.sde.t_min != first.sde.t_min:
-                raise ValueError(f"models have different SDEs ({first.sde!r} and {m.sde!r}); "
+                raise InvalidArgumentError(f"models have different SDEs ({first.sde!r} and {m.sde!r}); "
                                  "build both with the same SDE")
         self.models = models
         self._extra = [0]          # calls of networks that are not ScoreModels (e.g. a classifier)
@@ -80,7 +81,7 @@ class WrappedModel(ScoreModel):
 
     # --- inputs and sub-batches ------------------------------------------------------------------
     def condition(self, **inputs):
-        raise TypeError(f"{self.name} is a wrapper; bind network inputs on the models before wrapping them "
+        raise ArgumentTypeError(f"{self.name} is a wrapper; bind network inputs on the models before wrapping them "
                         "(model.condition(...)), then build the guidance from the conditioned models")
 
     def check_inputs(self, num_samples: int) -> None:
@@ -121,7 +122,7 @@ def check_scale(scale) -> float:
     try:
         value = float(scale)
     except (TypeError, ValueError):
-        raise TypeError(f"scale={scale!r} must be a real number (the guidance weight w)") from None
+        raise ArgumentTypeError(f"scale={scale!r} must be a real number (the guidance weight w)") from None
     if value != value or value in (float("inf"), float("-inf")):
-        raise ValueError(f"scale={scale!r} must be finite")
+        raise InvalidArgumentError(f"scale={scale!r} must be finite")
     return value

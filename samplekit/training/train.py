@@ -24,6 +24,7 @@ from typing import Callable
 import torch
 from tqdm.auto import tqdm
 
+from samplekit.errors import InvalidArgumentError
 from samplekit.loading import input_grad_only
 from samplekit.score import ScoreModel, _check_parametrization, to_eps_x0, to_score
 from samplekit.sde import SDE, broadcast_to_batch
@@ -44,7 +45,7 @@ def weight(sde: SDE, t: Tensor, weighting: str) -> Tensor:
         return sigma ** 4 / alpha ** 2
     if weighting == "v":
         return sigma ** 2 * (alpha ** 2 + sigma ** 2) ** 2 / alpha ** 2
-    raise ValueError(f"weighting={weighting!r} is unknown; use one of {', '.join(WEIGHTINGS)}")
+    raise InvalidArgumentError(f"weighting={weighting!r} is unknown; use one of {', '.join(WEIGHTINGS)}")
 
 
 def sample_times(sde: SDE, n: int, generator: torch.Generator | None, dtype, device=None) -> Tensor:
@@ -77,9 +78,9 @@ def ssm_loss(net: Callable, sde: SDE, x0: Tensor, parametrization: str = "eps", 
     """Sliced score matching on x_t: lambda(t) [2 v^T (ds/dx) v + (v^T s)^2], averaged over projections v."""
     _check_parametrization(parametrization)
     if projection not in PROJECTIONS:
-        raise ValueError(f"projection={projection!r} is unknown; use 'gaussian' or 'rademacher'")
+        raise InvalidArgumentError(f"projection={projection!r} is unknown; use 'gaussian' or 'rademacher'")
     if int(n_projections) < 1:
-        raise ValueError(f"n_projections={n_projections} must be a positive integer")
+        raise InvalidArgumentError(f"n_projections={n_projections} must be a positive integer")
     t = sample_times(sde, x0.shape[0], generator, x0.dtype, x0.device) if t is None else t.expand(x0.shape[0])
     xt, _, alpha, sigma = _noised(sde, x0, t, generator)
     xt = xt.detach().requires_grad_(True)
@@ -112,12 +113,12 @@ class Trainer:
                  checkpoint_every: int = 500, progress: bool = True) -> None:
         _check_parametrization(parametrization)
         if loss not in LOSSES:
-            raise ValueError(f"loss={loss!r} is unknown; use 'dsm' or 'ssm'")
+            raise InvalidArgumentError(f"loss={loss!r} is unknown; use 'dsm' or 'ssm'")
         weight(sde, torch.tensor([sde.T], dtype=torch.float64), weighting)  # validates the name
         if not isinstance(data, Tensor) or data.ndim < 2 or data.shape[0] < 2:
-            raise ValueError("data must be a tensor of training samples, shape (n >= 2, *sample_shape)")
+            raise InvalidArgumentError("data must be a tensor of training samples, shape (n >= 2, *sample_shape)")
         if int(batch_size) < 1:
-            raise ValueError(f"batch_size={batch_size} must be a positive integer")
+            raise InvalidArgumentError(f"batch_size={batch_size} must be a positive integer")
         self.net, self.sde, self.data = net, sde, data
         self.parametrization, self.loss_name, self.weighting = parametrization, loss, weighting
         self.batch_size, self.loss_options = int(batch_size), dict(loss_options or {})
@@ -192,7 +193,7 @@ class Trainer:
         with safe_open(str(path), framework="pt") as f:
             meta = json.loads((f.metadata() or {}).get("samplekit_trainer", "null"))
         if meta is None:
-            raise ValueError(f"{str(path)!r} is not a samplekit trainer checkpoint")
+            raise InvalidArgumentError(f"{str(path)!r} is not a samplekit trainer checkpoint")
         tensors = load_file(str(path))
         self.net.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         state: dict = {}
