@@ -373,6 +373,13 @@ def test_a_pipeline_object_or_directory_loads_with_its_vae_as_the_decoder(tmp_pa
         pipe.save_pretrained(tmp_path / "dit")
         loaded = sk.load_model(source)
         assert loaded.shape == (4, 8, 8) and torch.allclose(loaded.decoder(z), want, atol=1e-6)
+    alone = sk.load_model(tmp_path / "dit" / "transformer")            # a component: ../scheduler, no decoder
+    assert alone.decoder is None and alone.sde.num_timesteps == 1000
+    x, labels = torch.randn(2, 4, 8, 8), torch.tensor([1, 2])
+    t = alone.sde.time_of(torch.tensor(400.0))
+    with torch.no_grad():
+        eps = pipe.transformer(x, timestep=torch.full((2,), 400.0), class_labels=labels).sample[:, :4]  # learned sigma cut
+    assert torch.allclose(alone.condition(class_labels=labels).predict(x, t).eps, eps, atol=1e-6)
 
 
 def test_configs_that_ask_for_too_much_are_refused_before_anything_is_allocated(tmp_path):
