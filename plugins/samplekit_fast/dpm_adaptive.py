@@ -12,8 +12,9 @@ with y_prev the last accepted y_low and numel counted over the whole batch (as k
 steps are shared by the batch).  A PID controller (pcoeff, icoeff, dcoeff over the exponent order)
 scales h by 1 + atan(f - 1), f = prod_k (1 / (E_k + 1e-8))^{b_k}; the step is accepted when the
 factor is at least ``accept_safety``, and then y = y_high.  The loop ends within 1e-5 of lambda_end.
-From alpha_T = 0 (lambda_T = -inf, rectified flow) it first takes the DDIM step x = alpha x0 + sigma eps
-to lambda = LAMBDA_FROM_INFINITY (= -10, where x0(x_t) is constant up to O(e^{2 lambda})), then adapts.
+From alpha_T = 0 (lambda_T = -inf, rectified flow) it first takes the core's DDIM step
+x = alpha x0 + sigma eps (``samplekit.sampling.alpha_zero_step``) to lambda = LAMBDA_FROM_INFINITY = -10,
+which errs by O(e^{2 lambda}) ~ 2e-9 (x0(x_t) moves by O(alpha / sigma) there), then adapts.
 An attempt that would pass the cap (``nfe`` network calls, the model's calls per evaluation and
 ``denoise_final`` counted) stops the run with an error before it is made.
 """
@@ -25,10 +26,11 @@ import math
 
 import torch
 
+from samplekit.sampling import alpha_zero_step
 from samplekit.solver import Solver, SolverError
 from samplekit_fast.dpm_solver import DPMSolverStep
 from samplekit_fast.multistep import scalar
-from samplekit_fast.noise_level import OrderOption, ddim
+from samplekit_fast.noise_level import OrderOption
 
 LAMBDA_FROM_INFINITY = -10.0
 
@@ -98,8 +100,7 @@ class DPMSolverAdaptive(OrderOption, Solver):
             self._check_budget(0, per_eval, budget, max_nfe)
             lam = torch.tensor(min(LAMBDA_FROM_INFINITY, float(lam_end) - 1.0), dtype=torch.float64)
             t_hop = sde.t_from_log_snr(lam)
-            pred = model.predict(x, t_T)
-            x = ddim(x, pred.x0, pred.eps, sde.marginal(t_hop)[0], torch.exp(-lam))
+            x = alpha_zero_step(model, x, t_T, t_hop)[0]
         t = sde.t_from_log_snr(lam).clamp(sde.t_min, sde.T)
         y = x / scalar(sde.marginal(t)[0], x)
         y_prev = y

@@ -10,8 +10,9 @@ are written.  Euler in s from t to u is DDIM:
 
     y_u = y_t + (s_u - s_t) eps_t = x0_t + s_u eps_t,   i.e.  x_u = alpha_u x0_t + sigma_u eps_t,
 
-which stays finite where alpha_t = 0 (s_t = inf: rectified flow at T), so every solver here takes a
-step that starts at s_t = inf as this DDIM step.  A linear multistep update
+which stays finite where alpha_t = 0 (s_t = inf: rectified flow at T).  ``sample``/``integrate`` take
+that first step themselves (``samplekit.sampling.alpha_zero_step``, the same DDIM step); the solvers
+here take it too when stepped from s_t = inf directly, never forming inf - inf.  A linear multistep update
 y_u = y_t + sum_m w_m eps_m, with sum_m w_m = s_u - s_t, is evaluated as
 x0_t + s_u eps_t + sum_{m>=1} w_m (eps_m - eps_t) for the same reason.
 
