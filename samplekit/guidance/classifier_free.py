@@ -75,7 +75,7 @@ class ClassifierFreeGuidance(WrappedModel):
         pred_c, pred_u = self._both(x, t)
         guided = self._combine(pred_c, pred_u, x, t)
         if self.interval is not None and not bool(on.all()):
-            keep = broadcast_to_batch(on, x)
+            keep = on.reshape(-1, *([1] * (x.ndim - 1)))
             guided = Prediction(*(torch.where(keep, g, c) for g, c in
                                   zip((guided.score, guided.eps, guided.x0), (pred_c.score, pred_c.eps, pred_c.x0))))
         return guided
