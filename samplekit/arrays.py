@@ -22,12 +22,16 @@ def _open(path: Path, what: str):
         raise InputFileError(f"{what} {str(path)!r} does not exist; give an existing .npz or .npy file")
     if path.is_dir():
         raise InputFileError(f"{what} {str(path)!r} is a directory; give an .npz or .npy file")
+    with open(path, "rb") as f:
+        magic = f.read(6)
+    if magic != b"\x93NUMPY" and not magic.startswith(b"PK"):  # numpy would try to unpickle anything else
+        raise InputFileError(f"{what} {str(path)!r} is not a NumPy array file (it starts with {magic!r}); save the "
+                             "array with numpy.save (.npy) or numpy.savez (.npz)")
     try:
         return np.load(path, allow_pickle=False)
-    except ValueError as exc:  # numpy's "Object arrays cannot be loaded when allow_pickle=False", text files
-        kind = "holds pickled objects" if "pickle" in str(exc) else "is not a NumPy array file"
-        raise InputFileError(f"{what} {str(path)!r} {kind}; samplekit reads only numeric arrays saved with "
-                             "numpy.save (.npy) or numpy.savez (.npz), and never unpickles") from None
+    except ValueError:  # numpy's "Object arrays cannot be loaded when allow_pickle=False"
+        raise InputFileError(f"{what} {str(path)!r} holds pickled objects; samplekit reads only numeric arrays "
+                             "saved with numpy.save (.npy) or numpy.savez (.npz), and never unpickles") from None
     except (OSError, EOFError, zipfile.BadZipFile) as exc:
         raise InputFileError(f"{what} {str(path)!r} cannot be read as .npy/.npz ({type(exc).__name__}: "
                              f"{str(exc).splitlines()[0][:200] if str(exc) else 'truncated'}); save it with "

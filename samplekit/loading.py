@@ -41,8 +41,13 @@ def load_model(source, loader: str | None = None, **options) -> ScoreModel:
     factory = get_registry().get("model_loader", name).factory
     check_loader_options(factory, name, options)
     what = f"{str(source)!r} with loader {name!r}" if isinstance(source, (str, Path)) else f"a {type(source).__name__}"
-    with loading_errors(what):
-        model = factory(source, **options)
+    try:
+        with loading_errors(what):
+            model = factory(source, **options)
+    except ValueError as exc:  # a loader plugin's own "bad value" is the user's error too
+        if isinstance(exc, SamplekitError):
+            raise
+        raise InvalidArgumentError(f"model loader {name!r}: {exc}") from exc
     if not isinstance(model, ScoreModel):
         raise ArgumentTypeError(f"model loader {name!r} returned {type(model).__name__}, not a samplekit ScoreModel")
     return model
@@ -65,6 +70,10 @@ def check_loader_options(factory, name: str, options: dict) -> None:
     if unknown:
         raise InvalidArgumentError(f"model loader {name!r} takes no option {', '.join(map(repr, unknown))}; it takes: "
                                    f"{', '.join(takes) or 'none'}")
+    missing = [n for n in takes if params[n].default is inspect.Parameter.empty and n not in options]
+    if missing:
+        raise InvalidArgumentError(f"model loader {name!r} needs {', '.join(f'{m}=' for m in missing)} (e.g. "
+                                   "parametrization='eps', shape=(2,)); it takes: " + ", ".join(takes))
 
 
 def guess_loader(source) -> str:
