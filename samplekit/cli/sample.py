@@ -40,6 +40,9 @@ PARAMETRIZATION_HELP = "what the network outputs: score, eps, x0, v or flow (loa
 @click.option("--batch-size", type=click.IntRange(1), help="sample this many at a time (bounds memory)")
 @click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
               help="a solver option, parsed against the solver's declared type (repeatable), e.g. --option eta=0.5")
+@click.option("--cond", "cond_path", type=click.Path(dir_okay=False),
+              help=".npz of named network inputs bound with model.condition(**arrays) (e.g. class_labels, "
+                   "encoder_hidden_states); an array with -n rows is per-sample, others are broadcast")
 @click.option("--ts", "ts_path", type=click.Path(dir_okay=False),
               help=".npy/.npz of a decreasing time grid, used as given (the solver's schedule is not used)")
 @click.option("--init", "init_path", type=click.Path(dir_okay=False),
@@ -52,8 +55,8 @@ PARAMETRIZATION_HELP = "what the network outputs: score, eps, x0, v or flow (loa
 @click.option("--grid", help="PNG grid of image samples (at most 100); default: --out with .png, for image-shaped models")
 @conditioning_options
 def sample_command(target, model_source, loader, parametrization, sde_name, shape_text, trust_code, solver, nfe,
-                   num_samples, seed, per_sample_seeds, batch_size, options, ts_path, init_path, strength, out, force,
-                   grid, **conditioning) -> None:
+                   num_samples, seed, per_sample_seeds, batch_size, options, cond_path, ts_path, init_path, strength,
+                   out, force, grid, **conditioning) -> None:
     """Sample a target (or a network, --model) with a solver; write the samples to an .npz file and, for
     images, a PNG grid.  --class/--guidance, --cond, --mask/--observation/--inpaint condition the samples."""
     from samplekit.cli.outputs import output_file, write_npz
@@ -71,6 +74,8 @@ def sample_command(target, model_source, loader, parametrization, sde_name, shap
     from samplekit.cli.runs import SamplingRun
 
     model, label = choose_model(target, model_source, loader, sde_name, parametrization, shape, trust_code)
+    if cond_path is not None:
+        model = bind_inputs_file(model, cond_path)
     if grid_path is None and _is_image(model.shape):
         grid_path = output_file(out_path.with_suffix(".png"), force, "--grid", ".png")
     elif grid_path is not None and not _is_image(model.shape):
@@ -96,3 +101,16 @@ def _is_image(shape) -> bool:
     from samplekit.io.images import is_image_shape
 
     return is_image_shape(tuple(shape))
+
+
+def bind_inputs_file(model, path: str):
+    """``model.condition(**arrays)`` with the named arrays of an .npz (--cond)."""
+    import torch
+
+    from samplekit.arrays import read_arrays
+
+    arrays = read_arrays(path, what="--cond")
+    if not arrays:
+        raise click.BadParameter(f"{path} holds no arrays; save the network inputs by name, e.g. "
+                                 "numpy.savez(path, class_labels=labels)", param_hint="--cond")
+    return model.condition(**{name: torch.from_numpy(array) for name, array in arrays.items()})
