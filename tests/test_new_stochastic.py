@@ -413,3 +413,54 @@ def test_lcm_on_an_exact_non_distilled_model_is_a_baseline_that_misses_the_targe
         mean, var = exact_law(LCM(), SDES[sde_name], nfe)
         assert float((mean - GAUSS.means[0]).abs().max()) < 1e-3   # only the prior's mismatch at T
         assert bool((var < GAUSS.covariances[0] - 0.1).all()), (nfe, var)
+
+
+# --- sa_solver (k-diffusion 0.1.1 has none: against diffusers' SASolverScheduler update math in float64) ---
+from samplekit_fast.sa_solver import SASolver  # noqa: E402
+
+
+@pytest.mark.parametrize("options", [dict(), dict(predictor_order=3, corrector_order=3),
+                                     dict(predictor_order=1, corrector_order=1, tau=0.7),
+                                     dict(tau=0.0, predictor_order=4, corrector_order=4, lower_order_final=False)],
+                         ids=["p2c2", "p3c3", "p1c1-tau0.7", "p4c4-ode"])
+def test_sa_solver_matches_diffusers(options):
+    """Same x_T, timesteps, generator stream and tau decisions; the scheduler's float32 sigma table replaced
+    by float64 values of its own alphas_cumprod (its update math then runs in float64)."""
+    from diffusers import SASolverScheduler
+
+    from samplekit.discrete import DiscreteVPSDE
+
+    solver = SASolver(**options)
+    sched = SASolverScheduler(predictor_order=solver.predictor_order, corrector_order=max(solver.corrector_order, 1),
+                              lower_order_final=solver.lower_order_final, prediction_type="sample")
+    abar = sched.alphas_cumprod.to(f64)
+    sde = DiscreteVPSDE(abar)
+    sched.set_timesteps(12)
+    sched.tau_func = lambda n: solver.tau_at(sde, sde.time_of(torch.as_tensor(n, dtype=f64)))
+    steps = sched.timesteps
+    sched.sigmas = torch.cat([((1 - abar[steps]) / abar[steps]).sqrt(), ((1 - abar[:1]) / abar[:1]).sqrt()])
+    model = MIX.score_model(sde)
+    ts = torch.cat([sde.time_of(steps.to(f64)), torch.tensor([sde.t_min], dtype=f64)])
+    x_T = torch.randn((16, 2), generator=torch.Generator().manual_seed(3), dtype=f64)
+    ours = []
+    integrate(solver, model, x_T.clone(), ts, NoiseSource(7, 16), callback=lambda info: ours.append(info.x))
+    g, x, theirs = torch.Generator().manual_seed(7), x_T.clone(), []
+    for n in steps:
+        x = sched.step(model.predict(x, sde.time_of(n.to(f64))).x0, n, x, generator=g).prev_sample
+        theirs.append(x)
+    diffs = [float((a - b).abs().max()) for a, b in zip(ours, theirs)]
+    assert len(diffs) == 12 and max(diffs) <= 1e-10, diffs
+
+
+@pytest.mark.parametrize("sde_name", ["vp", "edm"])
+def test_sa_solver_weak_convergence(sde_name):
+    assert_weak_convergence(SASolver(tau_t_min=0.0, tau_t_max=1.0), sde_name, [16, 32, 64, 128], min_slope=0.75)
+
+
+@pytest.mark.parametrize("options,steps", [(dict(), [32, 64, 128, 256]),
+                                           (dict(predictor_order=3, corrector_order=3, lower_order_final=False),
+                                            [64, 128, 256, 512]),
+                                           (dict(predictor_order=4, corrector_order=4, lower_order_final=False),
+                                            [64, 128, 256, 512])], ids=["p2c2", "p3c3", "p4c4"])
+def test_sa_solver_tau0_is_deterministic_at_its_declared_order(pf_reference, options, steps):
+    assert_ode_order(pf_reference, SASolver(tau=0.0, **options), steps)

@@ -26,6 +26,7 @@ from samplekit_fast.dpmpp_3m_sde import DPMSolverPP3MSDE
 from samplekit_fast.er_sde import ERSDE
 from samplekit_fast.restart import Restart
 from samplekit_fast.lcm import LCM
+from samplekit_fast.sa_solver import SASolver
 
 SOLVERS = (DPMSolverPP2M, DPMSolverPP3M, SDEDPMSolverPP2M, UniPC, EDMHeun)
 
@@ -51,3 +52,4 @@ def samplekit_register_solvers(register):
     register(ERSDE)
     register(Restart)
     register(LCM)
+    register(SASolver)
