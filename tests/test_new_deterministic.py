@@ -495,3 +495,41 @@ def test_dpm_adaptive_integrates_from_alpha_T_zero(flow_reference):
     model, x_T, exact = flow_reference
     res = sk.sample(model, "dpm_adaptive", nfe=20000, x_T=x_T, progress=False, rtol=1e-6, atol=1e-6)
     assert float((res.samples - exact).norm(dim=1).max()) < 1e-5
+
+
+# --- every SDE with Gaussian marginals: the closed-form endpoint of a single Gaussian ---------------------
+
+def discrete_vp():
+    betas = torch.linspace(1e-4, 0.02, 1000, dtype=f64)   # DDPM's linear training schedule
+    return sk.DiscreteVPSDE(torch.cumprod(1 - betas, 0))
+
+
+ALL_SDES = {"vp": sk.VPSDE, "subvp": sk.SubVPSDE, "ve": sk.VESDE, "ou": sk.OUSDE, "edm": sk.EDMSDE,
+            "discrete_vp": discrete_vp}
+
+
+def gaussian_endpoint(sde, mu, S, x_T):
+    """The closed-form probability-flow ODE solution at t_min for a N(mu, diag S) target."""
+    a_T, s_T = sde.marginal(torch.tensor(sde.T, dtype=f64))
+    a_0, s_0 = sde.marginal(torch.tensor(sde.t_min, dtype=f64))
+    return a_0 * mu + (a_0 ** 2 * S + s_0 ** 2).sqrt() / (a_T ** 2 * S + s_T ** 2).sqrt() * (x_T - a_T * mu)
+
+
+@pytest.mark.parametrize("sde_name", list(ALL_SDES))
+def test_every_new_solver_reaches_the_exact_gaussian_endpoint_on_every_sde(sde_name):
+    """Each solver on its default grid: error at 100 steps small against the closed form, and halving the
+    step divides it by about 2^order (at least 2^(min(order, 3) - 0.7)); dpm_adaptive within 1e-4 at 1e-6."""
+    sde = ALL_SDES[sde_name]()
+    mu, S = torch.tensor([1.5, -0.5], dtype=f64), torch.tensor([0.3, 2.0], dtype=f64)
+    model = sk.GaussianMixture([1.0], mu[None], S[None]).score_model(sde)
+    x_T = x_T_for(sde, n=16)
+    exact = gaussian_endpoint(sde, mu, S, x_T)
+    scale = float(exact.norm(dim=1).max())
+    for name in NEW_FIXED_STEP:
+        caps = sk.get_solver(name).capabilities()
+        errors = [float((sk.sample(model, name, nfe=n * caps.nfe_per_step, x_T=x_T, progress=False).samples - exact)
+                        .norm(dim=1).max()) for n in (50, 100)]
+        assert errors[1] < (0.1 if caps.order < 2 else 0.005) * scale, f"{name} on {sde_name}: errors {errors}"
+        assert errors[1] < errors[0] / 2 ** (min(caps.order, 3) - 0.7), f"{name} on {sde_name}: errors {errors}"
+    res = sk.sample(model, "dpm_adaptive", nfe=20000, x_T=x_T, progress=False, rtol=1e-6, atol=1e-6)
+    assert float((res.samples - exact).norm(dim=1).max()) < 1e-4
