@@ -74,7 +74,8 @@ def test_options_override_the_suite(tmp_path, small_suite):
     (["--metrics", "mmdd"], "unknown metric 'mmdd'"),
     (["--nfe", "5,x"], "comma-separated list of ints"),
     (["--nfe", "0"], "positive integers"),
-    (["--model", "m.pt"], "--model, --loader and --reference go together"),
+    (["--model", "m.pt"], "--model and --loader go together"),
+    (["--reference", "r.npz"], "--model and --loader go together"),
     (["--model", "m.pt", "--loader", "nope", "--reference", "r.npz"], "unknown model_loader 'nope'"),
 ])
 def test_bad_input_is_a_clear_error_before_any_work(tmp_path, small_suite, args, message):

@@ -129,6 +129,8 @@ def test_every_registered_metric_declares_its_direction_and_checks_its_input(nam
     x = gaussian(64, [0.0] * math.prod(shape), 1.0, 11).reshape(64, *shape)
     kw = {"log_prob": GaussianMixture([1.0], torch.zeros(1, 2), torch.ones(1, 2)).log_prob} \
         if info.info.get("needs_log_prob") else {}
+    if info.info.get("needs_mixture"):
+        kw["mixture"] = GaussianMixture([1.0, 2.0], torch.tensor([[0.0, 0.0], [3.0, 0.0]]), torch.ones(2, 2))
     assert math.isfinite(fn(x, x + 1.0, **kw))
     with pytest.raises(ValueError, match="dimension"):
         fn(x, torch.zeros(64, 3, **f64), **kw)

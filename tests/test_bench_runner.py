@@ -187,7 +187,8 @@ def test_the_table_marks_the_best_of_each_column_and_shows_the_floor(tmp_path, r
             if r["kind"] == "cell" and r["nfe"] == 8}
     best = min(col8, key=col8.get)
     row = next(line for line in table.splitlines() if line.startswith(f"| {best} |"))
-    assert row.split("|")[4].strip() == f"**{col8[best]:.3g}**"
+    cell = row.split("|")[4].strip()                                # value ±95% half-width (rank 1), in bold
+    assert cell.startswith(f"**{col8[best]:.3g} ±") and cell.endswith(" (1)**")
     assert table.count("**") >= 4                                  # one best per column of the headline table
     floor = next(r for r in outcome.records.values() if r["kind"] == "floor")["metrics"]["sliced_w2"]
     assert f"| *noise floor* | | *{floor:.3g}* | *{floor:.3g}* |" in table
@@ -239,7 +240,7 @@ def test_adaptive_solvers_sweep_tolerances_and_report_their_real_nfe(tmp_path, r
     assert spent == {0.25: 2, 0.1: 5, 0.05: 10}                     # counted, not assumed
     row = next(line for line in (tmp_path / "table.md").read_text().splitlines()
                if line.startswith("| toy_adaptive (adaptive) |"))
-    cells = [c.strip().strip("*") for c in row.split("|")[3:6]]
+    cells = [re.sub(r" \(\d+\)$", "", c.strip().strip("*")) for c in row.split("|")[3:6]]   # drop the rank
     assert cells[0].endswith("@2") and cells[1].endswith("@5") and cells[2].endswith(("@5", "@10"))
 
 

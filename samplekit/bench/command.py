@@ -49,7 +49,9 @@ def select_solvers(suite, names: tuple[str, ...]):
 @click.option("--out", type=click.Path(file_okay=False), help="output directory; default out/<suite name> (recorded results are written only to an explicit --out)")
 @click.option("--model", "model_path", help="benchmark your own model: a path for --loader")
 @click.option("--loader", help="the model loader for --model (samplekit list model_loader)")
-@click.option("--reference", "reference_path", help="reference samples for --model: .npz ('samples') or .npy")
+@click.option("--reference", "reference_path",
+              help="reference samples for --model: .npz ('samples') or .npy; without it the solvers are measured "
+                   "against the model's own dynamics (a tight ODE solve from the same x_T; a fine-grid SDE set)")
 @click.option("--retry-failed", is_flag=True, help="rerun cells recorded as failed")
 @click.option("--no-plots", is_flag=True, help="skip the figures")
 @click.option("--no-progress", is_flag=True, help="no progress bar")
@@ -62,7 +64,7 @@ def bench_command(suite_path, solvers, nfe, seeds, targets, sdes, metrics, num_s
     """
     from samplekit.bench.harness import run_suite
     from samplekit.bench.suite import default_suite_path, load_suite
-    from samplekit.bench.targets import user_model_target
+    from samplekit.bench.targets import reference_free_target, user_model_target
     from samplekit.plugins import get_registry
 
     try:
@@ -72,9 +74,13 @@ def bench_command(suite_path, solvers, nfe, seeds, targets, sdes, metrics, num_s
         extra = {}
         target_names = _csv(targets, "--targets")
         if model_path or loader or reference_path:
-            if not (model_path and loader and reference_path):
-                raise click.UsageError("--model, --loader and --reference go together: give all three")
-            user = user_model_target(registry, model_path, loader, reference_path)
+            if not (model_path and loader):
+                raise click.UsageError("--model and --loader go together (add --reference data.npz to compare with "
+                                       "data; without it the solvers are measured against the model's own dynamics)")
+            if reference_path:
+                user = user_model_target(registry, model_path, loader, reference_path)
+            else:
+                user = reference_free_target(registry, model_path, loader, suite)
             extra[user.name] = user
             target_names = (*(target_names or ()), user.name)
         suite = suite.replace(targets=target_names, nfe=_csv(nfe, "--nfe", int), seeds=_csv(seeds, "--seeds", int),

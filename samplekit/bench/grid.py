@@ -11,6 +11,7 @@ import json
 from dataclasses import asdict, dataclass, field
 
 from samplekit.bench.suite import SolverSpec, Suite, SuiteError
+from samplekit.bench.flow import FLOW_SOLVER
 from samplekit.bench.targets import target_sdes
 from samplekit.registry import UnknownComponentError
 from samplekit.solver import build_solver
@@ -32,6 +33,7 @@ class Cell:
     tol: float | None = None
     adaptive: bool = False
     kind: str = "cell"
+    flow_tol: float | None = None     # deterministic: also its distance to the reference ODE solution
 
     @property
     def key(self) -> str:
@@ -58,6 +60,33 @@ class FloorCell:
     @property
     def key(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
+
+
+@dataclass(frozen=True)
+class FlowRefCell:
+    """The reference probability-flow solution of one target, SDE and seed (ode_dopri5 at ``tol``): its
+    record gives the reference's own NFE; deterministic cells measure their distance to it."""
+
+    target: str
+    sde: str
+    seed: int
+    num_samples: int
+    dtype: str
+    tol: float
+    kind: str = "flow_ref"
+
+    @property
+    def key(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+
+def is_stochastic(registry, spec: SolverSpec) -> bool:
+    """Whether the solver with these options samples the SDE (its capabilities, which may depend on options)."""
+    factory = registry.get("solver", spec.name).factory
+    options = dict(spec.options)
+    if is_adaptive(registry, spec.name):
+        options.update(rtol=0.1, atol=0.1)
+    return bool(build_solver(factory, spec.name, options).capabilities().stochastic)
 
 
 def expand_solvers(suite: Suite, registry) -> tuple[SolverSpec, ...]:
@@ -109,6 +138,8 @@ def validate(suite: Suite, registry, extra_targets: dict | None = None) -> dict:
                              f"{list(suite.nfe)})")
         else:
             build_solver(factory, spec.name, dict(spec.options))
+    if any(getattr(t, "needs_sde_reference", False) for t in targets.values()):
+        registry.get("solver", suite.reference_sde_solver)
     for name, target in targets.items():
         if not target_sdes(target, suite.sdes):
             raise SuiteError(f"target {name!r} runs with SDEs {list(getattr(target, 'sde_names', []))}, none of "
@@ -120,22 +151,35 @@ def validate(suite: Suite, registry, extra_targets: dict | None = None) -> dict:
     return targets
 
 
+def has_flow_solver(suite: Suite, registry) -> bool:
+    """flow_reference is on and its solver is registered (without torchdiffeq the reference is left out)."""
+    try:
+        return bool(suite.flow_reference) and registry.get("solver", FLOW_SOLVER) is not None
+    except UnknownComponentError:
+        return False
+
+
 def build_cells(suite: Suite, registry, targets: dict) -> list:
-    """Floor cells first (cheap, and every table needs them), then the solver cells.  A target's
+    """Floor cells and reference ODE solutions first (every table needs them), then the solver cells.  A target's
     ``target_overrides`` (nfe, seeds, num_samples, solvers, tolerances, max_nfe) apply to its cells."""
     cells: list = [FloorCell(t, seed, suite.for_target(t).num_samples)
                    for t in suite.targets for seed in suite.for_target(t).seeds]
-    whole = suite
+    whole, solver_cells = suite, []
     for tname in whole.targets:
         suite = whole.for_target(tname)
         specs = expand_solvers(suite, registry)
+        deterministic = {spec.label: not is_stochastic(registry, spec) for spec in specs}
+        flow_tol = suite.flow_tolerance if has_flow_solver(suite, registry) and any(deterministic.values()) else None
         for sde in target_sdes(targets[tname], suite.sdes):
+            if flow_tol is not None:
+                cells += [FlowRefCell(tname, sde, seed, suite.num_samples, suite.dtype, flow_tol) for seed in suite.seeds]
             for spec in specs:
                 adaptive = is_adaptive(registry, spec.name)
                 budgets = [(suite.max_nfe, tol) for tol in (spec.tolerances or suite.tolerances)] if adaptive \
                     else [(n, None) for n in suite.nfe]
                 for nfe, tol in budgets:
                     for seed in suite.seeds:
-                        cells.append(Cell(tname, sde, spec.name, spec.label, dict(spec.options), nfe, seed,
-                                          suite.num_samples, suite.dtype, tol, adaptive))
-    return cells
+                        solver_cells.append(Cell(tname, sde, spec.name, spec.label, dict(spec.options), nfe, seed,
+                                                 suite.num_samples, suite.dtype, tol, adaptive,
+                                                 flow_tol=flow_tol if deterministic[spec.label] else None))
+    return cells + solver_cells

@@ -12,7 +12,8 @@ from pathlib import Path
 import torch
 
 from samplekit.bench import plots, report
-from samplekit.bench.grid import Cell, build_cells, validate
+from samplekit.bench.flow import FLOW_SOLVER, prior_draw
+from samplekit.bench.grid import Cell, build_cells, has_flow_solver, validate
 from samplekit.bench.lock import OutputLock
 from samplekit.bench.runner import BenchContext, run_cells
 from samplekit.bench.store import ResultsStore
@@ -39,6 +40,9 @@ def run_suite(suite: Suite, out: str | Path, registry=None, extra_targets: dict 
     out = Path(out)
     targets = validate(suite, registry, extra_targets)          # every name and option, before any work
     cells = build_cells(suite, registry, targets)
+    if suite.flow_reference and not has_flow_solver(suite, registry):
+        echo(f"warning: no distance to a reference ODE solution: the solver {FLOW_SOLVER!r} is not registered "
+             "(pip install 'samplekit[ode]')")
     store = ResultsStore(out / "results.jsonl")
     with OutputLock(out) as lock:                                # a second live run on `out` stops here
         if lock.took_over is not None:
@@ -47,16 +51,30 @@ def run_suite(suite: Suite, out: str | Path, registry=None, extra_targets: dict 
         for problem in store.problems():                         # a torn last line, incomplete records
             echo(f"warning: {problem}")
         with store:
-            counts = run_cells(cells, BenchContext(registry, targets, list(suite.metrics)), store, progress,
+            counts = run_cells(cells, BenchContext(registry, targets, list(suite.metrics), suite.bootstrap), store, progress,
                                retry_failed)
     metric_info = {m: dict(registry.get("metric", m).info) for m in suite.metrics}
-    table = report.render(store.records, cells, suite, metric_info)
+    notes = {name: t.bench_note for name, t in targets.items() if getattr(t, "bench_note", None)}
+    table = report.render(store.records, cells, suite, metric_info, target_notes=notes)
     (out / "table.md").write_text(table, encoding="utf-8")
     files = [out / "results.jsonl", out / "table.md"]
     if make_plots:
         files += write_plots(suite, registry, targets, cells, store.records, metric_info, out, echo)
-    return BenchOutcome(out, counts, report.render(store.records, cells, suite, metric_info, primary_only=True),
+    return BenchOutcome(out, counts, report.render(store.records, cells, suite, metric_info, primary_only=True,
+                                                        target_notes=notes),
                         files, store.records, cells)
+
+
+def _families(cells: list, records: dict) -> dict:
+    """label -> its family for the figures: adaptive ODE, stochastic, or deterministic ODE."""
+    fam = {}
+    for c in cells:
+        rec = records.get(c.key, {})
+        if c.adaptive:
+            fam[c.label] = "adaptive ODE"
+        elif c.label not in fam and "stochastic" in rec:
+            fam[c.label] = "stochastic" if rec["stochastic"] else "deterministic ODE"
+    return fam
 
 
 def write_plots(suite, registry, targets, cells, records, metric_info, out: Path, echo) -> list[Path]:
@@ -70,37 +88,79 @@ def write_plots(suite, registry, targets, cells, records, metric_info, out: Path
     labels = list(dict.fromkeys(c.label for c in solver_cells))
     adaptive = {c.label for c in solver_cells if c.adaptive}
     primary = suite.primary_metric
-    files = [plots.quality_vs_nfe(rows_by, floors, labels, adaptive, primary,
-                                  metric_info[primary].get("label", primary), out / "quality_vs_nfe.png",
-                                  order=list(suite.targets))]
+    recommended = {}
+    for (target, sde), rows in rows_by.items():
+        picks = report.recommend(rows, [lab for lab in labels if lab in rows], adaptive,
+                                 sorted(suite.for_target(target).nfe), primary)
+        for p in picks:
+            recommended.setdefault((target, sde), {}).setdefault(p.best, []).append(p.nfe)
+    family = _families(solver_cells, records)
+    shown = metric_info[primary].get("label", primary)
+    files = [plots.quality_figure(rows_by, floors, labels, adaptive, family, primary, shown, recommended,
+                                  out / name, order=list(suite.targets), x=x)
+             for name, x in (("quality_vs_nfe.png", "nfe"), ("quality_vs_time.png", "time"))]
     for name, target in targets.items():
-        if tuple(target.shape) == (2,):
-            files.append(scatter_2d(name, target, suite, registry, solver_cells, records, out))
+        shape = tuple(target.shape)
+        picked = {lab for (t, _), r in recommended.items() if t == name for lab in r}
+        try:
+            if shape == (2,):
+                files.append(scatter_2d(name, target, suite, registry, solver_cells, records, out, picked))
+            elif len(shape) == 3 and shape[0] in (1, 3):
+                files.append(images(name, target, suite, registry, solver_cells, records, out, picked))
+        except Exception as exc:  # a figure must not lose the run's results
+            echo(f"warning: no sample figure for {name}: {type(exc).__name__}: {exc}")
     return files
 
 
-def scatter_2d(name, target, suite, registry, solver_cells, records, out: Path) -> Path:
-    """Exact reference next to each solver's samples at the suite's scatter NFE (seed = first seed),
-    redrawn with the same seed as in the table (adaptive solvers: their loosest tolerance)."""
-    seed, nfe = suite.seeds[0], suite.scatter_nfe
-    panels = {"exact reference": target.reference(suite.num_samples, seed).numpy()}
+def _chosen(name, suite, solver_cells, records) -> tuple[int, int, dict]:
+    """The cells drawn in a sample figure: each solver at the scatter NFE (adaptive: loosest tolerance)."""
+    own = suite.for_target(name)
+    seed = own.seeds[0]
+    nfe = own.scatter_nfe if own.scatter_nfe in own.nfe else sorted(own.nfe)[0]
     chosen: dict[str, Cell] = {}
     for c in solver_cells:
         if c.target != name or c.seed != seed or records.get(c.key, {}).get("status") != "ok":
             continue
         if (c.adaptive and c.label not in chosen) or (not c.adaptive and c.nfe == nfe):
             chosen[c.label] = c
+    return seed, nfe, chosen
+
+
+def _redraw(c: Cell, target, registry, n: int) -> tuple[torch.Tensor, int]:
+    """The cell's samples again (same seed and x_T as in the table; the first n)."""
+    model = target.model(getattr(target, "fixed_sde", None) or registry.create("sde", c.sde))
+    solver = build_solver(registry.get("solver", c.solver).factory, c.solver, c.solver_options)
+    x_T = prior_draw(model, c.num_samples, c.seed, getattr(torch, c.dtype))[:n] if c.flow_tol is not None else None
+    res = sample(model, solver=solver, nfe=c.nfe, num_samples=n, seed=c.seed, progress=False,
+                 dtype=getattr(torch, c.dtype), x_T=x_T)
+    return res.samples.double(), res.nfe
+
+
+def scatter_2d(name, target, suite, registry, solver_cells, records, out: Path, picked=frozenset()) -> Path:
+    """Exact reference next to each solver's samples at the suite's scatter NFE (seed = first seed),
+    redrawn with the same seed as in the table (adaptive solvers: their loosest tolerance)."""
+    seed, nfe, chosen = _chosen(name, suite, solver_cells, records)
+    n = suite.for_target(name).num_samples
+    panels = {"exact reference": target.reference(n, seed).numpy()}
     for label, c in chosen.items():
         rec = records[c.key]
-        model = target.model(getattr(target, "fixed_sde", None) or registry.create("sde", c.sde))
-        solver = build_solver(registry.get("solver", c.solver).factory, c.solver, c.solver_options)
-        res = sample(model, solver=solver, nfe=c.nfe, num_samples=c.num_samples, seed=c.seed, progress=False,
-                     dtype=getattr(torch, c.dtype))
-        metric = suite.primary_metric
+        samples, spent = _redraw(c, target, registry, c.num_samples)
+        metric = "flow_error" if rec["metrics"].get("flow_error") is not None else suite.primary_metric
         value = rec["metrics"].get(metric)
-        shown = registry.get("metric", metric).info.get("label", metric)
-        panels[f"{label} @{res.nfe}" + (f"  {shown} {value:.3g}" if value is not None else "")] = \
-            res.samples.double().numpy()
+        shown = "dist" if metric == "flow_error" else registry.get("metric", metric).info.get("label", metric)
+        panels[f"{'★ ' if label in picked else ''}{label} @{spent}" + (f"  {shown} {value:.3g}" if value is not None
+                                                                        else "")] = samples.numpy()
     lim = float(panels["exact reference"].__abs__().max()) * 1.15
     return plots.sample_scatter(panels, out / f"{name}_samples.png",
-                                title=f"{name}: samples at NFE {nfe} (seed {seed})", lim=lim)
+                                title=f"{name}: samples at NFE {nfe} (seed {seed}); ★ recommended", lim=lim)
+
+
+def images(name, target, suite, registry, solver_cells, records, out: Path, picked=frozenset(), n: int = 16) -> Path:
+    """A grid of n sample images per solver at the scatter NFE beside n reference images."""
+    seed, nfe, chosen = _chosen(name, suite, solver_cells, records)
+    panels = {"reference": target.reference(n, seed).numpy()}
+    for label, c in chosen.items():
+        samples, spent = _redraw(c, target, registry, n)
+        panels[f"{'★ ' if label in picked else ''}{label} @{spent}"] = samples.numpy()
+    return plots.image_grid(panels, out / f"{name}_samples.png",
+                            title=f"{name}: samples at NFE {nfe} (seed {seed}); ★ recommended")

@@ -107,26 +107,47 @@ def covariance_error(x: Tensor, y: Tensor) -> float:
     return float((cx - cy).norm() / cy.norm())
 
 
-def log_density_gap(x: Tensor, y: Tensor, log_prob=None) -> float:
-    """|mean log p(x) - mean log p(y)| under the exact target density p (exact targets only).
+def log_density_gap(x: Tensor, y: Tensor, log_prob=None, expected: float | None = None) -> float:
+    """|E_q log p - E_p log p| under the exact target density p (exact targets only): the mean of log p
+    over the samples x against ``expected`` = E_p log p (the harness passes it from 100,000 exact
+    samples), else against the mean over the reference set y.
 
     Over-sharpened samples score too high, spread-out ones too low; both show as a gap.
     """
     if log_prob is None:
         raise ValueError("log_density_gap needs log_prob=the target's exact log-density; it applies to exact targets")
     x, y = _pair(x, y)
-    lx, ly = log_prob(x), log_prob(y)
+    lx = log_prob(x)
+    ly = torch.tensor(float(expected), dtype=torch.float64) if expected is not None else log_prob(y)
     if not (torch.isfinite(lx).all() and torch.isfinite(ly).all()):
         raise ValueError("log_prob returned NaN/Inf")
     return float((lx.mean() - ly.mean()).abs())
 
 
-#: name -> (function, info): what the built-in plugin registers.
+def mode_weight_tv(x: Tensor, y: Tensor, mixture=None) -> float:
+    """Mode-weight total variation 1/2 sum_k |mean_i r_k(x_i) - w_k| (exact mixture targets only).
+
+    r_k(x) = w_k N(x; m_k, C_k) / p(x) is the posterior probability of component k; under exact samples
+    its mean is w_k exactly, so the TV of these soft weights sees a solver that drops or inflates modes
+    (which SW2 of a many-mode target hardly does).  ``y`` is not used: the weights are exact.
+    """
+    if mixture is None:
+        raise ValueError("mode_weight_tv needs mixture=the target's GaussianMixture; it applies to exact targets")
+    x, _ = _pair(x, y)
+    r = mixture.responsibilities(x)
+    return float(0.5 * (r.mean(0) - mixture.weights.to(torch.float64)).abs().sum())
+
+
+#: name -> (function, info): what the built-in plugin registers.  ``interval`` says how the harness gets
+#: an interval for it (bootstrap_sw2, bootstrap_mode_tv, per_sample_logp; see samplekit.bench.stats).
 METRICS = {
-    "sliced_w2": (sliced_wasserstein, {"lower_is_better": True, "label": "SW2"}),
+    "sliced_w2": (sliced_wasserstein, {"lower_is_better": True, "label": "SW2", "interval": "bootstrap_sw2"}),
     "mmd": (mmd_rbf, {"lower_is_better": True, "label": "MMD^2"}),
     "energy": (energy_distance, {"lower_is_better": True, "label": "energy"}),
     "mean_error": (mean_error, {"lower_is_better": True, "label": "mean err"}),
     "cov_error": (covariance_error, {"lower_is_better": True, "label": "cov rel err"}),
-    "logp_gap": (log_density_gap, {"lower_is_better": True, "label": "logp gap", "needs_log_prob": True}),
+    "logp_gap": (log_density_gap, {"lower_is_better": True, "label": "|logp gap|", "needs_log_prob": True,
+                                   "interval": "per_sample_logp"}),
+    "mode_tv": (mode_weight_tv, {"lower_is_better": True, "label": "mode TV", "needs_mixture": True,
+                                 "interval": "bootstrap_mode_tv"}),
 }

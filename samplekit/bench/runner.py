@@ -15,23 +15,50 @@ import traceback
 import torch
 from tqdm.auto import tqdm
 
-from samplekit.bench.grid import Cell, FloorCell
+from samplekit.bench.flow import FLOW_SOLVER, flow_errors, flow_reference, prior_draw
+from samplekit.bench.grid import Cell, FloorCell, FlowRefCell
+from samplekit.bench.metrics import fixed_directions
+from samplekit.bench.stats import bootstrap_se, encode_per_sample, per_sample, sw2_bootstrap_se
 from samplekit.bench.store import ResultsStore
 from samplekit.bench.targets import floor_set, reference_set
 from samplekit.sampling import sample
 from samplekit.solver import SolverError, build_solver
 
 FLOOR_REPEAT_STRIDE = 1000  # the floor's k-th independent set is drawn with seed + 1000 k
+EXPECTED_LOGP_SAMPLES, EXPECTED_LOGP_SEED = 100_000, 987_654   # E_p log p of an exact target
 
 
 class BenchContext:
     """Built things shared by cells: targets, SDEs, models, reference sets, metrics (all cached)."""
 
-    def __init__(self, registry, targets: dict, metrics: list[str]) -> None:
+    def __init__(self, registry, targets: dict, metrics: list[str], bootstrap: int = 25) -> None:
         self.registry, self.targets = registry, targets
         self.metrics = {m: registry.get("metric", m) for m in metrics}
+        self.bootstrap = bootstrap
         self._models: dict = {}
         self._refs: dict = {}
+        self._flows: dict = {}
+        self._expected_logp: dict = {}
+
+    def flow(self, cell) -> dict:
+        """The reference ODE solution for (target, sde, seed, n, dtype, tol), computed once per run."""
+        key = (cell.target, cell.sde, cell.seed, cell.num_samples, cell.dtype, cell.flow_tol if isinstance(cell, Cell)
+               else cell.tol)
+        if key not in self._flows:
+            model = self.model(cell.target, cell.sde)
+            x_T = prior_draw(model, cell.num_samples, cell.seed, getattr(torch, cell.dtype))
+            self._flows[key] = flow_reference(self.registry, model, x_T, key[-1])
+        return self._flows[key]
+
+    def expected_logp(self, target_name: str) -> float | None:
+        """E_p log p under the exact target, from EXPECTED_LOGP_SAMPLES exact samples (its own seed)."""
+        target = self.targets[target_name]
+        if not getattr(target, "exact", False) or getattr(target, "log_prob", None) is None:
+            return None
+        if target_name not in self._expected_logp:
+            x = target.reference(EXPECTED_LOGP_SAMPLES, EXPECTED_LOGP_SEED)
+            self._expected_logp[target_name] = float(target.log_prob(x).double().mean())
+        return self._expected_logp[target_name]
 
     def model(self, target_name: str, sde_name: str):
         key = (target_name, sde_name)
@@ -47,11 +74,14 @@ class BenchContext:
             self._refs[key] = reference_set(self.targets[target_name], n, seed)
         return self._refs[key]
 
-    def score(self, target_name: str, samples: torch.Tensor, reference: torch.Tensor) -> tuple[dict, dict]:
-        """Every metric of samples against reference: (values, errors); None where it does not apply (no exact
-        log-density, or a ``sample_shape`` the metric declares that the samples do not have)."""
+    def score(self, target_name: str, samples: torch.Tensor, reference: torch.Tensor) -> tuple[dict, dict, dict]:
+        """Every metric of samples against reference: (values, errors, intervals); a value is None where the
+        metric does not apply (no exact log-density or mixture, or a ``sample_shape`` the samples lack).
+        ``intervals`` holds what the report turns into 95% intervals: ``se`` (bootstrap standard errors of
+        set distances), ``stats`` ([mean, sd, n] of per-sample quantities) and ``expected_logp``."""
         target = self.targets[target_name]
-        values, errors = {}, {}
+        values, errors, extra = {}, {}, {"se": {}, "stats": {}}
+        expected = self.expected_logp(target_name)
         for name, info in self.metrics.items():
             kwargs = {}
             shape = info.info.get("sample_shape")   # a metric for one kind of data (e.g. 8x8 digits)
@@ -59,18 +89,40 @@ class BenchContext:
                 values[name] = None
                 continue
             if info.info.get("needs_log_prob"):
-                if not getattr(target, "exact", False) or getattr(target, "log_prob", None) is None:
+                if expected is None:
                     values[name] = None
                     continue
-                kwargs["log_prob"] = target.log_prob
+                kwargs.update(log_prob=target.log_prob, expected=expected)
+            if info.info.get("needs_mixture"):
+                if getattr(target, "mixture", None) is None:
+                    values[name] = None
+                    continue
+                kwargs["mixture"] = target.mixture
             try:
                 value = float(info.factory(samples, reference, **kwargs))
                 values[name] = value if math.isfinite(value) else None
                 if not math.isfinite(value):
                     errors[name] = f"metric returned {value}"
+                    continue
+                self._interval(name, info, samples, reference, kwargs, extra)
             except Exception as exc:  # a broken metric plugin must not lose the cell
                 values[name], errors[name] = None, f"{type(exc).__name__}: {exc}"
-        return values, errors
+        if expected is not None and any(i.info.get("needs_log_prob") for i in self.metrics.values()):
+            extra["expected_logp"] = expected
+        return values, errors, {k: v for k, v in extra.items() if v != {}}
+
+    def _interval(self, name: str, info, samples, reference, kwargs: dict, extra: dict) -> None:
+        kind = info.info.get("interval")
+        if kind == "bootstrap_sw2":
+            dirs = fixed_directions(samples[0].numel(), 256, 0)
+            extra["se"][name] = sw2_bootstrap_se(samples, reference, dirs, self.bootstrap)
+        elif kind == "bootstrap_mode_tv":
+            r = kwargs["mixture"].responsibilities(samples.flatten(1).double())
+            w = kwargs["mixture"].weights.double()
+            extra["se"][name] = bootstrap_se(lambda ix, iy: 0.5 * (r[ix].mean(0) - w).abs().sum(), r.shape[0], 1,
+                                             self.bootstrap)
+        elif kind == "per_sample_logp":
+            extra["stats"]["logp"] = per_sample(kwargs["log_prob"](samples.flatten(1).double()))
 
 
 def run_floor(cell: FloorCell, ctx: BenchContext) -> dict:
@@ -81,9 +133,18 @@ def run_floor(cell: FloorCell, ctx: BenchContext) -> dict:
     except Exception as exc:  # a target that cannot give reference sets fails its cells, not the run
         return {"status": "failed", "error": _error(exc)}
     scored = [ctx.score(cell.target, other, ref) for other in others]
-    values = {m: _mean_or_none([v[m] for v, _ in scored]) for m in scored[0][0]}
+    values = {m: _mean_or_none([v[m] for v, _, _ in scored]) for m in scored[0][0]}
     errors = scored[0][1]
     return {"status": "ok", "metrics": values, **({"metric_errors": errors} if errors else {})}
+
+
+def run_flow_ref(cell: FlowRefCell, ctx: BenchContext) -> dict:
+    try:
+        ref = ctx.flow(cell)
+    except Exception as exc:
+        return {"status": "failed", "error": _error(exc)}
+    return {"status": "ok", "metrics": {}, "nfe_spent": ref["nfe_spent"], "seconds": ref["seconds"],
+            "ref_dtype": ref["dtype"], "solver": FLOW_SOLVER}
 
 
 def _mean_or_none(values: list) -> float | None:
@@ -110,12 +171,16 @@ def run_cell(cell: Cell, ctx: BenchContext) -> dict:
     except SolverError as exc:
         return {"status": "skipped", "reason": str(exc)}
     dtype = getattr(torch, cell.dtype)
+    stochastic = bool(solver.capabilities().stochastic)
     try:
+        # deterministic solvers start from the reference solution's x_T (the same draw sample() makes)
+        x_T = prior_draw(model, cell.num_samples, cell.seed, dtype) if cell.flow_tol is not None else None
         res = sample(model, solver=solver, nfe=cell.nfe, num_samples=cell.num_samples, seed=cell.seed,
-                     progress=False, dtype=dtype)
+                     progress=False, dtype=dtype, x_T=x_T)
     except Exception as exc:
         return {"status": "failed", "error": _error(exc)}
-    out = {"nfe_spent": int(res.nfe), "seconds": round(res.seconds, 4)}
+    out = {"nfe_spent": int(res.nfe), "seconds": round(res.seconds, 4), "stochastic": stochastic,
+           "schedule": None if solver.capabilities().adaptive else getattr(solver, "schedule", None)}
     if not torch.isfinite(res.samples).all():
         return {"status": "failed", "error": "the samples hold NaN/Inf", **out}
     if not solver.capabilities().adaptive and res.nfe > cell.nfe:
@@ -124,8 +189,16 @@ def run_cell(cell: Cell, ctx: BenchContext) -> dict:
         ref = ctx.reference(cell.target, cell.num_samples, cell.seed)
     except Exception as exc:
         return {"status": "failed", "error": _error(exc), **out}
-    values, errors = ctx.score(cell.target, res.samples, ref)
-    return {"status": "ok", **out, "metrics": values, **({"metric_errors": errors} if errors else {})}
+    values, errors, extra = ctx.score(cell.target, res.samples, ref)
+    if cell.flow_tol is not None:
+        try:
+            e = flow_errors(res.samples, ctx.flow(cell)["samples"])
+            values["flow_error"] = float(e.mean())
+            extra.setdefault("stats", {})["flow_error"] = per_sample(e)
+            extra["paired"] = {"flow_error": encode_per_sample(e)}
+        except Exception as exc:
+            values["flow_error"], errors["flow_error"] = None, _error(exc)
+    return {"status": "ok", **out, "metrics": values, **extra, **({"metric_errors": errors} if errors else {})}
 
 
 def plugin_of(registry, cell) -> str | None:
@@ -143,7 +216,9 @@ def run_cells(cells: list, ctx: BenchContext, store: ResultsStore, progress: boo
         for cell in todo:
             bar.set_postfix_str(_describe(cell), refresh=False)
             start = time.perf_counter()
-            result = run_floor(cell, ctx) if isinstance(cell, FloorCell) else run_cell(cell, ctx)
+            run = run_floor if isinstance(cell, FloorCell) else run_flow_ref if isinstance(cell, FlowRefCell) \
+                else run_cell
+            result = run(cell, ctx)
             record = {"key": cell.key, **_fields(cell), "plugin": plugin_of(ctx.registry, cell), **result,
                       "wall_seconds": round(time.perf_counter() - start, 4)}
             store.append(record)
@@ -161,5 +236,7 @@ def _fields(cell) -> dict:
 def _describe(cell) -> str:
     if isinstance(cell, FloorCell):
         return f"{cell.target} floor seed {cell.seed}"
+    if isinstance(cell, FlowRefCell):
+        return f"{cell.target}/{cell.sde} reference ODE solve seed {cell.seed}"
     budget = f"tol {cell.tol:g}" if cell.tol is not None else f"nfe {cell.nfe}"
     return f"{cell.target}/{cell.sde} {cell.label} {budget} seed {cell.seed}"

@@ -11,6 +11,11 @@
     tolerances = [1e-2, 1e-3, 1e-4]         # adaptive solvers: rtol = atol swept over these
     max_nfe = 2000                          # adaptive solvers: the cap on their spending
     solvers = "all"                         # every registered solver, or a list of tables:
+    flow_reference = true                   # deterministic solvers: RMS distance per sample to an
+    flow_tolerance = 1e-7                   #   ode_dopri5 solve (this rtol = atol) from the same x_T
+    reference_sde_solver = "euler_maruyama" # a --model without --reference: its reference samples come
+    reference_sde_nfe = 1000                #   from this SDE solver at this many steps
+    bootstrap = 25                          # resamples per cell for the SW2 / mode-TV intervals
 
     [[solvers]]
     name = "ddim"
@@ -18,7 +23,8 @@
     label = "ddim"                          # optional: the row name in the table
 
     [target_overrides.digits_unet]          # optional, per target: nfe, seeds, num_samples, solvers,
-    nfe = [10, 20]                          #   tolerances, max_nfe replace the suite's for that target
+    nfe = [10, 20]                          #   tolerances, max_nfe, flow_tolerance, reference_sde_nfe
+                                            #   replace the suite's for that target
     solvers = ["euler_maruyama"]            #   (e.g. to keep an expensive network cheap); a command-line
                                             #   override of the same key replaces them too
 """
@@ -74,6 +80,14 @@ class Suite:
     dtype: str = "float32"
     scatter_nfe: int = 0
     target_overrides: dict = field(default_factory=dict, hash=False)
+    # deterministic solvers: distance to an ode_dopri5 solve of the same ODE from the same x_T at this tolerance
+    flow_reference: bool = True
+    flow_tolerance: float = 1e-7
+    # a model with no reference samples: its reference set comes from this SDE solver on a fine grid
+    reference_sde_solver: str = "euler_maruyama"
+    reference_sde_nfe: int = 1000
+    # bootstrap resamples per cell for the interval of a set distance (SW2, mode-weight TV)
+    bootstrap: int = 25
     path: str = ""
 
     def __post_init__(self) -> None:
@@ -102,7 +116,8 @@ class Suite:
 
 KEYS = {f.name for f in dataclasses.fields(Suite)} - {"path"}
 SOLVER_KEYS = {"name", "options", "label", "tolerances"}
-OVERRIDE_KEYS = ("nfe", "seeds", "num_samples", "solvers", "tolerances", "max_nfe")
+OVERRIDE_KEYS = ("nfe", "seeds", "num_samples", "solvers", "tolerances", "max_nfe", "flow_tolerance",
+                 "reference_sde_nfe")
 
 
 def _ints(value, key: str, positive: bool) -> tuple[int, ...]:
@@ -168,6 +183,17 @@ def check_suite(s: Suite) -> None:
         v = getattr(s, key)
         if isinstance(v, bool) or not isinstance(v, int) or v < 2:
             raise SuiteError(f"{key}={v!r} must be an integer of at least 2")
+    if isinstance(s.flow_reference, bool) is False:
+        raise SuiteError(f"flow_reference={s.flow_reference!r} must be true or false")
+    if isinstance(s.flow_tolerance, bool) or not isinstance(s.flow_tolerance, (int, float)) \
+            or not 0 < s.flow_tolerance < 1e-2:
+        raise SuiteError(f"flow_tolerance={s.flow_tolerance!r} must be a number in (0, 1e-2), e.g. 1e-7")
+    for key in ("reference_sde_nfe", "bootstrap"):
+        v = getattr(s, key)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 2:
+            raise SuiteError(f"{key}={v!r} must be an integer of at least 2")
+    if not isinstance(s.reference_sde_solver, str) or not s.reference_sde_solver:
+        raise SuiteError(f"reference_sde_solver={s.reference_sde_solver!r} must be a solver name")
     if s.primary_metric not in s.metrics:
         raise SuiteError(f"primary_metric={s.primary_metric!r} is not among metrics {list(s.metrics)}")
     if s.dtype not in ("float32", "float64"):

@@ -116,3 +116,50 @@ def user_model_target(registry, model_path: str, loader: str, reference_path: st
     reference = load_reference_file(reference_path)
     model = factory(model_path)
     return UserModelTarget(Path(model_path).stem or "model", model, reference)
+
+
+class ReferenceFreeTarget:
+    """A user's score model benchmarked against its own dynamics (no reference samples needed).
+
+    Deterministic solvers are measured by their distance to a tight ``ode_dopri5`` solve from the same
+    x_T (the harness does that for every target); the headline metric compares every solver with a
+    large set drawn by ``solver`` on a fine grid of ``nfe`` steps of the model's reverse SDE
+    (``reference``), and the noise floor with a second such set (``floor_reference``).  Both measure
+    the solver's error, not the model's.
+    """
+
+    exact = False
+    log_prob = None
+    needs_sde_reference = True
+
+    def __init__(self, name: str, model: ScoreModel, registry, solver: str = "euler_maruyama", nfe: int = 1000,
+                 dtype: torch.dtype = torch.float32) -> None:
+        if not isinstance(model, ScoreModel):
+            raise SuiteError(f"the model loader returned {type(model).__name__}, not a samplekit ScoreModel")
+        self.name, self._model, self.shape, self.fixed_sde = name, model, model.shape, model.sde
+        self.registry, self.solver, self.nfe, self.dtype = registry, solver, int(nfe), dtype
+
+    def model(self, sde=None) -> ScoreModel:
+        return self._model
+
+    def reference(self, n: int, seed: int = 0) -> torch.Tensor:
+        from samplekit.bench.flow import sde_reference
+
+        return sde_reference(self.registry, self._model, self.solver, self.nfe, n, seed, self.dtype)
+
+    @property
+    def bench_note(self) -> str:
+        return (f"**No reference samples: `{self.name}` is measured against its own dynamics. This is the solver's "
+                f"error, not the model's** (it says nothing about how close the model is to its data): "
+                f"deterministic solvers by their distance to an ode_dopri5 solve of the same ODE from the same x_T, "
+                f"every solver's headline metric against samples of `{self.solver}` on {self.nfe} steps of the "
+                f"model's reverse SDE (the noise floor: a second such set).")
+
+
+def reference_free_target(registry, model_path: str, loader: str, suite) -> ReferenceFreeTarget:
+    """--model PATH --loader NAME without --reference."""
+    factory = registry.get("model_loader", loader).factory
+    registry.get("solver", suite.reference_sde_solver)
+    model = factory(model_path)
+    return ReferenceFreeTarget(Path(model_path).stem or "model", model, registry, suite.reference_sde_solver,
+                               suite.reference_sde_nfe, getattr(torch, suite.dtype))
