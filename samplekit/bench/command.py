@@ -53,10 +53,11 @@ def select_solvers(suite, names: tuple[str, ...]):
               help="reference samples for --model: .npz ('samples') or .npy; without it the solvers are measured "
                    "against the model's own dynamics (a tight ODE solve from the same x_T; a fine-grid SDE set)")
 @click.option("--retry-failed", is_flag=True, help="rerun cells recorded as failed")
+@click.option("--csv", "write_csv", is_flag=True, help="also write OUT/results.csv (one row per record; needs pandas)")
 @click.option("--no-plots", is_flag=True, help="skip the figures")
 @click.option("--no-progress", is_flag=True, help="no progress bar")
 def bench_command(suite_path, solvers, nfe, seeds, targets, sdes, metrics, num_samples, out, model_path, loader,
-                  reference_path, retry_failed, no_plots, no_progress) -> None:
+                  reference_path, retry_failed, write_csv, no_plots, no_progress) -> None:
     """Benchmark sample quality per NFE over targets x SDEs x solvers x budgets x seeds.
 
     Finished cells are appended to OUT/results.jsonl as they finish, so a rerun resumes where an
@@ -96,6 +97,15 @@ def bench_command(suite_path, solvers, nfe, seeds, targets, sdes, metrics, num_s
         raise SystemExit(130)
     except (SamplekitError, ValueError, TypeError) as exc:
         raise click.ClickException(str(exc)) from None
+    if write_csv:
+        from samplekit.bench.results import load_results
+
+        try:
+            frame = load_results(outcome.out)
+        except ImportError as exc:
+            raise click.ClickException(str(exc)) from None
+        frame.to_csv(outcome.out / "results.csv", index=False)
+        outcome.files.append(outcome.out / "results.csv")
     click.echo(outcome.table)
     c = outcome.counts
     click.echo(f"{c['ok']} cells ok, {c['failed']} failed, {c['skipped']} skipped, {c['already_done']} already done; "
