@@ -15,9 +15,14 @@ starts from the same standard-normal draw z (common random numbers), and NFE is 
   (linear in t, FlowMatchEuler's own grid); adaptive solvers (``adaptive``) at rtol = atol in
   {1e-2, 1e-3, 1e-4}, placed in the first NFE column their real NFE fits.
 * diffusers: n inference steps, n the largest whose network calls fit the budget (Euler: n; Heun: 2n - 1).
-* metric: sliced W2 against an independent exact reference set of the same size, divided by the noise
+* quality: sliced W2 against an independent exact reference set of the same size, divided by the noise
   floor (the same between exact sets, averaged over 5 pairs); 1.0 = as good as exact samples.  Each cell is
-  averaged over the seeds.
+  averaged over the seeds.  A converged deterministic sampler maps z to one exact sample set, whose ratio
+  scatters around 1 by +-0.3 per seed: differences below that are noise.
+* accuracy (deterministic samplers): the path error, the RMS distance per sample to the exact flow's
+  solution from the same z (ode_dopri5 on the exact model at rtol = atol = 1e-8 in float64), at each
+  library's own end point: samplekit's t_min = 1e-3, diffusers' sigma = 0 (a solve to t = 1e-6).  It has
+  no sampling noise, so it ranks solvers where the SW2 ratio cannot.
 
 Writes results.jsonl (one record per run), results.json (the tables) and results.md beside this script.
 """
@@ -35,6 +40,9 @@ from pathlib import Path
 import torch
 
 import samplekit as sk
+from samplekit.bench.flow import flow_errors, flow_reference
+from samplekit.plugins import get_registry
+from samplekit.sde import RectifiedFlowSDE
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "peers"))
@@ -50,6 +58,8 @@ TOLERANCES = (1e-2, 1e-3, 1e-4)
 DIFFUSERS = {"FlowMatchEuler": ("FlowMatchEulerDiscreteScheduler", lambda b: b),
              "FlowMatchHeun": ("FlowMatchHeunDiscreteScheduler", lambda b: (b + 1) // 2)}
 SHIFTS = (1.0, 3.0)
+REFERENCE_TOL = 1e-8
+ZERO = 1e-6           # the exact flow's end point standing in for diffusers' sigma = 0
 
 
 def parse(argv=None):
@@ -101,6 +111,12 @@ def velocity(mixture, counter):
     return u
 
 
+def exact_flow(problem, t_min):
+    """The exact flow's solution from problem.z down to t_min (float64 dopri5 at REFERENCE_TOL)."""
+    model = problem.mixture.score_model(RectifiedFlowSDE(t_min=t_min))
+    return flow_reference(get_registry(), model, problem.z, REFERENCE_TOL)["samples"]
+
+
 def diffusers_run(problem, cls_name, shift, n_steps):
     import diffusers
 
@@ -118,7 +134,7 @@ def diffusers_run(problem, cls_name, shift, n_steps):
     return x, counter[0], time.perf_counter() - start
 
 
-def run_cell(problem, fn):
+def run_cell(problem, fn, reference):
     try:
         res = fn()
     except Exception as exc:  # a solver that cannot run this cell: recorded, the run goes on
@@ -126,7 +142,8 @@ def run_cell(problem, fn):
     x = res.samples
     if not torch.isfinite(x).all():
         return {"status": "nan", "nfe": int(res.nfe)}
-    return {"status": "ok", "nfe": int(res.nfe), "seconds": round(res.seconds, 3), **problem.metrics(x.double())}
+    return {"status": "ok", "nfe": int(res.nfe), "seconds": round(res.seconds, 3), **problem.metrics(x.double()),
+            "path_err": float(flow_errors(x, reference).mean())}
 
 
 def main(argv=None):
@@ -145,9 +162,10 @@ def main(argv=None):
             fl = problem.floors()
             floors.setdefault(target, []).extend(f["sw2"] for f in fl)
             model = problem.mixture.score_model(sde)
+            ref_tmin, ref_zero = exact_flow(problem, sde.t_min), exact_flow(problem, ZERO)
             for label, setting, budget, fn in samplekit_runs(problem, model, solvers, args.nfe):
                 rec = {"library": "samplekit", "sampler": label, "setting": setting, "target": target,
-                       "seed": seed, "budget": budget, **run_cell(problem, fn)}
+                       "seed": seed, "budget": budget, **run_cell(problem, fn, ref_tmin)}
                 records.append(rec)
                 print(json.dumps(rec), flush=True)
             for name, (cls_name, steps_for) in DIFFUSERS.items():
@@ -160,7 +178,8 @@ def main(argv=None):
                             rec.update(status="skipped", error="budget below one step")
                         else:
                             x, calls, secs = diffusers_run(problem, cls_name, shift, n)
-                            rec.update(status="ok", nfe=calls, seconds=round(secs, 3), **problem.metrics(x.double()))
+                            rec.update(status="ok", nfe=calls, seconds=round(secs, 3), **problem.metrics(x.double()),
+                                       path_err=float(flow_errors(x, ref_zero).mean()))
                             assert calls <= b, (name, b, calls)
                         records.append(rec)
                         print(json.dumps(rec), flush=True)
@@ -204,6 +223,7 @@ def summarise(records, floor, budgets):
                 ok = [r for r in recs if r["status"] == "ok"]
                 if len(ok) == len(recs):
                     table[row][str(key)] = {"ratio": sum(r["sw2"] for r in ok) / len(ok) / floor[target],
+                                            "path_err": sum(r["path_err"] for r in ok) / len(ok),
                                             "nfe": sum(r["nfe"] for r in ok) / len(ok)}
                 else:
                     table[row][str(key)] = {"status": recs[0]["status"], "error": recs[0].get("error", "")}
@@ -269,11 +289,11 @@ def digits_markdown(meta, table):
     return "\n".join(lines) + "\n"
 
 
-def best_per_budget(table, budgets):
+def best_per_budget(table, budgets, measure="ratio"):
     out = {}
     for b in budgets:
-        cells = [(c["ratio"], row) for row, cols in table.items() for k, c in cols.items()
-                 if k == str(b) and "ratio" in c]
+        cells = [(c[measure], row) for row, cols in table.items() for k, c in cols.items()
+                 if k == str(b) and measure in c and (measure == "ratio" or deterministic(row))]
         sk_cells = [c for c in cells if not c[1].startswith("FlowMatch")]
         df_cells = [c for c in cells if c[1].startswith("FlowMatch")]
         out[b] = (min(sk_cells) if sk_cells else None, min(df_cells) if df_cells else None)
@@ -296,16 +316,23 @@ def markdown(meta, tables):
              "Written by `benchmarks/flow/run.py` (see its docstring for the method). Each cell: sliced W2 to an "
              "exact reference set divided by the noise floor (1.0 = exact samples), mean over seeds "
              f"{meta['seeds']}; samples per set: {meta['targets']}. Adaptive solvers sit in the first column their "
-             f"real NFE fits (and in the last column at whatever they spent; '–': below the solver's minimum steps). "
-             "Wall time {meta['wall_seconds']:.0f} s.", ""]
+             "real NFE fits (and in the last column at whatever they spent; '–': below the solver's minimum steps). "
+             "The path error (deterministic samplers) is the RMS distance per sample to the exact flow's solution "
+             "from the same x_T, at each library's own end point (samplekit t_min = 1e-3, diffusers sigma = 0). "
+             f"Wall time {meta['wall_seconds']:.0f} s.", ""]
     for target, table in tables.items():
         best = best_per_budget(table, budgets)
+        best_path = best_per_budget(table, budgets, "path_err")
         lines += [f"## {target} (noise floor SW2 {meta['floor_sw2'][target]:.4f})", "",
-                  "| best at NFE | samplekit | diffusers |", "|---|---|---|"]
+                  "| NFE | best SW2/floor, samplekit | best SW2/floor, diffusers | least path error, samplekit | "
+                  "least path error, diffusers |", "|---|---|---|---|---|"]
         for b in budgets:
             s, d = best[b]
-            lines.append(f"| {b} | {f'{s[1]} {s[0]:.2f}' if s else '–'} | {f'{d[1]} {d[0]:.2f}' if d else '–'} |")
-        lines += ["", "| sampler | " + " | ".join(f"NFE {b}" for b in budgets) + " | adaptive: any NFE |",
+            sp, dp = best_path[b]
+            lines.append(f"| {b} | {f'{s[1]} {s[0]:.2f}' if s else '–'} | {f'{d[1]} {d[0]:.2f}' if d else '–'} | "
+                         f"{f'{sp[1]} {sp[0]:.2g}' if sp else '–'} | {f'{dp[1]} {dp[0]:.2g}' if dp else '–'} |")
+        lines += ["", "Cells: SW2 / floor (path error, deterministic samplers); best SW2 / floor per column in bold.",
+                  "", "| sampler | " + " | ".join(f"NFE {b}" for b in budgets) + " | adaptive: any NFE |",
                   "|---|" + "---|" * (len(budgets) + 1)]
         best_ratio = {b: min([x for x in best[b] if x] or [(math.inf, "")])[0] for b in budgets}
         for row in sorted(table, key=lambda r: (r.startswith("FlowMatch"), r)):
@@ -315,11 +342,14 @@ def markdown(meta, tables):
                 text = fmt(c)
                 if c and "ratio" in c and c["ratio"] == best_ratio[b]:
                     text = f"**{text}**"
+                if c and "ratio" in c and deterministic(row):
+                    text += f" ({c['path_err']:.1e})"
                 if c and "ratio" in c and row.endswith("]"):
                     text += f" @{c['nfe']:.0f}"
                 cells.append(text)
             anyc = table[row].get("any")
-            cells.append(f"{fmt(anyc)} @{anyc['nfe']:.0f}" if anyc and "ratio" in anyc else fmt(anyc))
+            cells.append(f"{fmt(anyc)} ({anyc['path_err']:.1e}) @{anyc['nfe']:.0f}" if anyc and "ratio" in anyc
+                         else fmt(anyc))
             lines.append(f"| {row} | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)
