@@ -2,7 +2,7 @@
 
 Step t -> s with h = lambda_s - lambda_t, x0_t the model's denoised prediction at (x_t, t):
 
-    first order (warm-up, and the last step on short grids):
+    first order (warm-up, and with ``lower_order_final`` the last step of every grid: multistep.py):
         x_s = (sigma_s / sigma_t) x_t - alpha_s (e^{-h} - 1) x0_t
     second order, with the previous output x0_p at lambda_p = lambda_t - h_p and r = h_p / h:
         D   = (1 + 1 / (2 r)) x0_t - x0_p / (2 r)
@@ -33,7 +33,7 @@ class DPMSolverPP2M(MultistepSolver):
         iv = Interval.of(model.sde, t0, t1)
         x0 = model.predict(x, t0).x0
         x_next = iv.first_order(x, x0)
-        if self.step_order(i, state.n_steps) == 2 and state.x0s:   # x0 -> D = x0 + (x0 - x0_p) / (2 r)
+        if state.orders[i] == 2 and state.x0s:   # x0 -> D = x0 + (x0 - x0_p) / (2 r)
             r = (iv.lam_t - state.lams[-1]) / iv.h
             x_next = x_next - scalar(iv.alpha_s * torch.expm1(-iv.h) / (2 * r), x) * (x0 - state.x0s[-1])
         return x_next, state.push(iv.lam_t, x0, keep=1), x0

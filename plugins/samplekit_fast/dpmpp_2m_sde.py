@@ -12,8 +12,8 @@ With x0 linear in lambda through the previous output x0_p (at lambda_t - h_p, r 
     second order: + alpha_s c (x0_t - x0_p) / r, with
         solver_type="midpoint": c = (1 - e^{-H}) / 2            (the paper's 2M form; default)
         solver_type="heun":     c = 1 + (e^{-H} - 1) / H         (the exact weight of the linear term)
-The first step is first order; ``lower_order_final`` makes the last step first order on grids of
-fewer than 15 steps.  One model call per step; default ``schedule="logsnr"``.
+The first step is first order; ``lower_order_final`` (default on) makes the last step first order on
+every grid (multistep.py).  One model call per step; default ``schedule="logsnr"``.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ class SDEDPMSolverPP2M(MultistepSolver):
         big_h = (1 + self.eta) * h
         weight = -torch.expm1(-big_h)
         x_next = scalar(sigma_s / sigma_t * torch.exp(-self.eta * h), x) * x + scalar(alpha_s * weight, x) * x0
-        if self.step_order(i, state.n_steps) == 2 and state.x0s:
+        if state.orders[i] == 2 and state.x0s:
             r = (lam_t - state.lams[-1]) / h
             c = weight / 2 if self.solver_type == "midpoint" else 1 - weight / big_h
             x_next = x_next + scalar(alpha_s * c / r, x) * (x0 - state.x0s[-1])

@@ -9,10 +9,11 @@ with the lambda-derivatives of x0 from the Newton interpolant through the last o
 x0_t, x0_p (at lambda_t - h_0) and x0_q (at lambda_t - h_0 - h_1):
     d_0 = (x0_t - x0_p) / h_0,  d_1 = (x0_p - x0_q) / h_1,  dd = (d_0 - d_1) / (h_0 + h_1),
     third order:  x0' = d_0 + h_0 dd,  x0'' = 2 dd
-    second order: x0' = d_0,           x0'' = 0     (second step, and second-to-last on short grids)
-    first order:  x0' = x0'' = 0                    (first step, and the last step on short grids)
-(``lower_order_final``: on grids of fewer than 15 steps the last two steps drop to orders 2 and 1,
-as DPM-Solver++ does; off, every step after the warm-up is third order.)
+    second order: x0' = d_0,           x0'' = 0     (second step, and the second-to-last)
+    first order:  x0' = x0'' = 0                    (first step, and the last step)
+(``lower_order_final``, default on: the last two steps of every grid drop to orders 2 and 1
+(multistep.py explains why at every step count, not only below 15 as DPM-Solver++); off, every step
+after the warm-up is third order.)
 
 One model call per step: a budget of N calls walks an N-step grid (default ``schedule="logsnr"``).
 """
@@ -37,7 +38,7 @@ class DPMSolverPP3M(MultistepSolver):
         lam_t, alpha_s = iv.lam_t, iv.alpha_s
         x0 = model.predict(x, t0).x0
         _, i1, i2 = phi_weights(iv.h, 2)
-        order = min(self.step_order(i, state.n_steps), len(state.x0s) + 1)
+        order = min(state.orders[i], len(state.x0s) + 1)
         x_next = iv.first_order(x, x0)
         if order >= 2:
             h0 = lam_t - state.lams[-1]

@@ -15,7 +15,8 @@ Step i evaluates x0_i at the predicted x_i (its one model call), then
   UniP: predicts x_{i+1} from the corrected x_i with the last p - 1 outputs as nodes (r < 0).
 The corrector costs no extra call and is skipped after the last step (no call at t_min).  ``order``
 p (default 2, so predictor order 2 and corrector order 3) warms up as min(p, i + 1) and, with
-``lower_order_final``, drops on the last steps of grids shorter than 15.  Default ``schedule="logsnr"``.
+``lower_order_final``, drops to min(p, n - i) on the last steps of every grid (multistep.py; diffusers'
+UniPC rule).  Default ``schedule="logsnr"``.
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ class UniPC(MultistepSolver):
                 **{k: v for k, v in super().options().items() if k != "order"}}
 
     def init(self, model, x, ts, noise):
-        return UniPCState(History(len(ts) - 1))
+        return UniPCState(History(len(ts) - 1, orders=self.plan_orders(len(ts) - 1)))
 
     def step(self, model, i, t0, t1, x, state: UniPCState, noise):
         sde, hist = model.sde, state.history
@@ -78,7 +79,7 @@ class UniPC(MultistepSolver):
         if self.corrector and state.x_base is not None:   # UniC: redo the last update with x0 at t0
             older = list(zip(hist.lams, hist.x0s))[len(hist.x0s) - state.base_order:-1]
             x = self.update(sde, state.t_base, t0, state.x_base, hist.x0s[-1], older + [(lam_t, x0)])
-        order = min(self.step_order(i, hist.n_steps), len(hist.x0s) + 1)
+        order = min(hist.orders[i], len(hist.x0s) + 1)
         hist = hist.push(lam_t, x0, keep=self.solver_order)
         older = list(zip(hist.lams, hist.x0s))[len(hist.x0s) - order:-1]
         x_next = self.update(sde, t0, t1, x, x0, older)           # UniP

@@ -1,0 +1,94 @@
+"""Regression tests for the defects an outside audit found in the sampler catalogue (issue 17).
+
+Defect 1: a multistep solver's error must not rise with NFE on any registered grid.  DPM-Solver++'s
+rule lowered the order of the last steps only below 15 steps; at 15 the last step extrapolated the
+history over a log-SNR step 4-6x the one before (grids uniform in t), and the error jumped (ring, VP,
+uniform, NFE 14 -> 15: dpmpp_3m 0.27 -> 7.5, dpmpp_2m 0.20 -> 1.0, unipc 0.23 -> 0.77).
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+import torch
+
+import samplekit as sk
+from samplekit.discrete import DiscreteVPSDE
+from samplekit.targets import ring2d
+from samplekit_fast.multistep import MultistepSolver
+
+f64 = torch.float64
+
+# --- defect 1: the error of every multistep solver falls with NFE on every registered schedule ---------------
+
+SWEEP_NFE = [5, 8, 10, 12, 14, 15, 16, 20, 30]
+#: "materially": a rise above the best error at any smaller NFE by more than this factor.  Before the fix
+#: the rises were 3.6x (unipc) to 31x (dpmpp_3m); after it the largest is 1.23x (unipc, quadratic,
+#: 12 -> 15, pre-asymptotic: which of the ring's narrow modes the worst sample reaches).
+MAX_RISE = 1.5
+
+
+def multistep_solvers():
+    """Registered solvers built on MultistepSolver; a stochastic one only if it has an ``eta`` (run at 0)."""
+    out = []
+    for info in sorted(sk.available("solver"), key=lambda c: c.name):
+        cls = info.factory
+        if not (isinstance(cls, type) and issubclass(cls, MultistepSolver)):
+            continue
+        options = {}
+        if cls.stochastic:
+            if "eta" not in inspect.signature(cls.__init__).parameters:
+                continue
+            options = {"eta": 0.0}
+        marks = []
+        if cls.init is not MultistepSolver.init and "plan_orders" not in inspect.getsource(cls):
+            marks = [pytest.mark.xfail(reason=f"{info.name} keeps DPM-Solver++'s below-15-steps rule (to match its "
+                                              "diffusers peer step by step) and has the same cliff at 15 steps",
+                                       strict=False)]
+        out.append(pytest.param(info.name, options, id=info.name, marks=marks))
+    return out
+
+
+@pytest.fixture(scope="module")
+def ring_reference():
+    """x_T (16 points) and the probability-flow ODE's endpoint from it (dopri5, rtol = atol = 1e-10), VP."""
+    sde = sk.VPSDE()
+    model = ring2d().score_model(sde)
+    x_T = sde.prior_sample((16, 2), torch.Generator().manual_seed(0), dtype=f64)
+    return x_T, sk.decode(model, x_T, method="dopri5", rtol=1e-10, atol=1e-10)
+
+
+def sde_for(schedule: str):
+    """The SDE a schedule is swept on: VP, or for ``discrete`` the discrete VP on the same B at t = (n+1)/N.
+
+    On the grid alpha_t and sigma_t (so lambda_t) of both agree, and the exact ring model's x0 depends on t
+    only through them: in lambda the two probability-flow ODEs are one, with the same end points
+    (lambda_T, lambda_{t_min}), so both share the VP reference (checked in ``test_discrete_vp_shares_...``).
+    """
+    return DiscreteVPSDE.from_vp(sk.VPSDE()) if schedule == "discrete" else sk.VPSDE()
+
+
+def test_discrete_vp_shares_the_vp_reference_endpoint(ring_reference):
+    x_T, exact = ring_reference
+    model = ring2d().score_model(sde_for("discrete"))
+    res = sk.sample(model, "dpmpp_3m", nfe=500, x_T=x_T, schedule="logsnr", progress=False)
+    assert float((res.samples - exact).norm(dim=1).max()) < 1e-4
+
+
+@pytest.mark.parametrize("schedule", [c.name for c in sorted(sk.available("schedule"), key=lambda c: c.name)])
+@pytest.mark.parametrize("name,options", multistep_solvers())
+def test_multistep_error_never_rises_materially_with_nfe(ring_reference, name, options, schedule):
+    x_T, exact = ring_reference
+    model = ring2d().score_model(sde_for(schedule))
+    errors = []
+    for nfe in SWEEP_NFE:
+        res = sk.sample(model, name, nfe=nfe, x_T=x_T, schedule=schedule, progress=False, **options)
+        errors.append(float((res.samples - exact).norm(dim=1).max()))
+    table = ", ".join(f"{n}: {e:.3g}" for n, e in zip(SWEEP_NFE, errors))
+    for k in range(1, len(errors)):
+        best = min(errors[:k])
+        assert errors[k] <= MAX_RISE * best, (
+            f"{name} on {schedule}: error {errors[k]:.3g} at NFE {SWEEP_NFE[k]} is {errors[k] / best:.2f}x the best "
+            f"at fewer NFE ({best:.3g}); errors by NFE: {table}")
+    assert errors[-1] < 0.1 * errors[0], f"{name} on {schedule} does not converge: {table}"
