@@ -53,7 +53,7 @@ def config_required(module) -> set[str]:
 def input_signature(module) -> inspect.Signature:
     """(x, t, *, <the module's extra arguments>) with the required ones lacking a default."""
     try:
-        params = list(inspect.signature(module.forward).parameters.values())
+        params = list(inspect.signature(getattr(module, "forward", module)).parameters.values())
     except (TypeError, ValueError):
         params = []
     need = config_required(module)
@@ -102,7 +102,7 @@ class DiffusersNet(torch.nn.Module):
         out = getattr(out, "sample", out)
         if isinstance(out, tuple):
             out = out[0]
-        channels = x.shape[1] if x.ndim > 1 else None
+        channels = x.shape[1] if x.ndim > 2 else None           # images (B, C, ...): channels first
         if channels is not None and out.ndim == x.ndim and out.shape[1] == 2 * channels:
             out = out[:, :channels]          # learned variance (DiT): the prediction is the first half
         return out.to(x.dtype)
