@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import torch
 
+from samplekit.checks import positive_int
 from samplekit.errors import InvalidArgumentError
 from samplekit.sde import SDE, VPSDE, VariancePreserving, as_time
 
@@ -112,9 +113,7 @@ def discrete_timesteps(sde: SDE, n_steps: int, spacing: str = "linspace") -> Ten
     if not isinstance(sde, DiscreteVPSDE):
         raise InvalidArgumentError(f"schedule 'discrete' needs a DiscreteVPSDE (a model loaded from a discrete-time "
                          f"checkpoint); {sde!r} is continuous: use schedule='uniform' or 'karras'")
-    n, N = int(n_steps), sde.num_timesteps
-    if n != n_steps or n < 1:
-        raise InvalidArgumentError(f"n_steps={n_steps!r} must be a positive integer")
+    n, N = positive_int(n_steps, "n_steps"), sde.num_timesteps
     if n > N - 1:
         raise InvalidArgumentError(f"n_steps={n} exceeds the {N - 1} intervals of the training grid; lower nfe")
     if spacing in ("linspace", "trailing"):

@@ -31,6 +31,7 @@ from typing import Sequence
 
 import torch
 
+from samplekit.checks import positive_int
 from samplekit.errors import ArgumentTypeError, InvalidArgumentError
 from samplekit.noise import NoiseSource
 from samplekit.ode import check_ode as _check_ode, integrate as _integrate  # torchdiffeq, shared with ode_* solvers
@@ -138,8 +139,7 @@ def log_likelihood(model: ScoreModel, x: Tensor, estimator: str | TraceEstimator
     _check_ode(method, rtol, atol)
     est = _resolve_estimator(estimator)
     d = x[0].numel()
-    if isinstance(n_probes, bool) or not isinstance(n_probes, int) or n_probes < 1:
-        raise InvalidArgumentError(f"n_probes={n_probes!r} must be a positive integer")
+    n_probes = positive_int(n_probes, "n_probes")
     if hasattr(est, "check"):
         est.check(d, n_probes)
     offset = _bins_offset(bins, data_range)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from samplekit.checks import positive_int
 from samplekit.errors import InvalidArgumentError
 from samplekit.sde import SDE
 
@@ -11,9 +12,7 @@ Tensor = torch.Tensor
 
 
 def _check_steps(n_steps: int) -> int:
-    if int(n_steps) != n_steps or n_steps < 1:
-        raise InvalidArgumentError(f"n_steps={n_steps!r} must be a positive integer")
-    return int(n_steps)
+    return positive_int(n_steps, "n_steps")
 
 
 def _pin_ends(ts: Tensor, sde: SDE) -> Tensor:

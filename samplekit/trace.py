@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import torch
 
+from samplekit.checks import positive_int
 from samplekit.errors import InvalidArgumentError
 from samplekit.noise import NoiseSource
 
@@ -67,9 +68,7 @@ class ExactTrace(TraceEstimator):
 
     def __init__(self, *, max_dim: int = 1024) -> None:
         super().__init__()
-        if isinstance(max_dim, bool) or not isinstance(max_dim, int) or max_dim < 1:
-            raise InvalidArgumentError(f"max_dim={max_dim!r} must be a positive integer")
-        self.max_dim = max_dim
+        self.max_dim = positive_int(max_dim, "max_dim")
 
     def check(self, d: int, n_probes: int) -> None:
         if d > self.max_dim:
@@ -97,8 +96,7 @@ class Hutchinson(TraceEstimator):
     """Hutchinson's estimator v^T (dF/dx) v, one backward pass per probe."""
 
     def check(self, d: int, n_probes: int) -> None:
-        if isinstance(n_probes, bool) or not isinstance(n_probes, int) or n_probes < 1:
-            raise InvalidArgumentError(f"n_probes={n_probes!r} must be a positive integer (use 2 or more for a standard error)")
+        positive_int(n_probes, "n_probes", "a positive integer (use 2 or more for a standard error)")
 
     def draw_probes(self, noise: NoiseSource, x: Tensor, n_probes: int) -> Tensor:
         gauss = noise.randn((n_probes, *x.shape[1:]), dtype=x.dtype)  # (B, P, *shape)

@@ -24,6 +24,7 @@ from typing import Callable
 import torch
 from tqdm.auto import tqdm
 
+from samplekit.checks import positive_int
 from samplekit.errors import InvalidArgumentError
 from samplekit.loading import input_grad_only
 from samplekit.score import ScoreModel, _check_parametrization, to_eps_x0, to_score
@@ -79,8 +80,7 @@ def ssm_loss(net: Callable, sde: SDE, x0: Tensor, parametrization: str = "eps", 
     _check_parametrization(parametrization)
     if projection not in PROJECTIONS:
         raise InvalidArgumentError(f"projection={projection!r} is unknown; use 'gaussian' or 'rademacher'")
-    if int(n_projections) < 1:
-        raise InvalidArgumentError(f"n_projections={n_projections} must be a positive integer")
+    n_projections = positive_int(n_projections, "n_projections")
     t = sample_times(sde, x0.shape[0], generator, x0.dtype, x0.device) if t is None else t.expand(x0.shape[0])
     xt, _, alpha, sigma = _noised(sde, x0, t, generator)
     xt = xt.detach().requires_grad_(True)
@@ -117,8 +117,7 @@ class Trainer:
         weight(sde, torch.tensor([sde.T], dtype=torch.float64), weighting)  # validates the name
         if not isinstance(data, Tensor) or data.ndim < 2 or data.shape[0] < 2:
             raise InvalidArgumentError("data must be a tensor of training samples, shape (n >= 2, *sample_shape)")
-        if int(batch_size) < 1:
-            raise InvalidArgumentError(f"batch_size={batch_size} must be a positive integer")
+        batch_size = positive_int(batch_size, "batch_size")
         self.net, self.sde, self.data = net, sde, data
         self.parametrization, self.loss_name, self.weighting = parametrization, loss, weighting
         self.batch_size, self.loss_options = int(batch_size), dict(loss_options or {})
