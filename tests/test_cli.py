@@ -134,3 +134,26 @@ def test_per_sample_seeds_make_each_sample_independent_of_n_and_batch_size(tmp_p
     assert np.array_equal(np.load(tmp_path / "batched.npz")["samples"], x)
     assert np.array_equal(np.load(tmp_path / "single.npz")["samples"][0], x[4])
     assert list(np.load(tmp_path / "whole.npz")["seed"]) == [0, 1, 2, 3, 4, 5]
+
+
+def test_help_imports_neither_torch_nor_the_solver_plugins():
+    import subprocess
+    import sys
+
+    code = ("import sys; from samplekit.cli import main\n"
+            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('torch', 'samplekit_builtin') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "sample" in out.stdout and "likelihood" in out.stdout, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_bool_option_text_is_parsed_against_the_declared_type(tmp_path):
+    """--option denoise_final=false used to arrive as the truthy string "False"."""
+    outs = {}
+    for text in ("false", "False", "true"):
+        result = run("--solver", "ddim", "--nfe", 4, "-n", 5, "--option", f"denoise_final={text}",
+                     "--out", tmp_path / f"{text}.npz")
+        assert result.exit_code == 0, result.output
+        outs[text] = np.load(tmp_path / f"{text}.npz")["samples"]
+    assert np.array_equal(outs["false"], outs["False"]) and not np.array_equal(outs["false"], outs["true"])
