@@ -9,9 +9,13 @@ u = log s and integrates it exactly over the step:
     w_m = int_{log s_i}^{log s_{i+1}} e^u L_m(u) du,   L_m the Lagrange basis in u,
 
 with the moments int_0^H s_i e^v v^k dv = s_{i+1} H^k - k (moment k - 1), H = log(s_{i+1} / s_i).
-k = 1 is DDIM.  One call a step; order ``order`` (1-3, default 3).  ``lower_order_final`` lowers the
-last steps of short grids as multistep.py's solvers (and diffusers) do.  Default ``schedule="logsnr"``.
-A node at s = inf (rectified flow at T) has a vanishing Lagrange weight in the limit and is left out.
+k = 1 is DDIM.  One call a step; order ``order`` (1-3, default 3), planned per grid by multistep.py's
+``plan_orders``: warm-up, and with ``lower_order_final`` (default) the last steps lowered at every step
+count (the last first order).  diffusers lowers them only on grids shorter than 15 steps, which agrees
+below 15 and, from 15 steps on grids uniform in t, extrapolates over a last log-SNR step 4-6x the one
+before (the error jumps, issue 17 defect 1); ``lower_order_final=False`` is diffusers' rule from 15 steps.
+Default ``schedule="logsnr"``.  A node at s = inf (rectified flow at T) has a vanishing Lagrange weight
+in the limit and is left out.
 """
 
 from __future__ import annotations
@@ -27,8 +31,8 @@ from samplekit_fast.noise_level import OrderOption, ddim, level, multistep_updat
 
 @dataclass(frozen=True)
 class EpsHistory:
-    n_steps: int
-    nodes: tuple = ()  # (s, eps) of earlier steps, newest first
+    orders: tuple[int, ...]  # the planned order of each step
+    nodes: tuple = ()        # (s, eps) of earlier steps, newest first
 
 
 class DEIS(OrderOption, MultistepSolver):
@@ -48,17 +52,17 @@ class DEIS(OrderOption, MultistepSolver):
         self.solver_order = int(order)
 
     def init(self, model, x, ts, noise):
-        return EpsHistory(len(ts) - 1)
+        return EpsHistory(self.plan_orders(len(ts) - 1))
 
     def step(self, model, i, t0, t1, x, state: EpsHistory, noise):
         sde = model.sde
         s0, s1 = level(sde, t0), level(sde, t1)
         pred = model.predict(x, t0)
         older = tuple(n for n in state.nodes if torch.isfinite(n[0]))
-        keep = EpsHistory(state.n_steps, ((s0, pred.eps),) + older[: max(self.solver_order - 2, 0)])
+        keep = EpsHistory(state.orders, ((s0, pred.eps),) + older[: max(self.solver_order - 2, 0)])
         if not torch.isfinite(s0):
             return ddim(x, pred.x0, pred.eps, sde.marginal(t1)[0], s1), keep, pred.x0
-        k = min(self.step_order(i, state.n_steps), len(older) + 1)
+        k = min(state.orders[i], len(older) + 1)
         nodes = ((s0, pred.eps),) + older[: k - 1]
         H = torch.log(s1 / s0)
 
