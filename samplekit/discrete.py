@@ -14,7 +14,8 @@ and B is interpolated linearly in t between grid points, from B(0) = 0 (the data
 On the grid (t = t_n) alpha_t^2 equals abar_n exactly, so a solver stepping between grid times meets
 the network only at its training timesteps; between them the network receives the fractional
 timestep N t - 1 (diffusers' sinusoidal embeddings accept it).  The ``discrete`` schedule gives
-the training timesteps, e.g. for ``ddpm`` and ``ddim``:  ``sk.sample(model, "ddim", schedule="discrete")``.
+diffusers' inference timesteps (``timestep_spacing`` linspace / leading / trailing, ``steps_offset``), e.g.
+``sk.sample(model, "ddim", schedule="discrete", schedule_options={"spacing": "trailing"})``.
 """
 
 from __future__ import annotations
@@ -106,22 +107,89 @@ class DiscreteVPSDE(VariancePreserving):
         return cls(alpha ** 2)
 
 
-def discrete_timesteps(sde: SDE, n_steps: int, spacing: str = "linspace") -> Tensor:
-    """The training timesteps of a ``DiscreteVPSDE`` as a grid from T (n = N-1) down to t_min (n = 0):
-    ``linspace`` rounds n_i = (N-1)(1 - i/n); ``trailing`` takes n_i = N-1 - round(i (N-1) / n)
-    (the same grid, written as diffusers' spacing names it); ``leading`` uses steps of N // n from 0."""
-    if not isinstance(sde, DiscreteVPSDE):
-        raise InvalidArgumentError(f"schedule 'discrete' needs a DiscreteVPSDE (a model loaded from a discrete-time "
-                         f"checkpoint); {sde!r} is continuous: use schedule='uniform' or 'karras'")
-    n, N = positive_int(n_steps, "n_steps"), sde.num_timesteps
-    if n > N - 1:
-        raise InvalidArgumentError(f"n_steps={n} exceeds the {N - 1} intervals of the training grid; lower nfe")
-    if spacing in ("linspace", "trailing"):
-        steps = torch.round(torch.linspace(N - 1, 0, n + 1, dtype=torch.float64))
+SPACINGS = ("linspace", "leading", "trailing")
+CONVENTIONS = ("multistep", "ddim")
+
+
+def diffusers_timesteps(num_train_timesteps: int, num_inference_steps: int, spacing: str = "linspace",
+                        steps_offset: int = 0, convention: str = "multistep") -> Tensor:
+    """The training timesteps diffusers' ``set_timesteps(num_inference_steps)`` visits, largest first (int64),
+    for its ``timestep_spacing`` and ``steps_offset`` (N = num_train_timesteps, m = num_inference_steps):
+
+    convention "multistep" (DPMSolverMultistepScheduler, UniPCMultistepScheduler, DEISMultistepScheduler):
+        linspace  round(linspace(0, N - 1, m + 1))  reversed, the last (0) dropped
+        leading   arange(0, m + 1) * (N // (m + 1))  reversed, the last (0) dropped, + steps_offset
+    convention "ddim" (DDIMScheduler, DDPMScheduler, EulerDiscreteScheduler, PNDMScheduler, ...):
+        linspace  round(linspace(0, N - 1, m))  reversed           (Euler keeps these unrounded)
+        leading   arange(0, m) * (N // m)  reversed, + steps_offset
+    both:
+        trailing  round(arange(N, 0, -N / m)) - 1
+
+    computed as numpy does (linspace: start + i * step with the end point set; arange: start + i * step,
+    ceil(N / (N / m)) entries) in float64, and rounded half to even as np.round.
+    """
+    N, m = int(num_train_timesteps), int(num_inference_steps)
+    if spacing not in SPACINGS:
+        raise ValueError(f"spacing={spacing!r} is unknown; use one of {', '.join(SPACINGS)} (diffusers' timestep_spacing)")
+    if convention not in CONVENTIONS:
+        raise ValueError(f"convention={convention!r} is unknown; use 'multistep' (DPMSolverMultistep, UniPC, DEIS) "
+                         "or 'ddim' (DDIM, DDPM, Euler)")
+    if isinstance(steps_offset, bool) or int(steps_offset) != steps_offset or steps_offset < 0:
+        raise ValueError(f"steps_offset={steps_offset!r} must be a non-negative integer (diffusers' steps_offset)")
+    f64 = torch.float64
+    extra = 1 if convention == "multistep" else 0      # the multistep schedulers space m + 1 points, drop 0
+    if spacing == "linspace":
+        num = m + extra
+        step = (N - 1) / (num - 1) if num > 1 else 0.0
+        points = torch.arange(num, dtype=f64) * step
+        if num > 1:
+            points[-1] = N - 1
+        steps = points.round().flip(0)
     elif spacing == "leading":
-        stride = (N - 1) // n
-        steps = torch.cat([torch.tensor([N - 1.0], dtype=torch.float64),
-                           torch.arange(n - 1, -1, -1, dtype=torch.float64) * stride])
+        num = m + extra
+        steps = (torch.arange(num, dtype=f64) * (N // num)).flip(0) + int(steps_offset)
     else:
-        raise InvalidArgumentError(f"spacing={spacing!r} is unknown; use 'linspace', 'trailing' or 'leading'")
-    return sde.time_of(steps)
+        steps = torch.arange(N, 0, -N / m, dtype=f64).round() - 1
+    steps = steps[:-1] if extra and spacing != "trailing" else steps
+    return steps.to(torch.int64)
+
+
+def discrete_timesteps(sde: SDE, n_steps: int, spacing: str = "linspace", steps_offset: int = 0,
+                       convention: str = "multistep") -> Tensor:
+    """The ``discrete`` schedule: diffusers' timesteps for a ``DiscreteVPSDE``, then t_min (timestep 0).
+
+    The grid is ``diffusers_timesteps(N, m, spacing, steps_offset, convention)`` followed by timestep 0
+    (t = t_min), with m = n_steps, or m = n_steps + 1 when diffusers' own last timestep is already 0
+    ("ddim" convention, linspace, or leading without offset), so that the grid has n_steps steps.
+    Defaults: diffusers' DPMSolverMultistepScheduler / UniPC configuration (linspace, no offset);
+    Stable Diffusion 1.x configs use ``spacing="leading", steps_offset=1``.
+
+    The last step.  samplekit always integrates down to t_min = timestep 0 (abar_0), as DESIGN requires;
+    diffusers' final step goes from its last timestep k to:
+      * DDIM / DDPM with ``set_alpha_to_one=False``, DPM-Solver / UniPC with ``final_sigmas_type="sigma_min"``:
+        abar_0, i.e. t_min: the same step as samplekit's.
+      * DDIM with ``set_alpha_to_one=True``, DPM-Solver / UniPC with ``final_sigmas_type="zero"`` (their
+        default), Euler (sigma = 0): abar = 1, i.e. the x0 prediction at timestep k returned as the sample.
+        When k > 0 that is a denoised estimate taken at a large noise level (k = 99 for 10 trailing steps),
+        which samplekit never returns; it steps k -> t_min instead.  When diffusers' last timestep is 0
+        ("ddim" linspace, leading without offset) the grid already ends there and its final x0 prediction
+        is samplekit's ``denoise_final=True`` (one more network call, at t_min).
+    """
+    if not isinstance(sde, DiscreteVPSDE):
+        raise ValueError(f"schedule 'discrete' needs a DiscreteVPSDE (a model loaded from a discrete-time "
+                         f"checkpoint); {sde!r} is continuous: use schedule='uniform' or 'karras'")
+    n, N = int(n_steps), sde.num_timesteps
+    if n != n_steps or n < 1:
+        raise ValueError(f"n_steps={n_steps!r} must be a positive integer")
+    if n > N - 1:
+        raise ValueError(f"n_steps={n} exceeds the {N - 1} intervals of the training grid; lower nfe")
+    steps = diffusers_timesteps(N, n, spacing, steps_offset, convention)
+    if steps[-1] == 0:
+        steps = diffusers_timesteps(N, n + 1, spacing, steps_offset, convention)
+    else:
+        steps = torch.cat([steps, steps.new_zeros(1)])
+    if steps[0] > N - 1 or not bool((steps[1:] < steps[:-1]).all()):
+        raise ValueError(f"spacing={spacing!r} with steps_offset={steps_offset} gives timesteps {steps.tolist()} for "
+                         f"n_steps={n} on {N} training steps: not strictly decreasing within [0, {N - 1}]; "
+                         "lower the offset or nfe")
+    return sde.time_of(steps.to(torch.float64))

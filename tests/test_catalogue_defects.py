@@ -92,3 +92,72 @@ def test_multistep_error_never_rises_materially_with_nfe(ring_reference, name, o
             f"{name} on {schedule}: error {errors[k]:.3g} at NFE {SWEEP_NFE[k]} is {errors[k] / best:.2f}x the best "
             f"at fewer NFE ({best:.3g}); errors by NFE: {table}")
     assert errors[-1] < 0.1 * errors[0], f"{name} on {schedule} does not converge: {table}"
+
+
+# --- defect 3: the discrete schedule's spacings are diffusers' own ---------------------------------------------
+
+def _scheduler(name: str, N: int, spacing: str, offset: int):
+    import diffusers
+
+    return getattr(diffusers, name)(num_train_timesteps=N, timestep_spacing=spacing, steps_offset=offset)
+
+
+DDIM_LIKE = ("DDIMScheduler", "DDPMScheduler", "EulerDiscreteScheduler")
+MULTISTEP = ("DPMSolverMultistepScheduler", "UniPCMultistepScheduler", "DEISMultistepScheduler")
+
+
+@pytest.mark.parametrize("spacing", ["linspace", "leading", "trailing"])
+@pytest.mark.parametrize("scheduler", DDIM_LIKE + MULTISTEP)
+def test_discrete_spacings_are_the_diffusers_schedulers_timesteps(scheduler, spacing):
+    """``diffusers_timesteps`` equals each scheduler's ``set_timesteps`` for several N, step counts, offsets."""
+    pytest.importorskip("diffusers")
+    from samplekit.discrete import diffusers_timesteps
+
+    convention = "multistep" if scheduler in MULTISTEP else "ddim"
+    checked = 0
+    for N in (1000, 500, 37):
+        for m in (1, 2, 3, 4, 7, 10, 15, 25, 50):
+            for offset in ((0, 1) if spacing == "leading" else (0,)):
+                if m >= N or (scheduler in MULTISTEP and m + 1 >= N):
+                    continue
+                sched = _scheduler(scheduler, N, spacing, offset)
+                sched.set_timesteps(m)
+                want = sched.timesteps.double()
+                if scheduler == "EulerDiscreteScheduler" and spacing == "linspace":
+                    want = want.round()     # Euler keeps linspace timesteps fractional; samplekit rounds them
+                got = diffusers_timesteps(N, m, spacing, offset, convention)
+                assert got.tolist() == want.long().tolist(), f"{scheduler} {spacing} N={N} m={m} offset={offset}"
+                checked += 1
+    assert checked >= 20
+
+
+def test_discrete_grid_is_diffusers_timesteps_then_t_min():
+    """n steps: diffusers' n timesteps (DPMSolverMultistep) then timestep 0; the issue's trailing case; the
+    SD 1.x (leading, offset 1) DDIM grid 751, 501, 251, 1, 0; DDIM linspace's own last timestep 0 kept once."""
+    pytest.importorskip("diffusers")
+    from diffusers import DDIMScheduler, DPMSolverMultistepScheduler
+
+    from samplekit.discrete import discrete_timesteps
+
+    sde = DiscreteVPSDE.from_vp(sk.VPSDE(), 1000)
+
+    def grid(n, **options):
+        ts = discrete_timesteps(sde, n, **options)
+        assert len(ts) == n + 1 and ts[-1] == sde.t_min
+        return sde.timestep(ts).long().tolist()
+
+    assert grid(10, spacing="trailing") == [999, 899, 799, 699, 599, 499, 399, 299, 199, 99, 0]
+    assert grid(4, spacing="leading", steps_offset=1, convention="ddim") == [751, 501, 251, 1, 0]
+    for n in (4, 10, 20):
+        dpm = DPMSolverMultistepScheduler(num_train_timesteps=1000, timestep_spacing="linspace")
+        dpm.set_timesteps(n)
+        assert grid(n) == dpm.timesteps.tolist() + [0]
+        ddim = DDIMScheduler(num_train_timesteps=1000, timestep_spacing="linspace")  # m timesteps end at 0: m = n + 1
+        ddim.set_timesteps(n + 1)
+        assert grid(n, convention="ddim") == ddim.timesteps.tolist()
+    with pytest.raises(ValueError, match="spacing='even'"):
+        discrete_timesteps(sde, 10, spacing="even")
+    with pytest.raises(ValueError, match="steps_offset"):
+        discrete_timesteps(sde, 10, spacing="leading", steps_offset=-1)
+    with pytest.raises(ValueError, match="not strictly decreasing"):
+        discrete_timesteps(sde, 10, spacing="leading", steps_offset=500)
