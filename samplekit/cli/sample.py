@@ -76,9 +76,10 @@ def sample_command(target, model_source, loader, parametrization, sde_name, shap
     model, label = choose_model(target, model_source, loader, sde_name, parametrization, shape, trust_code)
     if cond_path is not None:
         model = bind_inputs_file(model, cond_path)
-    if grid_path is None and _is_image(model.shape):
+    images = _is_image(model.shape) or getattr(model, "decoder", None) is not None   # a latent model decodes to images
+    if grid_path is None and images:
         grid_path = output_file(out_path.with_suffix(".png"), force, "--grid", ".png")
-    elif grid_path is not None and not _is_image(model.shape):
+    elif grid_path is not None and not images:
         raise click.BadParameter(f"samples of shape {tuple(model.shape)} are not images (C, H, W)", param_hint="--grid")
     cond = prepare(model, model_source or target, solver, solver_options_from_text(solver, options), num_samples,
                    seed, **conditioning)
