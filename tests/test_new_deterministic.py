@@ -534,3 +534,15 @@ def test_every_new_solver_reaches_the_exact_gaussian_endpoint_on_every_sde(sde_n
         assert errors[1] < errors[0] / 2 ** (min(caps.order, 3) - 0.7), f"{name} on {sde_name}: errors {errors}"
     res = sk.sample(model, "dpm_adaptive", nfe=20000, x_T=x_T, progress=False, rtol=1e-6, atol=1e-6)
     assert float((res.samples - exact).norm(dim=1).max()) < 1e-4
+
+
+@pytest.mark.parametrize("name", NEW_FIXED_STEP + ["dpm_adaptive"])
+def test_float32_in_float32_out_and_close_to_float64(name):
+    sde = sk.VPSDE()
+    model = MIX.score_model(sde)
+    x_T = x_T_for(sde).float()
+    nfe = 500 if name == "dpm_adaptive" else 30   # a cap for the adaptive one (default rtol/atol)
+    r32 = sk.sample(model, name, nfe=nfe, x_T=x_T, progress=False)
+    r64 = sk.sample(model, name, nfe=nfe, x_T=x_T.double(), progress=False)
+    assert r32.samples.dtype == torch.float32 and torch.isfinite(r32.samples).all()
+    assert float((r32.samples.double() - r64.samples).abs().max()) < (1e-2 if name == "dpm_adaptive" else 1e-4)
