@@ -157,3 +157,32 @@ def test_bool_option_text_is_parsed_against_the_declared_type(tmp_path):
         assert result.exit_code == 0, result.output
         outs[text] = np.load(tmp_path / f"{text}.npz")["samples"]
     assert np.array_equal(outs["false"], outs["False"]) and not np.array_equal(outs["false"], outs["true"])
+
+
+def test_class_on_a_loaded_conditional_network_is_cfg_on_that_one_network(tmp_path):
+    """--class/--guidance on a class-conditional diffusers UNet: the API's classifier_free on one network
+    (null label = the last row of the class-embedding table), one batched call of 2B per evaluation."""
+    import samplekit as sk
+    from diffusers import DDPMScheduler
+
+    from diffusers_tiny import class_unet
+
+    class_unet(num_classes=4).save_pretrained(tmp_path / "unet")
+    DDPMScheduler(num_train_timesteps=100).save_pretrained(tmp_path / "unet")
+    args = ["--model", tmp_path / "unet", "--solver", "ddim", "--nfe", 3, "-n", 2, "--seed", 5, "--class", 1,
+            "--guidance", 2.5, "--option", "schedule=discrete"]
+    result = run(*args, "--out", tmp_path / "cfg.npz")
+    assert result.exit_code == 0, result.output
+    model = sk.load_model(tmp_path / "unet")
+    batches = []
+    model.net.module.register_forward_pre_hook(lambda module, a, kw: batches.append(a[0].shape[0]), with_kwargs=True)
+    guided = sk.guidance.classifier_free(model.condition(class_labels=torch.tensor([1])),
+                                         model.condition(class_labels=torch.tensor([3])), 2.5)
+    api = sk.sample(guided, "ddim", nfe=3, num_samples=2, seed=5, schedule="discrete", progress=False)
+    saved = np.load(tmp_path / "cfg.npz")
+    assert np.array_equal(saved["samples"], api.samples.numpy()) and int(saved["class_label"]) == 1
+    assert batches and set(batches) == {4}                     # cond and null in one call on 2 x 2 inputs
+    null = run(*args[:-2], "--class", 3, "--out", tmp_path / "null.npz")
+    assert null.exit_code == 2 and "is the null (unconditional) label" in null.output
+    target = run("--class", 1, "--null-class", 0, "--out", tmp_path / "x.npz")
+    assert target.exit_code == 2 and "--null-class applies to --class on a loaded" in target.output

@@ -40,6 +40,8 @@ PARAMETRIZATION_HELP = "what the network outputs: score, eps, x0, v or flow (loa
 @click.option("--batch-size", type=click.IntRange(1), help="sample this many at a time (bounds memory)")
 @click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
               help="a solver option, parsed against the solver's declared type (repeatable), e.g. --option eta=0.5")
+@click.option("--null-class", type=click.IntRange(0), help="with --class on a loaded class-conditional network: "
+              "its unconditional label [default: the last row of its class-embedding table]")
 @click.option("--cond", "cond_path", type=click.Path(dir_okay=False),
               help=".npz of named network inputs bound with model.condition(**arrays) (e.g. class_labels, "
                    "encoder_hidden_states); an array with -n rows is per-sample, others are broadcast")
@@ -55,7 +57,7 @@ PARAMETRIZATION_HELP = "what the network outputs: score, eps, x0, v or flow (loa
 @click.option("--grid", help="PNG grid of image samples (at most 100); default: --out with .png, for image-shaped models")
 @conditioning_options
 def sample_command(target, model_source, loader, parametrization, sde_name, shape_text, trust_code, solver, nfe,
-                   num_samples, seed, per_sample_seeds, batch_size, options, cond_path, ts_path, init_path, strength,
+                   num_samples, seed, per_sample_seeds, batch_size, options, null_class, cond_path, ts_path, init_path, strength,
                    out, force, grid, **conditioning) -> None:
     """Sample a target (or a network, --model) with a solver; write the samples to an .npz file and, for
     images, a PNG grid.  --class/--guidance, --cond, --mask/--observation/--inpaint condition the samples."""
@@ -69,7 +71,7 @@ def sample_command(target, model_source, loader, parametrization, sde_name, shap
     shape = parse_shape(shape_text)
 
     from samplekit.api import solver_options_from_text
-    from samplekit.cli.conditioning import prepare
+    from samplekit.cli.conditioning import prepare, shipped_target
     from samplekit.cli.model_choice import choose_model
     from samplekit.cli.runs import SamplingRun
 
@@ -81,8 +83,20 @@ def sample_command(target, model_source, loader, parametrization, sde_name, shap
         grid_path = output_file(out_path.with_suffix(".png"), force, "--grid", ".png")
     elif grid_path is not None and not images:
         raise click.BadParameter(f"samples of shape {tuple(model.shape)} are not images (C, H, W)", param_hint="--grid")
+    guided = {}
+    if model_source is not None and conditioning["class_label"] is not None and shipped_target(model_source) is None:
+        from samplekit.cli.guided import guide_loaded   # a loaded conditional network: CFG on that one network
+
+        scale = 1.0 if conditioning["guidance"] is None else conditioning["guidance"]
+        model = guide_loaded(model, conditioning["class_label"], scale, null_class)
+        guided = {"class_label": conditioning.pop("class_label"), "guidance": scale}
+        conditioning.update(class_label=None, guidance=None)
+    elif null_class is not None:
+        raise click.BadParameter("--null-class applies to --class on a loaded class-conditional --model",
+                                 param_hint="--null-class")
     cond = prepare(model, model_source or target, solver, solver_options_from_text(solver, options), num_samples,
                    seed, **conditioning)
+    cond.extras.update(guided)
     run = SamplingRun(cond, nfe, num_samples, seed, per_sample_seeds, batch_size)
     run.read_inputs(ts_path, init_path, strength)
     res = run.sample()
