@@ -1,7 +1,7 @@
 """A diffusers denoiser (UNet2DModel, UNet2DConditionModel, DiTTransformer2DModel, SD3Transformer2DModel, ...)
 as a samplekit network ``net(x, t, **inputs)``:
 
-    net(x, t, **inputs) = module(x, timestep=timestep_of(t), **inputs)[:, :C]      (C = x's channels)
+    net(x, t, **inputs) = module(x, timestep_of(t), **inputs)[:, :C]      (C = x's channels)
 
 in the module's dtype, returned in x's dtype.  The extra inputs keep the module's own argument names
 (``class_labels``, ``encoder_hidden_states``, ``pooled_projections``, ``added_cond_kwargs``, ...), bound with
@@ -50,6 +50,16 @@ def config_required(module) -> set[str]:
     return need
 
 
+def timestep_by_keyword(module) -> bool:
+    """Whether ``timestep`` must go by name: it is a parameter, but not the second (SD3Transformer2DModel's
+    second is encoder_hidden_states).  Otherwise it goes second by position, as diffusers' UNets take it."""
+    try:
+        names = list(inspect.signature(getattr(module, "forward", module)).parameters)
+    except (TypeError, ValueError):
+        return False
+    return "timestep" in names and names.index("timestep") != 1
+
+
 def input_signature(module) -> inspect.Signature:
     """(x, t, *, <the module's extra arguments>) with the required ones lacking a default."""
     try:
@@ -72,7 +82,7 @@ def input_signature(module) -> inspect.Signature:
 
 
 class DiffusersNet(torch.nn.Module):
-    """net(x, t, **inputs) = module(x, timestep=timestep_of(t), **inputs), first C output channels."""
+    """net(x, t, **inputs) = module(x, timestep_of(t), **inputs), first C output channels."""
 
     def __init__(self, module, timestep_of) -> None:
         super().__init__()
@@ -82,6 +92,7 @@ class DiffusersNet(torch.nn.Module):
         signature = input_signature(module)
         self.input_names = tuple(signature.parameters)[2:]
         self.added_keys = added_cond_keys(module)[0]
+        self.timestep_keyword = timestep_by_keyword(module)
 
         def forward(x, t, **inputs):
             return self.evaluate(x, t, inputs)
@@ -98,7 +109,10 @@ class DiffusersNet(torch.nn.Module):
         if packed:
             inputs["added_cond_kwargs"] = {**(inputs.get("added_cond_kwargs") or {}), **packed}
         with input_grad_only(x):
-            out = self.module(x.to(dtype), timestep=timestep, **inputs)
+            if self.timestep_keyword:
+                out = self.module(x.to(dtype), timestep=timestep, **inputs)
+            else:
+                out = self.module(x.to(dtype), timestep, **inputs)
         out = getattr(out, "sample", out)
         if isinstance(out, tuple):
             out = out[0]
