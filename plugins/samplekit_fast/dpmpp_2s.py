@@ -1,4 +1,5 @@
-"""DPM-Solver++(2S): singlestep, second order, data prediction, in log-SNR (Lu et al. 2022, Alg. 1).
+"""DPM-Solver++(2S): singlestep, second order, data prediction, in log-SNR (Lu et al. 2022, "DPM-Solver++",
+arXiv:2211.01095, Alg. 1).
 
 Step t -> s with h = lambda_s - lambda_t, an intermediate time m at lambda_m = lambda_t + r h, r = 1/2
 (the midpoint, as k-diffusion's ``sample_dpmpp_2s_ancestral`` at eta = 0 and diffusers'

@@ -1,4 +1,5 @@
-"""DPM-Solver++(3S): singlestep, third order, data prediction, in log-SNR (Lu et al. 2022).
+"""DPM-Solver++(3S): singlestep, third order, data prediction, in log-SNR (Lu et al. 2022, "DPM-Solver++",
+arXiv:2211.01095; DPM-Solver-3 of arXiv:2206.00927 in data prediction).
 
 Step t -> s with h = lambda_s - lambda_t and intermediate times s1, s2 at lambda_t + h/3, lambda_t + 2h/3
 (r_k = (lambda_{s_k} - lambda_t) / h from the times actually used), x0_t = x0(x_t, t):

@@ -1,4 +1,5 @@
-"""Linear multistep (LMS): variable-step Adams-Bashforth in the noise level, k-diffusion's ``sample_lms``.
+"""Linear multistep (LMS): variable-step Adams-Bashforth (Hairer, Norsett & Wanner 1993, Sec. III.5) in the
+noise level of Karras et al. 2022, k-diffusion's ``sample_lms``.
 
 In the noise level s = sigma_t / alpha_t with y = x / alpha_t and dy/ds = eps (noise_level.py), step i
 interpolates eps through the last k = min(order, i + 1) outputs eps_i, ..., eps_{i-k+1} (at s_i, ...,
