@@ -207,12 +207,10 @@ def test_every_row_through_the_console_entry_point_in_a_separate_process(files):
         assert any(ln.startswith(("error: ", "Error: ")) for ln in got["stderr"].splitlines()), (name, got)
 
 
-@pytest.mark.parametrize("args, fragment", [
-    ("sample {huge} --out {d}/missing_dir/a.npz", "does not exist"),
-    ("sample --model {d}/corrupt --out {d}/p.npz", "not a valid safetensors file"),
-])
-def test_python_dash_m_samplekit_prints_one_line_and_exits_2(files, args, fragment):
+def test_python_dash_m_samplekit_prints_one_line_and_exits_2(files):
+    """The module entry point (torchrun -m samplekit) too; the output check fails before torch is imported."""
     d, mapping = files
+    args, fragment = "sample {huge} --out {d}/missing_dir/a.npz", "does not exist"
     out = subprocess.run([sys.executable, "-m", "samplekit", *argv(args, mapping)], capture_output=True, text=True,
                          timeout=600)
     assert out.returncode == 2 and "Traceback" not in out.stderr and fragment in out.stderr, out.stderr
