@@ -208,6 +208,10 @@ def test_the_default_suite_runs_the_shipped_models_with_cheap_digit_cells():
     suite = load_suite(PACKAGED_DEFAULT)
     assert {"ring2d_mlp", "digits_unet"} <= set(suite.targets)
     assert {"digits_fd", "digits_class_balance"} <= set(suite.metrics)
-    digits = suite.for_target("digits_unet")
-    assert digits.num_samples <= 300 and len(digits.seeds) == 1 and max(digits.nfe) <= 20
-    assert math.isfinite(digits.max_nfe) and digits.max_nfe <= 100
+    assert {"digits_cfg", "digits_flow"} <= set(suite.targets)
+    for name in ("digits_unet", "digits_cfg", "digits_flow"):
+        digits = suite.for_target(name)
+        assert digits.num_samples <= 300 and len(digits.seeds) == 1 and max(digits.nfe) <= 20, name
+        assert math.isfinite(digits.max_nfe) and digits.max_nfe <= 100, name
+    # digits_cfg binds one class label per sample: its cells draw exactly that many samples
+    assert suite.for_target("digits_cfg").num_samples == shipped.DigitsCFGTarget.num_samples

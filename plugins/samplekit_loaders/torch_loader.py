@@ -64,7 +64,17 @@ def load_torch(source, parametrization: str, shape, sde="vp", sde_options: dict 
 class _InputGradOnly:
     def __init__(self, net) -> None:
         self.net = net
+        self.__signature__ = _signature(net)  # the net's own inputs, read by model.condition()
 
-    def __call__(self, x, t):
+    def __call__(self, x, t, **inputs):
         with input_grad_only(x):
-            return self.net(x, t)
+            return self.net(x, t, **inputs)
+
+
+def _signature(net):
+    import inspect
+
+    try:
+        return inspect.signature(net.forward if isinstance(net, torch.nn.Module) else net)
+    except (TypeError, ValueError):
+        return None

@@ -6,6 +6,10 @@ reference samples are exact ring2d samples, so every solver is measured against 
 its DDPM scheduler); reference samples are held-out digits.  The held-out split is halved once:
 ``reference`` draws from the first half, ``floor_reference`` from the second, with replacement when
 more samples are asked for than a half holds (300 images each).
+``digits_cond_unet``: the class-conditional UNet (native format, VP SDE; unguided without labels);
+``digits_cfg``: the same under classifier-free guidance at w = 2, the labels cycling 0..9 over the
+samples and the reference digits drawn class by class to match.
+``digits_flow``: the rectified-flow UNet (native format, ``rectified_flow``, parametrisation ``flow``).
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ import torch
 WEIGHTS = Path(__file__).resolve().parent / "weights"
 RING2D_DIR = WEIGHTS / "ring2d_mlp"
 DIGITS_DIR = WEIGHTS / "digits_unet"
+COND_DIR = WEIGHTS / "digits_cond_unet"
+FLOW_DIR = WEIGHTS / "digits_flow"
 
 
 class ShippedTarget:
@@ -64,9 +70,8 @@ class Ring2DMLPTarget(ShippedTarget):
         return ring2d().sample(n, generator=torch.Generator().manual_seed(seed))
 
 
-class DigitsUNetTarget(ShippedTarget):
-    def __init__(self) -> None:
-        super().__init__("digits_unet", DIGITS_DIR, "diffusers")
+class DigitsTarget(ShippedTarget):
+    """A shipped digits model: held-out digits as its reference."""
 
     @cached_property
     def _halves(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -91,6 +96,18 @@ class DigitsUNetTarget(ShippedTarget):
         """n held-out digits from the other half, for the noise floor."""
         return self._draw(self._halves[1], n, seed)
 
+    def held_out(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every held-out digit with its label: float64 (600, 1, 8, 8) and int64 (600,)."""
+        from samplekit_models.digits import load_digits_split
+
+        _, _, x_test, y_test = load_digits_split(dtype=torch.float64)
+        return x_test, y_test
+
+
+class DigitsUNetTarget(DigitsTarget):
+    def __init__(self) -> None:
+        super().__init__("digits_unet", DIGITS_DIR, "diffusers")
+
     # --- conditional generation (samplekit sample --class / --inpaint) ---------------------------
     num_classes = 10
 
@@ -100,12 +117,84 @@ class DigitsUNetTarget(ShippedTarget):
 
         return load_digits_classifier(sde)
 
-    def held_out(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Every held-out digit with its label: float64 (600, 1, 8, 8) and int64 (600,)."""
-        from samplekit_models.digits import load_digits_split
 
-        _, _, x_test, y_test = load_digits_split(dtype=torch.float64)
-        return x_test, y_test
+class DigitsCondUNetTarget(DigitsTarget):
+    """The class-conditional digits UNet (labels 0..9, null label 10); unguided it draws every class.
+
+    ``model()`` is the plain network: without ``class_labels`` it is the unconditional model (the null
+    label); ``classifier_free(model, y, scale)`` guides towards class(es) ``y`` with one batched call
+    per evaluation (``samplekit sample --model digits_cond_unet --class 3 --guidance 2``).
+    """
+
+    num_classes = 10
+    null_class = 10
+
+    def __init__(self, name: str = "digits_cond_unet") -> None:
+        super().__init__(name, COND_DIR, "samplekit")
+
+    def classifier_free(self, model, y, scale: float):
+        """s_u + w (s_y - s_u) on the one conditional network: ``model.condition(class_labels=y)`` against
+        ``model.condition(class_labels=null)``; ``y`` one label or one per sample."""
+        return self._guided(model, y, scale)
+
+    def _guided(self, model, y, scale: float):
+        from samplekit.guidance import classifier_free
+
+        y = torch.as_tensor(y)
+        if y.is_floating_point() or y.ndim > 1 or bool(((y < 0) | (y >= self.num_classes)).any()):
+            raise ValueError(f"class labels {y.tolist()}: give integers 0..{self.num_classes - 1} (one, or one "
+                             "per sample)")
+        return classifier_free(model.condition(class_labels=y), model.condition(class_labels=self.null_class), scale)
 
 
-TARGETS = {"ring2d_mlp": Ring2DMLPTarget, "digits_unet": DigitsUNetTarget}
+class DigitsCFGTarget(DigitsCondUNetTarget):
+    """Benchmark target: the conditional UNet under classifier-free guidance at w = ``scale``, sample i of
+    class i mod 10.  ``model()`` binds the labels of ``num_samples`` samples, so a run must draw exactly
+    that many (otherwise a clear error names ``class_labels``); ``reference(n)`` draws held-out digits
+    with the same labels, class by class, so the metrics compare like with like."""
+
+    scale = 2.0
+    num_samples = 200
+    classifier_free = None  # already guided: --class applies to digits_cond_unet
+
+    def __init__(self) -> None:
+        super().__init__("digits_cfg")
+
+    def labels(self, n: int) -> torch.Tensor:
+        return torch.arange(n) % self.num_classes
+
+    def model(self, sde=None):
+        return self._guided(super().model(), self.labels(self.num_samples), self.scale)
+
+    @cached_property
+    def _labelled_halves(self):
+        x, y = self.held_out()
+        perm = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(0))
+        half = x.shape[0] // 2
+        return (x[perm[:half]], y[perm[:half]]), (x[perm[half:2 * half]], y[perm[half:2 * half]])
+
+    def _draw_matched(self, pool: tuple[torch.Tensor, torch.Tensor], n: int, seed: int) -> torch.Tensor:
+        x, y = pool
+        labels = self.labels(n)
+        out = torch.empty(n, *x.shape[1:], dtype=x.dtype)
+        for c in range(self.num_classes):
+            rows = torch.nonzero(labels == c).flatten()
+            out[rows] = self._draw(x[y == c], rows.numel(), seed + c)
+        return out
+
+    def reference(self, n: int, seed: int = 0) -> torch.Tensor:
+        """n held-out digits (first half of the held-out split), digit i of class i mod 10."""
+        return self._draw_matched(self._labelled_halves[0], n, seed)
+
+    def floor_reference(self, n: int, seed: int = 0) -> torch.Tensor:
+        """The same from the other half, for the noise floor."""
+        return self._draw_matched(self._labelled_halves[1], n, seed)
+
+
+class DigitsFlowTarget(DigitsTarget):
+    def __init__(self) -> None:
+        super().__init__("digits_flow", FLOW_DIR, "samplekit")
+
+
+TARGETS = {"ring2d_mlp": Ring2DMLPTarget, "digits_unet": DigitsUNetTarget, "digits_cond_unet": DigitsCondUNetTarget,
+           "digits_cfg": DigitsCFGTarget, "digits_flow": DigitsFlowTarget}

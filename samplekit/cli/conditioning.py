@@ -96,15 +96,17 @@ def _guide(out: Conditioned, source: str, class_label: int, scale: float) -> Non
     from samplekit.guidance import classifier
 
     shipped = shipped_target(source)
+    cfg = getattr(shipped, "classifier_free", None)  # a class-conditional network: classifier-free guidance
     make = getattr(shipped, "guidance_classifier", None)
-    if make is None:
+    if make is None and cfg is None:
         raise click.BadParameter(f"{source!r} has no noise-conditional classifier, so --class/--guidance cannot "
                                  "guide it; use a model that ships one (digits_unet)", param_hint="--class")
     n_classes = int(shipped.num_classes)
     if not 0 <= class_label < n_classes:
         raise click.BadParameter(f"--class {class_label} is out of range: {source} has classes 0..{n_classes - 1}",
                                  param_hint="--class")
-    out.model = classifier(out.model, make(out.model.sde), y=class_label, scale=scale)
+    out.model = cfg(out.model, class_label, scale) if cfg is not None else \
+        classifier(out.model, make(out.model.sde), y=class_label, scale=scale)
     out.extras.update(class_label=class_label, guidance=scale)
 
 
