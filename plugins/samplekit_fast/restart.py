@@ -104,8 +104,9 @@ class Restart(Solver):
 
     def init(self, model, x, ts, noise):
         n = len(ts) - 1
-        if self._plan is not None and self._plan.main_steps == n:
-            plan = self._plan                       # planned from the budget by steps_for
+        planned, self._plan = self._plan, None      # a plan serves the run steps_for made it for
+        if planned is not None and planned.main_steps == n:
+            plan = planned                          # planned from the budget by steps_for
         elif self.restart_steps is None and self.restart_times is None:
             plan = Plan(n, 0, 0)                    # a grid given as is: ComfyUI's rule needs the budget
         else:
