@@ -477,19 +477,23 @@ def flow_reference():
     return model, x_T, sk.decode(model, x_T, method="dopri5", rtol=1e-11, atol=1e-11)
 
 
+@pytest.mark.parametrize("grid", ["default", "uniform"])
 @pytest.mark.parametrize("name", NEW_FIXED_STEP)
-def test_every_new_solver_integrates_from_alpha_T_zero_and_converges(flow_reference, name):
-    """On a uniform grid from T = 1 (alpha_T = 0, log-SNR -inf): finite, near the exact flow, error falling.
-    The DDIM first step from r = alpha / sigma = 0 errs by O(h^2) where d x0 / dr is O(1), so every solver of
-    order >= 2 converges at order 2 here (measured 1.9-2.2; gradient estimation 0.9)."""
+def test_every_new_solver_integrates_from_alpha_T_zero_and_converges(flow_reference, name, grid):
+    """From T = 1 (alpha_T = 0, log-SNR -inf): finite, near the exact flow, error falling.  The first step
+    from r = alpha / sigma = 0 is DDIM, which errs by O(r_1^2) where d x0 / dr is O(1): on a grid uniform in t
+    (r_1 ~ h) every solver of order >= 2 then converges at order 2 (measured 1.9-2.2, gradient estimation
+    0.9); on its default grid (first step tiny in r) each keeps its order (lms 3.0-3.6 over 32-128 steps)."""
     model, x_T, exact = flow_reference
-    solver = sk.get_solver(name, schedule="uniform")
+    options = {"schedule": "uniform"} if grid == "uniform" else {}
+    caps = sk.get_solver(name).capabilities()
     steps = [32, 64, 128]
-    errors = [float((sk.sample(model, sk.get_solver(name, schedule="uniform"), nfe=n * solver.capabilities().nfe_per_step,
-                               x_T=x_T, progress=False).samples - exact).norm(dim=1).max()) for n in steps]
-    expected = min(solver.capabilities().order, 2.0)
-    assert fitted_slope(steps, errors) >= expected - 0.3, f"{name} on rectified flow: errors {errors}"
-    assert errors[-1] < (0.05 if expected == 1 else 2e-3)
+    errors = [float((sk.sample(model, sk.get_solver(name, **options), nfe=n * caps.nfe_per_step, x_T=x_T,
+                               progress=False).samples - exact).norm(dim=1).max()) for n in steps]
+    expected = min(caps.order, 2.0 if grid == "uniform" else 3.0)
+    slope = fitted_slope(steps, errors)
+    assert slope >= expected - 0.4, f"{name} on rectified flow ({grid}): fitted {slope:.2f}, errors {errors}"
+    assert errors[-1] < (0.15 if expected == 1 else 4e-3)
 
 
 def test_dpm_adaptive_integrates_from_alpha_T_zero(flow_reference):
