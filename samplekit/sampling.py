@@ -92,8 +92,9 @@ def _sample(model, solver, nfe, num_samples, seed, progress, callback, x_T, dtyp
     caps = solver.capabilities()
     solver.check_sde(sde)
     if ts is not None:
-        ts_given = ts
-        ts = check_user_grid(ts, sde).to(torch.float64)
+        checked = check_user_grid(ts, sde)
+        ts_given = ts if isinstance(ts, Tensor) else checked
+        ts = checked.to(torch.float64)
         if caps.adaptive:
             raise SolverError(f"ts= was given but solver {solver.name!r} is adaptive and chooses its own steps; "
                               "use a fixed-step solver with ts=, or drop ts")

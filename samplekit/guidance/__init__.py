@@ -6,7 +6,10 @@
     sk.sample(guided, solver="euler_maruyama", nfe=200)
 
 A wrapper is a ``ScoreModel``; no solver changes.  Its ``nfe`` counts every underlying network
-call (both networks for classifier and classifier-free guidance: 2 per evaluation).  Guidance
+call (both networks for classifier and classifier-free guidance: 2 per evaluation; classifier-free
+guidance on two ``condition()``-ed views of one network makes them ONE batched call on 2B inputs,
+still counted 2).  ``nfe_per_eval`` is derived from what a wrapper wraps, so nested wrappers keep
+``sk.sample``'s budget.  Guidance
 methods are components of kind ``"guidance"`` registered through the ``samplekit_register_guidance``
 hook, so a plugin adds one the same way: ``register("my_guidance", factory)`` with
 ``factory(model, ...) -> ScoreModel``; ``sk.guidance.get(name)`` returns the factory.
