@@ -1,5 +1,7 @@
-"""tAB-DEIS: exponential-integrator Adams-Bashforth on eps in log noise level (Zhang & Chen 2023, DEIS,
-ICLR), as diffusers' DEISMultistepScheduler (``algorithm_type="deis"``, its "log-rho" form).
+"""DEIS: exponential-integrator Adams-Bashforth on eps (Zhang & Chen 2023, ICLR), in diffusers'
+DEISMultistepScheduler form (``algorithm_type="deis"``, "log-rho": the polynomial in log rho = -lambda,
+the same for every SDE).  The paper's tAB takes the polynomial in the SDE's own time t (ComfyUI's
+``deis``, ported from diff-sampler, in the time of a VP SDE): other weights, same order; not reproduced.
 
 In the noise level rho = s = sigma_t / alpha_t with y = x / alpha_t and dy/ds = eps (noise_level.py),
 step i interpolates eps through the last k = min(order, i + 1) outputs by the Lagrange polynomial P in
@@ -39,7 +41,7 @@ class DEIS(OrderOption, MultistepSolver):
     """tAB-DEIS of order 1-3: Lagrange interpolation of eps in log noise level, integrated exactly."""
 
     name = "deis"
-    aliases = ("DEISMultistepScheduler", "deis")
+    aliases = ("DEISMultistepScheduler",)
     order = 3.0
     stochastic = False
     nfe_per_step = 1
