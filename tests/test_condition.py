@@ -120,3 +120,19 @@ def test_guidance_wrappers_refuse_condition_and_forward_select():
         cfg.condition(class_labels=y)
     sub = cfg.select(torch.tensor([1, 2]))
     assert torch.equal(sub.cond_model.inputs["class_labels"], y[1:3])
+
+
+def test_select_slices_a_per_sample_observation_of_observed_score():
+    from samplekit.conditioning.per_sample import PerSampleInpainting
+
+    model = MIX.score_model(SDE)
+    ys = torch.stack([torch.linspace(-3, 3, 6, dtype=f64), torch.zeros(6, dtype=f64)], 1)
+    wrapped = sk.conditioning.observed_score(model, PerSampleInpainting(torch.tensor([True, False]), ys))
+    full = sk.sample(wrapped, "ddim", nfe=20, num_samples=6, seed=list(range(6)), dtype=f64, progress=False).samples
+    index = torch.tensor([1, 4])
+    sub = sk.sample(wrapped.select(index), "ddim", nfe=20, num_samples=2, seed=[1, 4], dtype=f64,
+                    progress=False).samples
+    assert torch.equal(sub, full[index])
+    torch.testing.assert_close(full[:, 0], ys[:, 0], atol=0.05, rtol=0)     # the known coordinate is kept
+    with pytest.raises(ValueError, match="num_samples=4"):
+        sk.sample(wrapped, "ddim", nfe=20, num_samples=4, progress=False)
