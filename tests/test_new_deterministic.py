@@ -551,3 +551,31 @@ def test_float32_in_float32_out_and_close_to_float64(name):
     r64 = sk.sample(model, name, nfe=nfe, x_T=x_T.double(), progress=False)
     assert r32.samples.dtype == torch.float32 and torch.isfinite(r32.samples).all()
     assert float((r32.samples.double() - r64.samples).abs().max()) < (1e-2 if name == "dpm_adaptive" else 1e-4)
+
+
+def test_dpm_2_is_diffusers_kdpm2_discrete_scheduler_step_by_step():
+    """diffusers' KDPM2DiscreteScheduler.step (epsilon prediction, float64) in y = x / alpha on samplekit's
+    grid, its midpoints from its own rule sigmas.log().lerp(sigmas.roll(1).log(), 0.5).exp()."""
+    from diffusers import KDPM2DiscreteScheduler
+
+    sde = sk.VPSDE()
+    ts = karras(sde, 10)
+    model, x_T = MIX.score_model(sde), x_T_for(sde)
+    ours = samplekit_trajectory(DPM2(), model, x_T, ts)
+    alphas, sigmas = sde.marginal(ts)
+    levels = sigmas / alphas
+    interpol = levels.log().lerp(levels.roll(1).log(), 0.5).exp()
+    scheduler = KDPM2DiscreteScheduler()
+
+    def eps(y, s):
+        t = sde.t_from_log_snr(-torch.log(s)).clamp(sde.t_min, sde.T)
+        return model.predict(sde.marginal(t)[0] * y, t).eps
+
+    y, theirs = x_T / alphas[0], []
+    for i in range(len(ts) - 1):
+        scheduler.sigmas, scheduler.sigmas_interpol = levels[i:i + 2], interpol[i:i + 2]
+        scheduler._step_index, scheduler.sample = 0, None
+        y_mid = scheduler.step(eps(y, levels[i]), ts[i], y).prev_sample
+        y = scheduler.step(eps(y_mid, interpol[i + 1]), ts[i], y_mid).prev_sample
+        theirs.append(alphas[i + 1] * y)
+    assert max_difference(ours, theirs) <= 1e-10
