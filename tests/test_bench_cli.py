@@ -120,8 +120,8 @@ def test_the_default_suite_ships_inside_the_package_and_matches_the_repo_copy():
     assert suite_module.PACKAGED_DEFAULT.read_text() == repo_copy.read_text()
     assert suite_module.default_suite_path() == repo_copy
     suite = suite_module.load_suite(suite_module.PACKAGED_DEFAULT)
-    assert suite.name == "default" and set(suite.targets) == {"ring2d", "gmm16_full", "gmm64_diag", "ring2d_mlp",
-                                                              "digits_unet"}
+    assert suite.name == "default" and {"ring2d", "gmm16_full", "gmm64_diag", "ring2d_mlp",
+                                        "digits_unet"} <= set(suite.targets)
     registry = get_registry()
     cells = build_cells(suite, registry, validate(suite, registry))     # every name in it is registered
     assert len(cells) > len(suite.targets) * len(suite.seeds)

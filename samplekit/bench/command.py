@@ -97,6 +97,8 @@ def bench_command(suite_path, solvers, nfe, seeds, targets, sdes, metrics, num_s
         raise SystemExit(130)
     except (SamplekitError, ValueError, TypeError) as exc:
         raise click.ClickException(str(exc)) from None
+    if not outcome.table:                 # a torchrun rank other than 0: rank 0 reports
+        return
     if write_csv:
         from samplekit.bench.results import load_results
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from samplekit.bench import plots, report
+from samplekit.bench import plots, report, shards
 from samplekit.bench.flow import FLOW_SOLVER, prior_draw
 from samplekit.bench.grid import Cell, build_cells, has_flow_solver, validate
 from samplekit.bench.lock import OutputLock
@@ -43,26 +43,34 @@ def run_suite(suite: Suite, out: str | Path, registry=None, extra_targets: dict 
     if suite.flow_reference and not has_flow_solver(suite, registry):
         echo(f"warning: no distance to a reference ODE solution: the solver {FLOW_SOLVER!r} is not registered "
              "(pip install 'samplekit[ode]')")
-    store = ResultsStore(out / "results.jsonl")
-    with OutputLock(out) as lock:                                # a second live run on `out` stops here
+    rank, size = shards.world()                                  # (0, 1) unless under torchrun
+    store = ResultsStore(out / shards.shard_name(rank, size))
+    with OutputLock(out, rank) as lock:                          # a second live run on `out` stops here
         if lock.took_over is not None:
             echo(f"took over a stale lock of pid {lock.took_over} (that run is gone)")
-        store.load()                                             # corruption stops here, file untouched
-        for problem in store.problems():                         # a torn last line, incomplete records
+        others, problems = shards.load_merged(out, skip=store.path)   # corruption stops here, files untouched
+        store.load()
+        for problem in problems + store.problems():              # a torn last line, incomplete records
             echo(f"warning: {problem}")
         with store:
-            counts = run_cells(cells, BenchContext(registry, targets, list(suite.metrics), suite.bootstrap), store, progress,
-                               retry_failed)
+            ctx = BenchContext(registry, targets, list(suite.metrics), suite.bootstrap)
+            counts = run_cells(shards.deal(cells, rank, size), ctx, store, progress, retry_failed,
+                               done={**others, **store.records})
+    if size > 1:
+        shards.barrier()                                         # every rank's cells are on disk
+        if rank != 0:
+            return BenchOutcome(out, counts, "", [store.path], store.records, cells)
+    records, _ = shards.load_merged(out)
     metric_info = {m: dict(registry.get("metric", m).info) for m in suite.metrics}
     notes = {name: t.bench_note for name, t in targets.items() if getattr(t, "bench_note", None)}
-    table = report.render(store.records, cells, suite, metric_info, target_notes=notes)
+    table = report.render(records, cells, suite, metric_info, target_notes=notes)
     (out / "table.md").write_text(table, encoding="utf-8")
-    files = [out / "results.jsonl", out / "table.md"]
+    files = [*shards.result_files(out), out / "table.md"]
     if make_plots:
-        files += write_plots(suite, registry, targets, cells, store.records, metric_info, out, echo)
-    return BenchOutcome(out, counts, report.render(store.records, cells, suite, metric_info, primary_only=True,
-                                                        target_notes=notes),
-                        files, store.records, cells)
+        files += write_plots(suite, registry, targets, cells, records, metric_info, out, echo)
+    return BenchOutcome(out, counts, report.render(records, cells, suite, metric_info, primary_only=True,
+                                                   target_notes=notes),
+                        files, records, cells)
 
 
 def _families(cells: list, records: dict) -> dict:

@@ -1,6 +1,6 @@
 """One benchmark run per output directory: ``OUT/.lock`` holds the running process's PID.
 
-A second run on the same ``--out`` is refused with the PID it waits for; a lock left by a process
+Under torchrun rank r > 0 holds ``OUT/.lock.rank<r>``.  A second run on the same ``--out`` is refused with the PID it waits for; a lock left by a process
 that no longer exists (kill -9, a power cut) is stale and taken over.  The lock is created with
 O_CREAT | O_EXCL, so two runs starting at once cannot both get it.
 """
@@ -43,9 +43,9 @@ def _holder(path: Path) -> tuple[int, str]:
 class OutputLock:
     """``with OutputLock(out): ...`` holds ``out/.lock`` for this process."""
 
-    def __init__(self, out: str | Path) -> None:
+    def __init__(self, out: str | Path, rank: int = 0) -> None:
         self.out = Path(out)
-        self.path = self.out / LOCK_NAME
+        self.path = self.out / (LOCK_NAME if rank == 0 else f"{LOCK_NAME}.rank{rank}")
         self.took_over: int | None = None     # the dead PID whose stale lock was taken over
 
     def acquire(self) -> "OutputLock":

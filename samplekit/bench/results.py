@@ -1,6 +1,6 @@
 """Benchmark results as a table: ``samplekit.bench.load_results(out) -> pandas.DataFrame``.
 
-One row per record of ``OUT/results.jsonl`` (solver cells, noise floors, reference ODE solves), the
+One row per record of ``OUT/results.jsonl`` and of every rank's shard (solver cells, noise floors, reference ODE solves), the
 cell's fields as columns, each metric as a column of its own, ``se_<metric>`` for bootstrap standard
 errors, ``<stat>_mean`` / ``<stat>_sd`` / ``<stat>_n`` for per-sample statistics (``flow_error``: the
 distance to the reference ODE solution; ``logp``: log p of the samples).  Read-only: a torn last line
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from samplekit.bench.shards import load_merged, result_files
 from samplekit.bench.store import ResultsStore
 
 FIELDS = ("kind", "target", "sde", "solver", "label", "nfe", "tol", "seed", "num_samples", "dtype", "status",
@@ -39,11 +40,16 @@ def load_results(out: str | Path):
     except ImportError:
         raise ImportError("load_results needs pandas: pip install 'samplekit[bench]'") from None
     path = Path(out)
-    path = path / "results.jsonl" if path.is_dir() else path
-    if not path.is_file():
+    if path.is_dir():
+        if not result_files(path):
+            raise FileNotFoundError(f"no benchmark results in {str(path)!r}; pass the --out directory of a run")
+        records, problems = load_merged(path)          # results.jsonl and every rank's shard
+    elif path.is_file():
+        store = ResultsStore(path)
+        records, problems = store.load(), None
+        problems = store.problems()
+    else:
         raise FileNotFoundError(f"no benchmark results at {str(path)!r}; pass the --out directory of a run")
-    store = ResultsStore(path)
-    records = store.load()
     df = pd.DataFrame([_flat(r) for r in records.values()])
-    df.attrs["problems"] = store.problems()
+    df.attrs["problems"] = problems
     return df

@@ -206,9 +206,9 @@ def plugin_of(registry, cell) -> str | None:
 
 
 def run_cells(cells: list, ctx: BenchContext, store: ResultsStore, progress: bool = True,
-              retry_failed: bool = False) -> dict:
-    """Run the cells not yet in the store; return counts of what this call did."""
-    done = store.records
+              retry_failed: bool = False, done: dict | None = None) -> dict:
+    """Run the cells not yet done (in ``done``, default the store's records); return counts of this call."""
+    done = store.records if done is None else done
     todo = [c for c in cells if c.key not in done or (retry_failed and done[c.key].get("status") == "failed")]
     counts = {"ok": 0, "failed": 0, "skipped": 0, "already_done": len(cells) - len(todo)}
     bar = tqdm(total=len(cells), initial=len(cells) - len(todo), desc="bench", unit="cell", disable=not progress)
