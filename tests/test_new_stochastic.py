@@ -460,8 +460,9 @@ def test_sa_solver_weak_convergence(sde_name):
 @pytest.mark.parametrize("options,steps", [(dict(), [32, 64, 128, 256]),
                                            (dict(predictor_order=3, corrector_order=3, lower_order_final=False),
                                             [64, 128, 256, 512]),
-                                           (dict(predictor_order=4, corrector_order=4, lower_order_final=False),
-                                            [64, 128, 256, 512])], ids=["p2c2", "p3c3", "p4c4"])
+                                           pytest.param(dict(predictor_order=4, corrector_order=4, lower_order_final=False),
+                                                        [64, 128, 256, 512], marks=pytest.mark.slow)],
+                         ids=["p2c2", "p3c3", "p4c4"])
 def test_sa_solver_tau0_is_deterministic_at_its_declared_order(pf_reference, options, steps):
     assert_ode_order(pf_reference, SASolver(tau=0.0, **options), steps)
 
