@@ -6,7 +6,8 @@ A budget of N model calls is spent on m = floor(N / 3) + 1 steps uniform in log-
     N = 3K:      orders 3, ..., 3, 2, 1       (K - 1 threes)
     N = 3K + j:  orders 3, ..., 3, j          (K threes, j = 1 or 2)
 
-so exactly N calls are spent.  On a grid given as ``ts=`` (no budget), n steps take orders 3, ..., 3, 2, 1.
+so exactly N calls are spent.  On a grid given as ``ts=`` (no budget), n steps take orders 3, ..., 3, 2, 1;
+where the core takes the first step itself (from alpha_T = 0, one call) the rest follows the plan.
 A step from alpha_t = 0 (lambda_t = -inf, rectified flow at T) is the DDIM step x = alpha x0 + sigma eps
 (one call), the only finite limit there.  Declared order 3.
 """
@@ -51,7 +52,9 @@ class DPMSolverFast(Solver):
 
     def init(self, model, x, ts, noise):
         n = len(ts) - 1
-        return self._plan if len(self._plan) == n else ([3] * (n - 2) + [2, 1] if n >= 2 else [3])
+        if 0 < n <= len(self._plan):  # the core took the first steps (from alpha_T = 0, one call): the rest of the plan
+            return self._plan[-n:]
+        return [3] * (n - 2) + [2, 1] if n >= 2 else [3]
 
     def step(self, model, i, t0, t1, x, orders, noise):
         sde = model.sde
