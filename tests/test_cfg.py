@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conditional_nets import CountingNet, ExactConditional
 
 import samplekit as sk
 from samplekit.bench.metrics import sliced_wasserstein
 from samplekit.targets import ring2d
-
-from conditional_nets import CountingNet, ExactConditional
 
 f64 = torch.float64
 SDE = sk.VPSDE()

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conditional_nets import ExactConditional
 
 import samplekit as sk
 from samplekit.targets import ring2d
-
-from conditional_nets import ExactConditional
 
 f64 = torch.float64
 SDE = sk.VPSDE()

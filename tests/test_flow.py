@@ -8,16 +8,16 @@ import math
 
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from exact_checks import distance_and_floor
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_every_solver import SOLVERS, generous
+from test_sde import sdes
 
 import samplekit as sk
 from samplekit.reverse import probability_flow_drift, reverse_drift_from
 from samplekit.score import from_eps_x0, to_eps_x0
 from samplekit.targets import ring2d
-
-from exact_checks import distance_and_floor
-from test_sde import sdes
-from test_every_solver import SOLVERS, generous
 
 f64 = torch.float64
 RF = sk.get_sde("rectified_flow")

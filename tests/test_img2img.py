@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from exact_checks import distance_and_floor
 
 import samplekit as sk
 from samplekit.noise import NoiseSource
 from samplekit.targets import ring2d
-
-from exact_checks import distance_and_floor
 
 f64 = torch.float64
 MIX = ring2d()
