@@ -84,8 +84,11 @@ class SDE:
     def alpha_T_is_zero(self) -> bool:
         """True when alpha_T = 0 exactly (rectified flow): x_T carries nothing of x_0, log-SNR(T) = -inf,
         and f, g diverge at T; samplers then need the drift as alpha' x0 + sigma' eps (see ``reverse``)."""
-        alpha, _ = self.marginal(torch.tensor(self.T, dtype=torch.float64))
-        return bool(alpha == 0)
+        cached = self.__dict__.get("_alpha_T_zero")          # (T, answer): recomputed if T moves (restricted)
+        if cached is None or cached[0] != self.T:
+            alpha, _ = self.marginal(torch.tensor(self.T, dtype=torch.float64))
+            cached = self.__dict__["_alpha_T_zero"] = (self.T, bool(alpha == 0))
+        return cached[1]
 
     def log_snr(self, t) -> Tensor:
         """lambda_t = log(alpha_t / sigma_t) (-inf where alpha_t = 0)."""
@@ -380,7 +383,7 @@ class RectifiedFlowSDE(SDE):
 
     @property
     def alpha_T_is_zero(self) -> bool:
-        return True
+        return self.T == 1.0        # False on a view restricted below T = 1 (img2img)
 
     @property
     def prior_std(self) -> float:
