@@ -32,6 +32,7 @@ _EXPORTS = {
     "interpolate": "samplekit.likelihood", "log_likelihood": "samplekit.likelihood",
     "load_model": "samplekit.loading",
     "DiscreteVPSDE": "samplekit.discrete",
+    "optimize_schedule": "samplekit.schedule_optimizer", "ScheduleReport": "samplekit.schedule_optimizer",
 }
 _SUBMODULES = ("guidance", "conditioning", "errors")  # namespaces: sk.guidance, sk.conditioning, sk.errors
 
@@ -68,3 +69,4 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from samplekit.sde import EDMSDE, OUSDE, SDE, VESDE, SubVPSDE, VPSDE  # noqa: F401
     from samplekit.solver import Solver, SolverError, StepInfo  # noqa: F401
     from samplekit.targets import GaussianMixture  # noqa: F401
+    from samplekit.schedule_optimizer import ScheduleReport, optimize_schedule  # noqa: F401

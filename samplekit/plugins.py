@@ -30,6 +30,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "samplekit_fast",
     "samplekit_loaders",
     "samplekit_models",
+    "samplekit_schedules",
 )
 
 
