@@ -215,3 +215,32 @@ def test_pc_with_score_sdes_batch_norms_refuses_per_sample_seeds_before_any_call
     got = langevin_correct(model, t, x, a, 0.16, NoiseSource(5, 6))
     e = 2 * a * (0.16 * sigma) ** 2
     assert torch.allclose(got, x + e * s + (2 * e).sqrt() * z, rtol=1e-12, atol=1e-12)
+
+
+# --- defect 5: unipc's declared order describes the instance ---------------------------------------------------
+
+@pytest.mark.parametrize("order,corrector,declared", [(1, True, 2.0), (2, True, 3.0), (3, True, 4.0),
+                                                      (1, False, 1.0), (2, False, 2.0), (3, False, 3.0)])
+def test_unipc_capabilities_follow_its_order_and_corrector_options(order, corrector, declared):
+    solver = sk.get_solver("unipc", order=order, corrector=corrector)
+    assert solver.capabilities().order == declared
+    assert solver.options()["order"] == order
+
+
+def test_unipc_declared_order_is_the_fitted_order():
+    """The declared order of unipc(order=1) is 2 (UniP-1 + UniC): fitted on the exact smooth-mixture flow,
+    where the class default (3, for order=2) would be wrong."""
+    smooth = sk.GaussianMixture([0.4, 0.6], [[-1.0, 0.5], [1.0, -0.5]],
+                                [[[0.8, 0.2], [0.2, 0.6]], [[0.5, 0.0], [0.0, 0.9]]])
+    sde = sk.VPSDE()
+    model = smooth.score_model(sde)
+    x_T = sde.prior_sample((32, 2), torch.Generator().manual_seed(0), dtype=f64)
+    exact = sk.decode(model, x_T, method="dopri5", rtol=1e-11, atol=1e-11)
+    solver = sk.get_solver("unipc", order=1)
+    steps, errors = [32, 64, 128], []
+    for n in steps:
+        res = sk.sample(model, solver, nfe=n, x_T=x_T, progress=False)
+        errors.append(float((res.samples - exact).norm(dim=1).max()))
+    logs = torch.log(torch.tensor([steps, errors], dtype=f64))
+    slope = float(-torch.cov(logs)[0, 1] / logs[0].var())
+    assert abs(slope - solver.capabilities().order) < 0.3, (slope, errors)
