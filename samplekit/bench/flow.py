@@ -33,12 +33,11 @@ def prior_draw(model, n: int, seed: int, dtype: torch.dtype) -> torch.Tensor:
 
 def model_dtype(model, x: torch.Tensor) -> torch.dtype:
     """float64 if the network evaluates in float64 (exact targets, most nets after .double()), else x's."""
-    probe = x[:2].double()
-    try:
+    try:                  # the whole batch: a model may bind one input per sample (labels of a guided model)
         with torch.no_grad():
-            model.predict(probe, model.sde.T)
+            model.predict(x.double(), model.sde.T)
         return torch.float64
-    except (RuntimeError, TypeError):
+    except Exception:     # a network with float32 weights (any error here shows again, clearly, in the solve)
         return x.dtype
 
 

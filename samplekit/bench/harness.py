@@ -53,7 +53,7 @@ def run_suite(suite: Suite, out: str | Path, registry=None, extra_targets: dict 
         for problem in problems + store.problems():              # a torn last line, incomplete records
             echo(f"warning: {problem}")
         with store:
-            ctx = BenchContext(registry, targets, list(suite.metrics), suite.bootstrap)
+            ctx = BenchContext(registry, targets, list(suite.metrics), suite.bootstrap, suite.primary_metric)
             counts = run_cells(shards.deal(cells, rank, size), ctx, store, progress, retry_failed,
                                done={**others, **store.records})
     if size > 1:
@@ -168,7 +168,11 @@ def images(name, target, suite, registry, solver_cells, records, out: Path, pick
     seed, nfe, chosen = _chosen(name, suite, solver_cells, records)
     panels = {"reference": target.reference(n, seed).numpy()}
     for label, c in chosen.items():
-        samples, spent = _redraw(c, target, registry, n)
+        try:
+            samples, spent = _redraw(c, target, registry, n)
+        except Exception:          # a model bound to one input per sample (CFG labels): the whole cell's batch
+            samples, spent = _redraw(c, target, registry, c.num_samples)
+            samples = samples[:n]
         panels[f"{'★ ' if label in picked else ''}{label} @{spent}"] = samples.numpy()
     return plots.image_grid(panels, out / f"{name}_samples.png",
                             title=f"{name}: samples at NFE {nfe} (seed {seed}); ★ recommended")

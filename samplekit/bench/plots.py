@@ -97,11 +97,11 @@ def quality_figure(rows_by: dict, floors: dict, labels: list[str], adaptive: set
                 ax.axhline(1.0, color="black", ls="--", lw=1)
             ax.set_xscale("log")
             ax.set_yscale("log")
-            if x == "nfe":
-                from matplotlib.ticker import NullFormatter, ScalarFormatter
+            from matplotlib.ticker import NullFormatter, ScalarFormatter
 
+            ax.xaxis.set_minor_formatter(NullFormatter())
+            if x == "nfe":
                 ax.xaxis.set_major_formatter(ScalarFormatter())
-                ax.xaxis.set_minor_formatter(NullFormatter())
             ax.set_title(f"{target} ({sde})", fontsize=10)
             ax.set_xlabel("NFE (network evaluations)" if x == "nfe" else "wall time of the sampling run (s)")
             ax.set_ylabel(ylabel)

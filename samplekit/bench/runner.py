@@ -31,10 +31,12 @@ EXPECTED_LOGP_SAMPLES, EXPECTED_LOGP_SEED = 100_000, 987_654   # E_p log p of an
 class BenchContext:
     """Built things shared by cells: targets, SDEs, models, reference sets, metrics (all cached)."""
 
-    def __init__(self, registry, targets: dict, metrics: list[str], bootstrap: int = 25) -> None:
+    def __init__(self, registry, targets: dict, metrics: list[str], bootstrap: int = 25,
+                 primary: str | None = None) -> None:
         self.registry, self.targets = registry, targets
         self.metrics = {m: registry.get("metric", m) for m in metrics}
         self.bootstrap = bootstrap
+        self.primary = primary or (metrics[0] if metrics else None)
         self._models: dict = {}
         self._refs: dict = {}
         self._flows: dict = {}
@@ -123,6 +125,9 @@ class BenchContext:
                                              self.bootstrap)
         elif kind == "per_sample_logp":
             extra["stats"]["logp"] = per_sample(kwargs["log_prob"](samples.flatten(1).double()))
+        elif name == self.primary:   # the headline always gets an interval: bootstrap the metric itself
+            extra["se"][name] = bootstrap_se(lambda ix, iy: info.factory(samples[ix], reference[iy], **kwargs),
+                                             samples.shape[0], reference.shape[0], self.bootstrap)
 
 
 def run_floor(cell: FloorCell, ctx: BenchContext) -> dict:
