@@ -4,6 +4,7 @@ counting every network call; no autograd graph unless ``grad=True``."""
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import time
 from dataclasses import dataclass, field
@@ -12,6 +13,7 @@ from typing import Callable, Sequence
 import torch
 from tqdm.auto import tqdm
 
+from samplekit import finite
 from samplekit.errors import ArgumentTypeError, InvalidArgumentError
 from samplekit.checks import check_sample_args
 from samplekit.noise import NoiseSource
@@ -58,7 +60,7 @@ def sample(model: ScoreModel, solver: str | Solver = "euler_maruyama", nfe: int 
            callback: Callable[[StepInfo], None] | None = None, x_T: Tensor | None = None,
            dtype: torch.dtype | None = None, device=None, ts: Tensor | None = None,
            x_start: Tensor | None = None, t_start: float | None = None, grad: bool = False,
-           **solver_options) -> SampleResult:
+           batch_size: int | None = None, **solver_options) -> SampleResult:
     """Sample ``num_samples`` points with ``solver`` spending at most ``nfe`` network calls.
 
     ``seed`` is an int or one int per sample (each sample then the same whatever batch it is in).
@@ -74,8 +76,21 @@ def sample(model: ScoreModel, solver: str | Solver = "euler_maruyama", nfe: int 
     over [t_min, t_start] (or on ``ts``, whose first time must be t_start).
     ``grad``: record the autograd graph (to differentiate through the sampler); by default none is
     recorded (wrappers that need input gradients turn them on locally).
+    ``batch_size``: draw at most this many samples at a time (bounded memory; see ``chunks.sample_in_chunks``):
+    per-sample inputs, seeds, ``x_T`` and ``x_start`` are sliced with their samples and the chunks'
+    samples concatenated; with one seed per sample the set is the same whatever ``batch_size``.
+
+    The step loop does not synchronise with the host: NaN/Inf and out-of-range times are noted in a
+    device-side flag read once at the end (``finite.py``); if it is set, the run is replayed with
+    per-step checks to name the first bad step and its t.
     """
     with torch.set_grad_enabled(bool(grad)):
+        if batch_size is not None:
+            from samplekit.chunks import sample_in_chunks
+
+            return sample_in_chunks(model, batch_size, solver=solver, nfe=nfe, num_samples=num_samples, seed=seed,
+                                    progress=progress, callback=callback, x_T=x_T, dtype=dtype, device=device,
+                                    ts=ts, x_start=x_start, t_start=t_start, **solver_options)
         return _sample(model, solver, nfe, num_samples, seed, progress, callback, x_T, dtype, device, ts,
                        x_start, t_start, solver_options)
 
@@ -121,25 +136,31 @@ def _sample(model, solver, nfe, num_samples, seed, progress, callback, x_T, dtyp
         model.check_input(x_start, t_start, argument="x_start")
         dtype, device = x_start.dtype, x_start.device
     dtype = dtype or torch.float32
+
     noise = NoiseSource(seed, num_samples, device=device)
     if x_start is not None:
         alpha, sigma = sde.marginal(torch.tensor(t_start, dtype=torch.float64))
         x = float(alpha) * x_start + float(sigma) * noise.randn(model.shape, dtype=dtype)
     else:
         x = x_T if x_T is not None else sde.prior_std * noise.randn(model.shape, dtype=dtype)
-
     start_nfe, start = model.nfe, time.perf_counter()
-    if caps.adaptive:
+    if caps.adaptive:   # adaptive step control reads the error on the host anyway: checks stay immediate
         run_model = model if t_start is None else _started_at(model, t_start)
         x = solver.solve(run_model, x, noise, max_nfe=nfe)
         _check_finite(x, f"solver {solver.name!r} returned NaN/Inf")
+        if solver.denoise_final:
+            x = model.denoise(x, sde.t_min)
     else:
         if ts is None:
             ts = ts_given = make_grid(solver, model, n_steps, t_max=t_start)
-        x = integrate(solver, model, x, ts, noise, progress=progress, callback=callback)
+        with finite.deferred() as flag:
+            try:
+                x = _integrate_and_denoise(solver, model, x, ts, noise, progress, callback)
+            except Exception:
+                flag.raise_first()   # NaN carried on may break a solver later: name the first bad step
+                raise
+            flag.raise_first()       # the loop's one host synchronisation
         ts = ts_given
-    if solver.denoise_final:
-        x = model.denoise(x, sde.t_min if ts is None else float(ts[-1]))
     spent = model.nfe - start_nfe
     decoded = None
     if model.decoder is not None:
@@ -193,6 +214,13 @@ def _started_at(model: ScoreModel, t_start: float) -> ScoreModel:
     return view
 
 
+def _integrate_and_denoise(solver, model, x, ts, noise, progress, callback) -> Tensor:
+    x = integrate(solver, model, x, ts, noise, progress=progress, callback=callback)
+    if solver.denoise_final:
+        x = model.denoise(x, ts[-1])
+    return x
+
+
 def integrate(solver: Solver, model: ScoreModel, x: Tensor, ts: Tensor, noise: NoiseSource,
               progress: bool = False, callback: Callable[[StepInfo], None] | None = None) -> Tensor:
     """Walk the grid ts with the solver's step; check every step for NaN/Inf; report to the callback.
@@ -204,7 +232,8 @@ def integrate(solver: Solver, model: ScoreModel, x: Tensor, ts: Tensor, noise: N
     first = 0
     if _starts_at_alpha_zero(model, ts) and not getattr(solver, "takes_alpha_zero_step", False):
         x, denoised = alpha_zero_step(model, x, ts[0], ts[1])
-        _check_finite(x, f"the first step (t={float(ts[0]):g} -> {float(ts[1]):g}, from alpha_t = 0) produced NaN/Inf")
+        _check_finite(x, lambda: f"the first step (t={float(ts[0]):g} -> {float(ts[1]):g}, from alpha_t = 0) "
+                                 "produced NaN/Inf")
         if callback is not None:
             callback(StepInfo(0, n, float(ts[0]), float(ts[1]), x, denoised, model.nfe))
         first = 1
@@ -213,17 +242,26 @@ def integrate(solver: Solver, model: ScoreModel, x: Tensor, ts: Tensor, noise: N
     grid = ts[first:]
     state = solver.init(model, x, grid, noise)
     steps = tqdm(range(n - first), desc=solver.name, disable=not progress, leave=False)
+    flag = finite.active()   # checks deferred to the end of the run (no host sync here): note the step
     for i in steps:
         t0, t1 = grid[i], grid[i + 1]
-        where = f"step {i + first} of {n} (t={float(t0):g} -> {float(t1):g}) of solver {solver.name!r}"
+        where = functools.partial(_where, solver, i + first, n, t0, t1)   # a string only if needed
+        if flag is not None:
+            flag.where = where
         try:
             x, state, denoised = solver.step(model, i, t0, t1, x, state, noise)
         except NonFiniteError as exc:
-            raise NonFiniteError(f"{where}: {exc}") from None
-        _check_finite(x, f"{where} produced NaN/Inf; use more steps or a more stable solver")
+            raise NonFiniteError(f"{where()}: {exc}") from None
+        if flag is not None:
+            flag.where = None
+        _check_finite(x, lambda where=where: f"{where()} produced NaN/Inf; use more steps or a more stable solver")
         if callback is not None:
             callback(StepInfo(i + first, n, float(t0), float(t1), x, denoised, model.nfe))
     return x
+
+
+def _where(solver: Solver, i: int, n: int, t0: Tensor, t1: Tensor) -> str:
+    return f"step {i} of {n} (t={float(t0):g} -> {float(t1):g}) of solver {solver.name!r}"
 
 
 def _starts_at_alpha_zero(model: ScoreModel, ts: Tensor) -> bool:
@@ -249,6 +287,6 @@ def alpha_zero_step(model: ScoreModel, x: Tensor, t0: Tensor, t1: Tensor) -> tup
     return alpha.to(x.dtype) * pred.x0 + sigma.to(x.dtype) * pred.eps, pred.x0
 
 
-def _check_finite(x: Tensor, message: str) -> None:
-    if not torch.isfinite(x).all():
-        raise NonFiniteError(message)
+def _check_finite(x: Tensor, message) -> None:
+    """NaN/Inf in x: NonFiniteError(message) at once, or noted on the device inside ``finite.deferred()``."""
+    finite.check_finite(x, message)

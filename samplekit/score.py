@@ -23,6 +23,7 @@ from typing import Callable, Sequence
 
 import torch
 
+from samplekit import finite
 from samplekit.inputs import bind_inputs, check_batch, inputs_for_batch, required_inputs, select_inputs
 from samplekit.errors import ArgumentTypeError, InvalidArgumentError, NonFiniteError, SamplekitError  # noqa: F401
 from samplekit.sde import SDE, as_time, broadcast_to_batch
@@ -233,7 +234,14 @@ class ScoreModel:
         if tuple(x.shape[1:]) != self.shape:
             raise InvalidArgumentError(f"{argument} has shape {tuple(x.shape)}; this model takes (batch, "
                              f"{', '.join(map(str, self.shape))}) — reshape to one sample per row")
-        t = self.sde.check_time(as_time(t, x))
+        flag = finite.active()
+        if flag is None:
+            t = self.sde.check_time(as_time(t, x))
+        else:   # inside a sampling loop: note a bad t on the device; the replay names it (finite.py)
+            t = as_time(t, x)
+            slack = 1e-6 * self.sde.T
+            bad = ~torch.isfinite(t).all() | (t < self.sde.t_min - slack).any() | (t > self.sde.T + slack).any()
+            flag.note(bad, lambda: _time_error(self.sde, t))
         if t.ndim == 0:
             t = t.expand(x.shape[0])
         elif t.shape != (x.shape[0],):
@@ -252,19 +260,19 @@ class ScoreModel:
             got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
             raise InvalidArgumentError(f"network {self.name!r} returned {got} for input {tuple(x.shape)}; "
                              "it must return one output of the input's shape")
-        if not torch.isfinite(out).all():
-            raise NonFiniteError(f"network {self.name!r} returned NaN/Inf at t={_span(t)}; "
-                                 "check the model's weights and input scaling")
+        finite.check_finite(out, lambda: f"network {self.name!r} returned NaN/Inf at t={_span(t)}; "
+                                         "check the model's weights and input scaling")
         out = out.to(x.dtype)
         return -out if self.time_convention == "noise_at_0" and self.parametrization == "flow" else out
 
     def prediction(self, out: Tensor, x: Tensor, t: Tensor) -> Prediction:
         """score, eps and x0 from a network output (no call)."""
         alpha, sigma = self.sde.marginal(t)
-        if self.parametrization in ("score", "eps") and self.sde.alpha_T_is_zero and bool((alpha == 0).any()):
-            raise NonFiniteError(f"model {self.name!r} predicts {self.parametrization}, from which x0 is undefined "
-                                 f"where alpha_t = 0 (t = {self.sde.T:g} on {self.sde!r}); use a 'flow', 'x0' or "
-                                 "'v' network on this SDE, or start below T (ts=...)")
+        if self.parametrization in ("score", "eps") and self.sde.alpha_T_is_zero:
+            finite.check((alpha == 0).any(), lambda: NonFiniteError(
+                f"model {self.name!r} predicts {self.parametrization}, from which x0 is undefined "
+                f"where alpha_t = 0 (t = {self.sde.T:g} on {self.sde!r}); use a 'flow', 'x0' or "
+                "'v' network on this SDE, or start below T (ts=...)"))
         alpha, sigma = broadcast_to_batch(alpha, x), broadcast_to_batch(sigma, x)
         if self.parametrization == "score":
             return Prediction(out, -sigma * out, (x + sigma * sigma * out) / alpha)
@@ -291,6 +299,14 @@ class ScoreModel:
     def __repr__(self) -> str:
         bound = f", inputs={sorted(self.inputs)}" if self.inputs else ""
         return f"ScoreModel({self.name!r}, {self.parametrization}, sde={self.sde!r}, shape={self.shape}{bound})"
+
+
+def _time_error(sde: SDE, t: Tensor) -> Exception:
+    try:
+        sde.check_time(t)
+    except SamplekitError as exc:
+        return exc
+    return NonFiniteError(f"t={_span(t)} was outside [t_min, T] of {sde!r}")
 
 
 def _span(t: Tensor) -> str:

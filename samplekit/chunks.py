@@ -1,0 +1,142 @@
+"""Big sample sets in bounded memory: samples drawn in chunks, each chunk on disk once finished.
+
+``sk.sample(..., batch_size=k)`` calls ``sample_in_chunks``: samples [a, b) are drawn by one ``sample`` call
+on ``model.select(slice(a, b))`` (per-sample network inputs follow their samples), with the seeds,
+``x_T`` and ``x_start`` rows of [a, b).  With one seed per sample (seed S + i for sample i), sample i is
+the same whatever the chunking; with one int seed, chunk k draws from seed + k.
+
+``ChunkDir`` keeps a run's chunks under ``DIR/chunks/``: ``<a>-<b>.npz`` written to a temporary name and
+moved into place with ``os.replace`` (a killed run leaves whole chunks or none), and ``index.json``, the
+run's settings, so a rerun into DIR reuses only chunks of the same run.  ``merge`` writes
+``DIR/samples.npz`` (all chunks in sample order) and removes the chunks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from tqdm.auto import tqdm
+
+from samplekit.checks import check_sample_args, positive_int
+from samplekit.errors import InvalidArgumentError, OutputError
+
+Tensor = torch.Tensor
+INDEX = "index.json"
+
+
+def chunk_ranges(start: int, stop: int, batch_size: int) -> list[tuple[int, int]]:
+    """[start, stop) cut into consecutive ranges of at most batch_size samples."""
+    return [(a, min(a + batch_size, stop)) for a in range(start, stop, batch_size)]
+
+
+def chunk_seed(seed, k: int, a: int, b: int):
+    """The seed of chunk k = samples [a, b): their own seeds (a list), or seed + k (an int)."""
+    return list(seed[a:b]) if isinstance(seed, (list, tuple)) else int(seed) + k
+
+
+def _rows(value, a: int, b: int):
+    return None if value is None else value[a:b]
+
+
+def sample_in_chunks(model, batch_size: int, *, num_samples=None, seed=0, progress=True, x_T=None, x_start=None,
+                     dtype=None, nfe=None, **kwargs):
+    """``sample`` in chunks of ``batch_size`` (see the module docstring); the result holds every sample.
+
+    Progress shows samples done / total and samples per second.  ``res.nfe`` is the network calls along
+    one sample's path (the most any chunk spent); ``res.seconds`` the wall time of all chunks."""
+    from samplekit.sampling import sample
+
+    batch_size = positive_int(batch_size, "batch_size", "a positive number of samples drawn at a time")
+    nfe, num_samples, seed, dtype = check_sample_args(nfe, num_samples, seed, dtype, x_T, x_start)
+    seed = list(seed) if isinstance(seed, (list, tuple)) else seed
+    results, start = [], time.perf_counter()
+    bar = tqdm(total=num_samples, unit="sample", desc="samples", disable=not progress, leave=False)
+    for k, (a, b) in enumerate(chunk_ranges(0, num_samples, batch_size)):
+        results.append(sample(model.select(slice(a, b)), num_samples=b - a, seed=chunk_seed(seed, k, a, b),
+                              progress=False, x_T=_rows(x_T, a, b), x_start=_rows(x_start, a, b), dtype=dtype,
+                              nfe=nfe, **kwargs))
+        bar.update(b - a)
+    bar.close()
+    res = results[0]
+    res.samples = torch.cat([r.samples for r in results])
+    res.nfe = max(r.nfe for r in results)
+    res.seconds = time.perf_counter() - start
+    if res.decoded is not None:
+        res.decoded = torch.cat([r.decoded for r in results])
+    return res
+
+
+class ChunkDir:
+    """A run's chunks under DIR/chunks (atomic files + an index of the run's settings)."""
+
+    def __init__(self, out: str | os.PathLike, settings: dict) -> None:
+        self.out = Path(out)
+        self.dir = self.out / "chunks"
+        self.settings = json.loads(json.dumps(settings))   # as the index stores it
+
+    def path(self, a: int, b: int) -> Path:
+        return self.dir / f"{a:010d}-{b:010d}.npz"
+
+    def open(self, force: bool = False) -> None:
+        """Make DIR/chunks and its index; a rerun of the same run keeps its chunks (``force`` drops them).
+        Another run's chunks are refused with the way out.  Safe to call from every rank."""
+        index = self.dir / INDEX
+        if force and self.dir.exists():
+            shutil.rmtree(self.dir, ignore_errors=True)
+        if index.exists():
+            held = json.loads(index.read_text())
+            if held != self.settings:
+                changed = sorted(k for k in set(held) | set(self.settings) if held.get(k) != self.settings.get(k))
+                raise OutputError(f"--out {str(self.out)!r} holds the chunks of another run (it differs in "
+                                  f"{', '.join(changed)}); pass --force to start over, or choose another --out")
+            return
+        self.dir.mkdir(parents=True, exist_ok=True)
+        _atomic_write(index, lambda f: f.write(json.dumps(self.settings, indent=1, sort_keys=True).encode()))
+
+    def done(self, a: int, b: int) -> bool:
+        return self.path(a, b).is_file()
+
+    def write(self, a: int, b: int, samples: Tensor, nfe: int) -> Path:
+        import numpy as np
+
+        array = samples.detach().cpu().numpy()   # after the solve: the chunk's one copy to the host
+        return _atomic_write(self.path(a, b), lambda f: np.savez(f, samples=array, nfe=nfe))
+
+    def merge(self, num_samples: int, ranges: Sequence[tuple[int, int]], path: Path, **extras) -> Path:
+        """DIR/samples.npz from the chunks ``ranges`` (covering [0, num_samples) in order); then the chunks go."""
+        import numpy as np
+
+        ranges = list(ranges)
+        if not ranges or ranges[0][0] != 0 or ranges[-1][1] != num_samples \
+                or any(r1[0] != r0[1] for r0, r1 in zip(ranges, ranges[1:])):
+            raise InvalidArgumentError(f"chunks {list(ranges)} do not cover samples [0, {num_samples}) in order")
+        parts, nfe = [], 0
+        for a, b in ranges:
+            with np.load(self.path(a, b)) as data:
+                parts.append(data["samples"])
+                nfe = max(nfe, int(data["nfe"]))
+        samples = np.concatenate(parts)
+        _atomic_write(path, lambda f: np.savez(f, samples=samples, nfe=nfe, **extras))
+        shutil.rmtree(self.dir, ignore_errors=True)
+        return path
+
+
+def _atomic_write(path: Path, write) -> Path:
+    """Write ``path`` through a temporary file beside it and ``os.replace``: whole or absent, never half."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
