@@ -51,7 +51,7 @@ class AncestralStep:
     c_up: Tensor
 
     @classmethod
-    def of(cls, sde, t, s, eta: float) -> "AncestralStep":
+    def of(cls, sde, t, s, eta: float) -> AncestralStep:
         iv = Interval.of(sde, t, s)
         return cls(iv, *ancestral_split(iv.lam_t, iv.lam_s, eta))
 

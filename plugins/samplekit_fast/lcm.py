@@ -17,8 +17,8 @@ network's own parametrisation, not part of the sampler (ComfyUI's view).  A step
 
 from __future__ import annotations
 
-from samplekit.solver import Solver
 from samplekit.sde import broadcast_to_batch
+from samplekit.solver import Solver
 
 
 class LCM(Solver):
