@@ -165,7 +165,8 @@ def test_a_model_without_reference_samples_is_ranked_against_its_own_dynamics(tm
     table = (out / "table.md").read_text()
     line = next(ln for ln in table.splitlines() if ln.startswith("| ring2d_mlp (vp) | 12 |"))
     assert f"**{min(at12, key=at12.get)}**" in line
-    assert "Recommended" in table and (out / "quality_vs_nfe.png").is_file() and (out / "ring2d_mlp_samples.png").is_file()
+    assert "Recommended" in table and (out / "ring2d_mlp_samples.png").is_file()
+    assert (out / "quality_vs_nfe.png").is_file() and (out / "quality_vs_time.png").is_file()
     frame = load_results(out)
     assert len(frame) == len(records) and {"flow_error", "se_sliced_w2", "flow_error_sd"} <= set(frame.columns)
     csv = (out / "results.csv").read_text().splitlines()
@@ -186,3 +187,14 @@ def test_on_an_exact_target_the_extra_metrics_have_intervals(tmp_path):
     table = (out / "table.md").read_text()
     assert "Resolution: NFE 6: 2 deterministic solvers" in table
     assert "| logp gap | mode TV | dist. to ODE ref |" in table
+
+
+def test_every_solver_in_a_figure_has_a_colour_of_its_own_and_its_family_a_line_style():
+    pytest.importorskip("matplotlib")
+    from samplekit.bench.plots import FAMILY_STYLE, styles
+
+    labels = [f"s{i}" for i in range(45)]
+    family = {lab: ("deterministic ODE", "stochastic", "adaptive ODE")[i % 3] for i, lab in enumerate(labels)}
+    look = styles(labels, family)
+    assert len({tuple(c) for c, _, _ in look.values()}) == 45                  # no colour used twice
+    assert all(look[lab][2] == FAMILY_STYLE[family[lab]] for lab in labels)
