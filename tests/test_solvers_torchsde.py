@@ -58,16 +58,41 @@ def test_nfe_counted_per_step_and_dtypes_follow_input(name):
 
 
 @pytest.mark.parametrize("name", SDE_SOLVERS)
-def test_same_seed_same_samples_and_per_sample_seeds_refused(name):
+def test_same_seed_same_samples_and_per_sample_seeds_honoured(name):
+    """Same seed, same samples; one seed per sample: sample i is the same in any batch (its Brownian
+    increments come from its own stream), and the increments are those the NoiseSource draws."""
     model = ring2d().score_model(sk.VPSDE())
-    kw = dict(nfe=6, num_samples=8, dtype=torch.float64, progress=False)
-    a, b = (sk.sample(model, name, seed=7, **kw).samples for _ in range(2))
+    kw = dict(nfe=6, dtype=torch.float64, progress=False)
+    a, b = (sk.sample(model, name, seed=7, num_samples=8, **kw).samples for _ in range(2))
     assert torch.equal(a, b)
-    assert not torch.allclose(a, sk.sample(model, name, seed=8, **kw).samples)
-    nfe_before = model.nfe
-    with pytest.raises(ValueError, match="one int seed for the whole batch.*seed=<int>"):
-        sk.sample(model, name, seed=list(range(8)), **kw)
-    assert model.nfe == nfe_before  # refused before any network call
+    assert not torch.allclose(a, sk.sample(model, name, seed=8, num_samples=8, **kw).samples)
+    batch = sk.sample(model, name, seed=list(range(8)), num_samples=8, **kw).samples
+    alone = sk.sample(model, name, seed=[5], num_samples=1, **kw).samples
+    assert torch.equal(batch[5], alone[0])
+    pair = sk.sample(model, name, seed=[5, 6], num_samples=2, **kw).samples
+    assert torch.equal(pair, batch[5:7])
+
+
+def test_step_brownian_increments_and_space_time_levy_area():
+    """W_i = sqrt(h_i) z and U_i = h_i (W_i / 2 + H_i), H_i = sqrt(h_i / 12) z', in the NoiseSource's draw order;
+    repeated queries of a step return the same increment; a query that is not a grid step is refused."""
+    from samplekit.noise import NoiseSource
+    from samplekit_torchsde.reverse_sde import StepBrownian
+
+    grid = torch.tensor([0.0, 0.5, 0.75, 2.0], dtype=torch.float64)
+    like = torch.zeros(4, 3, dtype=torch.float64)
+    bm = StepBrownian(grid, NoiseSource([1, 2, 3, 4], 4), like, levy_area="space-time")
+    ref = NoiseSource([1, 2, 3, 4], 4)
+    W0, U0 = bm(grid[0], grid[1], return_U=True)
+    z, z2 = ref.randn((3,), torch.float64), ref.randn((3,), torch.float64)
+    assert torch.equal(W0, z * 0.5 ** 0.5)
+    assert torch.allclose(U0, 0.5 * (0.5 * W0 + z2 * (0.5 / 12) ** 0.5), rtol=1e-15, atol=0)
+    assert torch.equal(bm(grid[0], grid[1]), W0)
+    W1 = bm(grid[1], grid[2])
+    assert torch.equal(W1, ref.randn((3,), torch.float64) * 0.25 ** 0.5)
+    assert bm.shape == (4, 3) and bm.levy_area_approximation == "space-time"
+    with pytest.raises(RuntimeError, match="not one grid step"):
+        bm(grid[0], grid[2])
 
 
 def test_milstein_is_euler_for_the_additive_reverse_sde():

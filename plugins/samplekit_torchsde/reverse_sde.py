@@ -15,7 +15,11 @@ check is answered with zeros (for reversible Heun, which never evaluates the dri
 
 from __future__ import annotations
 
+import bisect
+import math
+
 import torch
+from torchsde import BaseBrownian
 
 from samplekit.reverse import reverse_diffusion, reverse_drift
 
@@ -69,14 +73,68 @@ class ReverseSDE:
         return self.diffusion(s, y).expand(y.shape)
 
 
-def brownian_motion(x, s_grid, seed: int, levy_area: str = "none"):
-    """A seeded torchsde BrownianInterval over [s_0, s_n] for the flattened batch x, queried on s_grid."""
-    import torchsde
+class StepBrownian(BaseBrownian):
+    """A torchsde Brownian motion on a fixed grid s_0 < ... < s_n, its increments from samplekit's NoiseSource.
 
-    span = s_grid[-1] - s_grid[0]
-    return torchsde.BrownianInterval(t0=s_grid[0], t1=s_grid[-1], size=(x.shape[0], x[0].numel()), dtype=x.dtype,
-                                     device=x.device, entropy=seed, dt=span / (len(s_grid) - 1),
-                                     levy_area_approximation=levy_area)
+    samplekit drives one torchsde step per grid step (``sdeint_step``), so torchsde asks only for the
+    increment over a whole step [s_i, s_{i+1}], h_i = s_{i+1} - s_i, and (SRK) its space-time Levy area:
+        W_i = sqrt(h_i) z,   H_i = sqrt(h_i / 12) z',   U_i = h_i (W_i / 2 + H_i)  (torchsde's ``return_U``),
+    z, z' ~ N(0, I) drawn from the NoiseSource when step i is first asked for (steps are visited in order,
+    so the draws are reproducible).  With one seed per sample, sample b's increments come from sample b's
+    own stream, so a sample does not depend on its batch (a shared torchsde BrownianInterval cannot give
+    that: its tree of increments is drawn for the whole batch from one seed).  A query that is not one
+    grid step is an error, not a silent re-draw."""
+
+    def __init__(self, s_grid, noise, like: torch.Tensor, levy_area: str = "none") -> None:
+        self._grid = [float(s) for s in s_grid]
+        self._noise, self._levy = noise, levy_area
+        self._shape = (like.shape[0], like[0].numel())
+        self._dtype, self._device = like.dtype, like.device
+        self._last = None   # (i, W, H) of the step asked for last
+
+    def _step_index(self, ta, tb) -> int:
+        ta, tb = float(ta), float(tb)
+        i = bisect.bisect_left(self._grid, ta - 1e-12 * max(1.0, abs(ta)))
+        if i + 1 >= len(self._grid) or not (math.isclose(self._grid[i], ta, rel_tol=1e-9, abs_tol=1e-12)
+                                             and math.isclose(self._grid[i + 1], tb, rel_tol=1e-9, abs_tol=1e-12)):
+            raise RuntimeError(f"torchsde asked for the Brownian increment over [{ta:g}, {tb:g}], not one grid step "
+                               "of this StepBrownian; samplekit drives one torchsde step per grid step")
+        return i
+
+    def __call__(self, ta, tb=None, return_U=False, return_A=False):
+        if tb is None or return_A:
+            raise RuntimeError("StepBrownian gives increments W(ta, tb) (and U), not W(t) or the Levy area A")
+        i = self._step_index(ta, tb)
+        if self._last is None or self._last[0] != i:
+            h = self._grid[i + 1] - self._grid[i]
+            W = self._noise.randn(self._shape[1:], dtype=self._dtype) * math.sqrt(h)
+            H = self._noise.randn(self._shape[1:], dtype=self._dtype) * math.sqrt(h / 12) \
+                if self._levy != "none" else None
+            self._last = (i, W, H)
+        _, W, H = self._last
+        if return_U:
+            h = self._grid[i + 1] - self._grid[i]
+            return W, h * (0.5 * W + H)
+        return W
+
+    def __repr__(self) -> str:
+        return f"StepBrownian(steps={len(self._grid) - 1}, shape={self._shape}, levy_area={self._levy!r})"
+
+    @property
+    def dtype(self):
+        return self._dtype
+
+    @property
+    def device(self):
+        return self._device
+
+    @property
+    def shape(self):
+        return self._shape
+
+    @property
+    def levy_area_approximation(self):
+        return self._levy
 
 
 def sdeint_step(sde: ReverseSDE, y, s_grid, i: int, bm, method: str, **kwargs):

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from samplekit.solver import Solver, SolverError
 
-from samplekit_torchsde.reverse_sde import brownian_motion, sdeint_step
+from samplekit_torchsde.reverse_sde import StepBrownian, sdeint_step
 from samplekit_torchsde.snr_time import SNRTimeSDE, scale, snr
 
 
@@ -49,12 +49,11 @@ class ReversibleHeun(Solver):
         return super().steps_for(nfe - 1)
 
     def init(self, model, x, ts, noise):
-        seed = noise.integer_seed()
         ts = ts.to(device="cpu", dtype=ts.dtype)
         tau = snr(model.sde, ts)
         y0 = (x * scale(model.sde, ts[0], x)).reshape(x.shape[0], -1)
         sde = SNRTimeSDE(model, x.shape[1:])
-        bm = brownian_motion(y0, tau, seed)
+        bm = StepBrownian(tau, noise, y0)
         return sde, bm, tau, (sde.f(tau[0], y0), sde.g(tau[0], y0), y0)
 
     def step(self, model, i, t0, t1, x, state, noise):

@@ -4,8 +4,8 @@ In forward time s = T - t (see ``reverse_sde``), each step integrates
 
     dY = -[f(Y, t) - g(t)^2 s(Y, t)] ds + g(t) dW_s,   t = T - s,   from s_i = T - t_i to s_{i+1},
 
-with one step of the torchsde method, driven by one seeded BrownianInterval over the whole
-interval (seed drawn from the NoiseSource), so the grid, the step and the noise are samplekit's
+with one step of the torchsde method, driven by a ``StepBrownian`` whose increments are drawn from the
+NoiseSource (per sample with one seed per sample), so the grid, the step and the noise are samplekit's
 and the loop, NFE accounting, callbacks and finiteness checks stay in the core.
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from samplekit.solver import Solver
 
-from samplekit_torchsde.reverse_sde import ReverseSDE, brownian_motion, sdeint_step
+from samplekit_torchsde.reverse_sde import ReverseSDE, StepBrownian, sdeint_step
 
 
 class TorchsdeStep(Solver):
@@ -24,10 +24,9 @@ class TorchsdeStep(Solver):
     stochastic = True
 
     def init(self, model, x, ts, noise):
-        seed = noise.integer_seed()
         s = model.sde.T - ts.to(device="cpu", dtype=ts.dtype)
         flat = x.reshape(x.shape[0], -1)
-        return ReverseSDE(model, x.shape[1:]), brownian_motion(flat, s, seed, self.levy_area), s
+        return ReverseSDE(model, x.shape[1:]), StepBrownian(s, noise, flat, self.levy_area), s
 
     def step(self, model, i, t0, t1, x, state, noise):
         sde, bm, s = state
