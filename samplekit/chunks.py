@@ -140,3 +140,81 @@ def _atomic_write(path: Path, write) -> Path:
         if tmp.exists():
             tmp.unlink()
     return path
+
+
+def sample_to_dir(run, out: Path, label: str, force: bool = False, progress: bool = True, **record):
+    """A CLI run (``cli.runs.SamplingRun``) written chunk by chunk into ``out``, sharded over torchrun ranks.
+
+    Rank r of N draws samples ``distributed.shard(n, r, N)`` in chunks of ``--batch-size``, skipping chunks
+    already on disk (a rerun after a kill resumes); under torchrun every sample has its own seed S + i,
+    so the merged set equals a single process's with --per-sample-seeds.  After one barrier rank 0 merges
+    ``out/samples.npz`` (with ``record`` beside the samples).  Returns (path written or None, seconds)."""
+    from samplekit import distributed
+    from samplekit.sampling import sample
+
+    rank, size = distributed.world()
+    n, cond = run.num_samples, run.cond
+    if size > 1 and not isinstance(run.seed, list):
+        run.seed = list(range(run.seed, run.seed + n))   # sharded: sample i is drawn with seed S + i
+    seed, batch = run.seed, run.batch_size or n
+    solver_name = getattr(cond.solver, "name", cond.solver)
+    plan = [chunk_ranges(*distributed.shard(n, r, size), batch) for r in range(size)]
+    if (size > 1 or len(plan[0]) > 1) and not isinstance(cond.solver, str):
+        raise InvalidArgumentError("this conditioned run cannot be split into chunks or shards (its wrappers hold "
+                                   "per-sample state); drop --batch-size and run one process")
+    settings = dict(target=label, solver=solver_name, solver_options=repr(sorted(cond.solver_options.items())),
+                    nfe=run.nfe, num_samples=n, seed=seed if isinstance(seed, int) else [seed[0], "per-sample"],
+                    batch_size=batch, world_size=size, inputs=repr(sorted(run.extras)))
+    store = ChunkDir(out, settings)
+    if rank == 0:
+        store.open(force)
+    distributed.barrier()
+    if rank != 0:
+        store.open(False)
+    common = dict(solver=cond.solver, nfe=run.nfe, **cond.solver_options, **run.kwargs)
+    offset = sum(len(p) for p in plan[:rank])   # global chunk index (an int seed gives chunk k seed + k)
+    mine = plan[rank]
+    start = time.perf_counter()
+    bar = tqdm(total=sum(b - a for a, b in mine), unit="sample", desc=f"rank {rank}" if size > 1 else "samples",
+               disable=not progress, leave=False)
+    for k, (a, b) in enumerate(mine):
+        if not store.done(a, b):
+            kwargs = dict(common)
+            if kwargs.get("x_start") is not None:
+                kwargs["x_start"] = kwargs["x_start"][a:b]
+            res = sample(cond.model.select(slice(a, b)), num_samples=b - a, seed=chunk_seed(seed, offset + k, a, b),
+                         progress=False, **kwargs)
+            store.write(a, b, res.samples, res.nfe)
+        bar.update(b - a)
+    bar.close()
+    distributed.barrier()   # every rank's chunks are on disk
+    path = None
+    if rank == 0:
+        path = store.merge(n, [r for p in plan for r in p], out / "samples.npz", solver=solver_name,
+                           seed=seed, **record)
+    distributed.barrier()
+    distributed.finish()
+    return path, time.perf_counter() - start
+
+
+def cli_sample_to_dir(run, samples_path: Path, label: str, sde_name: str, force: bool, grid_path, extras: dict):
+    """``samplekit sample --out DIR``: ``sample_to_dir`` then, on rank 0, the report line and the PNG grid."""
+    import click
+    import numpy as np
+
+    path, seconds = sample_to_dir(run, samples_path.parent, label, force=force, target=label, sde=sde_name, **extras)
+    if path is None:
+        return
+    with np.load(path) as data:
+        samples, nfe, solver = data["samples"], int(data["nfe"]), str(data["solver"])
+    click.echo(f"wrote {len(samples)} samples of {label} ({sde_name}, {solver}, {nfe} NFE, {seconds:.2f} s) "
+               f"to {path}")
+    if grid_path is not None:
+        from samplekit.io.images import save_image_grid
+
+        x = torch.from_numpy(samples[:100])
+        decoder = getattr(run.cond.model, "decoder", None)
+        if decoder is not None:
+            with torch.no_grad():
+                x = decoder(x)
+        click.echo(f"wrote a grid of {len(x)} images to {save_image_grid(grid_path, x)}")

@@ -99,6 +99,10 @@ def sample_command(target, model_source, loader, parametrization, sde_name, shap
     cond.extras.update(guided)
     run = SamplingRun(cond, nfe, num_samples, seed, per_sample_seeds, batch_size)
     run.read_inputs(ts_path, init_path, strength)
+    if not str(out).lower().endswith(".npz"):   # --out DIR: chunks on disk, resumable, sharded under torchrun
+        from samplekit.chunks import cli_sample_to_dir
+
+        return cli_sample_to_dir(run, out_path, label, model.sde.name, force, grid_path, {**cond.extras, **run.extras})
     res = run.sample()
     written = write_npz(out_path, samples=res.samples.cpu().numpy(), nfe=res.nfe, solver=res.solver, target=label,
                         sde=model.sde.name, seed=run.seed_record(), **cond.extras, **run.extras)
