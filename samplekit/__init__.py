@@ -36,7 +36,7 @@ _EXPORTS = {
 }
 _SUBMODULES = ("guidance", "conditioning", "errors")  # namespaces: sk.guidance, sk.conditioning, sk.errors
 
-__all__ = [*_EXPORTS, *_SUBMODULES]
+__all__ = [*_EXPORTS, *_SUBMODULES]  # noqa: PLE0604  (the keys are the public names)
 
 
 def __getattr__(name: str) -> Any:
@@ -56,17 +56,34 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
     from samplekit import conditioning, errors, guidance  # noqa: F401
-    from samplekit.api import (available, get_metric, get_schedule, get_sde, get_solver, get_target,  # noqa: F401
-                               get_trace_estimator)
+    from samplekit.api import (  # noqa: F401
+        available,
+        get_metric,
+        get_schedule,
+        get_sde,
+        get_solver,
+        get_target,
+        get_trace_estimator,
+    )
     from samplekit.discrete import DiscreteVPSDE  # noqa: F401
-    from samplekit.errors import DuplicateComponentError, SamplekitError, UnknownComponentError  # noqa: F401
-    from samplekit.likelihood import LikelihoodResult, decode, encode, interpolate, log_likelihood  # noqa: F401
+    from samplekit.errors import (  # noqa: F401
+        DuplicateComponentError,
+        NonFiniteError,
+        SamplekitError,
+        UnknownComponentError,
+    )
+    from samplekit.likelihood import (  # noqa: F401
+        LikelihoodResult,
+        decode,
+        encode,
+        interpolate,
+        log_likelihood,
+    )
     from samplekit.loading import load_model  # noqa: F401
     from samplekit.registry import ComponentInfo  # noqa: F401
     from samplekit.sampling import SampleResult, sample  # noqa: F401
-    from samplekit.errors import NonFiniteError  # noqa: F401
+    from samplekit.schedule_optimizer import ScheduleReport, optimize_schedule  # noqa: F401
     from samplekit.score import Prediction, ScoreModel  # noqa: F401
-    from samplekit.sde import EDMSDE, OUSDE, SDE, VESDE, SubVPSDE, VPSDE  # noqa: F401
+    from samplekit.sde import EDMSDE, OUSDE, SDE, VESDE, VPSDE, SubVPSDE  # noqa: F401
     from samplekit.solver import Solver, SolverError, StepInfo  # noqa: F401
     from samplekit.targets import GaussianMixture  # noqa: F401
-    from samplekit.schedule_optimizer import ScheduleReport, optimize_schedule  # noqa: F401

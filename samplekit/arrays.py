@@ -14,7 +14,7 @@ import numpy as np
 
 from samplekit.errors import ArrayChoiceError, InputFileError
 
-__all__ = ["read_array", "read_arrays", "ArrayChoiceError"]
+__all__ = ["ArrayChoiceError", "read_array", "read_arrays"]
 
 
 def _open(path: Path, what: str):

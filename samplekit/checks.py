@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import numbers
 import operator
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from samplekit.errors import ArgumentTypeError, InvalidArgumentError
 
-__all__ = ["as_int", "positive_int", "check_seed", "check_float_dtype", "fresh_seed", "SEED_LIMIT"]
+__all__ = ["SEED_LIMIT", "as_int", "check_float_dtype", "check_seed", "fresh_seed", "positive_int"]
 
 SEED_LIMIT = 2 ** 63  # torch.Generator.manual_seed takes 0 <= seed < 2**64; keep to int64's range
 

@@ -23,12 +23,23 @@ from __future__ import annotations
 
 import contextlib
 import json
-from typing import Iterator
+from collections.abc import Iterator
 
 __all__ = [
-    "SamplekitError", "InvalidArgumentError", "ArgumentTypeError", "UnknownComponentError",
-    "DuplicateComponentError", "PluginError", "InputFileError", "ArrayChoiceError", "OutputError",
-    "CheckpointError", "UnsafeCheckpointError", "UntrustedCodeError", "ResourceLimitError", "NonFiniteError",
+    "ArgumentTypeError",
+    "ArrayChoiceError",
+    "CheckpointError",
+    "DuplicateComponentError",
+    "InputFileError",
+    "InvalidArgumentError",
+    "NonFiniteError",
+    "OutputError",
+    "PluginError",
+    "ResourceLimitError",
+    "SamplekitError",
+    "UnknownComponentError",
+    "UnsafeCheckpointError",
+    "UntrustedCodeError",
     "loading_errors",
 ]
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from collections.abc import Iterable
 from importlib import metadata
-from typing import Iterable
 
 import pluggy
 
@@ -81,7 +81,7 @@ def _register(pm: pluggy.PluginManager, failures: list[PluginFailure], name: str
     try:
         plugin = load()
         pm.register(plugin, name=name)
-    except Exception as exc:  # a broken plugin must not break the rest
+    except Exception as exc:  # noqa: BLE001  (a broken plugin must not break the rest)
         label = name or (pm.get_canonical_name(plugin) if plugin is not None else "a plugin")
         failures.append(PluginFailure(label, f"{type(exc).__name__}: {exc}"))
 

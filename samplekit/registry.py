@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
-
-KINDS = ("solver", "sde", "schedule", "trace_estimator", "model_loader", "metric", "target", "guidance")
-
+from typing import Any
 
 # the error classes live in samplekit.errors (one hierarchy); re-exported here for existing imports
-from samplekit.errors import (DuplicateComponentError, InvalidArgumentError, PluginError,  # noqa: E402,F401
-                              SamplekitError, UnknownComponentError)
+from samplekit.errors import (  # noqa: F401
+    DuplicateComponentError,
+    InvalidArgumentError,
+    PluginError,
+    SamplekitError,
+    UnknownComponentError,
+)
+
+KINDS = ("solver", "sde", "schedule", "trace_estimator", "model_loader", "metric", "target", "guidance")
 
 
 @dataclass(frozen=True)
@@ -102,7 +107,7 @@ class Registry:
         try:
             for kind, function in hooks:
                 function(register=self.scoped(kind, plugin))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001  (any fault of a plugin drops that plugin only)
             self._components, self._aliases = snapshot
             self.failures.append(PluginFailure(plugin, f"{type(exc).__name__}: {exc}; none of its components "
                                                        "were loaded"))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +16,16 @@ import torch
 
 import samplekit as sk
 from samplekit.arrays import read_array
-from samplekit.errors import (CheckpointError, InputFileError, InvalidArgumentError, ResourceLimitError,
-                              SamplekitError, UnknownComponentError, UnsafeCheckpointError, UntrustedCodeError)
+from samplekit.errors import (
+    CheckpointError,
+    InputFileError,
+    InvalidArgumentError,
+    ResourceLimitError,
+    SamplekitError,
+    UnknownComponentError,
+    UnsafeCheckpointError,
+    UntrustedCodeError,
+)
 from samplekit.training.nets import TimeMLP
 
 RING = Path(__file__).resolve().parents[1] / "plugins" / "samplekit_models" / "weights" / "ring2d_mlp"
@@ -65,7 +74,7 @@ def text_file(tmp: Path, name: str) -> Path:
 
 
 def torch_args(**kw):
-    return dict(loader="torch", parametrization="eps", shape=(2,)) | kw
+    return {"loader": "torch", "parametrization": "eps", "shape": (2,)} | kw
 
 
 # (id, build(tmp) -> call(), expected class, message fragment)
@@ -77,8 +86,7 @@ ROWS = [
      "did you mean 'samplekit'"),
     ("option the loader does not take", lambda tmp: lambda: sk.load_model(RING, parametrization="eps"),
      InvalidArgumentError, "takes no option 'parametrization'; it takes: dtype, name, max_params"),
-    ("native: samplekit.json not JSON",
-     lambda tmp: (lambda d: lambda: sk.load_model(d))(_write(native(tmp) / "samplekit.json", "{oops")),
+    ("native: samplekit.json not JSON", lambda tmp: partial(sk.load_model, _write(native(tmp) / "samplekit.json", "{oops")),
      CheckpointError, "not valid JSON"),
     ("native: not a samplekit config", lambda tmp: lambda: sk.load_model(native(tmp, set_key("format", "x"))),
      SamplekitError, "is not a samplekit model config"),
@@ -112,18 +120,17 @@ ROWS = [
     ("denoiser: TorchScript without trust_code",
      lambda tmp: lambda: sk.load_model(scripted(tmp), loader="denoiser", shape=(2,)), UntrustedCodeError,
      "is a TorchScript archive"),
-    ("torch: pickled module", lambda tmp: (lambda p: lambda: sk.load_model(p, **torch_args()))(
-        _save(TimeMLP(2, hidden=4, depth=1), tmp / "module.pt")), UnsafeCheckpointError, "arbitrary unpickle"),
-    ("torch: pickle payload as weights", lambda tmp: (lambda p: lambda: sk.load_model(
-        p, module=TimeMLP(2, hidden=4, depth=1), **torch_args()))(
-        _save({"w": torch.zeros(2), "evil": Payload()}, tmp / "evil.pt")), UnsafeCheckpointError, "unpickle"),
+    ("torch: pickled module", lambda tmp: partial(sk.load_model, _save(TimeMLP(2, hidden=4, depth=1), tmp / "module.pt"),
+                                                  **torch_args()), UnsafeCheckpointError, "arbitrary unpickle"),
+    ("torch: pickle payload as weights", lambda tmp: partial(
+        sk.load_model, _save({"w": torch.zeros(2), "evil": Payload()}, tmp / "evil.pt"),
+        module=TimeMLP(2, hidden=4, depth=1), **torch_args()), UnsafeCheckpointError, "unpickle"),
     ("torch: text file as weights", lambda tmp: lambda: sk.load_model(
         text_file(tmp, "w.pt"), module=TimeMLP(2, hidden=4, depth=1), **torch_args()), UnsafeCheckpointError,
      "not a plain tensor file"),
-    ("torch: weights of another network", lambda tmp: (lambda p: lambda: sk.load_model(
-        p, module=TimeMLP(2, hidden=8, depth=1), **torch_args()))(
-        _save(TimeMLP(2, hidden=4, depth=1).state_dict(), tmp / "w.pt")), CheckpointError,
-     "the weights do not fit the network"),
+    ("torch: weights of another network", lambda tmp: partial(
+        sk.load_model, _save(TimeMLP(2, hidden=4, depth=1).state_dict(), tmp / "w.pt"),
+        module=TimeMLP(2, hidden=8, depth=1), **torch_args()), CheckpointError, "the weights do not fit the network"),
     ("torch: missing weights file", lambda tmp: lambda: sk.load_model(
         tmp / "none.safetensors", module=TimeMLP(2, hidden=4, depth=1), **torch_args()), CheckpointError,
      "does not exist"),
@@ -131,8 +138,9 @@ ROWS = [
      "needs shape="),
     ("torch: no parametrization", lambda tmp: lambda: sk.load_model(TimeMLP(2), loader="torch", shape=(2,)),
      InvalidArgumentError, "model loader 'torch' needs parametrization="),
-    ("diffusers: config files not JSON", lambda tmp: (lambda d: lambda: sk.load_model(d, loader="diffusers"))(
-        _write(tmp / "d" / "scheduler_config.json", "{") and _write(tmp / "d" / "config.json", "{")),
+    ("diffusers: config files not JSON", lambda tmp: partial(
+        sk.load_model, _write(tmp / "d" / "scheduler_config.json", "{") and _write(tmp / "d" / "config.json", "{"),
+        loader="diffusers"),
      SamplekitError, "not valid JSON"),
     ("file: text given as .npy", lambda tmp: lambda: read_array(text_file(tmp, "x.npy"), "samples", what="--points"),
      InputFileError, "is not a NumPy array file"),

@@ -20,7 +20,7 @@ class CommandError(click.ClickException):
 
     def __init__(self, message: str, exit_code: int = 2) -> None:
         super().__init__(message)
-        self.exit_code = exit_code
+        self.exit_code = exit_code  # type: ignore[misc]
 
     def show(self, file=None) -> None:
         click.echo(f"error: {self.format_message()}", err=True, file=file)
@@ -64,7 +64,7 @@ class SamplekitGroup(click.Group):
             self._adding_for = plugin
             try:
                 function(cli=self)
-            except Exception as exc:  # a broken plugin loses its commands, the rest keeps working
+            except Exception as exc:  # noqa: BLE001  (a broken plugin loses its commands, the rest keeps working)
                 self.commands = before
                 self.command_plugins = {k: v for k, v in self.command_plugins.items() if k in before}
                 from samplekit.registry import PluginFailure
@@ -74,7 +74,7 @@ class SamplekitGroup(click.Group):
                 self._adding_for = None
 
     def add_command(self, cmd: click.Command, name: str | None = None) -> None:
-        name = name or cmd.name
+        name = name or cmd.name or ""
         owner = self._adding_for or "samplekit"
         if name in self.commands and self.command_plugins.get(name) != owner:
             from samplekit.errors import DuplicateComponentError

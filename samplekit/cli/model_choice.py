@@ -6,6 +6,7 @@ by the others."""
 from __future__ import annotations
 
 import inspect
+from collections.abc import Mapping
 from pathlib import Path
 
 import click
@@ -50,7 +51,7 @@ def choose_model(target: str, model_source: str | None, loader: str | None, sde_
         names = {c.name for c in registry.available("target")}
         shipped = registry.create("target", model_source) if model_source in names else None
         fixed = getattr(shipped, "fixed_sde", None)
-        if fixed is None:
+        if shipped is None or fixed is None:
             raise click.BadParameter(f"{model_source!r} is neither a path nor a shipped model's name (shipped: "
                                      f"{', '.join(sorted(n for n in names if registry.get('target', n).info.get('fixed_sde')))})",
                                      param_hint="--model")
@@ -81,6 +82,7 @@ def _check_same_sde(sde_name: str | None, actual: str, source: str) -> None:
 
 
 def _loader_options(factory, given: dict, sde_name: str | None) -> tuple[dict, list[str]]:
+    params: Mapping[str, inspect.Parameter]
     try:
         params = inspect.signature(factory).parameters
     except (TypeError, ValueError):

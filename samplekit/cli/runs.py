@@ -96,7 +96,7 @@ class SamplingRun:
         first.samples = torch.cat([r.samples for r in results])
         first.nfe = max(r.nfe for r in results)  # evaluations along each sample's path (every chunk spends it)
         first.seconds = time.perf_counter() - start
-        decoded = [getattr(r, "decoded", None) for r in results]
-        if all(d is not None for d in decoded):
+        decoded = [d for d in (getattr(r, "decoded", None) for r in results) if d is not None]
+        if len(decoded) == len(results):
             first.decoded = torch.cat(decoded)
         return first

@@ -85,7 +85,9 @@ def sample_command(target, model_source, loader, parametrization, sde_name, shap
         raise click.BadParameter(f"samples of shape {tuple(model.shape)} are not images (C, H, W)", param_hint="--grid")
     guided = {}
     if model_source is not None and conditioning["class_label"] is not None and shipped_target(model_source) is None:
-        from samplekit.cli.guided import guide_loaded   # a loaded conditional network: CFG on that one network
+        from samplekit.cli.guided import (
+            guide_loaded,  # a loaded conditional network: CFG on that one network
+        )
 
         scale = 1.0 if conditioning["guidance"] is None else conditioning["guidance"]
         model = guide_loaded(model, conditioning["class_label"], scale, null_class)
@@ -111,8 +113,8 @@ def sample_command(target, model_source, loader, parametrization, sde_name, shap
     if grid_path is not None:
         from samplekit.io.images import save_image_grid
 
-        images = getattr(res, "decoded", None)
-        path = save_image_grid(grid_path, (images if images is not None else res.samples)[:100])
+        decoded = getattr(res, "decoded", None)
+        path = save_image_grid(grid_path, (decoded if decoded is not None else res.samples)[:100])
         click.echo(f"wrote a grid of {min(num_samples, 100)} images to {path}")
 
 

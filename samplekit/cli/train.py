@@ -15,7 +15,6 @@ from pathlib import Path
 import click
 
 
-
 def training_data(data: str, num_data: int, seed: int):
     """An .npz (array 'samples', or its only array) / .npy file of samples, one per row, or ``num_data``
     samples of a registered target.  Errors name --data."""
