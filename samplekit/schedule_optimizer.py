@@ -23,7 +23,7 @@ global error L is minimised directly, so every solver is judged by what it will 
    kl_optimal by default); the best is the starting grid, so the result is never worse on the batch
    than any of them;
 2. coordinate descent: each interior time t_i in turn is moved toward t_{i-1} or t_{i+1} by a fraction
-   f of the gap (the order is kept by construction); a move is kept if it lowers L; f starts at 1/2
+   f of the gap (the order is kept by construction); a move is kept if it lowers L; f starts at 1/4
    and halves after a sweep with no improvement, until f < ``min_fraction`` or the budget is spent.
 
 Cost: one evaluation of L spends ``nfe`` network calls on the batch (``num_samples`` points, one
@@ -73,7 +73,7 @@ def _resolve(solver) -> Solver:
 
 def optimize_schedule(model: ScoreModel, solver: str | Solver, nfe: int, num_samples: int = 256, seed: int = 0,
                       max_nfe: int | None = None, starts=DEFAULT_STARTS, min_fraction: float = 1 / 64,
-                      teacher_tol: float = 1e-7, n_projections: int = 64, return_report: bool = False):
+                      teacher_tol: float = 1e-6, n_projections: int = 64, return_report: bool = False):
     """A strictly decreasing float64 grid (T ... t_min) for ``solver`` at budget ``nfe`` on ``model``.
 
     :param solver: a registered fixed-step solver name or a Solver instance (its options are kept).
@@ -147,7 +147,7 @@ def optimize_schedule(model: ScoreModel, solver: str | Solver, nfe: int, num_sam
         raise SolverError(f"none of the starting schedules {names} gave a grid of {n_steps} steps on {sde!r}")
     start_loss = best
     ts = best_ts.clone()
-    fraction = 0.5
+    fraction = 0.25
     while fraction >= min_fraction and spent() + nfe <= budget:
         improved = False
         for i in range(1, n_steps):

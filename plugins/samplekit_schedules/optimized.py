@@ -40,9 +40,14 @@ def default_cache_dir(option=None) -> Path:
     return Path(base) / "samplekit"
 
 
-def _feed(h, obj, depth: int = 0, seen=None) -> None:
-    """Hash the content of obj: tensors by bytes, modules by state_dict, functions by code and closure."""
+def _feed(h, obj, depth: int = 0, seen=None, scalars: bool = True) -> None:
+    """Hash the content of obj: tensors by bytes, modules by state_dict, functions by code and closure.
+
+    With ``scalars=False`` (the model's walk) Python numbers are left out: a network's identity is its
+    weights and code, not mutable counters kept beside it (a call counter must not move the key)."""
     seen = set() if seen is None else seen
+    if not scalars and isinstance(obj, (int, float, bool)):
+        return
     if id(obj) in seen or depth > 6:
         return
     seen.add(id(obj))
@@ -54,29 +59,29 @@ def _feed(h, obj, depth: int = 0, seen=None) -> None:
         h.update(type(obj).__qualname__.encode())
         for k, v in obj.state_dict().items():
             h.update(k.encode())
-            _feed(h, v, depth + 1, seen)
+            _feed(h, v, depth + 1, seen, scalars)
     elif isinstance(obj, (int, float, str, bool, type(None))):
         h.update(repr(obj).encode())
     elif isinstance(obj, (list, tuple)):
         for v in obj:
-            _feed(h, v, depth + 1, seen)
+            _feed(h, v, depth + 1, seen, scalars)
     elif isinstance(obj, dict):
         for k in sorted(obj, key=repr):
             h.update(repr(k).encode())
-            _feed(h, obj[k], depth + 1, seen)
+            _feed(h, obj[k], depth + 1, seen, scalars)
     elif callable(obj) and hasattr(obj, "__code__"):
         h.update(obj.__code__.co_code)
         h.update(repr(obj.__code__.co_consts).encode())
         for cell in obj.__closure__ or ():
             try:
-                _feed(h, cell.cell_contents, depth + 1, seen)
+                _feed(h, cell.cell_contents, depth + 1, seen, scalars)
             except ValueError:  # an empty cell
                 pass
         if getattr(obj, "__self__", None) is not None:
-            _feed(h, obj.__self__, depth + 1, seen)
+            _feed(h, obj.__self__, depth + 1, seen, scalars)
     elif hasattr(obj, "__dict__"):
         h.update(type(obj).__qualname__.encode())
-        _feed(h, {k: v for k, v in vars(obj).items() if not k.startswith("_counter")}, depth + 1, seen)
+        _feed(h, vars(obj), depth + 1, seen, scalars)
     else:
         h.update(repr(obj).encode())
 
@@ -86,7 +91,7 @@ def fingerprint(model, sde: SDE, solver, n_steps: int, options: dict) -> str:
     from samplekit.sampling import resolve_solver
 
     h = hashlib.sha256()
-    _feed(h, {k: v for k, v in vars(model).items() if k not in ("sde", "_counter")})
+    _feed(h, {k: v for k, v in vars(model).items() if k not in ("sde", "_counter")}, scalars=False)
     _feed(h, sde)
     s = resolve_solver(solver, {})
     _feed(h, [s.name, {k: v for k, v in s.options().items() if k not in ("schedule", "schedule_options")}])
