@@ -204,6 +204,39 @@ def gmm64_diag(seed: int = 64) -> GaussianMixture:
     return GaussianMixture(weights, means, variances)
 
 
+# --- stress targets: the low-noise end and the mode weights decide the score -----------------------------
+def grid2d_narrow() -> GaussianMixture:
+    """A 2-D 5x5 grid (spacing 2) of narrow components (std 0.05); four of them light (weight 0.05 vs 1)."""
+    xs = torch.arange(-2, 3, dtype=torch.float64) * 2.0
+    means = torch.cartesian_prod(xs, xs)
+    weights = torch.ones(25, dtype=torch.float64)
+    weights[[0, 6, 18, 24]] = 0.05
+    return GaussianMixture(weights, means, torch.full((25, 2), 0.05 ** 2, dtype=torch.float64))
+
+
+def spiky3d(seed: int = 3) -> GaussianMixture:
+    """A 3-D mixture (fixed seed): three components of std 0.01 hold 90% of the mass, three broad ones
+    (std 0.3-0.6) the rest: only the last, low-noise steps resolve the heavy ones."""
+    g = _seeded(seed)
+    means = 2.0 * torch.randn(6, 3, generator=g, dtype=torch.float64)
+    stds = torch.tensor([0.01, 0.01, 0.01, 0.3, 0.45, 0.6], dtype=torch.float64)
+    weights = torch.tensor([0.3, 0.3, 0.3, 0.04, 0.03, 0.03], dtype=torch.float64)
+    return GaussianMixture(weights, means, (stds ** 2)[:, None].expand(6, 3).clone())
+
+
+def gmm32_illcond(seed: int = 32) -> GaussianMixture:
+    """A 32-D mixture of 4 full-covariance Gaussians (fixed seed) with eigenvalues log-spaced over 4
+    decades, 1e-4 to 1, in random orthonormal bases: S_k = U_k diag(lam) U_k^T."""
+    g, d, K = _seeded(seed), 32, 4
+    means = 1.5 * torch.randn(K, d, generator=g, dtype=torch.float64)
+    lam = torch.logspace(-4, 0, d, dtype=torch.float64)
+    U, _ = torch.linalg.qr(torch.randn(K, d, d, generator=g, dtype=torch.float64))
+    covs = U @ torch.diag_embed(lam.expand(K, d)) @ U.transpose(1, 2)
+    covs = (covs + covs.transpose(1, 2)) / 2
+    weights = torch.tensor([0.4, 0.3, 0.2, 0.1], dtype=torch.float64)
+    return GaussianMixture(weights, means, covs)
+
+
 class ExactTarget:
     """A benchmark target with an exact answer: a Gaussian mixture under any SDE.
 
@@ -231,4 +264,5 @@ class ExactTarget:
         return f"ExactTarget({self.name!r}, {self.mixture!r})"
 
 
-EXACT_TARGETS = {"ring2d": ring2d, "gmm16_full": gmm16_full, "gmm64_diag": gmm64_diag}
+EXACT_TARGETS = {"ring2d": ring2d, "gmm16_full": gmm16_full, "gmm64_diag": gmm64_diag,
+                 "grid2d_narrow": grid2d_narrow, "spiky3d": spiky3d, "gmm32_illcond": gmm32_illcond}
