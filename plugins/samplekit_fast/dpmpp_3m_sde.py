@@ -14,6 +14,11 @@ D, D_1, D_2, the reverse-SDE family solved exactly in lambda with D polynomial i
 weight is w2 = 2: ``variant="taylor"``, third order at eta = 0.  k-diffusion (and diffusers'
 third-order multistep DPM-Solver++) use w2 = 1: ``variant="kdiffusion"`` (the default, k-diffusion's
 numbers), which converges at second order at eta = 0 — a documented disagreement (issue 17).
+``lower_order_final`` (default on, as samplekit's multistep solvers): step i of n has order at most
+n - i.  samplekit's last step lands on t_min (k-diffusion's last step to sigma = 0 is a plain denoise),
+and on grids uniform in t that step is a long one in log-SNR: extrapolating the history over it costs
+much (VP ring, eta = 0, uniform, max error at NFE 10/20/30: 6.53/3.25/0.30 without, 0.23/0.19/0.04
+with).  ``lower_order_final=False`` gives k-diffusion's numbers.
 One model call per step.  A step from alpha_t = 0 (lambda_t = -inf) is first order and not kept in
 the history.
 """
@@ -32,7 +37,7 @@ VARIANTS = {"kdiffusion": 1.0, "taylor": 2.0}
 
 
 class DPMSolverPP3MSDE(NoisySolver):
-    """DPM-Solver++(3M) SDE (options eta, s_noise, variant)."""
+    """DPM-Solver++(3M) SDE (options eta, s_noise, variant, lower_order_final)."""
 
     name = "dpmpp_3m_sde"
     aliases = ("sample_dpmpp_3m_sde", "k_dpmpp_3m_sde", "DPM++ 3M SDE")
@@ -41,8 +46,10 @@ class DPMSolverPP3MSDE(NoisySolver):
     nfe_per_step = 1
     default_schedule = "karras"
 
-    def __init__(self, eta: float = 1.0, s_noise: float = 1.0, variant: str = "kdiffusion", **base) -> None:
+    def __init__(self, eta: float = 1.0, s_noise: float = 1.0, variant: str = "kdiffusion",
+                 lower_order_final: bool = True, **base) -> None:
         super().__init__(eta=eta, s_noise=s_noise, **base)
+        self.lower_order_final = bool(lower_order_final)
         if variant not in VARIANTS:
             raise SolverError(f"solver {self.name!r}: variant={variant!r} is unknown; use one of "
                               f"{', '.join(VARIANTS)} ('kdiffusion' = k-diffusion's numbers, 'taylor' = order 3 at eta=0)")
@@ -62,11 +69,14 @@ class DPMSolverPP3MSDE(NoisySolver):
         big_h = (1 + eta) * h
         decay = torch.exp(-eta * h) if eta > 0 else torch.ones_like(h)
         x_next = scalar(iv.sigma_s / iv.sigma_t * decay, x) * x - scalar(iv.alpha_s * torch.expm1(-big_h), x) * x0
-        if state.x0s and bool(torch.isfinite(iv.lam_t)):
+        order = len(state.x0s) + 1 if bool(torch.isfinite(iv.lam_t)) else 1
+        if self.lower_order_final:
+            order = min(order, state.n_steps - i)
+        if order >= 2:
             phi_2 = 1 + torch.expm1(-big_h) / big_h
             r0 = (iv.lam_t - state.lams[-1]) / h
             d1_0 = (x0 - state.x0s[-1]) / scalar(r0, x)
-            if len(state.x0s) == 2:
+            if order == 3:
                 r1 = (state.lams[-1] - state.lams[-2]) / h
                 d1_1 = (state.x0s[-1] - state.x0s[-2]) / scalar(r1, x)
                 d1 = d1_0 + scalar(r0 / (r0 + r1), x) * (d1_0 - d1_1)
