@@ -1,10 +1,11 @@
-# The two commands of the README: `make bench` (the default benchmark) and `make test` (the whole suite).
+# The two commands of the README: `make bench` (the default benchmark) and `make test` (the whole suite);
+# `make lint` runs ruff (lint + format check) and mypy as CI does.
 # Each creates .venv on first use: the CPU torch wheel first, then samplekit with every extra.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: bench test install clean
+.PHONY: bench test lint install clean
 
 $(BIN)/.installed: pyproject.toml plugins/example_plugin/pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +23,12 @@ bench: $(BIN)/.installed
 
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest -n 2 -q
+
+# ruff and mypy read their settings from pyproject.toml (mypy checks samplekit/ and plugins/).
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV)
