@@ -13,10 +13,12 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from samplekit.bench.metrics import log_density_gap, sliced_wasserstein
-from samplekit.targets import gmm16_full, gmm64_diag, ring2d
+from samplekit.bench.metrics import log_density_gap, mode_weight_tv, sliced_wasserstein
+from samplekit.targets import gmm16_full, gmm32_illcond, gmm64_diag, grid2d_narrow, ring2d, spiky3d
 
-TARGETS = {"ring2d": (ring2d, 4000), "gmm16_full": (gmm16_full, 2000), "gmm64_diag": (gmm64_diag, 2000)}
+TARGETS = {"ring2d": (ring2d, 4000), "gmm16_full": (gmm16_full, 2000), "gmm64_diag": (gmm64_diag, 2000),
+           # the stress targets of issue 12: the low-noise end and the mode weights decide the score
+           "grid2d_narrow": (grid2d_narrow, 4000), "spiky3d": (spiky3d, 2000), "gmm32_illcond": (gmm32_illcond, 2000)}
 BUDGETS = (5, 10, 20, 50)
 SEEDS = (0, 1)
 FLOOR_PAIRS = 5  # exact sets per seed for the noise floor (cheap: no sampler runs)
@@ -81,7 +83,8 @@ class Problem:
 
     def metrics(self, x: torch.Tensor) -> dict:
         return {"sw2": sliced_wasserstein(x, self.reference),
-                "logp_gap": log_density_gap(x, self.reference, log_prob=self.mixture.log_prob)}
+                "logp_gap": log_density_gap(x, self.reference, log_prob=self.mixture.log_prob),
+                "mode_tv": mode_weight_tv(x, self.reference, mixture=self.mixture)}
 
     def floors(self, pairs: int = FLOOR_PAIRS) -> list[dict]:
         """The metrics of ``pairs`` independent exact sets against the reference: what a perfect sampler scores."""
@@ -112,6 +115,7 @@ class Record:
     nfe: int | None = None
     sw2: float | None = None
     logp_gap: float | None = None
+    mode_tv: float | None = None
     seconds: float | None = None
     status: str = "ok"
     error: str = ""
