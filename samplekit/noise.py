@@ -56,18 +56,22 @@ def counter_bits(keys: Tensor, draw: int, numel: int) -> Tensor:
 
 
 def counter_normal(keys: Tensor, draw: int, shape: Sequence[int], dtype: torch.dtype) -> Tensor:
-    """N(0, 1) of shape (len(keys), *shape) by Box-Muller on the two 32-bit halves of ``counter_bits``:
-        u1 = (hi + 1/2) 2^-32,  u2 = (lo + 1/2) 2^-32,  z = sqrt(-2 log u1) cos(2 pi u2)
-    (Box & Muller 1958; u1 > 0, so |z| <= 6.7), computed in float64 (float32 where float64 is not
-    supported) and rounded to ``dtype``.  Elementwise, so a row does not depend on the others."""
+    """N(0, 1) of shape (len(keys), *shape) by Box-Muller (Box & Muller 1958) on the two 32-bit halves of
+    ``counter_bits``: 64 bits give the pair of elements (2k, 2k + 1),
+        u1 = (hi + 1/2) 2^-32,  u2 = (lo + 1/2) 2^-32,  r = sqrt(-2 log u1),
+        z_2k = r cos(2 pi u2),  z_2k+1 = r sin(2 pi u2)      (independent; u1 > 0, so |z| <= 6.7),
+    computed in float64 (float32 where float64 is not supported) and rounded to ``dtype``.  Element j
+    depends only on (key, draw, j // 2), so a row does not depend on the others or on the batch."""
     shape = tuple(int(n) for n in shape)
-    bits = counter_bits(keys, draw, math.prod(shape))
+    numel = math.prod(shape)
+    bits = counter_bits(keys, draw, (numel + 1) // 2)
     work = torch.float32 if keys.device.type == "mps" else torch.float64
     scale = 2.0 ** -32
     u1 = (_shift_right(bits, 32).to(work) + 0.5) * scale
-    u2 = ((bits & LOW32).to(work) + 0.5) * scale
-    z = torch.sqrt(-2 * torch.log(u1)) * torch.cos((2 * math.pi) * u2)
-    return z.to(dtype).reshape(len(keys), *shape)
+    theta = ((bits & LOW32).to(work) + 0.5) * (2 * math.pi * scale)
+    r = torch.sqrt(-2 * torch.log(u1))
+    z = torch.stack([r * torch.cos(theta), r * torch.sin(theta)], dim=-1).reshape(len(keys), -1)
+    return z[:, :numel].to(dtype).reshape(len(keys), *shape)
 
 
 def sample_keys(seeds: Sequence[int], device) -> Tensor:
