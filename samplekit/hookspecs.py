@@ -1,21 +1,31 @@
 """The hooks a samplekit plugin may implement (pluggy project name ``samplekit``).
 
-Each ``samplekit_register_*`` hook receives ``register(name, factory, **info)``
-scoped to the calling plugin, so every component remembers which plugin gave it.
-``factory(**options)`` builds the component; ``summary=`` overrides the one-line
-summary taken from the factory's docstring.
+Each ``samplekit_register_*`` hook receives a ``register`` callable scoped to the
+calling plugin, so every component remembers which plugin gave it:
+
+- ``samplekit_register_solvers`` gets a :class:`RegisterSolver`: ``register(SolverClass)``;
+  the class declares its name, aliases, capabilities and options.
+- every other hook gets a :class:`Register`: ``register(name, factory, **info)``;
+  ``factory(**options)`` builds the component and ``summary=`` overrides the one-line
+  summary taken from the factory's docstring.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pluggy
 
+if TYPE_CHECKING:  # the solver base imports torch; hookspecs stays light for `samplekit --help`
+    from samplekit.solver import Solver
+
 __all__ = [
-    "hookspec",
-    "hookimpl",
     "REGISTER_HOOKS",
+    "Register",
+    "RegisterSolver",
+    "hookimpl",
+    "hookspec",
     "samplekit_register_solvers",
     "samplekit_register_sdes",
     "samplekit_register_schedules",
@@ -30,14 +40,36 @@ __all__ = [
 hookspec = pluggy.HookspecMarker("samplekit")
 hookimpl = pluggy.HookimplMarker("samplekit")
 
-Register = Callable[..., None]
+
+class Register(Protocol):
+    """``register(name, factory, **info)``: what every hook but the solver hook receives.
+
+    :param name: the component's name, unique within its kind (a duplicate is an error naming both plugins).
+    :param factory: ``factory(**options)`` builds the component (a class or a function).
+    :param summary: one line for ``samplekit list``; by default the first line of the factory's docstring.
+    :param info: further fields shown by ``samplekit list --json`` (e.g. ``aliases``).
+    """
+
+    def __call__(
+        self, name: str, factory: Callable[..., Any], /, *, summary: str | None = None, **info: Any
+    ) -> None: ...
+
+
+class RegisterSolver(Protocol):
+    """``register(SolverClass)``: what the solver hook receives.
+
+    :param solver_class: a :class:`samplekit.solver.Solver` subclass; its name, aliases, capabilities and
+        options are read from the class.
+    """
+
+    def __call__(self, solver_class: type[Solver], /) -> None: ...
 
 
 @hookspec
-def samplekit_register_solvers(register: Register) -> None:
-    """Register solvers: ``register(name, SolverClass)``; the class declares order, stochastic, nfe_per_step.
+def samplekit_register_solvers(register: RegisterSolver) -> None:
+    """Register solvers: ``register(SolverClass)``; the class declares its name, aliases and capabilities.
 
-    :param register: ``register(name, factory, **info)`` scoped to this plugin.
+    :param register: ``register(SolverClass)`` scoped to this plugin.
     """
 
 

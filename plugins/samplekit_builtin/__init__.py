@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from samplekit import schedules, sde
 from samplekit.bench import metrics
-from samplekit.hookspecs import hookimpl
+from samplekit.hookspecs import Register, RegisterSolver, hookimpl
 
 from samplekit_builtin.annealed_langevin import AnnealedLangevin
 from samplekit_builtin.ddim import DDIM
@@ -17,40 +17,40 @@ from samplekit_builtin.pc import PredictorCorrector
 
 
 @hookimpl
-def samplekit_register_sdes(register):
+def samplekit_register_sdes(register: Register) -> None:
     for cls in (sde.VPSDE, sde.SubVPSDE, sde.VESDE, sde.OUSDE, sde.EDMSDE, sde.RectifiedFlowSDE):
         register(cls.name, cls)
 
 
 @hookimpl
-def samplekit_register_schedules(register):
+def samplekit_register_schedules(register: Register) -> None:
     for name, fn in schedules.SCHEDULES.items():
         register(name, fn)
 
 
 @hookimpl
-def samplekit_register_solvers(register):
+def samplekit_register_solvers(register: RegisterSolver) -> None:
     for cls in (EulerMaruyama, ODEEuler, ODEHeun, DDPM, DDIM, PredictorCorrector, AnnealedLangevin, Langevin):
         register(cls)
 
 
 @hookimpl
-def samplekit_register_metrics(register):
+def samplekit_register_metrics(register: Register) -> None:
     for name, (fn, info) in metrics.METRICS.items():
         register(name, fn, **info)
 
 
 @hookimpl
-def samplekit_register_targets(register):
+def samplekit_register_targets(register: Register) -> None:
     from samplekit.targets import EXACT_TARGETS, ExactTarget
 
     for name, make in EXACT_TARGETS.items():
-        register(name, lambda make=make, name=name: ExactTarget(name, make()), summary=make.__doc__.splitlines()[0],
-                 exact=True)
+        summary = (make.__doc__ or name).splitlines()[0]
+        register(name, lambda make=make, name=name: ExactTarget(name, make()), summary=summary, exact=True)
 
 
 @hookimpl
-def samplekit_register_trace_estimators(register):
+def samplekit_register_trace_estimators(register: Register) -> None:
     from samplekit.trace import ESTIMATORS
 
     for cls in ESTIMATORS:
@@ -58,7 +58,7 @@ def samplekit_register_trace_estimators(register):
 
 
 @hookimpl
-def samplekit_register_guidance(register):
+def samplekit_register_guidance(register: Register) -> None:
     from samplekit import conditioning, guidance
 
     register("classifier", guidance.classifier, nfe_per_eval=2)

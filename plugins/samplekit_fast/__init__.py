@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from samplekit.hookspecs import hookimpl
+from samplekit.hookspecs import RegisterSolver, hookimpl
 
 from samplekit_fast.dpmpp_2m import DPMSolverPP2M
 from samplekit_fast.dpmpp_3m import DPMSolverPP3M
@@ -32,7 +32,7 @@ SOLVERS = (DPMSolverPP2M, DPMSolverPP3M, SDEDPMSolverPP2M, UniPC, EDMHeun)
 
 
 @hookimpl
-def samplekit_register_solvers(register):
+def samplekit_register_solvers(register: RegisterSolver) -> None:
     for cls in SOLVERS:
         register(cls)
     register(DEIS)

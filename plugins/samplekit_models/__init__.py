@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from importlib.util import find_spec
 
-from samplekit.hookspecs import hookimpl
+from samplekit.hookspecs import Register, hookimpl
 
 OPTIONAL_DEPENDENCIES = ("diffusers", "safetensors", "sklearn")
 _missing = [name for name in OPTIONAL_DEPENDENCIES if find_spec(name) is None]
@@ -23,7 +23,7 @@ if _missing:
 
 
 @hookimpl
-def samplekit_register_targets(register):
+def samplekit_register_targets(register: Register) -> None:
     from samplekit_models.targets import (
         DigitsCFGTarget,
         DigitsCondUNetTarget,
@@ -48,7 +48,7 @@ def samplekit_register_targets(register):
 
 
 @hookimpl
-def samplekit_register_metrics(register):
+def samplekit_register_metrics(register: Register) -> None:
     from samplekit_models.classifier import SAMPLE_SHAPE, digits_class_balance, digits_fd
 
     # sample_shape: these metrics apply only to targets of 8x8 digit images (others get no value)

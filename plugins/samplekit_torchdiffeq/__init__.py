@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import torchdiffeq  # noqa: F401  (the dependency; a missing one is reported by `samplekit list`)
 
-from samplekit.hookspecs import hookimpl
+from samplekit.hookspecs import RegisterSolver, hookimpl
 
 from samplekit_torchdiffeq.adaptive import SOLVERS
 
 
 @hookimpl
-def samplekit_register_solvers(register):
+def samplekit_register_solvers(register: RegisterSolver) -> None:
     for cls in SOLVERS:
         register(cls)

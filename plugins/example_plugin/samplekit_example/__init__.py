@@ -6,7 +6,7 @@ group ``samplekit`` (plugin name ``example``); ``samplekit list solver`` then sh
 
 from __future__ import annotations
 
-from samplekit.hookspecs import hookimpl
+from samplekit.hookspecs import RegisterSolver, hookimpl
 from samplekit.reverse import probability_flow_drift
 from samplekit.solver import Solver
 
@@ -27,5 +27,5 @@ class ExampleMidpoint(Solver):
 
 
 @hookimpl
-def samplekit_register_solvers(register):
+def samplekit_register_solvers(register: RegisterSolver) -> None:
     register(ExampleMidpoint)
