@@ -43,7 +43,7 @@ SCHEDULERS = {
     "DPMSolverSinglestep": ("DPMSolverSinglestepScheduler", {}, True),
 }
 # schedulers whose last step (final_sigmas_type='zero', the default) returns the x0 prediction taken at the
-# last timestep; a 'final=sigma_min' variant integrates to sigma_min instead (what DESIGN.md asks of samplekit)
+# last timestep; a 'final=sigma_min' variant integrates to sigma_min instead (what samplekit's samplers all do)
 FINAL_SIGMA_MIN = ("DPMSolverMultistepScheduler", "UniPCMultistepScheduler", "DPMSolverSinglestepScheduler")
 
 
