@@ -9,11 +9,15 @@ from __future__ import annotations
 import torchdiffeq  # noqa: F401  (the dependency; a missing one is reported by `samplekit list`)
 
 from samplekit.hookspecs import RegisterSolver, hookimpl
-
-from samplekit_torchdiffeq.adaptive import SOLVERS
+from samplekit_torchdiffeq.adaptive_heun import AdaptiveHeun
+from samplekit_torchdiffeq.bosh3 import Bosh3
+from samplekit_torchdiffeq.dopri5 import Dopri5
+from samplekit_torchdiffeq.dopri8 import Dopri8
 
 
 @hookimpl
 def samplekit_register_solvers(register: RegisterSolver) -> None:
-    for cls in SOLVERS:
-        register(cls)
+    register(Dopri5)
+    register(Bosh3)
+    register(AdaptiveHeun)
+    register(Dopri8)

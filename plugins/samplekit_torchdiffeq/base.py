@@ -1,4 +1,4 @@
-"""Adaptive Runge-Kutta on the probability-flow ODE (lambda = 1), through torchdiffeq.odeint:
+"""The base of the adaptive Runge-Kutta solvers: the probability-flow ODE (lambda = 1) through torchdiffeq.odeint,
 
     dx/dt = F(x, t) = f(x, t) - g(t)^2 s(x, t) / 2,   integrated from t = T down to t = t_min,
 
@@ -6,6 +6,7 @@ with the step size chosen by torchdiffeq's embedded error estimate so that the l
 component stays below atol + rtol |x|.  The last step lands exactly on t_min (never past it, where
 the score is undefined).  NFE is what the model counted; ``nfe`` given to ``sample`` is a cap
 (``max_nfe``): an evaluation that would pass it stops the run with an error instead.
+One solver a module beside this one: ``dopri5``, ``bosh3``, ``adaptive_heun``, ``dopri8``.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ class TorchdiffeqODE(Solver):
         super().__init__(denoise_final=denoise_final)
         check_ode(self.method, rtol, atol)
         if options is not None and not isinstance(options, dict):
-            raise SolverError(f"options={options!r} must be a dict of torchdiffeq options, e.g. {{'max_num_steps': 1000}}")
+            raise SolverError(
+                f"options={options!r} must be a dict of torchdiffeq options, e.g. {{'max_num_steps': 1000}}")
         self.rtol, self.atol = float(rtol), float(atol)
         self.ode_options = dict(options or {})
 
@@ -49,34 +51,3 @@ class TorchdiffeqODE(Solver):
         (out,) = integrate(lambda t, state: (func(t, state[0]),), (x,), sde.T, sde.t_min, self.method,
                            self.rtol, self.atol, self.ode_options)
         return out
-
-
-class Dopri5(TorchdiffeqODE):
-    """Dormand-Prince 5(4), torchdiffeq ``dopri5``: 6 evaluations per step (first same as last)."""
-
-    name, method, order, nfe_per_step = "ode_dopri5", "dopri5", 5.0, 6
-
-
-class Bosh3(TorchdiffeqODE):
-    """Bogacki-Shampine 3(2), torchdiffeq ``bosh3``: 3 evaluations per step (first same as last)."""
-
-    name, method, order, nfe_per_step = "ode_bosh3", "bosh3", 3.0, 3
-
-
-class AdaptiveHeun(TorchdiffeqODE):
-    """Heun 2 with an Euler error estimate, torchdiffeq ``adaptive_heun``: 1 new evaluation per step.
-
-    torchdiffeq reuses the slope at the Euler predictor, F(t1, x0 + h F0), as the next step's F0
-    (measured: NFE = 1 + steps), so each step costs one network call.
-    """
-
-    name, method, order, nfe_per_step = "ode_adaptive_heun", "adaptive_heun", 2.0, 1
-
-
-class Dopri8(TorchdiffeqODE):
-    """Dormand-Prince 8(7), torchdiffeq ``dopri8``: 13 evaluations per step (first same as last)."""
-
-    name, method, order, nfe_per_step = "ode_dopri8", "dopri8", 8.0, 13
-
-
-SOLVERS = (Dopri5, Bosh3, AdaptiveHeun, Dopri8)
