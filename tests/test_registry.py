@@ -227,3 +227,14 @@ def test_cli_option_text_errors_name_the_option(pairs, fragment):
 
     with pytest.raises(OptionError, match=fragment):
         solver_options_from_text("ddim", pairs)
+
+
+def test_every_alias_builds_its_solver_and_no_alias_is_shared():
+    """``samplekit list solver --json`` gives each solver's peer names, and sk.sample accepts them."""
+    seen: dict[str, str] = {}
+    for c in sk.available("solver"):
+        for alias in c.info["aliases"]:
+            assert alias not in seen, f"alias {alias!r} of {c.name} is also {seen[alias]}'s"
+            seen[alias] = c.name
+            assert type(sk.get_solver(alias)) is c.factory
+    assert {"sample_euler_ancestral", "DPMSolverMultistepScheduler", "sample_heun", "DDIMScheduler"} <= set(seen)

@@ -21,6 +21,7 @@ class DDIM(Solver):
     """DDIM; deterministic (order 1) at eta = 0, stochastic for eta > 0."""
 
     name = "ddim"
+    aliases = ("DDIMScheduler", "sample_euler", "euler", "EulerDiscreteScheduler")  # deterministic DDIM is Euler in the noise level s = sigma/alpha (Karras et al. 2022, Sec. 3)
     order = 1.0
     stochastic = False
     nfe_per_step = 1

@@ -20,6 +20,7 @@ class DDPM(Solver):
     """Ancestral sampling with the Gaussian posterior step (weak order 1, one network call a step)."""
 
     name = "ddpm"
+    aliases = ("DDPMScheduler",)
     order = 0.5
     stochastic = True
     nfe_per_step = 1

@@ -23,6 +23,7 @@ class DPMSolverPP2M(MultistepSolver):
     """DPM-Solver++(2M): second-order multistep exponential integrator on the probability-flow ODE."""
 
     name = "dpmpp_2m"
+    aliases = ("sample_dpmpp_2m", "DPMSolverMultistepScheduler", "DPM++ 2M")
     order = 2.0
     solver_order = 2
     stochastic = False

@@ -30,6 +30,7 @@ class SDEDPMSolverPP2M(MultistepSolver):
     """SDE-DPM-Solver++(2M): stochastic second-order multistep solver (options eta, solver_type)."""
 
     name = "dpmpp_2m_sde"
+    aliases = ("sample_dpmpp_2m_sde", "DPM++ 2M SDE")
     order = 1.0  # strong order of a stochastic solver; second order in the drift (and exactly so at eta=0)
     solver_order = 2
     stochastic = True

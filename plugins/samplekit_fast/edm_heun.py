@@ -30,6 +30,7 @@ class EDMHeun(Solver):
     """EDM Heun sampler (Karras et al. 2022, Alg. 2) with optional churn S_churn, S_tmin, S_tmax, S_noise."""
 
     name = "edm_heun"
+    aliases = ("sample_heun", "HeunDiscreteScheduler", "heun")
     order = 2.0
     stochastic = False  # the default S_churn = 0; see capabilities()
     nfe_per_step = 2

@@ -46,6 +46,7 @@ class UniPC(MultistepSolver):
     """UniPC: UniP-p predictor + UniC corrector (options order in 1..3, variant bh1/bh2, corrector)."""
 
     name = "unipc"
+    aliases = ("UniPCMultistepScheduler", "uni_pc", "uni_pc_bh2")
     order = 3.0  # with the default order=2: a second-order predictor raised to third by the corrector
     stochastic = False
     nfe_per_step = 1
