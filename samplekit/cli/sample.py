@@ -80,6 +80,7 @@ def sample_command(target, model_source, loader, parametrization, sde_name, shap
         model = bind_inputs_file(model, cond_path)
     images = _is_image(model.shape) or getattr(model, "decoder", None) is not None   # a latent model decodes to images
     if grid_path is None and images:
+        out_path.parent.mkdir(exist_ok=True)   # --out DIR (not made yet) holds the grid beside samples.npz
         grid_path = output_file(out_path.with_suffix(".png"), force, "--grid", ".png")
     elif grid_path is not None and not images:
         raise click.BadParameter(f"samples of shape {tuple(model.shape)} are not images (C, H, W)", param_hint="--grid")
