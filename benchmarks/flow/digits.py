@@ -42,6 +42,13 @@ def load_target():
         return None, f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
 
 
+def fd_floor(seed=0):
+    """The digits FD between the held-out halves at N_SAMPLES (what a perfect sampler scores)."""
+    target, _ = load_target()
+    fd = get_registry().get("metric", "digits_fd").factory
+    return fd(target.floor_reference(N_SAMPLES, seed), target.reference(N_SAMPLES, seed))
+
+
 def velocity(model, counter):
     def u(x, sigma):
         counter[0] += 1

@@ -71,6 +71,10 @@ def parse(argv=None):
     p.add_argument("--solvers", default=None, help="comma-separated samplekit solvers (default: every registered)")
     p.add_argument("--n", type=int, default=None)
     p.add_argument("--no-digits", action="store_true", help="leave out the shipped digits_flow model")
+    p.add_argument("--records", nargs="+", default=None,
+                   help="write the report from these files of printed records (run logs or results.jsonl files, "
+                        "e.g. of runs split over processes) instead of running; a (target, seed) group without "
+                        "its closing diffusers records (an interrupted run) is left out")
     p.add_argument("--out", default=str(HERE))
     a = p.parse_args(argv)
     if a.quick:
@@ -147,9 +151,65 @@ def run_cell(problem, fn, reference):
             "path_err": float(flow_errors(x, reference).mean())}
 
 
+def read_records(files):
+    """Records printed by runs (JSON, or Python dict reprs for the digits model), de-duplicated, complete
+    (target, seed) groups only."""
+    import ast
+
+    seen, records = set(), []
+    for file in files:
+        for line in Path(file).read_text().splitlines():
+            if not line.startswith("{"):
+                continue
+            rec = json.loads(line) if line.startswith('{"') else ast.literal_eval(line)
+            key = json.dumps(rec, sort_keys=True)
+            if key not in seen:
+                seen.add(key)
+                records.append(rec)
+    complete = {(r["target"], r["seed"]) for r in records if r["library"] == "diffusers"
+                and r["sampler"].startswith("FlowMatchHeun")}
+    return [r for r in records if (r["target"], r["seed"]) in complete]
+
+
+def report(args, records, floors, solvers, wall):
+    out = Path(args.out)
+    exact = [r for r in records if r["target"] != "digits_flow"]
+    digit_records = [r for r in records if r["target"] == "digits_flow"]
+    budgets = tuple(sorted({r["budget"] for r in exact if r["budget"] is not None})) or args.nfe
+    digit_budgets = tuple(sorted({r["budget"] for r in digit_records if r["budget"] is not None}))
+    with open(out / "results.jsonl", "w") as f:
+        for rec in records:
+            f.write(json.dumps(rec) + "\n")
+    floor = {t: sum(v) / len(v) for t, v in floors.items()}
+    tables = summarise(exact, floor, budgets)
+    digit_table = summarise_digits(digit_records, digit_budgets)
+    seeds = sorted({r["seed"] for r in exact})
+    targets = {t: args.n or TARGETS[t] for t in floor}
+    digit_info = args.digit_info if digit_records else {"skipped": "not in these records"}
+    meta = {"targets": targets, "seeds": seeds, "budgets": list(budgets), "floor_sw2": floor,
+            "wall_seconds": wall, "solvers": solvers, "digits_flow": {**digit_info, "budgets": list(digit_budgets)},
+            "seeds_per_target": {t: sorted({r["seed"] for r in exact if r["target"] == t}) for t in floor}}
+    (out / "results.json").write_text(json.dumps({"meta": meta, "tables": tables, "digits_flow": digit_table},
+                                                 indent=1) + "\n")
+    (out / "results.md").write_text(markdown(meta, tables) + digits_markdown(meta, digit_table))
+
+
+def report_from_records(args):
+    records = read_records(args.records)
+    floors = {}
+    for target, seed in sorted({(r["target"], r["seed"]) for r in records if r["target"] != "digits_flow"}):
+        floors.setdefault(target, []).extend(f["sw2"] for f in Problem(target, seed, args.n or TARGETS[target]).floors())
+    solvers = sorted({r["sampler"].split(" ")[0] for r in records if r["library"] == "samplekit"})
+    digit_recs = [r for r in records if r["target"] == "digits_flow"]
+    args.digit_info = {"n": digits.N_SAMPLES, "fd_floor": digits.fd_floor()} if digit_recs else {}
+    report(args, records, floors, solvers, None)
+
+
 def main(argv=None):
     args = parse(argv)
     torch.set_num_threads(1)
+    if args.records:
+        return report_from_records(args)
     out = Path(args.out)
     sde = sk.get_sde("rectified_flow")
     solvers = sorted(sk.available("solver"), key=lambda c: c.name)
@@ -323,7 +383,8 @@ def markdown(meta, tables):
              "real NFE fits (and in the last column at whatever they spent; '–': below the solver's minimum steps). "
              "The path error (deterministic samplers) is the RMS distance per sample to the exact flow's solution "
              "from the same x_T, at each library's own end point (samplekit t_min = 1e-3, diffusers sigma = 0). "
-             f"Wall time {meta['wall_seconds']:.0f} s.", ""]
+             + (f"Wall time {meta['wall_seconds']:.0f} s." if meta["wall_seconds"] else
+              f"Seeds per target: {meta.get('seeds_per_target')} (runs split over processes, merged).") , ""]
     for target, table in tables.items():
         best = best_per_budget(table, budgets)
         best_path = best_per_budget(table, budgets, "path_err")
