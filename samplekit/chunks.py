@@ -172,6 +172,12 @@ def sample_to_dir(run, out: Path, label: str, force: bool = False, progress: boo
     if rank != 0:
         store.open(False)
     common = dict(solver=cond.solver, nfe=run.nfe, **cond.solver_options, **run.kwargs)
+    where = distributed.device()
+    if where.type != "cpu" and isinstance(cond.model.net, torch.nn.Module):   # a network: run it on this rank's GPU
+        cond.model.net.to(where)
+        common["device"] = where
+        if common.get("x_start") is not None:
+            common["x_start"] = common["x_start"].to(where)
     offset = sum(len(p) for p in plan[:rank])   # global chunk index (an int seed gives chunk k seed + k)
     mine = plan[rank]
     start = time.perf_counter()

@@ -66,3 +66,16 @@ def finish() -> None:
 def shard(num_samples: int, rank: int, size: int) -> tuple[int, int]:
     """Rank ``rank``'s samples [a, b) of [0, num_samples): contiguous, disjoint, sizes differing by at most 1."""
     return num_samples * rank // size, num_samples * (rank + 1) // size
+
+
+def device():
+    """This process's device: cuda:LOCAL_RANK when CUDA is available (one GPU a rank; ranks share a GPU
+    when there are fewer GPUs than ranks), else cpu.  SAMPLEKIT_DEVICE overrides (e.g. ``cpu``)."""
+    import torch
+
+    chosen = os.environ.get("SAMPLEKIT_DEVICE")
+    if chosen:
+        return torch.device(chosen)
+    if not torch.cuda.is_available():
+        return torch.device("cpu")
+    return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")) % torch.cuda.device_count())
