@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
+from samplekit.options import OptionError, parse_options
 from samplekit.plugins import get_registry
 from samplekit.registry import ComponentInfo
-from samplekit.options import OptionError, parse_options
-from samplekit.solver import Solver, build_solver
+from samplekit.solver import Solver, resolve_solver
 
 
 def available(kind: str | None = None) -> list[ComponentInfo]:
@@ -22,7 +22,7 @@ def get_sde(name: str, **params) -> Any:
 
 def get_solver(name: str, **options) -> Solver:
     """A solver by name, built with its options."""
-    return build_solver(get_registry().get("solver", name).factory, name, options)
+    return resolve_solver(name, options)
 
 
 def solver_options_from_text(name: str, pairs) -> dict:
@@ -34,8 +34,8 @@ def solver_options_from_text(name: str, pairs) -> dict:
         if not sep or not key:
             raise OptionError(f"--option {pair!r} is not KEY=VALUE, e.g. --option denoise_final=true")
         texts[key] = value
-    cls = get_registry().get("solver", name).factory
-    return parse_options(cls, f"solver {name!r}", texts)
+    cls = get_registry().get("solver", name).factory  # a Solver subclass: register(SolverClass) checks it
+    return parse_options(cast(type, cls), f"solver {name!r}", texts)
 
 
 def get_schedule(name: str):

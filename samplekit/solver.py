@@ -15,9 +15,9 @@ from typing import Any, ClassVar
 
 import torch
 
+from samplekit.errors import ArgumentTypeError, SamplekitError
 from samplekit.noise import NoiseSource
 from samplekit.options import OptionError, OptionSpec, check_options, option_specs
-from samplekit.registry import SamplekitError
 from samplekit.score import ScoreModel
 from samplekit.sde import SDE
 
@@ -144,6 +144,22 @@ class Solver:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.options().items())})"
+
+
+def resolve_solver(solver: str | Solver, options: dict) -> Solver:
+    """The one solver look-up: a registered name (or alias) built with ``options``, or a Solver instance
+    used as given (options are then refused: they belong to its constructor)."""
+    if isinstance(solver, Solver):
+        if options:
+            raise SolverError(f"solver options {sorted(options)} were given with a Solver instance; "
+                              "set them when building it, or pass the solver by name")
+        return solver
+    if not isinstance(solver, str):
+        raise ArgumentTypeError(f"solver={solver!r} must be a registered name (see `samplekit list solver`) "
+                                "or a Solver")
+    from samplekit.plugins import get_registry  # the registry loads the plugins, which import this module
+
+    return build_solver(get_registry().get("solver", solver).factory, solver, options)
 
 
 def build_solver(factory, name: str, options: dict) -> Solver:

@@ -22,10 +22,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from samplekit.errors import ArgumentTypeError
 from samplekit.conditioning.noising import forward_jump, replace_observed
 from samplekit.conditioning.observation import LinearObservation
-from samplekit.solver import Solver, SolverError
+from samplekit.errors import ArgumentTypeError
+from samplekit.solver import Solver, SolverError, resolve_solver
 
 
 class ConditionedSolver(Solver):
@@ -35,15 +35,7 @@ class ConditionedSolver(Solver):
     stochastic = True
 
     def __init__(self, solver: str | Solver, observation: LinearObservation, jumps: int = 1, **solver_options) -> None:
-        if isinstance(solver, str):
-            from samplekit.api import get_solver
-
-            solver = get_solver(solver, **solver_options)
-        elif solver_options:
-            raise SolverError(f"solver options {sorted(solver_options)} were given with a Solver instance; "
-                              "set them when building it, or pass the solver by name")
-        if not isinstance(solver, Solver):
-            raise ArgumentTypeError(f"solver={solver!r} must be a registered solver name or a Solver instance")
+        solver = resolve_solver(solver, solver_options)
         if solver.capabilities().adaptive:
             raise SolverError(f"solver {solver.name!r} is adaptive (no steps to hook); use a fixed-step solver, "
                               "or sk.conditioning.observed_score(model, observation), which works with any solver")
