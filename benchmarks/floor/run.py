@@ -10,30 +10,27 @@ rtol = atol = 1e-6 (adaptive, real NFE reported).
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
 import torch
 
 import samplekit as sk
+from samplekit.bench.noise_floor import distance_and_floor, floor_sdes, generous_budget, solver_families
 from samplekit.targets import ring2d
 
 HERE = Path(__file__).parent
-sys.path.insert(0, str(HERE.parents[1] / "tests"))
-from exact_checks import distance_and_floor  # noqa: E402
-from test_every_solver import SDES, families, generous  # noqa: E402
 
 
 def main() -> None:
     torch.set_num_threads(1)
-    mix, rows = ring2d(), []
+    mix, rows, sdes = ring2d(), [], floor_sdes()
     for info in sorted(sk.available("solver"), key=lambda c: c.name):
-        for family in families(info):
-            model = mix.score_model(SDES[family])
+        for family in solver_families(info):
+            model = mix.score_model(sdes[family])
             start = time.perf_counter()
             res = sk.sample(model, info.name, num_samples=6000, seed=0, dtype=torch.float64, progress=False,
-                            **generous(info))
+                            **generous_budget(info))
             pairs = [distance_and_floor(c, mix, seed=123 + k) for k, c in enumerate(res.samples.chunk(3))]
             got, floor = (sum(p[i] for p in pairs) / 3 for i in (0, 1))
             rows.append((info.name, info.plugin, family, res.nfe, got, floor, time.perf_counter() - start))

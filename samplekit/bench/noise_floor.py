@@ -1,0 +1,58 @@
+"""The exact-sample noise floor: a solver's samples against an exact target, at the precision that
+a finite exact sample itself reaches.
+
+    got   = mean_k SW2(samples, R_k),    floor = mean_k SW2(E_k, R_k),
+
+R_k and E_k independent exact sample sets of the same size as ``samples`` (drawn from the Gaussian
+mixture, ``samplekit.targets``).  A correct solver at a budget where it has converged has
+got / floor near 1; the ratio shows a biased law however many samples are drawn.  This is the
+measurement behind the every-solver test (tests/test_every_solver.py, ratio <= 1.5) and
+``benchmarks/floor/run.py`` (the recorded table).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from samplekit.bench.metrics import sliced_wasserstein
+
+__all__ = ["distance_and_floor", "floor_sdes", "generous_budget", "solver_families"]
+
+
+def distance_and_floor(samples: torch.Tensor, mixture: Any, repeats: int = 6, seed: int = 123) -> tuple[float, float]:
+    """Mean SW2 of ``samples`` to fresh exact reference sets, and the mean SW2 between two exact sets.
+
+    One exact-vs-exact draw is a noisy floor (unequal mixture weights make component counts
+    fluctuate), so both sides are averaged over ``repeats`` independent reference sets.
+    """
+    g, n = torch.Generator().manual_seed(seed), samples.shape[0]
+    samples = samples.to(torch.float64)
+    got, floor = [], []
+    for _ in range(repeats):
+        reference = mixture.sample(n, g)
+        got.append(sliced_wasserstein(samples, reference))
+        floor.append(sliced_wasserstein(mixture.sample(n, g), reference))
+    return sum(got) / repeats, sum(floor) / repeats
+
+
+def floor_sdes() -> dict[str, Any]:
+    """The SDEs of the floor measurement: VP, VE and rectified flow (whose alpha_T = 0 start is the hard case)."""
+    from samplekit.api import get_sde
+    from samplekit.sde import VESDE, VPSDE
+
+    return {"vp": VPSDE(), "ve": VESDE(), "rectified_flow": get_sde("rectified_flow")}
+
+
+def solver_families(info: Any) -> list[str]:
+    """The SDE families ("vp", "ve") a registered solver (its ``ComponentInfo``) declares it handles."""
+    return list(info.info.get("sde_families") or ("vp", "ve"))
+
+
+def generous_budget(info: Any) -> dict:
+    """``sample()`` budget options at which every correct solver of its kind has converged on the ring:
+    20000 calls at rtol = atol = 1e-6 (adaptive), 1000 calls (stochastic), 200 calls (deterministic)."""
+    if info.info.get("adaptive"):
+        return {"nfe": 20000, "rtol": 1e-6, "atol": 1e-6}
+    return {"nfe": 1000 if info.info.get("stochastic") else 200}
