@@ -16,12 +16,12 @@ Sampling runs without autograd; a wrapper that needs an input gradient turns it 
 from __future__ import annotations
 
 import copy
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
 from samplekit.errors import ArgumentTypeError, InvalidArgumentError
-from samplekit.score import NonFiniteError, Prediction, ScoreModel
+from samplekit.score import NonFiniteError, Prediction, ScoreModel, to_eps_x0
 from samplekit.sde import broadcast_to_batch
 
 Tensor = torch.Tensor
@@ -88,7 +88,7 @@ class WrappedModel(ScoreModel):
         for m in self.models:
             m.check_inputs(num_samples)
 
-    def select(self, index) -> "WrappedModel":
+    def select(self, index) -> WrappedModel:
         """This wrapper on a sub-batch: each wrapped model's ``select(index)`` (counters shared)."""
         view = copy.copy(self)
         view.models = tuple(m.select(index) for m in self.models)
@@ -108,7 +108,7 @@ class WrappedModel(ScoreModel):
         s = self.score(x, t)
         alpha, sigma = self.sde.marginal(t)
         alpha, sigma = broadcast_to_batch(alpha, x), broadcast_to_batch(sigma, x)
-        return Prediction(s, -sigma * s, (x + sigma * sigma * s) / alpha)
+        return Prediction(s, *to_eps_x0("score", s, x, alpha, sigma))
 
     def predict(self, x: Tensor, t) -> Prediction:
         t = self.check_input(x, t)
