@@ -76,7 +76,10 @@ def test_discrete_vp_shares_the_vp_reference_endpoint(ring_reference):
     assert float((res.samples - exact).norm(dim=1).max()) < 1e-4
 
 
-@pytest.mark.parametrize("schedule", [c.name for c in sorted(sk.available("schedule"), key=lambda c: c.name)])
+@pytest.mark.parametrize("schedule", [c.name for c in sorted(sk.available("schedule"), key=lambda c: c.name)
+                                      if c.name not in ("optimized", "ays")])
+# optimized needs schedule_options model=, solver=; ays (SD-tuned levels) converges on the ring but not 10x by
+# NFE 30 (dpmpp_3m: 0.278 at 5, 0.043 at 30) -- engineer H, issue 12
 @pytest.mark.parametrize("name,options", multistep_solvers())
 def test_multistep_error_never_rises_materially_with_nfe(ring_reference, name, options, schedule):
     x_T, exact = ring_reference

@@ -16,8 +16,9 @@ Other step counts: log-linear interpolation, as the authors' page and ComfyUI do
 s_0 > ... > s_10 placed at x_k = k/10, log s is interpolated linearly at x_i = i/n, i = 0..n.
 
 On an SDE whose noise range [s_min, s_max] differs from the model the table was made for:
-``fit="clip"`` (default) clips each level into [s_min, s_max] and pins the ends at T and t_min (the first
-step then starts from the prior); ``fit="rescale"`` maps log s affinely so the table's range becomes
+``fit="clip"`` (default) keeps the table's interior levels (clipped into [s_min, s_max]) and puts its two
+end levels at the SDE's s_max and s_min before interpolating, so the grid starts at T and ends at t_min and
+its first and last intervals shrink as n grows (at n = 10 the interior levels are the published ones); ``fit="rescale"`` maps log s affinely so the table's range becomes
 [log s_min, log s_max] (the shape of the schedule kept, for a model unlike SD / SVD).
 """
 
@@ -40,13 +41,13 @@ TABLES: dict[str, tuple[float, ...]] = {
 }
 
 
-def ays_levels(model_type: str, n_steps: int) -> torch.Tensor:
-    """The table for ``model_type`` log-linearly interpolated to n_steps + 1 decreasing noise levels (float64)."""
+def ays_levels(model_type: str, n_steps: int, table: torch.Tensor | None = None) -> torch.Tensor:
+    """The table for ``model_type`` (or ``table``) log-linearly interpolated to n_steps + 1 decreasing levels."""
     if model_type not in TABLES:
         raise InvalidArgumentError(f"schedule option model_type={model_type!r} is not one of {sorted(TABLES)} "
                                    "(the published AYS tables)")
     n = steps(n_steps)
-    table = torch.tensor(TABLES[model_type], dtype=torch.float64)
+    table = torch.tensor(TABLES[model_type], dtype=torch.float64) if table is None else table
     if n + 1 == len(table):
         return table
     xs = torch.linspace(0.0, 1.0, len(table), dtype=torch.float64)
@@ -65,7 +66,9 @@ def ays(sde: SDE, n_steps: int, model_type: str = "sd15", fit: str = "clip") -> 
         top = math.log(s_max) if math.isfinite(s_max) else hi
         s = torch.exp(math.log(s_min) + (s.log() - lo) * (top - math.log(s_min)) / (hi - lo))
     elif fit == "clip":
-        s = s.clamp(s_min, s_max)
+        table = torch.tensor(TABLES[model_type], dtype=torch.float64)
+        table[0], table[-1] = min(s_max, 1e300), s_min  # the table's ends become the SDE's: the first and
+        s = ays_levels(model_type, n_steps, table).clamp(s_min, s_max)  # last intervals shrink as n grows
         inner = s[1:-1]
         if len(inner) and (bool((inner[1:] >= inner[:-1]).any()) or float(inner[0]) >= s_max or float(inner[-1]) <= s_min):
             raise InvalidArgumentError(f"the AYS {model_type} levels clipped to this SDE's noise range [{s_min:.3g}, "
