@@ -90,7 +90,7 @@ def sample(model: ScoreModel, solver: str | Solver = "euler_maruyama", nfe: int 
 
             return sample_in_chunks(model, batch_size, solver=solver, nfe=nfe, num_samples=num_samples, seed=seed,
                                     progress=progress, callback=callback, x_T=x_T, dtype=dtype, device=device,
-                                    ts=ts, x_start=x_start, t_start=t_start, **solver_options)
+                                    ts=ts, x_start=x_start, t_start=t_start, grad=grad, **solver_options)
         return _sample(model, solver, nfe, num_samples, seed, progress, callback, x_T, dtype, device, ts,
                        x_start, t_start, solver_options)
 

@@ -122,3 +122,13 @@ def test_kill_9_mid_run_then_rerun_gives_the_identical_set(tmp_path):
     got = np.load(saved / "samples.npz")["samples"]
     assert np.array_equal(got[a:a + 2], marked)
     assert np.array_equal(np.delete(got, [a, a + 1], 0), np.delete(want, [a, a + 1], 0))
+
+
+def test_grad_is_passed_to_every_chunk():
+    weight = torch.nn.Parameter(torch.tensor(0.5, dtype=torch.float64))
+    model = sk.ScoreModel.from_eps(lambda x, t: weight * x, sk.VPSDE(), (2,))
+    res = sk.sample(model, "ddim", nfe=4, num_samples=5, seed=0, batch_size=2, grad=True, dtype=torch.float64,
+                    progress=False)
+    res.samples.sum().backward()
+    assert weight.grad is not None and torch.isfinite(weight.grad)
+    assert not sk.sample(model, "ddim", nfe=4, num_samples=5, seed=0, batch_size=2, progress=False).samples.requires_grad
