@@ -168,6 +168,14 @@ class VariancePreserving(SDE):
     """A VP process given by its beta(t) and B(t) = integral_0^t beta (subclasses define both):
     f = -beta(t) x / 2, g = sqrt(beta(t)), alpha_t = exp(-B(t)/2), sigma_t^2 = 1 - exp(-B(t))."""
 
+    def beta(self, t) -> Tensor:
+        """beta(t), the noise rate."""
+        raise NotImplementedError
+
+    def B(self, t) -> Tensor:
+        """B(t) = integral_0^t beta."""
+        raise NotImplementedError
+
     def drift_coef(self, t) -> Tensor:
         return -0.5 * self.beta(t)
 

@@ -105,7 +105,9 @@ class Hutchinson(TraceEstimator):
     def transform(self, gauss: Tensor) -> Tensor:
         return gauss
 
-    def estimate(self, out: Tensor, x: Tensor, probes: Tensor) -> Tensor:
+    def estimate(self, out: Tensor, x: Tensor, probes: Tensor | None) -> Tensor:
+        if probes is None:
+            raise TypeError(f"{type(self).__name__}.estimate needs probes (from draw_probes)")
         n = probes.shape[0]
         ests = [(self.vjp(out, x, v, retain=p < n - 1) * v).flatten(1).sum(1) for p, v in enumerate(probes)]
         return torch.stack(ests, dim=1)

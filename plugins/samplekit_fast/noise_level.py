@@ -27,6 +27,7 @@ import dataclasses
 
 import torch
 
+from samplekit.solver import Capabilities, Solver
 from samplekit_fast.multistep import scalar
 
 Tensor = torch.Tensor
@@ -71,11 +72,13 @@ def quadrature_weights(nodes: list[Tensor], moments) -> list[Tensor]:
     return list(torch.linalg.solve(vander, mu))
 
 
-class OrderOption:
-    """Mixin for a solver whose ``order`` option sets its declared order (stored as ``solver_order``,
+class OrderOption(Solver):
+    """Base for a solver whose ``order`` option sets its declared order (stored as ``solver_order``,
     since ``order`` is the class's capability declaration, as UniPC does)."""
 
-    def capabilities(self):
+    solver_order: int
+
+    def capabilities(self) -> Capabilities:
         return dataclasses.replace(super().capabilities(), order=float(self.solver_order))
 
     def options(self) -> dict:

@@ -31,6 +31,8 @@ LAMBDA_RANGE = (-6.0, 8.0)
 class NoiseConditionalClassifier(nn.Module):
     """Conv net on (1, 8, 8) with the log-SNR injected as per-channel scale and shift (FiLM)."""
 
+    freqs: torch.Tensor  # a buffer
+
     def __init__(self, width: int = 48, n_classes: int = 10, n_freq: int = 8) -> None:
         super().__init__()
         self.register_buffer("freqs", torch.exp(torch.linspace(0.0, math.log(8.0), n_freq)) / 4.0)

@@ -155,7 +155,7 @@ class DigitsCFGTarget(DigitsCondUNetTarget):
 
     scale = 2.0
     num_samples = 200
-    classifier_free = None  # already guided: --class applies to digits_cond_unet
+    classifier_free = None  # type: ignore[assignment]  # already guided: --class applies to digits_cond_unet
 
     def __init__(self) -> None:
         super().__init__("digits_cfg")

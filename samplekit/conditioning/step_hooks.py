@@ -45,7 +45,8 @@ class ConditionedSolver(Solver):
         if isinstance(jumps, bool) or not isinstance(jumps, int) or jumps < 1:
             raise SolverError(f"jumps={jumps!r} must be a positive integer (1 = no resampling)")
         self.base, self.observation, self.jumps = solver, observation, jumps
-        self.name = f"{solver.name}+{self.method}"
+        # the one per-instance name: a wrapper is named after the solver it wraps (e.g. ddim+replacement)
+        self.name = f"{solver.name}+{self.method}"  # type: ignore[misc]
         self.schedule, self.schedule_options = solver.schedule, solver.schedule_options
         self.denoise_final = solver.denoise_final
 

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import nn
@@ -16,6 +17,8 @@ Tensor = torch.Tensor
 
 class TimeMLP(nn.Module):
     """An MLP on (x, Fourier features of t): x (B, dim), t (B,) -> (B, dim); SiLU, ``depth`` hidden layers."""
+
+    freqs: Tensor  # a buffer
 
     def __init__(self, dim: int, hidden: int = 128, depth: int = 3, time_features: int = 16,
                  max_frequency: float = 64.0) -> None:
@@ -52,7 +55,7 @@ class UNet2D(nn.Module):
         super().__init__()
         from diffusers import UNet2DModel
 
-        self.unet = UNet2DModel(**config)
+        self.unet: Any = UNet2DModel(**config)  # diffusers ships no type information
         self.time_scale = float(time_scale)
         self.num_classes = config.get("num_class_embeds")
         if null_class is not None and not (self.num_classes and 0 <= int(null_class) < self.num_classes):

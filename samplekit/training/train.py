@@ -97,7 +97,7 @@ def ssm_loss(net: Callable, sde: SDE, x0: Tensor, parametrization: str = "eps", 
     return per.mean() if reduce else per
 
 
-LOSSES = {"dsm": dsm_loss, "ssm": ssm_loss}
+LOSSES: dict[str, Callable[..., Tensor]] = {"dsm": dsm_loss, "ssm": ssm_loss}
 
 
 class Trainer:
@@ -125,7 +125,8 @@ class Trainer:
         self.generator = torch.Generator().manual_seed(seed)
         self.checkpoint = Path(checkpoint) if checkpoint is not None else None
         self.checkpoint_every, self.progress = int(checkpoint_every), progress
-        self.step, self.history = 0, []
+        self.step = 0
+        self.history: list[float] = []
 
     def train_step(self) -> float:
         idx = torch.randint(0, self.data.shape[0], (self.batch_size,), generator=self.generator)
