@@ -107,6 +107,11 @@ class SDE:
             hi = torch.where(above, hi, mid)
         return (lo + hi) / 2
 
+    def time_at_log_snr(self, lam) -> Tensor:
+        """The model time of log-SNR ``lam`` kept inside [t_min, T]: ``t_from_log_snr`` clamped against
+        rounding at the ends (solvers evaluate at log-SNRs between two grid times)."""
+        return self.t_from_log_snr(lam).clamp(self.t_min, self.T)
+
     def prior_sample(self, shape: Sequence[int], generator: torch.Generator | None = None,
                      dtype: torch.dtype = torch.float32, device=None) -> Tensor:
         """x_T ~ N(0, prior_std^2 I)."""

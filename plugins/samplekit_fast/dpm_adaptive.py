@@ -101,7 +101,7 @@ class DPMSolverAdaptive(OrderOption, Solver):
             lam = torch.tensor(min(LAMBDA_FROM_INFINITY, float(lam_end) - 1.0), dtype=torch.float64)
             t_hop = sde.t_from_log_snr(lam)
             x = alpha_zero_step(model, x, t_T, t_hop)[0]
-        t = sde.t_from_log_snr(lam).clamp(sde.t_min, sde.T)
+        t = sde.time_at_log_snr(lam)
         y = x / scalar(sde.marginal(t)[0], x)
         y_prev = y
         pid = PIDController(self.h_init, self.pcoeff, self.icoeff, self.dcoeff, order, self.accept_safety)
@@ -115,7 +115,7 @@ class DPMSolverAdaptive(OrderOption, Solver):
             error = torch.linalg.norm((y_low - y_high) / delta) / y.numel() ** 0.5
             if pid.propose(float(error)):
                 y_prev, y, lam = y_low, y_high, lam_next
-                t = sde.t_from_log_snr(lam).clamp(sde.t_min, sde.T)
+                t = sde.time_at_log_snr(lam)
         return scalar(sde.marginal(torch.tensor(sde.t_min, dtype=torch.float64))[0], y) * y
 
     def _check_budget(self, spent, cost, budget, max_nfe):

@@ -45,7 +45,7 @@ class DPMSolverStep:
         """eps at y = u, log-SNR lambda + r h (one model call the first time r is asked)."""
         if r not in self._cache:
             sde = self.sde
-            t = sde.t_from_log_snr(self.lam + r * self.h).clamp(sde.t_min, sde.T)
+            t = sde.time_at_log_snr(self.lam + r * self.h)
             self._cache[r] = self.model.predict(scalar(sde.marginal(t)[0], u) * u, t).eps
         return self._cache[r]
 

@@ -24,8 +24,8 @@ from samplekit_fast.multistep import Interval, scalar
 
 
 def midpoint_time(sde, iv: Interval, r: float):
-    """The model time at lambda_t + r h, clamped into [t_min, T] against rounding."""
-    return sde.t_from_log_snr(iv.lam_t + r * iv.h).clamp(sde.t_min, sde.T)
+    """The model time at lambda_t + r h, kept inside [t_min, T]."""
+    return sde.time_at_log_snr(iv.lam_t + r * iv.h)
 
 
 class DPMSolverPP2S(Solver):

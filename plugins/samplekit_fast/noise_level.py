@@ -39,9 +39,8 @@ def level(sde, t) -> Tensor:
 
 
 def time_at_level(sde, s: Tensor) -> Tensor:
-    """The model time whose noise level is s, clamped into [t_min, T] against rounding."""
-    t = sde.t_from_log_snr(-torch.log(s))
-    return t.clamp(sde.t_min, sde.T)
+    """The model time whose noise level is s (log-SNR -log s), kept inside [t_min, T]."""
+    return sde.time_at_log_snr(-torch.log(s))
 
 
 def ddim(x: Tensor, x0: Tensor, eps: Tensor, alpha_u: Tensor, s_u: Tensor) -> Tensor:
