@@ -5,9 +5,10 @@
 Training is diffusers' own discrete-time recipe: timestep n ~ U{0..N-1}, x_n = sqrt(abar_n) x0 +
 sqrt(1 - abar_n) eps, loss |eps_theta(x_n, n) - eps|^2 (DSM with the eps weighting on the grid),
 AdamW with a cosine learning rate, and an exponential moving average of the weights (the EMA is
-what is saved): the loop of ``digits_recipe.py``.  The output directory holds ``config.json`` + ``diffusion_pytorch_model.safetensors``
-(``save_pretrained``) and ``scheduler_config.json``: what ``sk.load_model(dir, loader="diffusers")``
-reads.  On one idle CPU thread 2500 steps take about 4 minutes (651k parameters, 2.6 MB).
+what is saved): the loop of ``digits_recipe.py``.  The output directory holds ``config.json`` +
+``diffusion_pytorch_model.safetensors`` (``save_pretrained``) and ``scheduler_config.json``: what
+``sk.load_model(dir, loader="diffusers")`` reads.  On one idle CPU thread 2500 steps take about 4 minutes
+(651k parameters, 2.6 MB).
 """
 
 from __future__ import annotations
