@@ -14,13 +14,14 @@
 from __future__ import annotations
 
 import itertools
-import math
 from contextlib import contextmanager
 
 import pytest
 import torch
 
 import samplekit as sk
+from exact_checks import fitted_slope
+from peers import kdiffusion_sampling
 from samplekit.noise import NoiseSource
 from samplekit.sampling import integrate
 from samplekit.schedules import karras, logsnr
@@ -33,8 +34,6 @@ from samplekit_fast.dpmpp_3s import DPMSolverPP3S
 from samplekit_fast.gradient_estimation import GradientEstimation
 from samplekit_fast.ipndm import IPNDM
 from samplekit_fast.lms import LMS
-
-from peers import kdiffusion_sampling
 
 # diffusers' DEIS and LMS schedulers trip numpy 2 deprecation warnings on every call
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -115,12 +114,6 @@ def assert_same_as_kdiffusion(solver, sampler, sde_name, ts_of, **options):
     assert diff <= 1e-10, f"{solver.name} vs k-diffusion on {sde_name}: max difference {diff:.2e}"
     assert net.calls == peer_net.calls, f"{solver.name}: {net.calls} network calls, k-diffusion {peer_net.calls}"
     return diff
-
-
-def fitted_slope(steps, errors) -> float:
-    """-d log(error) / d log(steps), least squares."""
-    logs = torch.tensor([[math.log(n), math.log(e)] for n, e in zip(steps, errors)], dtype=f64)
-    return float(-torch.cov(logs.T)[0, 1] / logs[:, 0].var())
 
 
 @pytest.fixture(scope="module")
