@@ -8,12 +8,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import samplekit as sk
-from samplekit.score import PARAMETRIZATIONS, from_score, to_score
+from samplekit.score import PARAMETRIZATIONS, from_eps_x0, to_eps_x0, to_score
 
 from test_sde import sdes
 
 f64 = torch.float64
 MIXTURE = sk.GaussianMixture([0.3, 0.7], [[-2.0, 0.5], [1.5, -1.0]], [[[1.0, 0.3], [0.3, 0.5]], [[0.2, 0.0], [0.0, 0.8]]])
+
+
+def from_score(parametrization, score, x, alpha, sigma, d_alpha=None, d_sigma=None):
+    """The network output in ``parametrization`` that encodes ``score``: through its (eps, x0)."""
+    eps, x0 = to_eps_x0("score", score, x, alpha, sigma)
+    return from_eps_x0(parametrization, eps, x0, alpha, sigma, d_alpha, d_sigma)
 
 
 def as_network(parametrization, sde):
