@@ -28,7 +28,7 @@ def main() -> None:
     opt = torch.optim.Adam(net.parameters(), lr=2e-3, weight_decay=1e-4)
     g = torch.Generator().manual_seed(0)
     start = time.time()
-    for step in range(3000):
+    for _ in range(3000):
         idx = torch.randint(0, x_tr.shape[0], (128,), generator=g)
         x = x_tr[idx] + 0.1 * torch.randn(x_tr[idx].shape, generator=g)
         loss = torch.nn.functional.cross_entropy(net(x), y_tr[idx])

@@ -117,7 +117,7 @@ def run_guidance(nfes, n):
     floor, ref = floor_and_ref(mix.component(k), n)
     rows.append({"case": f"ring2d component {k}", "method": "noise floor", "nfe": None, "sw2": floor})
     print(f"guidance ring2d k={k}: floor {floor:.4f}")
-    for kind, solver in solvers.items():
+    for solver in solvers.values():
         for nfe in nfes:
             for label, model in (
                     ("classifier w=1 (exact p_t(k|x))",
