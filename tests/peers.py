@@ -16,7 +16,8 @@ import pytest
 
 
 def kdiffusion_sampling():
-    """k_diffusion.sampling without the package __init__; fails the test if k-diffusion is not installed (never skips a proof)."""
+    """k_diffusion.sampling without the package __init__; fails the test if k-diffusion is not installed
+    (never skips a proof)."""
     if "k_diffusion.sampling" in sys.modules:
         return sys.modules["k_diffusion.sampling"]
     spec = importlib.util.find_spec("k_diffusion")

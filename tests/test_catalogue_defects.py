@@ -194,7 +194,8 @@ def test_per_sample_seeds_give_each_sample_whatever_batch_it_is_drawn_in(info):
     for i in (0, 2, 4):
         alone = sk.sample(model, info.name, num_samples=1, seed=[seeds[i]], **kw).samples
         assert torch.equal(batch[i], alone[0]), (
-            f"{info.name}: sample {i} differs by {float((batch[i] - alone[0]).abs().max()):.3g} alone vs in a batch of 5")
+            f"{info.name}: sample {i} differs by {float((batch[i] - alone[0]).abs().max()):.3g} "
+            "alone vs in a batch of 5")
 
 
 def test_pc_with_score_sdes_batch_norms_refuses_per_sample_seeds_before_any_call_and_keeps_its_step():

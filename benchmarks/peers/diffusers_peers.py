@@ -13,8 +13,8 @@ exactly as diffusers maps sigmas to timesteps.  Every other setting is the sched
 diffusers turns on by default and which clips x0 to [-1, 1] (it would destroy any target outside
 that box): it is turned off, as any user with such data must.  ``use_karras_sigmas=True`` variants
 are run wherever the scheduler supports them, and ``final_sigmas_type='sigma_min'`` variants for the
-multistep/singlestep DPM-Solver and UniPC schedulers (UniPC bh1 returns NaN with the default 'zero').  n is the largest number of inference steps whose
-timesteps (one network call each) fit the budget; calls are counted.
+multistep/singlestep DPM-Solver and UniPC schedulers (UniPC bh1 returns NaN with the default 'zero').
+n is the largest number of inference steps whose timesteps (one network call each) fit the budget; calls are counted.
 """
 
 from __future__ import annotations

@@ -38,7 +38,8 @@ def replace_observed(observation: LinearObservation, sde: SDE, x: Tensor, t, noi
 
 
 def forward_jump(sde: SDE, x: Tensor, t_from, t_to, noise: NoiseSource) -> Tensor:
-    """A draw of x_{t_to} | x_{t_from} for t_to > t_from: (alpha_to/alpha_from) x + sqrt(sigma_to^2 - r^2 sigma_from^2) z."""
+    """A draw of x_{t_to} | x_{t_from} for t_to > t_from:
+    (alpha_to/alpha_from) x + sqrt(sigma_to^2 - r^2 sigma_from^2) z, r = alpha_to/alpha_from."""
     a0, s0 = sde.marginal(as_time(t_from, x))
     a1, s1 = sde.marginal(as_time(t_to, x))
     ratio = a1 / a0
