@@ -9,7 +9,8 @@ In x that is, at each level, the rescale x <- (alpha_{t_i} / alpha_{t_(i-1)}) x 
 
 i.e. NCSN's step eps n_i^2 / n_L^2 in y.  K = ``n_steps_each`` (default 5); budget: L = nfe // K levels.
 ``step_lr`` is eps; by default eps = 0.2 n_L^2 (NCSN's eps = 2e-5 at sigma_L = 0.01), i.e.
-a_i = 0.2 sigma_{t_i}^2, a step that does not depend on the SDE's t_min.  Every SDE works: on VE ones this is NCSN exactly.
+a_i = 0.2 sigma_{t_i}^2, a step that does not depend on the SDE's t_min.  Every SDE works: on VE ones this
+is NCSN exactly.
 """
 
 from __future__ import annotations
