@@ -2,7 +2,8 @@
 
 Both run Euler-Maruyama on the VP reverse SDE with the same 3-layer MLP eps-network (batch 4096, the
 same grid, the same noise), so the difference is the cost of samplekit's machinery: input checks,
-parametrisation conversion, finiteness flags (kept on the device, read once a run), NFE counting.  Median of repeats, interleaved.
+parametrisation conversion, finiteness flags (kept on the device, read once a run), NFE counting.
+Median of repeats, interleaved.
 
     python benchmarks/overhead.py            # prints the table
     python benchmarks/overhead.py --write    # also writes benchmarks/overhead.md

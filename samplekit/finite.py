@@ -11,9 +11,9 @@ failure is not reproducible on a replay.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Callable, Iterator
 
 import torch
 

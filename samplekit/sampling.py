@@ -14,8 +14,8 @@ import torch
 from tqdm.auto import tqdm
 
 from samplekit import finite
-from samplekit.errors import ArgumentTypeError, InvalidArgumentError
 from samplekit.checks import check_sample_args
+from samplekit.errors import ArgumentTypeError, InvalidArgumentError
 from samplekit.noise import NoiseSource
 from samplekit.plugins import get_registry
 from samplekit.score import NonFiniteError, ScoreModel

@@ -24,8 +24,8 @@ from typing import Callable, Sequence
 import torch
 
 from samplekit import finite
-from samplekit.inputs import bind_inputs, check_batch, inputs_for_batch, required_inputs, select_inputs
 from samplekit.errors import ArgumentTypeError, InvalidArgumentError, NonFiniteError, SamplekitError  # noqa: F401
+from samplekit.inputs import bind_inputs, check_batch, inputs_for_batch, required_inputs, select_inputs
 from samplekit.sde import SDE, as_time, broadcast_to_batch
 
 Tensor = torch.Tensor

@@ -10,7 +10,6 @@ import torch
 
 import samplekit as sk
 from samplekit.targets import ring2d
-
 from sync_count import Tracked, count_syncs
 
 FIXED_STEP = [i.name for i in sk.available("solver") if not sk.get_solver(i.name).capabilities().adaptive]
@@ -76,5 +75,6 @@ def test_a_step_result_overflowing_is_named_with_its_step():
         return x * 1e38 if len(calls) == 4 else x
 
     model = sk.ScoreModel.from_eps(blows, sk.VPSDE(), (2,), name="blows")
-    with pytest.raises(sk.NonFiniteError, match=r"step 3 of 10 \(t=0.803652 -> 0.710757\) of solver 'ode_euler' produced NaN/Inf"):
+    message = r"step 3 of 10 \(t=0.803652 -> 0.710757\) of solver 'ode_euler' produced NaN/Inf"
+    with pytest.raises(sk.NonFiniteError, match=message):
         sk.sample(model, "ode_euler", nfe=10, num_samples=4, progress=False)

@@ -40,7 +40,7 @@ def main() -> None:
     parser.add_argument("--solver", default="dpmpp_2m")
     parser.add_argument("--procs", type=int, nargs="+", default=[1, 2])
     args = parser.parse_args()
-    print(f"| processes | samples | NFE | batch | seconds | samples/s | same set as 1 process |")
+    print("| processes | samples | NFE | batch | seconds | samples/s | same set as 1 process |")
     print("|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         sets = {}
