@@ -7,6 +7,8 @@
   lambda' = lambda - log(shift) and t' = sde.t_from_log_snr(lambda').  On ``rectified_flow``
   (sigma_t = t) that is exactly t' = shift t / (1 + (shift - 1) t); on any other SDE it is the same
   move in log-SNR (shift > 1 spends more steps at high noise).  The ends stay pinned to t_max and t_min.
+  A model loaded from a flow-matching scheduler carries its ``shift`` in ``model.schedule_options``; it
+  applies unless the solver's ``schedule_options`` give one (``shift=1.0`` turns it off).
 * Where alpha_T = 0 (rectified flow: log-SNR(T) = -inf) a schedule defined in log-SNR or in
   sigma / alpha (``karras``, ``logsnr``) has no finite first point: it is built on [t_min, T_c] with
   log-SNR(T_c) = -log-SNR(t_min) (the range mirrored about SNR = 1, as wide as VP's), and its first
@@ -35,7 +37,8 @@ def _decreasing(ts: Tensor) -> bool:
 def make_grid(solver: Solver, model, n_steps: int, t_max: float | None = None) -> Tensor:
     """The solver's schedule with ``n_steps`` steps from t_max (default T) down to t_min (float64)."""
     options = dict(solver.schedule_options)
-    shift = options.pop("shift", None)
+    # a loaded model may carry its training shift (SD3's FlowMatchEuler shift=3.0): the default unless given
+    shift = options.pop("shift", getattr(model, "schedule_options", {}).get("shift"))
     sde = model.sde if t_max is None else model.sde.restricted(t_max)
     schedule = get_registry().get("schedule", solver.schedule).factory
     ts = schedule(sde, n_steps, **options)

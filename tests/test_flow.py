@@ -173,6 +173,18 @@ def test_shift_on_rectified_flow_is_sd3s_formula_with_the_ends_pinned():
     assert torch.allclose(ts[1:-1], expect[1:-1], atol=1e-14)
 
 
+def test_a_models_own_shift_is_the_default_and_the_solvers_option_wins():
+    """A model loaded from SD3's FlowMatchEuler scheduler carries shift=3: sampling it with any schedule uses it."""
+    from samplekit.timegrid import make_grid
+
+    model = MIX.score_model(RF)
+    model.schedule_options = {"shift": 3.0}
+    given = make_grid(sk.get_solver("ode_euler", schedule="uniform", schedule_options={"shift": 3.0}), MIX.score_model(RF), 10)
+    assert torch.equal(make_grid(sk.get_solver("ode_euler", schedule="uniform"), model, 10), given)
+    off = make_grid(sk.get_solver("ode_euler", schedule="uniform", schedule_options={"shift": 1.0}), model, 10)
+    assert torch.allclose(off, torch.linspace(1.0, RF.t_min, 11, dtype=f64), atol=1e-14)
+
+
 def test_shift_on_another_sde_moves_the_log_snr_by_log_shift():
     from samplekit.timegrid import make_grid
 
