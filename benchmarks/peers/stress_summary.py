@@ -46,7 +46,7 @@ def main(argv):
              "(solver, SDE/grid) / the best peer's (library:sampler); verdict `win`, `tie` (within the noise floor: "
              "difference <= 2 floor sd, or both <= floor mean + 2 sd) or `behind` (ratio).", ""]
     counts = defaultdict(int)
-    targets = sorted({r["target"] for r in rows if r["library"] != "exact"})
+    targets = sorted({r["target"] for r in rows if r["library"] in PEERS} & {r["target"] for r in rows if r["library"] == "samplekit"})
     for target in targets:
         tr = [r for r in rows if r["target"] == target]
         budgets = sorted({r["budget"] for r in tr if r["budget"] is not None})
