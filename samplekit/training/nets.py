@@ -18,8 +18,6 @@ Tensor = torch.Tensor
 class TimeMLP(nn.Module):
     """An MLP on (x, Fourier features of t): x (B, dim), t (B,) -> (B, dim); SiLU, ``depth`` hidden layers."""
 
-    freqs: Tensor  # a buffer
-
     def __init__(self, dim: int, hidden: int = 128, depth: int = 3, time_features: int = 16,
                  max_frequency: float = 64.0) -> None:
         super().__init__()
