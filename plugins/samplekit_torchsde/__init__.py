@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import torchsde  # noqa: F401  (the dependency; a missing one is reported by `samplekit list`)
 
-from samplekit.hookspecs import hookimpl
+from samplekit.hookspecs import RegisterSolver, hookimpl
 
+from samplekit_torchsde.euler import Euler
+from samplekit_torchsde.milstein import Milstein
 from samplekit_torchsde.reversible_heun import ReversibleHeun
-from samplekit_torchsde.stepping import SOLVERS
+from samplekit_torchsde.srk import SRK
 
 
 @hookimpl
-def samplekit_register_solvers(register):
-    for cls in (*SOLVERS, ReversibleHeun):
-        register(cls)
+def samplekit_register_solvers(register: RegisterSolver) -> None:
+    register(Euler)
+    register(Milstein)
+    register(SRK)
+    register(ReversibleHeun)

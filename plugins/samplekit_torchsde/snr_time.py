@@ -41,7 +41,7 @@ class SNRTimeSDE:
     def time(self, tau):
         sde = self.model.sde
         lam = 0.5 * torch.log(torch.as_tensor(tau, dtype=torch.float64))
-        return sde.t_from_log_snr(lam).clamp(sde.t_min, sde.T)
+        return sde.time_at_log_snr(lam)
 
     def f(self, tau, y):
         if y is self.shape_probe_at:
