@@ -164,7 +164,7 @@ def discrete_timesteps(sde: SDE, n_steps: int, spacing: str = "linspace", steps_
     Defaults: diffusers' DPMSolverMultistepScheduler / UniPC configuration (linspace, no offset);
     Stable Diffusion 1.x configs use ``spacing="leading", steps_offset=1``.
 
-    The last step.  samplekit always integrates down to t_min = timestep 0 (abar_0), as DESIGN requires;
+    The last step.  samplekit always integrates down to t_min = timestep 0 (abar_0), as every sampler does;
     diffusers' final step goes from its last timestep k to:
       * DDIM / DDPM with ``set_alpha_to_one=False``, DPM-Solver / UniPC with ``final_sigmas_type="sigma_min"``:
         abar_0, i.e. t_min: the same step as samplekit's.
@@ -178,9 +178,7 @@ def discrete_timesteps(sde: SDE, n_steps: int, spacing: str = "linspace", steps_
     if not isinstance(sde, DiscreteVPSDE):
         raise ValueError(f"schedule 'discrete' needs a DiscreteVPSDE (a model loaded from a discrete-time "
                          f"checkpoint); {sde!r} is continuous: use schedule='uniform' or 'karras'")
-    n, N = int(n_steps), sde.num_timesteps
-    if n != n_steps or n < 1:
-        raise ValueError(f"n_steps={n_steps!r} must be a positive integer")
+    n, N = positive_int(n_steps, "n_steps"), sde.num_timesteps
     if n > N - 1:
         raise ValueError(f"n_steps={n} exceeds the {N - 1} intervals of the training grid; lower nfe")
     steps = diffusers_timesteps(N, n, spacing, steps_offset, convention)

@@ -10,7 +10,7 @@ Python loop over the batch, no generator objects).
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Sequence, cast
 
 import torch
 
@@ -98,10 +98,10 @@ class NoiseSource:
             seed = int(torch.seed() % (2 ** 63))
         if isinstance(seed, (int,)) and not isinstance(seed, bool):
             self.per_sample = False
-            self.seed = int(seed)
+            self.seed: int | list[int] = int(seed)
             self._generator = _generator(seed, self.device)
         else:
-            seeds = [int(s) for s in seed]
+            seeds = [int(s) for s in cast(Sequence[int], seed)]
             if len(seeds) != self.num_samples:
                 raise InvalidArgumentError(f"seed has {len(seeds)} entries for num_samples={num_samples}; "
                                            "pass one int, or exactly one int per sample")
@@ -109,13 +109,6 @@ class NoiseSource:
             self.seed = seeds
             self.keys = sample_keys(seeds, self.device)
         self.draws = 0          # draws made so far: the counter of the per-sample streams
-
-    @property
-    def generator(self) -> torch.Generator:
-        """The single generator (only for an int seed)."""
-        if self.per_sample:
-            raise InvalidArgumentError("this noise source has one seed per sample; it has no single generator")
-        return self._generator
 
     def randn(self, shape: Sequence[int], dtype: torch.dtype = torch.float32) -> Tensor:
         """N(0, I) of shape (num_samples, *shape); row i from sample i's own stream if per-sample."""

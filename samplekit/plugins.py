@@ -134,9 +134,3 @@ def get_registry() -> Registry:
         _default_pm = pm
     return _default_registry
 
-
-def reset() -> None:
-    """Forget the process-wide registry (the next look-up reloads the plugins)."""
-    global _default_registry, _default_pm
-    _default_registry = None
-    _default_pm = None

@@ -17,9 +17,8 @@ from samplekit import finite
 from samplekit.checks import check_sample_args
 from samplekit.errors import ArgumentTypeError, InvalidArgumentError
 from samplekit.noise import NoiseSource
-from samplekit.plugins import get_registry
 from samplekit.score import NonFiniteError, ScoreModel
-from samplekit.solver import Solver, SolverError, StepInfo, build_solver
+from samplekit.solver import Solver, SolverError, StepInfo, resolve_solver
 from samplekit.timegrid import check_user_grid, make_grid  # noqa: F401  (make_grid: imported from here too)
 
 Tensor = torch.Tensor
@@ -37,18 +36,6 @@ class SampleResult:
     ts: Tensor | None = None
     options: dict = field(default_factory=dict)
     decoded: Tensor | None = None   # the decoder's images of the samples (latent models), else None
-
-
-def resolve_solver(solver: str | Solver, options: dict) -> Solver:
-    if isinstance(solver, Solver):
-        if options:
-            raise SolverError(f"solver options {sorted(options)} were given with a Solver instance; "
-                              "set them when building it, or pass the solver by name")
-        return solver
-    if not isinstance(solver, str):
-        raise ArgumentTypeError(f"solver={solver!r} must be a registered name (see `samplekit list solver`) or a Solver")
-    info = get_registry().get("solver", solver)
-    return build_solver(info.factory, solver, options)
 
 
 DEFAULT_NFE = 100            # a fixed-step solver's budget when none is given
@@ -118,6 +105,7 @@ def _sample(model, solver, nfe, num_samples, seed, progress, callback, x_T, dtyp
                              "is noised to; pass a grid from t_start down, or drop t_start")
     # a wrapped model (guidance) may make several network calls per evaluation: plan evaluations
     per_eval = int(getattr(model, "nfe_per_eval", 1))
+    n_steps: int | None
     if ts is not None:
         n_steps = len(ts) - 1
         nfe = _check_grid_budget(solver, caps, n_steps, per_eval, nfe)
@@ -230,6 +218,7 @@ def integrate(solver: Solver, model: ScoreModel, x: Tensor, ts: Tensor, noise: N
     """
     n = len(ts) - 1
     first = 0
+    denoised: Tensor | None
     if _starts_at_alpha_zero(model, ts) and not getattr(solver, "takes_alpha_zero_step", False):
         x, denoised = alpha_zero_step(model, x, ts[0], ts[1])
         _check_finite(x, lambda: f"the first step (t={float(ts[0]):g} -> {float(ts[1]):g}, from alpha_t = 0) "

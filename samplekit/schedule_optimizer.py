@@ -66,7 +66,7 @@ class ScheduleReport:
 
 
 def _resolve(solver) -> Solver:
-    from samplekit.sampling import resolve_solver
+    from samplekit.solver import resolve_solver
 
     return resolve_solver(solver, {})
 
@@ -164,7 +164,7 @@ def optimize_schedule(model: ScoreModel, solver: str | Solver, nfe: int, num_sam
                     break
         if not improved:
             fraction /= 2
-    report = ScheduleReport(ts, best, best_name, start_loss, spent(), evaluations,
+    report = ScheduleReport(ts, best, str(best_name), start_loss, spent(), evaluations,
                             "sliced W2^2 vs teacher samples" if stochastic else "MSE vs probability-flow ODE",
                             time.perf_counter() - start_time, start_losses)
     return (ts, report) if return_report else ts

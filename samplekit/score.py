@@ -1,6 +1,6 @@
 """Score models: one network, five parametrisations, every call counted.
 
-With X_t = alpha_t x0 + sigma_t eps (DESIGN notation):
+With X_t = alpha_t x0 + sigma_t eps (the README's notation):
     score  s   = grad_x log p_t(x)
     noise  eps = -sigma_t s
     denoiser D = E[X_0 | X_t = x] = (x + sigma_t^2 s) / alpha_t
@@ -38,10 +38,11 @@ def _check_parametrization(parametrization: str) -> None:
         raise InvalidArgumentError(f"parametrization={parametrization!r} is unknown; use one of {', '.join(PARAMETRIZATIONS)}")
 
 
-def _need_derivatives(d_alpha, d_sigma) -> None:
+def _need_derivatives(d_alpha: Tensor | None, d_sigma: Tensor | None) -> tuple[Tensor, Tensor]:
     if d_alpha is None or d_sigma is None:
         raise InvalidArgumentError("the 'flow' parametrisation needs d_alpha and d_sigma (alpha'_t, sigma'_t from "
                          "sde.marginal_derivative(t))")
+    return d_alpha, d_sigma
 
 
 def to_eps_x0(parametrization: str, out: Tensor, x: Tensor, alpha: Tensor, sigma: Tensor,
@@ -58,7 +59,7 @@ def to_eps_x0(parametrization: str, out: Tensor, x: Tensor, alpha: Tensor, sigma
         norm = alpha * alpha + sigma * sigma
         return (alpha * out + sigma * x) / norm, (alpha * x - sigma * out) / norm
     if parametrization == "flow":  # u = alpha' x0 + sigma' eps and x = alpha x0 + sigma eps, solved for (eps, x0)
-        _need_derivatives(d_alpha, d_sigma)
+        d_alpha, d_sigma = _need_derivatives(d_alpha, d_sigma)
         det = alpha * d_sigma - sigma * d_alpha
         return (alpha * out - d_alpha * x) / det, (d_sigma * x - sigma * out) / det
     _check_parametrization(parametrization)
@@ -74,17 +75,6 @@ def to_score(parametrization: str, out: Tensor, x: Tensor, alpha: Tensor, sigma:
     return -eps / sigma
 
 
-def from_score(parametrization: str, score: Tensor, x: Tensor, alpha: Tensor, sigma: Tensor,
-               d_alpha: Tensor | None = None, d_sigma: Tensor | None = None) -> Tensor:
-    """The network output in the given parametrisation that encodes the score s."""
-    _check_parametrization(parametrization)
-    if parametrization == "score":
-        return score
-    eps = -sigma * score
-    x0 = (x + sigma * sigma * score) / alpha
-    return from_eps_x0(parametrization, eps, x0, alpha, sigma, d_alpha, d_sigma)
-
-
 def from_eps_x0(parametrization: str, eps: Tensor, x0: Tensor, alpha: Tensor, sigma: Tensor,
                 d_alpha: Tensor | None = None, d_sigma: Tensor | None = None) -> Tensor:
     """The network output in the given parametrisation for a given (eps, x0) (finite where alpha = 0)."""
@@ -92,7 +82,7 @@ def from_eps_x0(parametrization: str, eps: Tensor, x0: Tensor, alpha: Tensor, si
     if parametrization == "score":
         return -eps / sigma
     if parametrization == "flow":
-        _need_derivatives(d_alpha, d_sigma)
+        d_alpha, d_sigma = _need_derivatives(d_alpha, d_sigma)
         return d_alpha * x0 + d_sigma * eps
     return {"eps": eps, "x0": x0, "v": alpha * eps - sigma * x0}[parametrization]
 
@@ -140,7 +130,7 @@ class ScoreModel:
         self.parametrization = parametrization
         self.time_convention = time_convention
         self.decoder = decoder
-        self.name = name or getattr(net, "__name__", type(net).__name__)
+        self.name: str = name or getattr(net, "__name__", type(net).__name__)
         self.inputs: dict = {}
         self.input_batch: int | None = None       # the leading size of the per-sample inputs, if any
         self._required = required_inputs(net)

@@ -91,10 +91,8 @@ def test_counter_normal_is_a_pure_function_of_seed_draw_and_element():
     assert not torch.equal(counter_normal(keys, 8, (10,), torch.float64), a)
 
 
-def test_int_seed_stays_on_torch_generator_and_per_sample_has_no_single_generator():
+def test_int_seed_stays_on_torch_generator():
     noise = NoiseSource(5, 3)
     assert torch.equal(noise.randn((4,)), torch.randn((3, 4), generator=torch.Generator().manual_seed(5)))
-    with pytest.raises(ValueError, match="one seed per sample"):
-        NoiseSource([1, 2, 3], 3).generator
     with pytest.raises(ValueError, match="seed has 2 entries for num_samples=3"):
         NoiseSource([1, 2], 3)

@@ -12,7 +12,7 @@ import torch
 import samplekit as sk
 from samplekit.errors import SamplekitError
 from samplekit.plugins import get_registry
-from samplekit.sampling import resolve_solver
+from samplekit.solver import resolve_solver
 from samplekit.timegrid import make_grid
 
 MU = torch.tensor([0.5, -1.0], dtype=torch.float64)

@@ -1,7 +1,7 @@
 """Euler ancestral sampling (k-diffusion ``sample_euler_ancestral``; diffusers ``EulerAncestralDiscreteScheduler``).
 
 Karras et al. (2022), "Elucidating the Design Space of Diffusion-Based Generative Models", with the
-ancestral noise split of Ho et al. (2020) / k-diffusion.  In DESIGN notation, a step t -> s with
+ancestral noise split of Ho et al. (2020) / k-diffusion.  In the README's notation, a step t -> s with
 D = x0(x_t, t), lambda = log(alpha / sigma), h = lambda_s - lambda_t and the split of
 ``samplekit_fast.ancestral`` (c_up = min(1, eta sqrt(1 - e^{-2h})), lambda_down = lambda_s - log(1 - c_up^2)/2):
 

@@ -1,4 +1,4 @@
-"""Shared pieces of the exponential-integrator solvers (DPM-Solver++, UniPC), in DESIGN notation.
+"""Shared pieces of the exponential-integrator solvers (DPM-Solver++, UniPC), in the README's notation.
 
 With lambda_t = log(alpha_t / sigma_t) the probability-flow ODE has the exact solution
 (data prediction, x0 = the model's denoised estimate, h = lambda_s - lambda_t > 0)

@@ -10,7 +10,7 @@ times the pipeline visits and the options that reproduce its last step:
   - DDIM with ``set_alpha_to_one=True``, DPM-Solver / UniPC with ``final_sigmas_type="zero"``: abar = 1, so
     the output is the x0 prediction at the last timestep.  When that timestep is 0 (t_min) this is
     ``denoise_final=True``; at a larger timestep it is the over-sharpening shortcut samplekit refuses
-    (DESIGN: every sampler integrates down to t_min), so it raises.
+    (every samplekit sampler integrates down to t_min), so it raises.
 * Flow matching (FlowMatchEulerDiscreteScheduler): t = sigma; diffusers' last step, sigma_last -> 0, is
   x - sigma_last u = the x0 prediction at sigma_last = t_min (see ``diffusers_process.flow_t_min``), so the
   grid is the sigmas without the final 0, with ``denoise_final=True``.

@@ -88,7 +88,7 @@ def _feed(h, obj, depth: int = 0, seen=None, scalars: bool = True) -> None:
 
 def fingerprint(model, sde: SDE, solver, n_steps: int, options: dict) -> str:
     """sha256 of the model's content (net, parametrisation, bound inputs), the SDE, solver and options."""
-    from samplekit.sampling import resolve_solver
+    from samplekit.solver import resolve_solver
 
     h = hashlib.sha256()
     _feed(h, {k: v for k, v in vars(model).items() if k not in ("sde", "_counter")}, scalars=False)
@@ -101,7 +101,7 @@ def fingerprint(model, sde: SDE, solver, n_steps: int, options: dict) -> str:
 
 def optimized(sde: SDE, n_steps: int, model=None, solver=None, cache: bool = True, cache_dir=None, **options) -> torch.Tensor:
     from samplekit.score import ScoreModel
-    from samplekit.sampling import resolve_solver
+    from samplekit.solver import resolve_solver
 
     if not isinstance(model, ScoreModel) or solver is None:
         raise InvalidArgumentError("schedule 'optimized' needs the model and the solver as schedule options: "
