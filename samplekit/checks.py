@@ -19,23 +19,26 @@ __all__ = ["SEED_LIMIT", "as_int", "check_float_dtype", "check_seed", "fresh_see
 SEED_LIMIT = 2 ** 63  # torch.Generator.manual_seed takes 0 <= seed < 2**64; keep to int64's range
 
 
-def as_int(value: Any, name: str, minimum: int | None = None, what: str = "an integer") -> int:
-    """``value`` as a Python int if it is an integer (int or numpy integer, not bool) >= ``minimum``."""
+def as_int(value: Any, name: str, minimum: int | None = None, what: str = "an integer",
+           error: type[Exception] = InvalidArgumentError) -> int:
+    """``value`` as a Python int if it is an integer (int or numpy integer, not bool) >= ``minimum``;
+    else ``error`` (a SamplekitError subclass) naming ``name``."""
     try:  # int, numpy integers and 0-d integer tensors have __index__; floats and bools are refused
         if isinstance(value, (bool, str, bytes, float)) or type(value).__name__ == "bool_":
             raise TypeError
         value = operator.index(value)
     except TypeError:
-        raise InvalidArgumentError(f"{name}={value!r} must be {what}, not {type(value).__name__}") from None
+        raise error(f"{name}={value!r} must be {what}, not {type(value).__name__}") from None
     value = int(value)
     if minimum is not None and value < minimum:
-        raise InvalidArgumentError(f"{name}={value} must be {what}" + ("" if minimum == 1 else f" >= {minimum}"))
+        raise error(f"{name}={value} must be {what}" + ("" if minimum == 1 else f" >= {minimum}"))
     return value
 
 
-def positive_int(value: Any, name: str, what: str = "a positive integer") -> int:
-    """``value`` as an int >= 1, else an error naming ``name``."""
-    return as_int(value, name, minimum=1, what=what)
+def positive_int(value: Any, name: str, what: str = "a positive integer",
+                 error: type[Exception] = InvalidArgumentError) -> int:
+    """``value`` as an int >= 1, else ``error`` naming ``name``."""
+    return as_int(value, name, minimum=1, what=what, error=error)
 
 
 def _one_seed(value: Any, name: str) -> int:

@@ -17,7 +17,7 @@ import math
 import torch
 
 from samplekit.errors import InvalidArgumentError
-from samplekit.targets import GaussianMixture
+from samplekit.targets import GaussianMixture, mixture_covariance
 
 Tensor = torch.Tensor
 
@@ -42,10 +42,7 @@ class PosteriorMixture:
 
     @property
     def covariance(self) -> Tensor:
-        m = self.mean
-        second = torch.einsum("k,kij->ij", self.weights, self.covariances) + \
-            torch.einsum("k,ki,kj->ij", self.weights, self.means, self.means)
-        return second - torch.outer(m, m)
+        return mixture_covariance(self.weights, self.means, self.covariances)
 
     def mixture(self) -> GaussianMixture:
         """As a GaussianMixture (needs P_k positive definite, i.e. observation noise > 0)."""

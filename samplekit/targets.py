@@ -10,13 +10,23 @@ inverse and log-determinant are exact and batched over per-sample times at O(B K
 from __future__ import annotations
 
 import math
+from typing import Any
 import torch
 
+from samplekit.checks import positive_int
 from samplekit.errors import InvalidArgumentError
 from samplekit.score import ScoreModel
 from samplekit.sde import SDE, as_time
 
 Tensor = torch.Tensor
+
+
+def mixture_covariance(weights: Tensor, means: Tensor, covariances: Tensor) -> Tensor:
+    """Cov[X] = sum_k w_k (S_k + mu_k mu_k^T) - m m^T, m = sum_k w_k mu_k, for X ~ sum_k w_k N(mu_k, S_k)
+    (covariances as (K, d, d) matrices)."""
+    m = weights @ means
+    second = torch.einsum("k,kij->ij", weights, covariances) + torch.einsum("k,ki,kj->ij", weights, means, means)
+    return second - torch.outer(m, m)
 
 
 class GaussianMixture:
@@ -51,7 +61,8 @@ class GaussianMixture:
         self.weights = w / w.sum()
         self.means = mu
         self.covariances = cov
-        self.evals, self.evecs = evals, evecs
+        self.evals = evals
+        self.evecs: Any = evecs  # (K, d, d) eigenvectors of full covariances; None (never read) when diagonal
         self.K, self.d = K, d
 
     # --- moments and pieces -------------------------------------------------------------------
@@ -68,11 +79,7 @@ class GaussianMixture:
 
     @property
     def covariance(self) -> Tensor:
-        """Cov[X] = sum_k w_k (S_k + mu_k mu_k^T) - m m^T."""
-        m = self.mean
-        second = torch.einsum("k,kij->ij", self.weights, self.covariance_matrices()) + \
-            torch.einsum("k,ki,kj->ij", self.weights, self.means, self.means)
-        return second - torch.outer(m, m)
+        return mixture_covariance(self.weights, self.means, self.covariance_matrices())
 
     def component(self, k: int) -> "GaussianMixture":
         return GaussianMixture(self.weights[k:k + 1] * 0 + 1, self.means[k:k + 1], self.covariances[k:k + 1])
@@ -90,8 +97,7 @@ class GaussianMixture:
     def sample(self, n: int, generator: torch.Generator | None = None, dtype: torch.dtype = torch.float64,
                return_labels: bool = False):
         """n exact samples (and their component labels)."""
-        if int(n) < 1:
-            raise InvalidArgumentError(f"n={n} must be a positive number of samples")
+        n = positive_int(n, "n", "a positive number of samples")
         labels = torch.multinomial(self.weights, int(n), replacement=True, generator=generator)
         z = torch.randn(int(n), self.d, generator=generator, dtype=torch.float64)
         scaled = z * self.evals[labels].sqrt()
@@ -105,7 +111,7 @@ class GaussianMixture:
         """log w_k N(x; alpha mu_k, C_k) (B, K), the whitened residual z (B, K, d), variances (B, K, d)."""
         if x.ndim != 2 or x.shape[1] != self.d:
             raise InvalidArgumentError(f"x has shape {tuple(x.shape)}; this mixture takes (batch, {self.d})")
-        dt = dict(dtype=x.dtype, device=x.device)
+        dt: dict[str, Any] = dict(dtype=x.dtype, device=x.device)
         alpha = as_time(alpha, x).reshape(-1, 1, 1)
         sigma = as_time(sigma, x).reshape(-1, 1, 1)
         means, evals = self.means.to(**dt), self.evals.to(**dt)
@@ -124,10 +130,14 @@ class GaussianMixture:
     def log_prob(self, x: Tensor) -> Tensor:
         return self.noised_log_prob(x, 1.0, 0.0)
 
+    def log_responsibilities(self, x: Tensor, alpha=1.0, sigma=0.0) -> Tensor:
+        """log p_t(k | x) for the law of alpha X + sigma eps, shape (B, K) (differentiable in x)."""
+        log_joint, _, _ = self._terms(x, alpha, sigma)
+        return torch.log_softmax(log_joint, dim=1)
+
     def responsibilities(self, x: Tensor, alpha=1.0, sigma=0.0) -> Tensor:
         """p_t(k | x), shape (B, K)."""
-        log_joint, _, _ = self._terms(x, alpha, sigma)
-        return torch.softmax(log_joint, dim=1)
+        return self.log_responsibilities(x, alpha, sigma).exp()
 
     def noised_score(self, x: Tensor, alpha, sigma) -> Tensor:
         """grad_x log p_t(x) = sum_k r_k(x) (-C_k^{-1} (x - alpha mu_k))."""
@@ -143,7 +153,7 @@ class GaussianMixture:
         finite at alpha = 0 (there it is the mixture mean)."""
         log_joint, resid, var = self._terms(x, alpha, sigma)
         resp = torch.softmax(log_joint, dim=1)
-        dt = dict(dtype=x.dtype, device=x.device)
+        dt: dict[str, Any] = dict(dtype=x.dtype, device=x.device)
         a = as_time(alpha, x).reshape(-1, 1, 1)
         shrink = a * self.evals.to(**dt)[None] * resid / var         # alpha S C^{-1} (x - alpha mu), eigenbasis
         if not self.diagonal:

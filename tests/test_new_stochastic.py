@@ -13,10 +13,10 @@
 
 from __future__ import annotations
 
-import math
 
 import pytest
 import torch
+from exact_checks import fitted_slope
 from peers import kdiffusion_sampling
 from samplekit_fast.dpm_2_ancestral import DPM2Ancestral
 from samplekit_fast.dpmpp_2s_ancestral import DPMSolverPP2SAncestral
@@ -138,11 +138,6 @@ def weak_errors(solver, sde, nfes):
         mean, var = exact_law(solver, sde, nfe)
         errs.append(float((mean - true_mean).abs().max() + (var - true_var).abs().max()))
     return errs
-
-
-def fitted_slope(nfes, errors) -> float:
-    logs = torch.tensor([[math.log(n), math.log(e)] for n, e in zip(nfes, errors)], dtype=f64)
-    return float(-torch.cov(logs.T)[0, 1] / logs[:, 0].var())
 
 
 def assert_weak_convergence(solver, sde_name, nfes, min_slope):
@@ -420,8 +415,8 @@ def test_lcm_matches_diffusers_lcm_scheduler():
 @pytest.mark.parametrize("sde_name", ["vp", "edm"])
 def test_lcm_on_an_exact_non_distilled_model_is_a_baseline_that_misses_the_target(sde_name):
     """On a Gaussian D is affine, so each step keeps the mean exactly but shrinks the spread: the exact
-    law's mean is right at every NFE (up to the prior's mismatch with p_T), its variance short by a margin that does not close with NFE —
-    which is why lcm declares samples_target=False."""
+    law's mean is right at every NFE (up to the prior's mismatch with p_T), its variance short by a margin
+    that does not close with NFE — which is why lcm declares samples_target=False."""
     assert LCM().capabilities().samples_target is False
     for nfe in (8, 64, 256):
         mean, var = exact_law(LCM(), SDES[sde_name], nfe)

@@ -19,6 +19,7 @@ from dataclasses import replace
 
 import math
 
+from samplekit.checks import positive_int
 from samplekit.sde import as_time
 from samplekit.solver import Solver, SolverError
 
@@ -36,9 +37,8 @@ class AnnealedLangevin(Solver):
 
     def __init__(self, n_steps_each: int = 5, step_lr: float | None = None, **base) -> None:
         super().__init__(**base)
-        if isinstance(n_steps_each, bool) or int(n_steps_each) != n_steps_each or n_steps_each < 1:
-            raise SolverError(f"annealed_langevin: n_steps_each={n_steps_each!r} must be a positive integer "
-                              "(Langevin steps per noise level)")
+        n_steps_each = positive_int(n_steps_each, "annealed_langevin: n_steps_each",
+                                    "a positive integer (Langevin steps per noise level)", error=SolverError)
         if step_lr is not None and not (math.isfinite(float(step_lr)) and float(step_lr) > 0):
             raise SolverError(f"annealed_langevin: step_lr={step_lr!r} must be a positive number "
                               "(or None for 0.2 n_L^2)")

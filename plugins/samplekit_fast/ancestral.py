@@ -55,6 +55,18 @@ class AncestralStep:
         iv = Interval.of(sde, t, s)
         return cls(iv, *ancestral_split(iv.lam_t, iv.lam_s, eta))
 
+    def has_midpoint(self) -> bool:
+        """Whether lambda_t and lambda_down are both finite (no midpoint from alpha_t = 0 or to c_up = 1)."""
+        return bool(torch.isfinite(self.lam_down) & torch.isfinite(self.iv.lam_t))
+
+    def to_midpoint(self, sde, x: Tensor, x0: Tensor) -> tuple[Tensor, Tensor]:
+        """(x_mid, t_mid): the first-order step from (x, x0 at t) to lambda_mid = (lambda_t + lambda_down) / 2,
+        the midpoint of DPM-Solver-2 and DPM-Solver++(2S) in log-SNR."""
+        lam_mid = (self.iv.lam_t + self.lam_down) / 2
+        t_mid = sde.time_at_log_snr(lam_mid)
+        alpha_mid, _ = sde.marginal(t_mid)
+        return scaled_first_order(x, x0, self.iv.lam_t, self.iv.sigma_t, lam_mid, alpha_mid), t_mid
+
     def noise(self, x: Tensor, noise, s_noise: float) -> Tensor:
         """sigma_s c_up s_noise z, z ~ N(0, I) drawn from the NoiseSource."""
         return scalar(self.iv.sigma_s * self.c_up * s_noise, x) * noise.randn_like(x)

@@ -24,11 +24,6 @@ from samplekit_fast.ancestral import AncestralStep, NoisySolver, scaled_first_or
 from samplekit_fast.multistep import scalar
 
 
-def time_at(sde, lam):
-    """The model time with log-SNR lam, kept inside [t_min, T] against rounding."""
-    return sde.t_from_log_snr(lam).clamp(sde.t_min, sde.T)
-
-
 class DPM2Ancestral(NoisySolver):
     """DPM-Solver-2 midpoint steps in the noise level with ancestral noise (options eta, s_noise)."""
 
@@ -44,11 +39,8 @@ class DPM2Ancestral(NoisySolver):
         st = AncestralStep.of(sde, t0, t1, self.eta)
         iv = st.iv
         x0 = model.predict(x, t0).x0
-        if bool(torch.isfinite(st.lam_down) & torch.isfinite(iv.lam_t)):
-            lam_mid = (iv.lam_t + st.lam_down) / 2
-            t_mid = time_at(sde, lam_mid)
-            alpha_mid, _ = sde.marginal(t_mid)
-            x_mid = scaled_first_order(x, x0, iv.lam_t, iv.sigma_t, lam_mid, alpha_mid)
+        if st.has_midpoint():
+            x_mid, t_mid = st.to_midpoint(sde, x, x0)
             eps_mid = model.predict(x_mid, t_mid).eps
             x_next = (scalar(iv.alpha_s / iv.alpha_t, x) * x
                       + scalar(iv.alpha_s * (torch.exp(-st.lam_down) - torch.exp(-iv.lam_t)), x) * eps_mid)

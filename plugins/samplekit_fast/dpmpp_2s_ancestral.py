@@ -4,7 +4,8 @@
 Lu et al. (2022), "DPM-Solver++: Fast Solver for Guided Sampling of Diffusion Probabilistic Models",
 singlestep second order (r = 1/2) in data prediction, plus the ancestral split of
 ``samplekit_fast.ancestral``.  A step t -> s with D = x0(x_t, t), lambda_down, c_up from the split,
-h = lambda_down - lambda_t and the first-order step E_{a->b}(x, D) = alpha_b [(e^{-lambda_b}/sigma_a) x + (1 - e^{lambda_a - lambda_b}) D]:
+h = lambda_down - lambda_t and the first-order step
+E_{a->b}(x, D) = alpha_b [(e^{-lambda_b}/sigma_a) x + (1 - e^{lambda_a - lambda_b}) D]:
 
     lambda_mid = lambda_t + h / 2,  x_mid = E_{t->mid}(x_t, D),  D_mid = x0(x_mid, t(lambda_mid)),
     x_s = alpha_s [ (e^{-lambda_down} / sigma_t) x_t + (1 - e^{-h}) D_mid ] + s_noise sigma_s c_up z.
@@ -16,10 +17,8 @@ DPM-Solver++(2S) (order 2).
 
 from __future__ import annotations
 
-import torch
 
 from samplekit_fast.ancestral import AncestralStep, NoisySolver, scaled_first_order
-from samplekit_fast.dpm_2_ancestral import time_at
 
 
 class DPMSolverPP2SAncestral(NoisySolver):
@@ -37,11 +36,8 @@ class DPMSolverPP2SAncestral(NoisySolver):
         st = AncestralStep.of(sde, t0, t1, self.eta)
         iv = st.iv
         x0 = d = model.predict(x, t0).x0
-        if bool(torch.isfinite(st.lam_down) & torch.isfinite(iv.lam_t)):
-            lam_mid = iv.lam_t + (st.lam_down - iv.lam_t) / 2
-            t_mid = time_at(sde, lam_mid)
-            alpha_mid, _ = sde.marginal(t_mid)
-            x_mid = scaled_first_order(x, x0, iv.lam_t, iv.sigma_t, lam_mid, alpha_mid)
+        if st.has_midpoint():
+            x_mid, t_mid = st.to_midpoint(sde, x, x0)
             d = model.predict(x_mid, t_mid).x0
         x_next = scaled_first_order(x, d, iv.lam_t, iv.sigma_t, st.lam_down, iv.alpha_s)
         if self.noisy:

@@ -23,7 +23,6 @@ import torch
 
 from samplekit.solver import SolverError
 from samplekit_fast.ancestral import NoisySolver, ancestral_split, scaled_first_order
-from samplekit_fast.dpm_2_ancestral import time_at
 from samplekit_fast.multistep import Interval, scalar
 
 
@@ -54,7 +53,7 @@ class DPMSolverPPSDE(NoisySolver):
         d = x0
         if bool(torch.isfinite(iv.lam_t)):
             lam_m = iv.lam_t + self.r * iv.h
-            t_m = time_at(sde, lam_m)
+            t_m = sde.time_at_log_snr(lam_m)
             alpha_m, sigma_m = sde.marginal(t_m)
             lam_d1, c1 = ancestral_split(iv.lam_t, lam_m, self.eta)
             x_m = scaled_first_order(x, x0, iv.lam_t, iv.sigma_t, lam_d1, alpha_m)

@@ -25,7 +25,6 @@ from dataclasses import dataclass, replace
 import torch
 
 from samplekit.solver import Solver, SolverError
-from samplekit_fast.dpm_2_ancestral import time_at
 from samplekit_fast.multistep import scalar
 
 
@@ -117,7 +116,7 @@ class Restart(Solver):
             return None
         rho, u = 7.0, torch.linspace(0, 1, plan.restart_steps + 1, dtype=torch.float64)
         s_sub = (s[hi] ** (1 / rho) + u * (s[lo] ** (1 / rho) - s[hi] ** (1 / rho))) ** rho
-        sub = time_at(model.sde, -torch.log(s_sub))
+        sub = model.sde.time_at_log_snr(-torch.log(s_sub))
         sub[0], sub[-1] = ts[hi], ts[lo]
         return lo - 1, sub, plan.restart_times
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from samplekit.checks import positive_int
 from samplekit.conditioning.noising import forward_jump, replace_observed
 from samplekit.conditioning.observation import LinearObservation
 from samplekit.errors import ArgumentTypeError
@@ -42,8 +43,7 @@ class ConditionedSolver(Solver):
         if not isinstance(observation, LinearObservation):
             raise ArgumentTypeError(f"observation={observation!r} must be a samplekit.conditioning observation "
                             "(Inpainting, Colorization or DenseObservation)")
-        if isinstance(jumps, bool) or not isinstance(jumps, int) or jumps < 1:
-            raise SolverError(f"jumps={jumps!r} must be a positive integer (1 = no resampling)")
+        jumps = positive_int(jumps, "jumps", "a positive integer (1 = no resampling)", error=SolverError)
         self.base, self.observation, self.jumps = solver, observation, jumps
         # the one per-instance name: a wrapper is named after the solver it wraps (e.g. ddim+replacement)
         self.name = f"{solver.name}+{self.method}"  # type: ignore[misc]

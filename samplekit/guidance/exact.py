@@ -21,7 +21,6 @@ def mixture_classifier(mixture: GaussianMixture, sde: SDE):
 
     def log_prob_k_given_x_t(x: Tensor, t: Tensor) -> Tensor:
         alpha, sigma = sde.marginal(t)
-        log_joint, _, _ = mixture._terms(x, alpha, sigma)
-        return torch.log_softmax(log_joint, dim=1)
+        return mixture.log_responsibilities(x, alpha, sigma)
 
     return log_prob_k_given_x_t
