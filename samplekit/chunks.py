@@ -19,6 +19,7 @@ import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 import torch
 from tqdm.auto import tqdm
@@ -68,7 +69,7 @@ def sample_in_chunks(model, batch_size: int, *, num_samples=None, seed=0, progre
     res.nfe = max(r.nfe for r in results)
     res.seconds = time.perf_counter() - start
     if res.decoded is not None:
-        res.decoded = torch.cat([r.decoded for r in results])
+        res.decoded = torch.cat([cast(Tensor, r.decoded) for r in results])  # every chunk decodes alike
     return res
 
 

@@ -88,7 +88,8 @@ class Registry:
                 if extra or info or not (isinstance(cls, type) and callable(describe)):
                     raise TypeError(f"plugin {plugin!r} called register({cls!r}); solvers are registered as "
                                     "register(SolverClass), a samplekit.Solver subclass that declares its name")
-                self.add(kind, cls.name, cls, plugin, **describe())
+                solver_class: Any = cls  # a Solver subclass (checked above); its name is a class attribute
+                self.add(kind, solver_class.name, cls, plugin, **describe())
 
             register_solver.__doc__ = f"Register a Solver subclass on behalf of plugin {plugin!r}."
             return register_solver

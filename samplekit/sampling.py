@@ -140,6 +140,7 @@ def _sample(model, solver, nfe, num_samples, seed, progress, callback, x_T, dtyp
             x = model.denoise(x, sde.t_min)
     else:
         if ts is None:
+            assert n_steps is not None  # fixed-step: planned above from nfe
             ts = ts_given = make_grid(solver, model, n_steps, t_max=t_start)
         with finite.deferred() as flag:
             try:

@@ -130,7 +130,7 @@ class ScoreModel:
         self.parametrization = parametrization
         self.time_convention = time_convention
         self.decoder = decoder
-        self.name: str = name or getattr(net, "__name__", type(net).__name__)
+        self.name: str = name if name else str(getattr(net, "__name__", type(net).__name__))
         self.inputs: dict = {}
         self.input_batch: int | None = None       # the leading size of the per-sample inputs, if any
         self._required = required_inputs(net)

@@ -13,13 +13,14 @@ tau-family SDE with D replaced by its Lagrange interpolant through the nodes is
 Predictor (SA-Predictor, order p): from the corrected x_i over [lambda_i, lambda_{i+1}] with nodes
 lambda_i, lambda_{i-1}, ... and a fresh z_i.  Corrector (SA-Corrector, order c_ord): once D_{i+1} is known,
 x_{i+1} is recomputed from x_i over the same interval with nodes lambda_{i+1}, lambda_i, ... and the same z_i.
-At order 2 both add diffusers' UniPC-like term c alpha_b (h^2/2 - int_{-h}^0 e^{cu}(u + h) du) (D_a - D_b) / (lambda_a - lambda_b)
-over the two nodes.  Orders warm up (p: min(p, i + 1), corrector: min(c_ord, i + 2)) and, with
-``lower_order_final``, fall to the steps left (diffusers' rule).  tau applies at model times
+At order 2 both add diffusers' UniPC-like term
+c alpha_b (h^2/2 - int_{-h}^0 e^{cu}(u + h) du) (D_a - D_b) / (lambda_a - lambda_b) over the two nodes.
+Orders warm up (p: min(p, i + 1), corrector: min(c_ord, i + 2)) and, with ``lower_order_final``, fall to the steps left (diffusers' rule).  tau applies at model times
 t in [tau_t_min, tau_t_max] * T (diffusers: timesteps 200-800 of 1000), else 0; tau = 0 everywhere is the
 deterministic UniPC-like solver, of order max(p, c_ord) — but ``lower_order_final`` (diffusers'
 default, kept) makes the last step first order, which caps the asymptotic order at 2 (measured at
-tau = 0, logsnr grid, 128-256 steps: p = c = 4 gives slope 2.03 with it, 4.12 without).  One draw per step (unused where tau = 0), as diffusers does.
+tau = 0, logsnr grid, 128-256 steps: p = c = 4 gives slope 2.03 with it, 4.12 without).  One draw per step
+(unused where tau = 0), as diffusers does.
 Nodes at lambda = -inf (alpha = 0, rectified flow at T) are not kept: those steps are first order.
 """
 

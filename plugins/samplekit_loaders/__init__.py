@@ -5,11 +5,11 @@ Also registers the ``discrete`` schedule: the training timesteps of a discrete-t
 
 from __future__ import annotations
 
-from samplekit.hookspecs import hookimpl
+from samplekit.hookspecs import Register, hookimpl
 
 
 @hookimpl
-def samplekit_register_model_loaders(register):
+def samplekit_register_model_loaders(register: Register) -> None:
     from samplekit_loaders.denoiser_loader import load_denoiser
     from samplekit_loaders.diffusers_loader import load_diffusers
     from samplekit_loaders.native_loader import load_native
@@ -22,7 +22,7 @@ def samplekit_register_model_loaders(register):
 
 
 @hookimpl
-def samplekit_register_schedules(register):
+def samplekit_register_schedules(register: Register) -> None:
     from samplekit.discrete import discrete_timesteps
 
     register("discrete", discrete_timesteps)

@@ -163,6 +163,7 @@ def load_diffusers(source, scheduler=None, prediction_type: str | None = None, s
     model = ScoreModel(DiffusersNet(module, process.timestep_of), process.sde,
                        shape_of(module, shape, max_sample_numel), process.parametrization, name=name,
                        decoder=_as_decoder(vae))
-    model.schedule_options = dict(process.schedule_options)
-    model.scheduler_class = process.scheduler_class
+    # the checkpoint's scheduler, carried on the model for grids and reports (no ScoreModel field)
+    model.schedule_options = dict(process.schedule_options)  # type: ignore[attr-defined]
+    model.scheduler_class = process.scheduler_class  # type: ignore[attr-defined]
     return model

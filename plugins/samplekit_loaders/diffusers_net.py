@@ -18,6 +18,7 @@ follow their samples and batch into one classifier-free-guidance call.  For "tex
 from __future__ import annotations
 
 import inspect
+from typing import Any
 
 import torch
 
@@ -34,7 +35,8 @@ ADDED_COND = {"text_time": (("text_embeds", "time_ids"), ("text_embeds", "time_i
 
 def added_cond_keys(module) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(accepted, required) entries of added_cond_kwargs for the module's addition_embed_type."""
-    return ADDED_COND.get(getattr(module, "config", {}).get("addition_embed_type"), ((), ()))
+    embed_type: Any = getattr(module, "config", {}).get("addition_embed_type")
+    return ADDED_COND.get(embed_type, ((), ()))
 
 
 def config_required(module) -> set[str]:
@@ -97,7 +99,7 @@ class DiffusersNet(torch.nn.Module):
         def forward(x, t, **inputs):
             return self.evaluate(x, t, inputs)
 
-        forward.__signature__ = signature   # read by model.condition() to check names and required inputs
+        forward.__signature__ = signature  # type: ignore[attr-defined]  # read by model.condition()
         self.forward = forward
 
     def evaluate(self, x, t, inputs):

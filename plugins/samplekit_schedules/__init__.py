@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from samplekit.hookspecs import hookimpl
+from samplekit.hookspecs import Register, hookimpl
 
 from samplekit_schedules.ays import ays
 from samplekit_schedules.beta import beta
@@ -16,6 +16,6 @@ from samplekit_schedules.sgm_uniform import sgm_uniform
 
 
 @hookimpl
-def samplekit_register_schedules(register):
+def samplekit_register_schedules(register: Register) -> None:
     for fn in (ays, beta, polyexponential, kl_optimal, exponential, sgm_uniform, optimized):
         register(fn.__name__, fn)

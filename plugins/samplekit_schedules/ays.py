@@ -18,8 +18,9 @@ s_0 > ... > s_10 placed at x_k = k/10, log s is interpolated linearly at x_i = i
 On an SDE whose noise range [s_min, s_max] differs from the model the table was made for:
 ``fit="clip"`` (default) keeps the table's interior levels (clipped into [s_min, s_max]) and puts its two
 end levels at the SDE's s_max and s_min before interpolating, so the grid starts at T and ends at t_min and
-its first and last intervals shrink as n grows (at n = 10 the interior levels are the published ones); ``fit="rescale"`` maps log s affinely so the table's range becomes
-[log s_min, log s_max] (the shape of the schedule kept, for a model unlike SD / SVD).
+its first and last intervals shrink as n grows (at n = 10 the interior levels are the published ones);
+``fit="rescale"`` maps log s affinely so the table's range becomes [log s_min, log s_max] (the shape of the
+schedule kept, for a model unlike SD / SVD).
 """
 
 from __future__ import annotations

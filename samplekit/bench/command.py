@@ -16,7 +16,8 @@ def _csv(value: str | None, option: str, cast=str) -> tuple | None:
     try:
         out = tuple(cast(v) for v in items)
     except ValueError:
-        raise click.BadParameter(f"{value!r} must be a comma-separated list of {cast.__name__}s", param_hint=option)
+        raise click.BadParameter(f"{value!r} must be a comma-separated list of {cast.__name__}s",
+                                 param_hint=option) from None
     if not out:
         raise click.BadParameter("give at least one value", param_hint=option)
     return out
@@ -107,7 +108,7 @@ def bench_command(suite_path, solvers, nfe, seeds, targets, sdes, metrics, num_s
                             make_plots=not no_plots, echo=lambda m: click.echo(m, err=True))
     except KeyboardInterrupt:
         click.echo("interrupted: every finished cell is saved; rerun the same command to resume", err=True)
-        raise SystemExit(130)
+        raise SystemExit(130) from None
     except (SamplekitError, ValueError, TypeError) as exc:
         raise click.ClickException(str(exc)) from None
     if not outcome.table:                 # a torchrun rank other than 0: rank 0 reports

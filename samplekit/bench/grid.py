@@ -90,7 +90,7 @@ def is_stochastic(registry, spec: SolverSpec) -> bool:
 
 
 def expand_solvers(suite: Suite, registry) -> tuple[SolverSpec, ...]:
-    if suite.solvers == "all":
+    if isinstance(suite.solvers, str):  # "all" (the only string a Suite accepts)
         return tuple(SolverSpec(c.name) for c in registry.available("solver"))
     return suite.solvers
 

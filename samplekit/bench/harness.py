@@ -96,7 +96,7 @@ def write_plots(suite, registry, targets, cells, records, metric_info, out: Path
     labels = list(dict.fromkeys(c.label for c in solver_cells))
     adaptive = {c.label for c in solver_cells if c.adaptive}
     primary = suite.primary_metric
-    recommended = {}
+    recommended: dict = {}
     for (target, sde), rows in rows_by.items():
         picks = report.recommend(rows, [lab for lab in labels if lab in rows], adaptive,
                                  sorted(suite.for_target(target).nfe), primary)

@@ -1,8 +1,8 @@
 """One benchmark run per output directory: ``OUT/.lock`` holds the running process's PID.
 
-Under torchrun rank r > 0 holds ``OUT/.lock.rank<r>``.  A second run on the same ``--out`` is refused with the PID it waits for; a lock left by a process
-that no longer exists (kill -9, a power cut) is stale and taken over.  The lock is created with
-O_CREAT | O_EXCL, so two runs starting at once cannot both get it.
+Under torchrun rank r > 0 holds ``OUT/.lock.rank<r>``.  A second run on the same ``--out`` is refused with
+the PID it waits for; a lock left by a process that no longer exists (kill -9, a power cut) is stale and
+taken over.  The lock is created with O_CREAT | O_EXCL, so two runs starting at once cannot both get it.
 """
 
 from __future__ import annotations
@@ -57,13 +57,13 @@ class OutputLock:
             except FileExistsError:
                 pid, host = _holder(self.path)
                 if pid == os.getpid():
-                    raise BenchLockedError(f"this process already runs a benchmark on {str(self.out)!r}")
+                    raise BenchLockedError(f"this process already runs a benchmark on {str(self.out)!r}") from None
                 same_host = host in ("", socket.gethostname())
                 if pid > 0 and (_alive(pid) or not same_host):
                     raise BenchLockedError(
                         f"another `samplekit bench` (pid {pid}{'' if same_host else ' on ' + host}) is writing to "
                         f"{str(self.out)!r}; wait for it to finish or pass another --out (if that run is gone, "
-                        f"delete {str(self.path)!r})")
+                        f"delete {str(self.path)!r})") from None
                 self.took_over = pid                   # stale: its process is dead
                 try:
                     self.path.unlink()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import torch
 
 Tensor = torch.Tensor
@@ -140,7 +143,7 @@ def mode_weight_tv(x: Tensor, y: Tensor, mixture=None) -> float:
 
 #: name -> (function, info): what the built-in plugin registers.  ``interval`` says how the harness gets
 #: an interval for it (bootstrap_sw2, bootstrap_mode_tv, per_sample_logp; see samplekit.bench.stats).
-METRICS = {
+METRICS: dict[str, tuple[Callable[..., float], dict[str, Any]]] = {
     "sliced_w2": (sliced_wasserstein, {"lower_is_better": True, "label": "SW2", "interval": "bootstrap_sw2"}),
     "mmd": (mmd_rbf, {"lower_is_better": True, "label": "MMD^2"}),
     "energy": (energy_distance, {"lower_is_better": True, "label": "energy"}),

@@ -33,7 +33,8 @@ def styles(labels: list[str], family: dict) -> dict:
     with other markers), markers cycling within a family, one line style per family."""
     palette = _palette()
     ordered = sorted(labels, key=lambda lab: (FAMILIES.index(family.get(lab, FAMILIES[0])), labels.index(lab)))
-    out, count = {}, {}
+    out: dict[str, tuple] = {}
+    count: dict[str, int] = {}
     for i, lab in enumerate(ordered):
         fam = family.get(lab, FAMILIES[0])
         k = count.get(fam, 0)
@@ -70,7 +71,8 @@ def quality_figure(rows_by: dict, floors: dict, labels: list[str], adaptive: set
         floor = floors.get(target, {}).get(primary)
         what = [("flow_error", lambda e: e.metrics.get("flow_error") if e.stochastic is False else None,
                  "distance to ODE reference")] if has_flow else []
-        what.append((primary, (lambda e: e.metrics.get(primary) / floor if e.metrics.get(primary) is not None
+        # the lambdas are called within this iteration (the panel's rows below), so the late binding of floor is safe
+        what.append((primary, (lambda e: e.metrics.get(primary) / floor if e.metrics.get(primary) is not None  # noqa: B023
                                else None) if floor and floor > 0 else (lambda e: e.metrics.get(primary)),
                      f"{primary_label} / noise floor" if floor and floor > 0 else primary_label))
         picks = recommended.get((target, sde), {})

@@ -1,7 +1,7 @@
 """Benchmark results as a table: ``samplekit.bench.load_results(out) -> pandas.DataFrame``.
 
-One row per record of ``OUT/results.jsonl`` and of every rank's shard (solver cells, noise floors, reference ODE solves), the
-cell's fields as columns, each metric as a column of its own, ``se_<metric>`` for bootstrap standard
+One row per record of ``OUT/results.jsonl`` and of every rank's shard (solver cells, noise floors, reference
+ODE solves), the cell's fields as columns, each metric as a column of its own, ``se_<metric>`` for bootstrap standard
 errors, ``<stat>_mean`` / ``<stat>_sd`` / ``<stat>_n`` for per-sample statistics (``flow_error``: the
 distance to the reference ODE solution; ``logp``: log p of the samples).  Read-only: a torn last line
 is skipped, not cut off; incomplete records are left out (listed in ``df.attrs["problems"]``).

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import time
 import traceback
+from typing import Any, cast
 
 import torch
 from tqdm.auto import tqdm
@@ -49,7 +50,7 @@ class BenchContext:
         if key not in self._flows:
             model = self.model(cell.target, cell.sde)
             x_T = prior_draw(model, cell.num_samples, cell.seed, getattr(torch, cell.dtype))
-            self._flows[key] = flow_reference(self.registry, model, x_T, key[-1])
+            self._flows[key] = flow_reference(self.registry, model, x_T, cast(float, key[-1]))
         return self._flows[key]
 
     def expected_logp(self, target_name: str) -> float | None:
@@ -82,10 +83,12 @@ class BenchContext:
         ``intervals`` holds what the report turns into 95% intervals: ``se`` (bootstrap standard errors of
         set distances), ``stats`` ([mean, sd, n] of per-sample quantities) and ``expected_logp``."""
         target = self.targets[target_name]
-        values, errors, extra = {}, {}, {"se": {}, "stats": {}}
+        values: dict[str, Any] = {}
+        errors: dict[str, str] = {}
+        extra: dict[str, Any] = {"se": {}, "stats": {}}
         expected = self.expected_logp(target_name)
         for name, info in self.metrics.items():
-            kwargs = {}
+            kwargs: dict[str, Any] = {}
             shape = info.info.get("sample_shape")   # a metric for one kind of data (e.g. 8x8 digits)
             if shape is not None and tuple(shape) != tuple(samples.shape[1:]):
                 values[name] = None

@@ -150,7 +150,7 @@ def paired_tie_groups(items: list[tuple[str, Estimate, np.ndarray | None]]) -> l
     while left:
         lead = left[0]
 
-        def tied(kv) -> bool:
+        def tied(kv, lead=lead) -> bool:
             if kv is lead:
                 return True
             if lead[2] is not None and kv[2] is not None and kv[2].shape == lead[2].shape:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import BinaryIO
 
 from samplekit.registry import SamplekitError
 
@@ -48,7 +49,7 @@ class ResultsStore:
         self.invalid: list[tuple[int, str]] = []      # (line number, what is missing)
         self.torn: str | None = None                  # the warning about a dropped last line
         self._good_bytes: int | None = None
-        self._fh = None
+        self._fh: BinaryIO | None = None
 
     def load(self) -> dict[str, dict]:
         """Read every record (the last one of a key wins); raise on corruption before the last line."""
@@ -60,7 +61,9 @@ class ResultsStore:
         lines = data.split(b"\n")
         tail = lines.pop()                             # b"" when the file ends with a newline
         for number, raw in enumerate(lines, start=1):
-            self._take(number, self._parse(number, raw, last=False))
+            parsed = self._parse(number, raw, last=False)  # only a torn last line parses to None
+            if parsed is not None:
+                self._take(number, parsed)
         if tail:
             number = len(lines) + 1
             record = self._parse(number, tail, last=True)

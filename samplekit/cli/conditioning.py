@@ -31,6 +31,9 @@ if TYPE_CHECKING:
     import numpy as np
     import torch
 
+    from samplekit.score import ScoreModel
+    from samplekit.solver import Solver
+
 METHODS = ("replacement", "resample", "observed_score")
 REGIONS = {"top-half": (0, 0), "bottom-half": (0, 1), "left-half": (1, 0), "right-half": (1, 1)}
 
@@ -59,8 +62,8 @@ def conditioning_options(command):
 class Conditioned:
     """What to sample: the (possibly wrapped) model, the (possibly wrapped) solver, and what to save."""
 
-    model: object
-    solver: object
+    model: ScoreModel
+    solver: str | Solver
     solver_options: dict
     extras: dict = field(default_factory=dict)
 
@@ -105,8 +108,10 @@ def _guide(out: Conditioned, source: str, class_label: int, scale: float) -> Non
     if not 0 <= class_label < n_classes:
         raise click.BadParameter(f"--class {class_label} is out of range: {source} has classes 0..{n_classes - 1}",
                                  param_hint="--class")
-    out.model = cfg(out.model, class_label, scale) if cfg is not None else \
-        classifier(out.model, make(out.model.sde), y=class_label, scale=scale)
+    if cfg is not None:
+        out.model = cfg(out.model, class_label, scale)
+    elif make is not None:  # one of the two exists (checked above)
+        out.model = classifier(out.model, make(out.model.sde), y=class_label, scale=scale)
     out.extras.update(class_label=class_label, guidance=scale)
 
 

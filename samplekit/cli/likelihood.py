@@ -1,4 +1,5 @@
-"""``samplekit likelihood``: log-density of points (a built-in target's samples or an .npz) by the probability-flow ODE."""
+"""``samplekit likelihood``: log-density of points (a built-in target's samples or an .npz) by the
+probability-flow ODE."""
 
 from __future__ import annotations
 
