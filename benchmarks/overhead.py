@@ -27,9 +27,13 @@ class MLP(torch.nn.Module):
 
     def __init__(self, d: int = 2, hidden: int = 256) -> None:
         super().__init__()
-        self.net = torch.nn.Sequential(torch.nn.Linear(d + 1, hidden), torch.nn.SiLU(),
-                                       torch.nn.Linear(hidden, hidden), torch.nn.SiLU(),
-                                       torch.nn.Linear(hidden, d))
+        self.net = torch.nn.Sequential(
+            torch.nn.Linear(d + 1, hidden),
+            torch.nn.SiLU(),
+            torch.nn.Linear(hidden, hidden),
+            torch.nn.SiLU(),
+            torch.nn.Linear(hidden, d),
+        )
 
     def forward(self, x, t):
         return self.net(torch.cat([x, t.reshape(-1, 1).to(x.dtype)], dim=1))
@@ -44,8 +48,11 @@ def bare_loop(net, sde, x, ts, gen):
         _, sigma = sde.marginal(t0)
         score = -net(x, tb) / sigma
         g = sde.diffusion(t0)
-        x = x - h * (sde.drift(x, t0) - g * g * score) + g * h.sqrt() * torch.randn(x.shape, generator=gen,
-                                                                                        dtype=x.dtype)
+        x = (
+            x
+            - h * (sde.drift(x, t0) - g * g * score)
+            + g * h.sqrt() * torch.randn(x.shape, generator=gen, dtype=x.dtype)
+        )
     return x
 
 
@@ -67,9 +74,9 @@ def measure(nfe: int, batch: int, repeats: int) -> dict:
         return bare_loop(net, sde, x, ts, gen)
 
     times = {"samplekit sample()": [], "bare loop": []}
-    cpu = {"samplekit sample()": [], "bare loop": []}   # CPU seconds: less sensitive to other jobs
+    cpu = {"samplekit sample()": [], "bare loop": []}  # CPU seconds: less sensitive to other jobs
     with torch.no_grad():
-        a, b = run_sample(), run_bare()                            # warm-up, and the two agree
+        a, b = run_sample(), run_bare()  # warm-up, and the two agree
         assert torch.allclose(a, b, atol=1e-4), float((a - b).abs().max())
         for _ in range(repeats):
             for name, fn in (("samplekit sample()", run_sample), ("bare loop", run_bare)):
@@ -81,15 +88,20 @@ def measure(nfe: int, batch: int, repeats: int) -> dict:
                 assert calls["n"] == nfe, (name, calls["n"])
         grad_on = []
         for _ in range(repeats):
-            with torch.enable_grad():                              # as a user calls it, outside no_grad
+            with torch.enable_grad():  # as a user calls it, outside no_grad
                 start = time.perf_counter()
                 run_sample()
                 grad_on.append(time.perf_counter() - start)
     med = {k: statistics.median(v) for k, v in times.items()}
     med["sample() with autograd on"] = statistics.median(grad_on)
-    return {"nfe": nfe, "batch": batch, "repeats": repeats, **med,
-            "ratio": med["samplekit sample()"] / med["bare loop"],
-            "cpu ratio": statistics.median(cpu["samplekit sample()"]) / statistics.median(cpu["bare loop"])}
+    return {
+        "nfe": nfe,
+        "batch": batch,
+        "repeats": repeats,
+        **med,
+        "ratio": med["samplekit sample()"] / med["bare loop"],
+        "cpu ratio": statistics.median(cpu["samplekit sample()"]) / statistics.median(cpu["bare loop"]),
+    }
 
 
 def main() -> None:
@@ -102,23 +114,31 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     rows = [measure(n, args.batch, args.repeats) for n in args.nfe]
-    lines = ["| NFE | batch | samplekit `sample()` (s) | bare loop (s) | ratio (wall) | ratio (CPU time) | "
-             "`sample()` outside no_grad (s) |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| NFE | batch | samplekit `sample()` (s) | bare loop (s) | ratio (wall) | ratio (CPU time) | "
+        "`sample()` outside no_grad (s) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r['nfe']} | {r['batch']} | {r['samplekit sample()']:.4f} | {r['bare loop']:.4f} | "
-                     f"{r['ratio']:.3f} | {r['cpu ratio']:.3f} | {r['sample() with autograd on']:.4f} |")
+        lines.append(
+            f"| {r['nfe']} | {r['batch']} | {r['samplekit sample()']:.4f} | {r['bare loop']:.4f} | "
+            f"{r['ratio']:.3f} | {r['cpu ratio']:.3f} | {r['sample() with autograd on']:.4f} |"
+        )
     table = "\n".join(lines)
     print(table)
     if args.write:
-        env = (f"torch {torch.__version__}, {args.threads} thread(s), Python {platform.python_version()}, "
-               f"{platform.machine()} CPU (shared, 2 cores); median of {args.repeats} interleaved repeats")
-        text = (f"# Overhead of `sample()`\n\n{__doc__.strip()}\n\nMeasured: {env}.\n\n{table}\n\n"
-                "The ratios are samplekit's wall time (and CPU time of the one-thread process, less disturbed by "
-                "other jobs on a shared machine) over the bare loop's for identical network calls "
-                "(checked with a forward hook) and identical samples (checked to 1e-4), both under "
-                "`torch.no_grad()`. The last column calls `sample()` from a context with autograd on, as a user "
-                "would outside `no_grad`: `sample()` records no graph unless `grad=True`, so it costs the same.\n")
+        env = (
+            f"torch {torch.__version__}, {args.threads} thread(s), Python {platform.python_version()}, "
+            f"{platform.machine()} CPU (shared, 2 cores); median of {args.repeats} interleaved repeats"
+        )
+        text = (
+            f"# Overhead of `sample()`\n\n{__doc__.strip()}\n\nMeasured: {env}.\n\n{table}\n\n"
+            "The ratios are samplekit's wall time (and CPU time of the one-thread process, less disturbed by "
+            "other jobs on a shared machine) over the bare loop's for identical network calls "
+            "(checked with a forward hook) and identical samples (checked to 1e-4), both under "
+            "`torch.no_grad()`. The last column calls `sample()` from a context with autograd on, as a user "
+            "would outside `no_grad`: `sample()` records no graph unless `grad=True`, so it costs the same.\n"
+        )
         Path(__file__).with_name("overhead.md").write_text(text)
 
 

@@ -25,24 +25,31 @@ def _open(path: Path, what: str):
     with open(path, "rb") as f:
         magic = f.read(6)
     if magic != b"\x93NUMPY" and not magic.startswith(b"PK"):  # numpy would try to unpickle anything else
-        raise InputFileError(f"{what} {str(path)!r} is not a NumPy array file (it starts with {magic!r}); save the "
-                             "array with numpy.save (.npy) or numpy.savez (.npz)")
+        raise InputFileError(
+            f"{what} {str(path)!r} is not a NumPy array file (it starts with {magic!r}); save the "
+            "array with numpy.save (.npy) or numpy.savez (.npz)"
+        )
     try:
         return np.load(path, allow_pickle=False)
     except ValueError:  # numpy's "Object arrays cannot be loaded when allow_pickle=False"
-        raise InputFileError(f"{what} {str(path)!r} holds pickled objects; samplekit reads only numeric arrays "
-                             "saved with numpy.save (.npy) or numpy.savez (.npz), and never unpickles") from None
+        raise InputFileError(
+            f"{what} {str(path)!r} holds pickled objects; samplekit reads only numeric arrays "
+            "saved with numpy.save (.npy) or numpy.savez (.npz), and never unpickles"
+        ) from None
     except (OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise InputFileError(f"{what} {str(path)!r} cannot be read as .npy/.npz ({type(exc).__name__}: "
-                             f"{str(exc).splitlines()[0][:200] if str(exc) else 'truncated'}); save it with "
-                             "numpy.save or numpy.savez") from None
+        raise InputFileError(
+            f"{what} {str(path)!r} cannot be read as .npy/.npz ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0][:200] if str(exc) else 'truncated'}); save it with "
+            "numpy.save or numpy.savez"
+        ) from None
 
 
 def _numeric(array: np.ndarray, path: Path, what: str, name: str | None = None) -> np.ndarray:
     if array.dtype.kind not in "biuf":
         label = f"array {name!r} of " if name else ""
-        raise InputFileError(f"{label}{what} {str(path)!r} has dtype {array.dtype}; save a numeric "
-                             "(bool, integer or float) array")
+        raise InputFileError(
+            f"{label}{what} {str(path)!r} has dtype {array.dtype}; save a numeric (bool, integer or float) array"
+        )
     return array
 
 
@@ -66,8 +73,9 @@ def read_arrays(path: str | Path, what: str = "file") -> dict[str, np.ndarray]:
     path = Path(path)
     data = _open(path, what)
     if isinstance(data, np.ndarray):
-        raise InputFileError(f"{what} {str(path)!r} is a single .npy array; save named arrays with "
-                             "numpy.savez(path, name=array, ...)")
+        raise InputFileError(
+            f"{what} {str(path)!r} is a single .npy array; save named arrays with numpy.savez(path, name=array, ...)"
+        )
     with data:
         return {name: _numeric(_member(data, name, path, what), path, what, name) for name in data.files}
 
@@ -76,5 +84,7 @@ def _member(data, name: str, path: Path, what: str) -> np.ndarray:
     try:
         return data[name]
     except ValueError:  # an object array inside the .npz
-        raise InputFileError(f"array {name!r} of {what} {str(path)!r} holds pickled objects; samplekit reads only "
-                             "numeric arrays and never unpickles") from None
+        raise InputFileError(
+            f"array {name!r} of {what} {str(path)!r} holds pickled objects; samplekit reads only "
+            "numeric arrays and never unpickles"
+        ) from None

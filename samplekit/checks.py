@@ -16,11 +16,16 @@ from samplekit.errors import ArgumentTypeError, InvalidArgumentError
 
 __all__ = ["SEED_LIMIT", "as_int", "check_float_dtype", "check_seed", "fresh_seed", "positive_int"]
 
-SEED_LIMIT = 2 ** 63  # torch.Generator.manual_seed takes 0 <= seed < 2**64; keep to int64's range
+SEED_LIMIT = 2**63  # torch.Generator.manual_seed takes 0 <= seed < 2**64; keep to int64's range
 
 
-def as_int(value: Any, name: str, minimum: int | None = None, what: str = "an integer",
-           error: type[Exception] = InvalidArgumentError) -> int:
+def as_int(
+    value: Any,
+    name: str,
+    minimum: int | None = None,
+    what: str = "an integer",
+    error: type[Exception] = InvalidArgumentError,
+) -> int:
     """``value`` as a Python int if it is an integer (int or numpy integer, not bool) >= ``minimum``;
     else ``error`` (a SamplekitError subclass) naming ``name``."""
     try:  # int, numpy integers and 0-d integer tensors have __index__; floats and bools are refused
@@ -35,8 +40,9 @@ def as_int(value: Any, name: str, minimum: int | None = None, what: str = "an in
     return value
 
 
-def positive_int(value: Any, name: str, what: str = "a positive integer",
-                 error: type[Exception] = InvalidArgumentError) -> int:
+def positive_int(
+    value: Any, name: str, what: str = "a positive integer", error: type[Exception] = InvalidArgumentError
+) -> int:
     """``value`` as an int >= 1, else ``error`` naming ``name``."""
     return as_int(value, name, minimum=1, what=what, error=error)
 
@@ -67,8 +73,10 @@ def check_seed(seed: Any, num_samples: int | None = None, name: str = "seed") ->
         raise InvalidArgumentError(f"{name}={seed!r} must be an integer or one integer per sample") from None
     seeds = [_one_seed(s, f"{name}[{i}]") for i, s in enumerate(items)]
     if num_samples is not None and len(seeds) != num_samples:
-        raise InvalidArgumentError(f"{name} has {len(seeds)} entries for num_samples={num_samples}; "
-                                   "pass one int, or exactly one int per sample")
+        raise InvalidArgumentError(
+            f"{name} has {len(seeds)} entries for num_samples={num_samples}; "
+            "pass one int, or exactly one int per sample"
+        )
     return seeds
 
 
@@ -86,11 +94,14 @@ def check_float_dtype(dtype: Any, name: str = "dtype"):
     if dtype is None:
         return None
     if not isinstance(dtype, torch.dtype):
-        raise ArgumentTypeError(f"{name}={dtype!r} must be a torch floating-point dtype, e.g. torch.float32 "
-                                "or torch.float64")
+        raise ArgumentTypeError(
+            f"{name}={dtype!r} must be a torch floating-point dtype, e.g. torch.float32 or torch.float64"
+        )
     if not dtype.is_floating_point:
-        raise InvalidArgumentError(f"{name}={dtype} is not a floating-point dtype; samples are real numbers: use "
-                                   "torch.float32 or torch.float64")
+        raise InvalidArgumentError(
+            f"{name}={dtype} is not a floating-point dtype; samples are real numbers: use "
+            "torch.float32 or torch.float64"
+        )
     return dtype
 
 
@@ -114,14 +125,18 @@ def check_sample_args(nfe, num_samples, seed, dtype, x_T=None, x_start=None):
                 raise InvalidArgumentError(f"{name} holds NaN/Inf (before any network call); pass finite values")
             batch = int(x.shape[0])
             if dtype is not None and check_float_dtype(dtype) != x.dtype:
-                raise InvalidArgumentError(f"dtype={dtype} conflicts with {name}.dtype={x.dtype}; samples take "
-                                           f"{name}'s dtype: drop dtype=, or pass {name}.to({dtype})")
+                raise InvalidArgumentError(
+                    f"dtype={dtype} conflicts with {name}.dtype={x.dtype}; samples take "
+                    f"{name}'s dtype: drop dtype=, or pass {name}.to({dtype})"
+                )
     if num_samples is None:
         num_samples = batch if batch is not None else DEFAULT_NUM_SAMPLES
     num_samples = positive_int(num_samples, "num_samples")
     if batch is not None and num_samples != batch:
         name = next(iter(given))
-        raise InvalidArgumentError(f"num_samples={num_samples} conflicts with {name}, which holds {batch} samples; "
-                                   f"drop num_samples (it is {name}'s batch)")
+        raise InvalidArgumentError(
+            f"num_samples={num_samples} conflicts with {name}, which holds {batch} samples; "
+            f"drop num_samples (it is {name}'s batch)"
+        )
     seed = check_seed(seed, num_samples)
     return nfe, num_samples, fresh_seed() if seed is None else seed, check_float_dtype(dtype)

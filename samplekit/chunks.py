@@ -45,8 +45,19 @@ def _rows(value, a: int, b: int):
     return None if value is None else value[a:b]
 
 
-def sample_in_chunks(model, batch_size: int, *, num_samples=None, seed=0, progress=True, x_T=None, x_start=None,
-                     dtype=None, nfe=None, **kwargs):
+def sample_in_chunks(
+    model,
+    batch_size: int,
+    *,
+    num_samples=None,
+    seed=0,
+    progress=True,
+    x_T=None,
+    x_start=None,
+    dtype=None,
+    nfe=None,
+    **kwargs,
+):
     """``sample`` in chunks of ``batch_size`` (see the module docstring); the result holds every sample.
 
     Progress shows samples done / total and samples per second.  ``res.nfe`` is the network calls along
@@ -59,9 +70,19 @@ def sample_in_chunks(model, batch_size: int, *, num_samples=None, seed=0, progre
     results, start = [], time.perf_counter()
     bar = tqdm(total=num_samples, unit="sample", desc="samples", disable=not progress, leave=False)
     for k, (a, b) in enumerate(chunk_ranges(0, num_samples, batch_size)):
-        results.append(sample(model.select(slice(a, b)), num_samples=b - a, seed=chunk_seed(seed, k, a, b),
-                              progress=False, x_T=_rows(x_T, a, b), x_start=_rows(x_start, a, b), dtype=dtype,
-                              nfe=nfe, **kwargs))
+        results.append(
+            sample(
+                model.select(slice(a, b)),
+                num_samples=b - a,
+                seed=chunk_seed(seed, k, a, b),
+                progress=False,
+                x_T=_rows(x_T, a, b),
+                x_start=_rows(x_start, a, b),
+                dtype=dtype,
+                nfe=nfe,
+                **kwargs,
+            )
+        )
         bar.update(b - a)
     bar.close()
     res = results[0]
@@ -79,7 +100,7 @@ class ChunkDir:
     def __init__(self, out: str | os.PathLike, settings: dict) -> None:
         self.out = Path(out)
         self.dir = self.out / "chunks"
-        self.settings = json.loads(json.dumps(settings))   # as the index stores it
+        self.settings = json.loads(json.dumps(settings))  # as the index stores it
 
     def path(self, a: int, b: int) -> Path:
         return self.dir / f"{a:010d}-{b:010d}.npz"
@@ -94,8 +115,10 @@ class ChunkDir:
             held = json.loads(index.read_text())
             if held != self.settings:
                 changed = sorted(k for k in set(held) | set(self.settings) if held.get(k) != self.settings.get(k))
-                raise OutputError(f"--out {str(self.out)!r} holds the chunks of another run (it differs in "
-                                  f"{', '.join(changed)}); pass --force to start over, or choose another --out")
+                raise OutputError(
+                    f"--out {str(self.out)!r} holds the chunks of another run (it differs in "
+                    f"{', '.join(changed)}); pass --force to start over, or choose another --out"
+                )
             return
         self.dir.mkdir(parents=True, exist_ok=True)
         _atomic_write(index, lambda f: f.write(json.dumps(self.settings, indent=1, sort_keys=True).encode()))
@@ -106,7 +129,7 @@ class ChunkDir:
     def write(self, a: int, b: int, samples: Tensor, nfe: int) -> Path:
         import numpy as np
 
-        array = samples.detach().cpu().numpy()   # after the solve: the chunk's one copy to the host
+        array = samples.detach().cpu().numpy()  # after the solve: the chunk's one copy to the host
         return _atomic_write(self.path(a, b), lambda f: np.savez(f, samples=array, nfe=nfe))
 
     def merge(self, num_samples: int, ranges: Sequence[tuple[int, int]], path: Path, **extras) -> Path:
@@ -114,8 +137,12 @@ class ChunkDir:
         import numpy as np
 
         ranges = list(ranges)
-        if not ranges or ranges[0][0] != 0 or ranges[-1][1] != num_samples \
-                or any(r1[0] != r0[1] for r0, r1 in zip(ranges, ranges[1:])):
+        if (
+            not ranges
+            or ranges[0][0] != 0
+            or ranges[-1][1] != num_samples
+            or any(r1[0] != r0[1] for r0, r1 in zip(ranges, ranges[1:]))
+        ):
             raise InvalidArgumentError(f"chunks {list(ranges)} do not cover samples [0, {num_samples}) in order")
         parts, nfe = [], 0
         for a, b in ranges:
@@ -156,16 +183,26 @@ def sample_to_dir(run, out: Path, label: str, force: bool = False, progress: boo
     rank, size = distributed.world()
     n, cond = run.num_samples, run.cond
     if size > 1 and not isinstance(run.seed, list):
-        run.seed = list(range(run.seed, run.seed + n))   # sharded: sample i is drawn with seed S + i
+        run.seed = list(range(run.seed, run.seed + n))  # sharded: sample i is drawn with seed S + i
     seed, batch = run.seed, run.batch_size or n
     solver_name = getattr(cond.solver, "name", cond.solver)
     plan = [chunk_ranges(*distributed.shard(n, r, size), batch) for r in range(size)]
     if (size > 1 or len(plan[0]) > 1) and not isinstance(cond.solver, str):
-        raise InvalidArgumentError("this conditioned run cannot be split into chunks or shards (its wrappers hold "
-                                   "per-sample state); drop --batch-size and run one process")
-    settings = dict(target=label, solver=solver_name, solver_options=repr(sorted(cond.solver_options.items())),
-                    nfe=run.nfe, num_samples=n, seed=seed if isinstance(seed, int) else [seed[0], "per-sample"],
-                    batch_size=batch, world_size=size, inputs=repr(sorted(run.extras)))
+        raise InvalidArgumentError(
+            "this conditioned run cannot be split into chunks or shards (its wrappers hold "
+            "per-sample state); drop --batch-size and run one process"
+        )
+    settings = dict(
+        target=label,
+        solver=solver_name,
+        solver_options=repr(sorted(cond.solver_options.items())),
+        nfe=run.nfe,
+        num_samples=n,
+        seed=seed if isinstance(seed, int) else [seed[0], "per-sample"],
+        batch_size=batch,
+        world_size=size,
+        inputs=repr(sorted(run.extras)),
+    )
     store = ChunkDir(out, settings)
     if rank == 0:
         store.open(force)
@@ -174,31 +211,42 @@ def sample_to_dir(run, out: Path, label: str, force: bool = False, progress: boo
         store.open(False)
     common = dict(solver=cond.solver, nfe=run.nfe, **cond.solver_options, **run.kwargs)
     where = distributed.device()
-    if where.type != "cpu" and isinstance(cond.model.net, torch.nn.Module):   # a network: run it on this rank's GPU
+    if where.type != "cpu" and isinstance(cond.model.net, torch.nn.Module):  # a network: run it on this rank's GPU
         cond.model.net.to(where)
         common["device"] = where
         if common.get("x_start") is not None:
             common["x_start"] = common["x_start"].to(where)
-    offset = sum(len(p) for p in plan[:rank])   # global chunk index (an int seed gives chunk k seed + k)
+    offset = sum(len(p) for p in plan[:rank])  # global chunk index (an int seed gives chunk k seed + k)
     mine = plan[rank]
     start = time.perf_counter()
-    bar = tqdm(total=sum(b - a for a, b in mine), unit="sample", desc=f"rank {rank}" if size > 1 else "samples",
-               disable=not progress, leave=False)
+    bar = tqdm(
+        total=sum(b - a for a, b in mine),
+        unit="sample",
+        desc=f"rank {rank}" if size > 1 else "samples",
+        disable=not progress,
+        leave=False,
+    )
     for k, (a, b) in enumerate(mine):
         if not store.done(a, b):
             kwargs = dict(common)
             if kwargs.get("x_start") is not None:
                 kwargs["x_start"] = kwargs["x_start"][a:b]
-            res = sample(cond.model.select(slice(a, b)), num_samples=b - a, seed=chunk_seed(seed, offset + k, a, b),
-                         progress=False, **kwargs)
+            res = sample(
+                cond.model.select(slice(a, b)),
+                num_samples=b - a,
+                seed=chunk_seed(seed, offset + k, a, b),
+                progress=False,
+                **kwargs,
+            )
             store.write(a, b, res.samples, res.nfe)
         bar.update(b - a)
     bar.close()
-    distributed.barrier()   # every rank's chunks are on disk
+    distributed.barrier()  # every rank's chunks are on disk
     path = None
     if rank == 0:
-        path = store.merge(n, [r for p in plan for r in p], out / "samples.npz", solver=solver_name,
-                           seed=seed, **record)
+        path = store.merge(
+            n, [r for p in plan for r in p], out / "samples.npz", solver=solver_name, seed=seed, **record
+        )
     distributed.barrier()
     distributed.finish()
     return path, time.perf_counter() - start
@@ -214,8 +262,7 @@ def cli_sample_to_dir(run, samples_path: Path, label: str, sde_name: str, force:
         return
     with np.load(path) as data:
         samples, nfe, solver = data["samples"], int(data["nfe"]), str(data["solver"])
-    click.echo(f"wrote {len(samples)} samples of {label} ({sde_name}, {solver}, {nfe} NFE, {seconds:.2f} s) "
-               f"to {path}")
+    click.echo(f"wrote {len(samples)} samples of {label} ({sde_name}, {solver}, {nfe} NFE, {seconds:.2f} s) to {path}")
     if grid_path is not None:
         from samplekit.io.images import save_image_grid
 

@@ -27,7 +27,7 @@ from samplekit.errors import InvalidArgumentError
 from samplekit.sde import SDE, VPSDE, VariancePreserving, as_time
 
 Tensor = torch.Tensor
-GRID_SNAP = 1e-3   # |N t - round(N t)| below this (in timesteps) counts as a grid time
+GRID_SNAP = 1e-3  # |N t - round(N t)| below this (in timesteps) counts as a grid time
 
 
 class DiscreteVPSDE(VariancePreserving):
@@ -41,13 +41,15 @@ class DiscreteVPSDE(VariancePreserving):
         if abar.numel() < 2 or not torch.isfinite(abar).all():
             raise InvalidArgumentError("alphas_cumprod must hold at least 2 finite values, one per training timestep")
         if (abar <= 0).any() or (abar >= 1).any() or (abar[1:] >= abar[:-1]).any():
-            raise InvalidArgumentError("alphas_cumprod must decrease strictly within (0, 1), as diffusers' "
-                             "scheduler.alphas_cumprod does; pass the training schedule's values")
+            raise InvalidArgumentError(
+                "alphas_cumprod must decrease strictly within (0, 1), as diffusers' "
+                "scheduler.alphas_cumprod does; pass the training schedule's values"
+            )
         self.num_timesteps = N = abar.numel()
         super().__init__(T=1.0, t_min=1.0 / N)
         self.alphas_cumprod = abar
-        self._B = torch.cat([abar.new_zeros(1), -torch.log(abar)])           # B at t = 0, 1/N, ..., 1
-        self._beta = (self._B[1:] - self._B[:-1]) * N                         # piecewise-constant rate
+        self._B = torch.cat([abar.new_zeros(1), -torch.log(abar)])  # B at t = 0, 1/N, ..., 1
+        self._beta = (self._B[1:] - self._B[:-1]) * N  # piecewise-constant rate
 
     # --- the t <-> timestep mapping ---------------------------------------------------------------
     def _grid_units(self, t: Tensor) -> Tensor:
@@ -95,24 +97,32 @@ class DiscreteVPSDE(VariancePreserving):
         return (k + frac) / self.num_timesteps
 
     def params(self) -> dict[str, float]:
-        return {"N": self.num_timesteps, "abar_0": float(self.alphas_cumprod[0]),
-                "abar_last": float(self.alphas_cumprod[-1])}
+        return {
+            "N": self.num_timesteps,
+            "abar_0": float(self.alphas_cumprod[0]),
+            "abar_last": float(self.alphas_cumprod[-1]),
+        }
 
     # --- equivalence with a continuous VP SDE (for tests and conversions) ----------------------
     @classmethod
-    def from_vp(cls, sde: VPSDE, num_timesteps: int = 1000) -> "DiscreteVPSDE":
+    def from_vp(cls, sde: VPSDE, num_timesteps: int = 1000) -> DiscreteVPSDE:
         """The grid abar_n = alpha^2 of ``sde`` at t = (n + 1) / N, n = 0..N-1 (its T is taken as 1)."""
         t = (torch.arange(num_timesteps, dtype=torch.float64) + 1) / num_timesteps * sde.T
         alpha, _ = sde.marginal(t)
-        return cls(alpha ** 2)
+        return cls(alpha**2)
 
 
 SPACINGS = ("linspace", "leading", "trailing")
 CONVENTIONS = ("multistep", "ddim")
 
 
-def diffusers_timesteps(num_train_timesteps: int, num_inference_steps: int, spacing: str = "linspace",
-                        steps_offset: int = 0, convention: str = "multistep") -> Tensor:
+def diffusers_timesteps(
+    num_train_timesteps: int,
+    num_inference_steps: int,
+    spacing: str = "linspace",
+    steps_offset: int = 0,
+    convention: str = "multistep",
+) -> Tensor:
     """The training timesteps diffusers' ``set_timesteps(num_inference_steps)`` visits, largest first (int64),
     for its ``timestep_spacing`` and ``steps_offset`` (N = num_train_timesteps, m = num_inference_steps):
 
@@ -130,14 +140,18 @@ def diffusers_timesteps(num_train_timesteps: int, num_inference_steps: int, spac
     """
     N, m = int(num_train_timesteps), int(num_inference_steps)
     if spacing not in SPACINGS:
-        raise ValueError(f"spacing={spacing!r} is unknown; use one of {', '.join(SPACINGS)} (diffusers' timestep_spacing)")
+        raise ValueError(
+            f"spacing={spacing!r} is unknown; use one of {', '.join(SPACINGS)} (diffusers' timestep_spacing)"
+        )
     if convention not in CONVENTIONS:
-        raise ValueError(f"convention={convention!r} is unknown; use 'multistep' (DPMSolverMultistep, UniPC, DEIS) "
-                         "or 'ddim' (DDIM, DDPM, Euler)")
+        raise ValueError(
+            f"convention={convention!r} is unknown; use 'multistep' (DPMSolverMultistep, UniPC, DEIS) "
+            "or 'ddim' (DDIM, DDPM, Euler)"
+        )
     if isinstance(steps_offset, bool) or int(steps_offset) != steps_offset or steps_offset < 0:
         raise ValueError(f"steps_offset={steps_offset!r} must be a non-negative integer (diffusers' steps_offset)")
     f64 = torch.float64
-    extra = 1 if convention == "multistep" else 0      # the multistep schedulers space m + 1 points, drop 0
+    extra = 1 if convention == "multistep" else 0  # the multistep schedulers space m + 1 points, drop 0
     if spacing == "linspace":
         num = m + extra
         step = (N - 1) / (num - 1) if num > 1 else 0.0
@@ -154,8 +168,9 @@ def diffusers_timesteps(num_train_timesteps: int, num_inference_steps: int, spac
     return steps.to(torch.int64)
 
 
-def discrete_timesteps(sde: SDE, n_steps: int, spacing: str = "linspace", steps_offset: int = 0,
-                       convention: str = "multistep") -> Tensor:
+def discrete_timesteps(
+    sde: SDE, n_steps: int, spacing: str = "linspace", steps_offset: int = 0, convention: str = "multistep"
+) -> Tensor:
     """The ``discrete`` schedule: diffusers' timesteps for a ``DiscreteVPSDE``, then t_min (timestep 0).
 
     The grid is ``diffusers_timesteps(N, m, spacing, steps_offset, convention)`` followed by timestep 0
@@ -176,8 +191,10 @@ def discrete_timesteps(sde: SDE, n_steps: int, spacing: str = "linspace", steps_
         is samplekit's ``denoise_final=True`` (one more network call, at t_min).
     """
     if not isinstance(sde, DiscreteVPSDE):
-        raise ValueError(f"schedule 'discrete' needs a DiscreteVPSDE (a model loaded from a discrete-time "
-                         f"checkpoint); {sde!r} is continuous: use schedule='uniform' or 'karras'")
+        raise ValueError(
+            f"schedule 'discrete' needs a DiscreteVPSDE (a model loaded from a discrete-time "
+            f"checkpoint); {sde!r} is continuous: use schedule='uniform' or 'karras'"
+        )
     n, N = positive_int(n_steps, "n_steps"), sde.num_timesteps
     if n > N - 1:
         raise ValueError(f"n_steps={n} exceeds the {N - 1} intervals of the training grid; lower nfe")
@@ -187,7 +204,9 @@ def discrete_timesteps(sde: SDE, n_steps: int, spacing: str = "linspace", steps_
     else:
         steps = torch.cat([steps, steps.new_zeros(1)])
     if steps[0] > N - 1 or not bool((steps[1:] < steps[:-1]).all()):
-        raise ValueError(f"spacing={spacing!r} with steps_offset={steps_offset} gives timesteps {steps.tolist()} for "
-                         f"n_steps={n} on {N} training steps: not strictly decreasing within [0, {N - 1}]; "
-                         "lower the offset or nfe")
+        raise ValueError(
+            f"spacing={spacing!r} with steps_offset={steps_offset} gives timesteps {steps.tolist()} for "
+            f"n_steps={n} on {N} training steps: not strictly decreasing within [0, {N - 1}]; "
+            "lower the offset or nfe"
+        )
     return sde.time_of(steps.to(torch.float64))

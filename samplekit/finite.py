@@ -28,7 +28,7 @@ class FiniteFlag:
     def __init__(self) -> None:
         self.flags: list[Tensor] = []
         self.errors: list[tuple[Callable[[], Exception], Callable[[], str] | None]] = []
-        self.where: Callable[[], str] | None = None   # the step being taken (prefixes errors raised inside it)
+        self.where: Callable[[], str] | None = None  # the step being taken (prefixes errors raised inside it)
 
     def note(self, bad: Tensor, error: Callable[[], Exception]) -> None:
         self.flags.append(bad.reshape(()))
@@ -50,9 +50,10 @@ class FiniteFlag:
             return
         make, where = self.errors[hit]
         error = make()
-        if where is not None and isinstance(error, NonFiniteError):   # as integrate() prefixes it
+        if where is not None and isinstance(error, NonFiniteError):  # as integrate() prefixes it
             error = NonFiniteError(f"{where()}: {error}")
         raise error
+
 
 _ACTIVE: ContextVar[FiniteFlag | None] = ContextVar("samplekit_finite_flag", default=None)
 

@@ -52,8 +52,9 @@ def _accepted(net) -> set[str] | None:
     if any(p.kind == inspect.Parameter.VAR_KEYWORD for p in params):
         return None
     positional = [p for p in params if p.kind in _POSITIONAL]
-    return {p.name for p in positional[2:] if p.kind != inspect.Parameter.POSITIONAL_ONLY} | \
-        {p.name for p in params if p.kind == inspect.Parameter.KEYWORD_ONLY}
+    return {p.name for p in positional[2:] if p.kind != inspect.Parameter.POSITIONAL_ONLY} | {
+        p.name for p in params if p.kind == inspect.Parameter.KEYWORD_ONLY
+    }
 
 
 def _leading(value) -> int | None:
@@ -67,8 +68,10 @@ def bind_inputs(net, bound: dict, new: dict, model_name: str) -> tuple[dict, int
     accepted = _accepted(net)
     for name in new:
         if accepted is not None and name not in accepted:
-            raise ArgumentTypeError(f"network {model_name!r} has no parameter {name!r}; it accepts "
-                            f"{', '.join(sorted(accepted)) or 'only (x, t)'} — bind inputs under the network's own names")
+            raise ArgumentTypeError(
+                f"network {model_name!r} has no parameter {name!r}; it accepts "
+                f"{', '.join(sorted(accepted)) or 'only (x, t)'} — bind inputs under the network's own names"
+            )
     merged = {**bound, **new}
     return merged, _common_batch(merged)
 
@@ -77,8 +80,10 @@ def _common_batch(inputs: dict) -> int | None:
     sizes = {name: _leading(v) for name, v in inputs.items() if _leading(v) not in (None, 1)}
     if len(set(sizes.values())) > 1:
         listed = ", ".join(f"{n!r} ({s} rows)" for n, s in sizes.items())
-        raise InvalidArgumentError(f"per-sample inputs disagree on the number of samples: {listed}; give every per-sample "
-                         "input one row per sample, or a single row (first dimension 1) to broadcast")
+        raise InvalidArgumentError(
+            f"per-sample inputs disagree on the number of samples: {listed}; give every per-sample "
+            "input one row per sample, or a single row (first dimension 1) to broadcast"
+        )
     return next(iter(sizes.values()), None)
 
 
@@ -87,9 +92,11 @@ def check_batch(inputs: dict, input_batch: int | None, num_samples: int, argumen
     if input_batch is None or input_batch == num_samples:
         return
     names = [n for n, v in inputs.items() if _leading(v) == input_batch]
-    raise InvalidArgumentError(f"input(s) {', '.join(map(repr, names))} hold {input_batch} rows (one per sample) but "
-                     f"{argument}={num_samples}; pass one row per sample, or one row (first dimension 1) to "
-                     "broadcast the same value to every sample")
+    raise InvalidArgumentError(
+        f"input(s) {', '.join(map(repr, names))} hold {input_batch} rows (one per sample) but "
+        f"{argument}={num_samples}; pass one row per sample, or one row (first dimension 1) to "
+        "broadcast the same value to every sample"
+    )
 
 
 def inputs_for_batch(inputs: dict, batch: int, device=None) -> dict:
@@ -101,8 +108,10 @@ def inputs_for_batch(inputs: dict, batch: int, device=None) -> dict:
             if lead == 1 and batch != 1:
                 value = value.expand(batch, *value.shape[1:])
             elif lead != batch:
-                raise InvalidArgumentError(f"input {name!r} holds {lead} rows but the network is evaluated on {batch} samples; "
-                                 "select the sub-batch's rows with model.select(index)")
+                raise InvalidArgumentError(
+                    f"input {name!r} holds {lead} rows but the network is evaluated on {batch} samples; "
+                    "select the sub-batch's rows with model.select(index)"
+                )
             if device is not None and value.device != torch.device(device):
                 value = value.to(device)
         out[name] = value

@@ -26,15 +26,16 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import torch
 
 from samplekit.checks import positive_int
 from samplekit.errors import ArgumentTypeError, InvalidArgumentError
 from samplekit.noise import NoiseSource
-from samplekit.ode import check_ode as _check_ode, integrate as _integrate  # torchdiffeq, shared with ode_* solvers
+from samplekit.ode import check_ode as _check_ode  # torchdiffeq, shared with ode_* solvers
+from samplekit.ode import integrate as _integrate
 from samplekit.reverse import probability_flow_drift
 from samplekit.score import NonFiniteError, ScoreModel
 from samplekit.trace import TraceEstimator
@@ -70,22 +71,29 @@ class LikelihoodResult:
 # --- validation (before any work) ------------------------------------------------------------
 def _check_model(model) -> None:
     if not isinstance(model, ScoreModel):
-        raise ArgumentTypeError(f"model={model!r} is not a ScoreModel; wrap a network with sk.ScoreModel.from_eps(...) "
-                        "or take target.score_model(sde)")
+        raise ArgumentTypeError(
+            f"model={model!r} is not a ScoreModel; wrap a network with sk.ScoreModel.from_eps(...) "
+            "or take target.score_model(sde)"
+        )
 
 
 def _check_points(model: ScoreModel, x, argument: str) -> Tensor:
     if not isinstance(x, Tensor) or not x.is_floating_point():
-        raise ArgumentTypeError(f"{argument} must be a floating-point tensor of shape (batch, "
-                        f"{', '.join(map(str, model.shape))})")
+        raise ArgumentTypeError(
+            f"{argument} must be a floating-point tensor of shape (batch, {', '.join(map(str, model.shape))})"
+        )
     if tuple(x.shape[1:]) != model.shape or x.shape[0] < 1:
-        raise InvalidArgumentError(f"{argument} has shape {tuple(x.shape)}; this model takes (batch, "
-                         f"{', '.join(map(str, model.shape))}) — one sample per row")
+        raise InvalidArgumentError(
+            f"{argument} has shape {tuple(x.shape)}; this model takes (batch, "
+            f"{', '.join(map(str, model.shape))}) — one sample per row"
+        )
     finite = torch.isfinite(x.flatten(1)).all(1)
     if not bool(finite.all()):
         bad = torch.nonzero(~finite).flatten()[:5].tolist()
-        raise InvalidArgumentError(f"{argument} holds NaN or Inf in rows {bad}{' ...' if (~finite).sum() > 5 else ''}; "
-                         "drop or fix those points before computing likelihoods")
+        raise InvalidArgumentError(
+            f"{argument} holds NaN or Inf in rows {bad}{' ...' if (~finite).sum() > 5 else ''}; "
+            "drop or fix those points before computing likelihoods"
+        )
     return x
 
 
@@ -96,8 +104,10 @@ def _resolve_estimator(estimator) -> TraceEstimator:
         return get_registry().create("trace_estimator", estimator)
     if all(hasattr(estimator, a) for a in ("estimate", "draw_probes", "stochastic")):
         return estimator
-    raise ArgumentTypeError(f"estimator={estimator!r} must be a registered name (see `samplekit list trace_estimator`) "
-                    "or a TraceEstimator instance")
+    raise ArgumentTypeError(
+        f"estimator={estimator!r} must be a registered name (see `samplekit list trace_estimator`) "
+        "or a TraceEstimator instance"
+    )
 
 
 def _flow(model: ScoreModel, x: Tensor, t0: float, t1: float, method, rtol, atol, options) -> Tensor:
@@ -109,16 +119,27 @@ def _flow(model: ScoreModel, x: Tensor, t0: float, t1: float, method, rtol, atol
     with torch.no_grad():
         (out,) = _integrate(func, (x,), t0, t1, method, rtol, atol, options)
     if not torch.isfinite(out).all():
-        raise NonFiniteError(f"the probability-flow ODE ({method}) produced NaN/Inf between t={t0:g} and t={t1:g}; "
-                             "tighten rtol/atol or check the model")
+        raise NonFiniteError(
+            f"the probability-flow ODE ({method}) produced NaN/Inf between t={t0:g} and t={t1:g}; "
+            "tighten rtol/atol or check the model"
+        )
     return out
 
 
 # --- the public functions ----------------------------------------------------------------------
-def log_likelihood(model: ScoreModel, x: Tensor, estimator: str | TraceEstimator = "hutchinson_rademacher",
-                   method: str = "dopri5", rtol: float = 1e-5, atol: float = 1e-5, n_probes: int = 1,
-                   seed: int | Sequence[int] | None = 0, bins: int | None = None,
-                   data_range: tuple[float, float] = (-1.0, 1.0), options: dict | None = None) -> LikelihoodResult:
+def log_likelihood(
+    model: ScoreModel,
+    x: Tensor,
+    estimator: str | TraceEstimator = "hutchinson_rademacher",
+    method: str = "dopri5",
+    rtol: float = 1e-5,
+    atol: float = 1e-5,
+    n_probes: int = 1,
+    seed: int | Sequence[int] | None = 0,
+    bins: int | None = None,
+    data_range: tuple[float, float] = (-1.0, 1.0),
+    options: dict | None = None,
+) -> LikelihoodResult:
     """log p_{t_min}(x) per sample by the probability-flow ODE, batched (no loop over samples).
 
     :param estimator: a registered trace estimator (``exact``, ``hutchinson_gaussian``,
@@ -167,26 +188,50 @@ def log_likelihood(model: ScoreModel, x: Tensor, estimator: str | TraceEstimator
     log_prob = per_probe.mean(1)
     stderr = per_probe.std(1) / math.sqrt(width) if est.stochastic and width > 1 else None
     bpd = -log_prob / (d * math.log(2)) + offset
-    return LikelihoodResult(log_prob, bpd, model.nfe - nfe0, stderr, per_probe, x_T, prior,
-                            getattr(est, "n_vjp", 0) - n_vjp0, time.perf_counter() - start,
-                            getattr(est, "name", type(est).__name__), method,
-                            {"rtol": rtol, "atol": atol, "n_probes": n_probes, "bins": bins,
-                             "data_range": tuple(data_range), "t_min": sde.t_min, "T": sde.T})
+    return LikelihoodResult(
+        log_prob,
+        bpd,
+        model.nfe - nfe0,
+        stderr,
+        per_probe,
+        x_T,
+        prior,
+        getattr(est, "n_vjp", 0) - n_vjp0,
+        time.perf_counter() - start,
+        getattr(est, "name", type(est).__name__),
+        method,
+        {
+            "rtol": rtol,
+            "atol": atol,
+            "n_probes": n_probes,
+            "bins": bins,
+            "data_range": tuple(data_range),
+            "t_min": sde.t_min,
+            "T": sde.T,
+        },
+    )
 
 
 def _bins_offset(bins, data_range) -> float:
     if bins is None:
         return 0.0
     if isinstance(bins, bool) or not isinstance(bins, int) or bins < 2:
-        raise InvalidArgumentError(f"bins={bins!r} must be an integer number of levels >= 2 (256 for 8-bit images), or None")
+        raise InvalidArgumentError(
+            f"bins={bins!r} must be an integer number of levels >= 2 (256 for 8-bit images), or None"
+        )
     lo, hi = map(float, data_range)
     if not hi > lo:
         raise InvalidArgumentError(f"data_range={data_range!r} must be (low, high) with high > low, e.g. (-1, 1)")
     return math.log2(bins / (hi - lo))
 
 
-def dequantize(levels: Tensor, bins: int = 256, data_range: tuple[float, float] = (-1.0, 1.0), seed: int = 0,
-               dtype: torch.dtype = torch.float32) -> Tensor:
+def dequantize(
+    levels: Tensor,
+    bins: int = 256,
+    data_range: tuple[float, float] = (-1.0, 1.0),
+    seed: int = 0,
+    dtype: torch.dtype = torch.float32,
+) -> Tensor:
     """Uniform dequantisation: integer levels k in [0, bins) -> lo + (k + u) (hi - lo) / bins, u ~ U(0, 1)."""
     _bins_offset(bins, data_range)
     if levels.is_floating_point() or levels.min() < 0 or levels.max() >= bins:
@@ -197,8 +242,14 @@ def dequantize(levels: Tensor, bins: int = 256, data_range: tuple[float, float] 
     return lo + (levels.to(dtype) + u) * ((hi - lo) / bins)
 
 
-def encode(model: ScoreModel, x: Tensor, method: str = "dopri5", rtol: float = 1e-5, atol: float = 1e-5,
-           options: dict | None = None) -> Tensor:
+def encode(
+    model: ScoreModel,
+    x: Tensor,
+    method: str = "dopri5",
+    rtol: float = 1e-5,
+    atol: float = 1e-5,
+    options: dict | None = None,
+) -> Tensor:
     """Data -> latent: integrate the probability-flow ODE from t_min up to T (deterministic)."""
     _check_model(model)
     x = _check_points(model, x, "x")
@@ -206,8 +257,14 @@ def encode(model: ScoreModel, x: Tensor, method: str = "dopri5", rtol: float = 1
     return _flow(model, x, model.sde.t_min, model.sde.T, method, rtol, atol, options)
 
 
-def decode(model: ScoreModel, z: Tensor, method: str = "dopri5", rtol: float = 1e-5, atol: float = 1e-5,
-           options: dict | None = None) -> Tensor:
+def decode(
+    model: ScoreModel,
+    z: Tensor,
+    method: str = "dopri5",
+    rtol: float = 1e-5,
+    atol: float = 1e-5,
+    options: dict | None = None,
+) -> Tensor:
     """Latent -> data: integrate the probability-flow ODE from T down to t_min."""
     _check_model(model)
     z = _check_points(model, z, "z")
@@ -215,9 +272,17 @@ def decode(model: ScoreModel, z: Tensor, method: str = "dopri5", rtol: float = 1
     return _flow(model, z, model.sde.T, model.sde.t_min, method, rtol, atol, options)
 
 
-def interpolate(model: ScoreModel, x1: Tensor, x2: Tensor, weights, spherical: bool = False,
-                method: str = "dopri5", rtol: float = 1e-5, atol: float = 1e-5,
-                options: dict | None = None) -> Tensor:
+def interpolate(
+    model: ScoreModel,
+    x1: Tensor,
+    x2: Tensor,
+    weights,
+    spherical: bool = False,
+    method: str = "dopri5",
+    rtol: float = 1e-5,
+    atol: float = 1e-5,
+    options: dict | None = None,
+) -> Tensor:
     """Encode x1 and x2, mix the latents, decode; returns (len(weights), B, *shape).
 
     Linear: z = w z1 + (1 - w) z2.  Spherical (``spherical=True``, per sample):
@@ -228,13 +293,17 @@ def interpolate(model: ScoreModel, x1: Tensor, x2: Tensor, weights, spherical: b
     x1 = _check_points(model, x1, "x1")
     x2 = _check_points(model, x2, "x2")
     if x1.shape != x2.shape:
-        raise InvalidArgumentError(f"x1 has shape {tuple(x1.shape)} and x2 {tuple(x2.shape)}; pass two batches of one shape")
+        raise InvalidArgumentError(
+            f"x1 has shape {tuple(x1.shape)} and x2 {tuple(x2.shape)}; pass two batches of one shape"
+        )
     w = torch.as_tensor(weights, dtype=x1.dtype, device=x1.device).flatten()
     if w.numel() < 1 or not torch.isfinite(w).all():
-        raise InvalidArgumentError(f"weights={weights!r} must be a non-empty list of finite mixing weights, e.g. [0, 0.5, 1]")
+        raise InvalidArgumentError(
+            f"weights={weights!r} must be a non-empty list of finite mixing weights, e.g. [0, 0.5, 1]"
+        )
     _check_ode(method, rtol, atol)
     z = encode(model, torch.cat([x1, x2]), method, rtol, atol, options)
-    z1, z2 = z[: x1.shape[0]], z[x1.shape[0]:]
+    z1, z2 = z[: x1.shape[0]], z[x1.shape[0] :]
     wb = w.reshape(-1, 1, *([1] * (x1.ndim - 1)))
     if spherical:
         f1, f2 = z1.flatten(1), z2.flatten(1)
@@ -243,8 +312,9 @@ def interpolate(model: ScoreModel, x1: Tensor, x2: Tensor, weights, spherical: b
         sin = torch.sin(theta)
         small = sin.abs() < 1e-6  # nearly parallel: fall back to the linear mix
         safe = torch.where(small, torch.ones_like(sin), sin)
-        mixed = torch.where(small, wb * z1 + (1 - wb) * z2,
-                            (torch.sin(wb * theta) * z1 + torch.sin((1 - wb) * theta) * z2) / safe)
+        mixed = torch.where(
+            small, wb * z1 + (1 - wb) * z2, (torch.sin(wb * theta) * z1 + torch.sin((1 - wb) * theta) * z2) / safe
+        )
     else:
         mixed = wb * z1 + (1 - wb) * z2
     out = decode(model, mixed.reshape(-1, *x1.shape[1:]), method, rtol, atol, options)

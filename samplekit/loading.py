@@ -17,8 +17,12 @@ from pathlib import Path
 
 import torch
 
-from samplekit.errors import (ArgumentTypeError, InvalidArgumentError, SamplekitError,  # noqa: F401
-                              UnsafeCheckpointError)  # UnsafeCheckpointError re-exported
+from samplekit.errors import (  # noqa: F401
+    ArgumentTypeError,
+    InvalidArgumentError,
+    SamplekitError,
+    UnsafeCheckpointError,  # UnsafeCheckpointError re-exported
+)
 from samplekit.score import ScoreModel, _check_parametrization
 from samplekit.sde import SDE
 
@@ -33,9 +37,8 @@ def load_model(source, loader: str | None = None, **options) -> ScoreModel:
     a directory or object from diffusers -> ``diffusers``; otherwise pass ``loader=`` explicitly
     (see ``samplekit list model_loader``).  ``options`` go to the loader.
     """
-    from samplekit.plugins import get_registry
-
     from samplekit.errors import loading_errors
+    from samplekit.plugins import get_registry
 
     name = loader or guess_loader(source)
     factory = get_registry().get("model_loader", name).factory
@@ -68,12 +71,16 @@ def check_loader_options(factory, name: str, options: dict) -> None:
     takes = [n for n, p in list(params.items())[1:] if p.kind is not inspect.Parameter.VAR_POSITIONAL]
     unknown = sorted(set(options) - set(takes))
     if unknown:
-        raise InvalidArgumentError(f"model loader {name!r} takes no option {', '.join(map(repr, unknown))}; it takes: "
-                                   f"{', '.join(takes) or 'none'}")
+        raise InvalidArgumentError(
+            f"model loader {name!r} takes no option {', '.join(map(repr, unknown))}; it takes: "
+            f"{', '.join(takes) or 'none'}"
+        )
     missing = [n for n in takes if params[n].default is inspect.Parameter.empty and n not in options]
     if missing:
-        raise InvalidArgumentError(f"model loader {name!r} needs {', '.join(f'{m}=' for m in missing)} (e.g. "
-                                   "parametrization='eps', shape=(2,)); it takes: " + ", ".join(takes))
+        raise InvalidArgumentError(
+            f"model loader {name!r} needs {', '.join(f'{m}=' for m in missing)} (e.g. "
+            "parametrization='eps', shape=(2,)); it takes: " + ", ".join(takes)
+        )
 
 
 def guess_loader(source) -> str:
@@ -81,13 +88,14 @@ def guess_loader(source) -> str:
         path = Path(source)
         if (path / NATIVE_CONFIG).is_file() or path.name == NATIVE_CONFIG:
             return "samplekit"
-        if path.is_dir() and any((path / f).is_file() for f in ("config.json", "model_index.json",
-                                                                  "unet/config.json")):
+        if path.is_dir() and any((path / f).is_file() for f in ("config.json", "model_index.json", "unet/config.json")):
             return "diffusers"
     elif type(source).__module__.startswith("diffusers"):
         return "diffusers"
-    raise InvalidArgumentError(f"cannot tell which loader reads {source!r}; pass loader= one of 'diffusers', 'denoiser', "
-                     "'torch', 'samplekit' (samplekit list model_loader)")
+    raise InvalidArgumentError(
+        f"cannot tell which loader reads {source!r}; pass loader= one of 'diffusers', 'denoiser', "
+        "'torch', 'samplekit' (samplekit list model_loader)"
+    )
 
 
 def input_grad_only(x: torch.Tensor):
@@ -117,12 +125,14 @@ def read_tensors(path: str | Path) -> dict[str, torch.Tensor]:
             f"checkpoint {str(path)!r} is not a plain tensor file: loading it would unpickle arbitrary objects "
             f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]}). samplekit never does that; re-save "
             "the weights as safetensors (safetensors.torch.save_file(model.state_dict(), 'model.safetensors')) "
-            "or as a state dict of tensors") from None
+            "or as a state dict of tensors"
+        ) from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise UnsafeCheckpointError(f"checkpoint {str(path)!r} does not hold a dict of tensors (a state dict); "
-                                    "save model.state_dict() instead")
+        raise UnsafeCheckpointError(
+            f"checkpoint {str(path)!r} does not hold a dict of tensors (a state dict); save model.state_dict() instead"
+        )
     return state
 
 
@@ -131,8 +141,16 @@ def sde_config(sde: SDE) -> dict:
     return {"name": sde.name, "params": dict(sde.params())}
 
 
-def save_model(path: str | Path, net: torch.nn.Module, architecture: str, architecture_options: dict,
-               parametrization: str, sde: SDE, shape, extra: dict | None = None) -> Path:
+def save_model(
+    path: str | Path,
+    net: torch.nn.Module,
+    architecture: str,
+    architecture_options: dict,
+    parametrization: str,
+    sde: SDE,
+    shape,
+    extra: dict | None = None,
+) -> Path:
     """Write ``net`` in the native format (``model.safetensors`` + ``samplekit.json``) to directory ``path``."""
     from safetensors.torch import save_file
 
@@ -141,9 +159,15 @@ def save_model(path: str | Path, net: torch.nn.Module, architecture: str, archit
     path.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().cpu() for k, v in net.state_dict().items()}
     save_file(state, str(path / NATIVE_WEIGHTS))
-    config = {"format": "samplekit", "version": 1,
-              "architecture": {"name": architecture, "options": architecture_options},
-              "parametrization": parametrization, "sde": sde_config(sde), "shape": list(shape), **(extra or {})}
+    config = {
+        "format": "samplekit",
+        "version": 1,
+        "architecture": {"name": architecture, "options": architecture_options},
+        "parametrization": parametrization,
+        "sde": sde_config(sde),
+        "shape": list(shape),
+        **(extra or {}),
+    }
     (path / NATIVE_CONFIG).write_text(json.dumps(config, indent=1) + "\n", encoding="utf-8")
     return path
 
@@ -154,11 +178,15 @@ def read_native_config(path: str | Path) -> tuple[Path, dict]:
     directory = path.parent if path.name == NATIVE_CONFIG else path
     cfg_path = directory / NATIVE_CONFIG
     if not cfg_path.is_file():
-        raise FileNotFoundError(f"{str(directory)!r} has no {NATIVE_CONFIG}; a samplekit model directory holds "
-                                f"{NATIVE_CONFIG} and {NATIVE_WEIGHTS} (written by samplekit.loading.save_model)")
+        raise FileNotFoundError(
+            f"{str(directory)!r} has no {NATIVE_CONFIG}; a samplekit model directory holds "
+            f"{NATIVE_CONFIG} and {NATIVE_WEIGHTS} (written by samplekit.loading.save_model)"
+        )
     config = json.loads(cfg_path.read_text(encoding="utf-8"))
     if config.get("format") != "samplekit":
-        raise InvalidArgumentError(f"{str(cfg_path)!r} is not a samplekit model config (format={config.get('format')!r})")
+        raise InvalidArgumentError(
+            f"{str(cfg_path)!r} is not a samplekit model config (format={config.get('format')!r})"
+        )
     for key in ("architecture", "parametrization", "sde", "shape"):
         if key not in config:
             raise InvalidArgumentError(f"{str(cfg_path)!r} lacks {key!r}; see samplekit.loading for the format")

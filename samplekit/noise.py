@@ -10,7 +10,8 @@ Python loop over the batch, no generator objects).
 from __future__ import annotations
 
 import math
-from typing import Sequence, cast
+from collections.abc import Sequence
+from typing import cast
 
 import torch
 
@@ -25,7 +26,7 @@ def _int64(value: int) -> int:
     return value - (1 << 64) if value >= 1 << 63 else value
 
 
-GOLDEN = _int64(0x9E3779B97F4A7C15)          # 2^64 / golden ratio, splitmix64's increment
+GOLDEN = _int64(0x9E3779B97F4A7C15)  # 2^64 / golden ratio, splitmix64's increment
 MIX1, MIX2 = _int64(0xBF58476D1CE4E5B9), _int64(0x94D049BB133111EB)
 LOW32 = (1 << 32) - 1
 
@@ -68,9 +69,9 @@ def counter_normal(keys: Tensor, draw: int, shape: Sequence[int], dtype: torch.d
     numel = math.prod(shape)
     bits = counter_bits(keys, draw, (numel + 1) // 2)
     work = torch.float32 if keys.device.type == "mps" else torch.float64
-    scale = 2.0 ** -32
-    r = _shift_right(bits, 32).to(work).add_(0.5).mul_(scale).log_().mul_(-2).sqrt_()      # sqrt(-2 log u1)
-    theta = bits.bitwise_and_(LOW32).to(work).add_(0.5).mul_(2 * math.pi * scale)         # 2 pi u2
+    scale = 2.0**-32
+    r = _shift_right(bits, 32).to(work).add_(0.5).mul_(scale).log_().mul_(-2).sqrt_()  # sqrt(-2 log u1)
+    theta = bits.bitwise_and_(LOW32).to(work).add_(0.5).mul_(2 * math.pi * scale)  # 2 pi u2
     z = torch.stack([torch.cos(theta).mul_(r), theta.sin_().mul_(r)], dim=-1).reshape(len(keys), -1)
     return z[:, :numel].to(dtype).reshape(len(keys), *shape)
 
@@ -95,7 +96,7 @@ class NoiseSource:
         self.num_samples = int(num_samples)
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         if seed is None:
-            seed = int(torch.seed() % (2 ** 63))
+            seed = int(torch.seed() % (2**63))
         if isinstance(seed, (int,)) and not isinstance(seed, bool):
             self.per_sample = False
             self.seed: int | list[int] = int(seed)
@@ -103,20 +104,21 @@ class NoiseSource:
         else:
             seeds = [int(s) for s in cast(Sequence[int], seed)]
             if len(seeds) != self.num_samples:
-                raise InvalidArgumentError(f"seed has {len(seeds)} entries for num_samples={num_samples}; "
-                                           "pass one int, or exactly one int per sample")
+                raise InvalidArgumentError(
+                    f"seed has {len(seeds)} entries for num_samples={num_samples}; "
+                    "pass one int, or exactly one int per sample"
+                )
             self.per_sample = True
             self.seed = seeds
             self.keys = sample_keys(seeds, self.device)
-        self.draws = 0          # draws made so far: the counter of the per-sample streams
+        self.draws = 0  # draws made so far: the counter of the per-sample streams
 
     def randn(self, shape: Sequence[int], dtype: torch.dtype = torch.float32) -> Tensor:
         """N(0, I) of shape (num_samples, *shape); row i from sample i's own stream if per-sample."""
         shape = tuple(shape)
         draw, self.draws = self.draws, self.draws + 1
         if not self.per_sample:
-            return torch.randn((self.num_samples, *shape), generator=self._generator, dtype=dtype,
-                               device=self.device)
+            return torch.randn((self.num_samples, *shape), generator=self._generator, dtype=dtype, device=self.device)
         return counter_normal(self.keys, draw, shape, dtype)
 
     def randn_like(self, x: Tensor) -> Tensor:
@@ -127,6 +129,8 @@ class NoiseSource:
     def integer_seed(self) -> int:
         """An int seed for libraries that take one, drawn from this source (int seed only)."""
         if self.per_sample:
-            raise InvalidArgumentError("this solver needs one int seed for the whole batch (its random stream is "
-                                       "shared); pass seed=<int> instead of one seed per sample")
-        return int(torch.randint(0, 2 ** 31 - 1, (1,), generator=self._generator).item())
+            raise InvalidArgumentError(
+                "this solver needs one int seed for the whole batch (its random stream is "
+                "shared); pass seed=<int> instead of one seed per sample"
+            )
+        return int(torch.randint(0, 2**31 - 1, (1,), generator=self._generator).item())

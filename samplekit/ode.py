@@ -22,8 +22,10 @@ def odeint():
     try:
         from torchdiffeq import odeint as _odeint
     except ImportError as exc:  # pragma: no cover - exercised by monkeypatching in the tests
-        raise ImportError("the probability-flow ODE (likelihood, ode_* solvers) needs torchdiffeq; "
-                          "install it with `pip install samplekit[ode]` (or `pip install torchdiffeq`)") from exc
+        raise ImportError(
+            "the probability-flow ODE (likelihood, ode_* solvers) needs torchdiffeq; "
+            "install it with `pip install samplekit[ode]` (or `pip install torchdiffeq`)"
+        ) from exc
     return _odeint
 
 

@@ -45,8 +45,10 @@ class OptionSpec:
             ok, converted = _fits(kind, value)
             if ok:
                 return converted
-        raise OptionError(f"{owner}: option {self.name}={value!r} must be {self.type_name}; "
-                          f"e.g. {self.name}={self.default!r} (the default)")
+        raise OptionError(
+            f"{owner}: option {self.name}={value!r} must be {self.type_name}; "
+            f"e.g. {self.name}={self.default!r} (the default)"
+        )
 
     def parse(self, text: str, owner: str) -> Any:
         """The value of a command-line ``KEY=VALUE`` text, parsed against the declared type."""
@@ -72,8 +74,10 @@ class OptionSpec:
         try:
             value = json.loads(text)
         except ValueError:
-            raise OptionError(f"{owner}: --option {self.name}={text!r} is not {self.type_name}; "
-                              f"e.g. --option {self.name}={_show(self.default)}") from None
+            raise OptionError(
+                f"{owner}: --option {self.name}={text!r} is not {self.type_name}; "
+                f"e.g. --option {self.name}={_show(self.default)}"
+            ) from None
         return self.check(value, owner)
 
 
@@ -102,8 +106,10 @@ def check_options(cls: type, owner: str, options: dict) -> dict:
     specs = option_specs(cls)
     unknown = sorted(set(options) - set(specs))
     if unknown:
-        raise OptionError(f"{owner} has no option {', '.join(map(repr, unknown))}; its options are: "
-                          f"{', '.join(f'{s.name} ({s.type_name})' for s in specs.values()) or 'none'}")
+        raise OptionError(
+            f"{owner} has no option {', '.join(map(repr, unknown))}; its options are: "
+            f"{', '.join(f'{s.name} ({s.type_name})' for s in specs.values()) or 'none'}"
+        )
     return {name: specs[name].check(value, owner) for name, value in options.items()}
 
 
@@ -147,7 +153,9 @@ def _fits(kind, value) -> tuple[bool, Any]:
 def _type_name(annotation) -> str:
     names = []
     for kind in _alternatives(annotation):
-        names.append("None" if kind is type(None) else "any value" if kind is Any else getattr(kind, "__name__", str(kind)))
+        names.append(
+            "None" if kind is type(None) else "any value" if kind is Any else getattr(kind, "__name__", str(kind))
+        )
     return " or ".join(f"a {n}" if n not in ("None", "any value") else n for n in names)
 
 

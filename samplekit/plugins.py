@@ -38,8 +38,9 @@ def disabled_plugins() -> set[str]:
     return {p.strip() for p in os.environ.get("SAMPLEKIT_DISABLE_PLUGINS", "").split(",") if p.strip()}
 
 
-def make_plugin_manager(builtins: Iterable[str] = DEFAULT_PLUGINS, entry_points: bool = True,
-                        extra: Iterable[object] = ()) -> tuple[pluggy.PluginManager, list[PluginFailure]]:
+def make_plugin_manager(
+    builtins: Iterable[str] = DEFAULT_PLUGINS, entry_points: bool = True, extra: Iterable[object] = ()
+) -> tuple[pluggy.PluginManager, list[PluginFailure]]:
     """A fresh plugin manager and the list of plugins that failed to load.
 
     Built-ins are registered first, so their names win over a third-party plugin's.  A plugin that fails
@@ -65,8 +66,11 @@ def make_plugin_manager(builtins: Iterable[str] = DEFAULT_PLUGINS, entry_points:
             if ep.name in blocked:
                 continue
             if pm.has_plugin(ep.name):
-                failures.append(PluginFailure(ep.name, f"the plugin name {ep.name!r} is taken by a built-in plugin; "
-                                                       "rename the entry point"))
+                failures.append(
+                    PluginFailure(
+                        ep.name, f"the plugin name {ep.name!r} is taken by a built-in plugin; rename the entry point"
+                    )
+                )
                 continue
             _register(pm, failures, ep.name, ep.load)
     for plugin in extra:
@@ -133,4 +137,3 @@ def get_registry() -> Registry:
         _default_registry = build_registry(pm, failures)
         _default_pm = pm
     return _default_registry
-

@@ -29,7 +29,7 @@ class PosteriorMixture:
         self.weights, self.means, self.covariances = weights, means, covariances
         self.K, self.d = means.shape
         evals, evecs = torch.linalg.eigh(covariances)
-        self._factor = evecs * evals.clamp_min(0).sqrt()[:, None, :]    # P_k = F_k F_k^T
+        self._factor = evecs * evals.clamp_min(0).sqrt()[:, None, :]  # P_k = F_k F_k^T
 
     def sample(self, n: int, generator: torch.Generator | None = None, dtype: torch.dtype = torch.float64) -> Tensor:
         labels = torch.multinomial(self.weights, int(n), replacement=True, generator=generator)
@@ -63,11 +63,11 @@ def linear_gaussian_posterior(prior: GaussianMixture, A, y, noise_std: float = 0
     tau = float(noise_std)
     if not math.isfinite(tau) or tau < 0:
         raise InvalidArgumentError(f"noise_std={noise_std!r} must be a finite number >= 0")
-    S = prior.covariance_matrices()                                     # (K, d, d)
+    S = prior.covariance_matrices()  # (K, d, d)
     mu = prior.means
     m = A.shape[0]
-    G = A @ S @ A.T + tau ** 2 * torch.eye(m, dtype=torch.float64)      # (K, m, m)
-    resid = y[None] - mu @ A.T                                          # (K, m)
+    G = A @ S @ A.T + tau**2 * torch.eye(m, dtype=torch.float64)  # (K, m, m)
+    resid = y[None] - mu @ A.T  # (K, m)
     if tau == 0:  # G may be singular when A has dependent rows: use the pseudo-inverse on its range
         G_inv = torch.linalg.pinv(G, hermitian=True)
         evals = torch.linalg.eigvalsh(G)
@@ -78,7 +78,7 @@ def linear_gaussian_posterior(prior: GaussianMixture, A, y, noise_std: float = 0
         G_inv = torch.linalg.inv(G)
         logdet = torch.linalg.slogdet(G)[1]
         rank = torch.full((prior.K,), float(m), dtype=torch.float64)
-    gain = S @ A.T @ G_inv                                              # (K, d, m)
+    gain = S @ A.T @ G_inv  # (K, d, m)
     means = mu + torch.einsum("kdm,km->kd", gain, resid)
     covs = S - gain @ A @ S
     covs = 0.5 * (covs + covs.transpose(1, 2))

@@ -31,8 +31,17 @@ class ComponentInfo:
     info: dict = field(default_factory=dict, compare=False)
 
     def as_dict(self) -> dict:
-        return {"kind": self.kind, "name": self.name, "plugin": self.plugin, "summary": self.summary,
-                **{k: v for k, v in self.info.items() if isinstance(v, (str, int, float, bool, type(None), list, tuple, dict))}}
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "plugin": self.plugin,
+            "summary": self.summary,
+            **{
+                k: v
+                for k, v in self.info.items()
+                if isinstance(v, (str, int, float, bool, type(None), list, tuple, dict))
+            },
+        }
 
 
 @dataclass(frozen=True)
@@ -68,9 +77,11 @@ class Registry:
                 raise DuplicateComponentError(
                     f"{kind} name {taken!r} is registered twice: by plugin {holder.plugin!r} ({holder.name}) and by "
                     f"plugin {plugin!r} ({name}); plugin {plugin!r} must rename its {kind} (or be blocked: "
-                    f"SAMPLEKIT_DISABLE_PLUGINS={plugin})")
+                    f"SAMPLEKIT_DISABLE_PLUGINS={plugin})"
+                )
         self._components[kind][name] = ComponentInfo(
-            kind, name, plugin, factory, summary if summary is not None else _summary_of(factory), info)
+            kind, name, plugin, factory, summary if summary is not None else _summary_of(factory), info
+        )
         self._aliases[kind].update(dict.fromkeys(aliases, name))
 
     def _holder(self, kind: str, name: str) -> ComponentInfo | None:
@@ -83,11 +94,14 @@ class Registry:
         (name, aliases, capabilities and options read from the class), ``register(name, factory, **info)``
         for every other kind."""
         if kind == "solver":
+
             def register_solver(cls, *extra, **info) -> None:
                 describe = getattr(cls, "describe", None)
                 if extra or info or not (isinstance(cls, type) and callable(describe)):
-                    raise TypeError(f"plugin {plugin!r} called register({cls!r}); solvers are registered as "
-                                    "register(SolverClass), a samplekit.Solver subclass that declares its name")
+                    raise TypeError(
+                        f"plugin {plugin!r} called register({cls!r}); solvers are registered as "
+                        "register(SolverClass), a samplekit.Solver subclass that declares its name"
+                    )
                 solver_class: Any = cls  # a Solver subclass (checked above); its name is a class attribute
                 self.add(kind, solver_class.name, cls, plugin, **describe())
 
@@ -110,8 +124,9 @@ class Registry:
                 function(register=self.scoped(kind, plugin))
         except Exception as exc:  # noqa: BLE001  (any fault of a plugin drops that plugin only)
             self._components, self._aliases = snapshot
-            self.failures.append(PluginFailure(plugin, f"{type(exc).__name__}: {exc}; none of its components "
-                                                       "were loaded"))
+            self.failures.append(
+                PluginFailure(plugin, f"{type(exc).__name__}: {exc}; none of its components were loaded")
+            )
             return False
         return True
 
@@ -129,8 +144,7 @@ class Registry:
         hint = f"did you mean {', '.join(map(repr, close))}? " if close else ""
         failed = [f.plugin for f in self.failures]
         note = f" (plugins that failed to load: {', '.join(failed)}; see `samplekit list`)" if failed else ""
-        raise UnknownComponentError(
-            f"unknown {kind} {name!r}; {hint}available: {', '.join(names) or 'none'}{note}")
+        raise UnknownComponentError(f"unknown {kind} {name!r}; {hint}available: {', '.join(names) or 'none'}{note}")
 
     def create(self, kind: str, name: str, /, **options) -> Any:
         """Build a component; an option its factory does not take is refused, listing those it takes."""
@@ -157,5 +171,6 @@ def _check_options(factory: Callable, what: str, options: dict) -> None:
     takes = [n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
     unknown = sorted(set(options) - set(takes))
     if unknown:
-        raise InvalidArgumentError(f"{what} takes no option {', '.join(map(repr, unknown))}; it takes: "
-                                   f"{', '.join(takes) or 'none'}")
+        raise InvalidArgumentError(
+            f"{what} takes no option {', '.join(map(repr, unknown))}; it takes: {', '.join(takes) or 'none'}"
+        )

@@ -7,8 +7,8 @@ import copy
 import functools
 import math
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import torch
 from tqdm.auto import tqdm
@@ -35,19 +35,31 @@ class SampleResult:
     n_steps: int | None = None
     ts: Tensor | None = None
     options: dict = field(default_factory=dict)
-    decoded: Tensor | None = None   # the decoder's images of the samples (latent models), else None
+    decoded: Tensor | None = None  # the decoder's images of the samples (latent models), else None
 
 
-DEFAULT_NFE = 100            # a fixed-step solver's budget when none is given
+DEFAULT_NFE = 100  # a fixed-step solver's budget when none is given
 DEFAULT_ADAPTIVE_CAP = 10_000  # an adaptive solver's cap when none is given (its tolerances set the cost)
 
 
-def sample(model: ScoreModel, solver: str | Solver = "euler_maruyama", nfe: int | None = None, num_samples: int | None = None,
-           seed: int | Sequence[int] | None = 0, progress: bool = True,
-           callback: Callable[[StepInfo], None] | None = None, x_T: Tensor | None = None,
-           dtype: torch.dtype | None = None, device=None, ts: Tensor | None = None,
-           x_start: Tensor | None = None, t_start: float | None = None, grad: bool = False,
-           batch_size: int | None = None, **solver_options) -> SampleResult:
+def sample(
+    model: ScoreModel,
+    solver: str | Solver = "euler_maruyama",
+    nfe: int | None = None,
+    num_samples: int | None = None,
+    seed: int | Sequence[int] | None = 0,
+    progress: bool = True,
+    callback: Callable[[StepInfo], None] | None = None,
+    x_T: Tensor | None = None,
+    dtype: torch.dtype | None = None,
+    device=None,
+    ts: Tensor | None = None,
+    x_start: Tensor | None = None,
+    t_start: float | None = None,
+    grad: bool = False,
+    batch_size: int | None = None,
+    **solver_options,
+) -> SampleResult:
     """Sample ``num_samples`` points with ``solver`` spending at most ``nfe`` network calls.
 
     ``seed`` is an int or one int per sample (each sample then the same whatever batch it is in).
@@ -75,18 +87,50 @@ def sample(model: ScoreModel, solver: str | Solver = "euler_maruyama", nfe: int 
         if batch_size is not None:
             from samplekit.chunks import sample_in_chunks
 
-            return sample_in_chunks(model, batch_size, solver=solver, nfe=nfe, num_samples=num_samples, seed=seed,
-                                    progress=progress, callback=callback, x_T=x_T, dtype=dtype, device=device,
-                                    ts=ts, x_start=x_start, t_start=t_start, grad=grad, **solver_options)
-        return _sample(model, solver, nfe, num_samples, seed, progress, callback, x_T, dtype, device, ts,
-                       x_start, t_start, solver_options)
+            return sample_in_chunks(
+                model,
+                batch_size,
+                solver=solver,
+                nfe=nfe,
+                num_samples=num_samples,
+                seed=seed,
+                progress=progress,
+                callback=callback,
+                x_T=x_T,
+                dtype=dtype,
+                device=device,
+                ts=ts,
+                x_start=x_start,
+                t_start=t_start,
+                grad=grad,
+                **solver_options,
+            )
+        return _sample(
+            model,
+            solver,
+            nfe,
+            num_samples,
+            seed,
+            progress,
+            callback,
+            x_T,
+            dtype,
+            device,
+            ts,
+            x_start,
+            t_start,
+            solver_options,
+        )
 
 
-def _sample(model, solver, nfe, num_samples, seed, progress, callback, x_T, dtype, device, ts, x_start, t_start,
-            solver_options) -> SampleResult:
+def _sample(
+    model, solver, nfe, num_samples, seed, progress, callback, x_T, dtype, device, ts, x_start, t_start, solver_options
+) -> SampleResult:
     if not isinstance(model, ScoreModel):
-        raise ArgumentTypeError(f"model={model!r} is not a ScoreModel; wrap a network with sk.ScoreModel.from_eps(...) "
-                        "or load one with sk.load_model(...)")
+        raise ArgumentTypeError(
+            f"model={model!r} is not a ScoreModel; wrap a network with sk.ScoreModel.from_eps(...) "
+            "or load one with sk.load_model(...)"
+        )
     nfe, num_samples, seed, dtype = check_sample_args(nfe, num_samples, seed, dtype, x_T, x_start)
     sde = model.sde
     t_start = _check_start(model, x_start, t_start, x_T)
@@ -98,11 +142,15 @@ def _sample(model, solver, nfe, num_samples, seed, progress, callback, x_T, dtyp
         ts_given = ts if isinstance(ts, Tensor) else checked
         ts = checked.to(torch.float64)
         if caps.adaptive:
-            raise SolverError(f"ts= was given but solver {solver.name!r} is adaptive and chooses its own steps; "
-                              "use a fixed-step solver with ts=, or drop ts")
+            raise SolverError(
+                f"ts= was given but solver {solver.name!r} is adaptive and chooses its own steps; "
+                "use a fixed-step solver with ts=, or drop ts"
+            )
         if t_start is not None and abs(float(ts[0]) - t_start) > 1e-9 * sde.T:
-            raise InvalidArgumentError(f"ts[0]={float(ts[0]):g} must equal t_start={t_start:g}: the grid starts where x_start "
-                             "is noised to; pass a grid from t_start down, or drop t_start")
+            raise InvalidArgumentError(
+                f"ts[0]={float(ts[0]):g} must equal t_start={t_start:g}: the grid starts where x_start "
+                "is noised to; pass a grid from t_start down, or drop t_start"
+            )
     # a wrapped model (guidance) may make several network calls per evaluation: plan evaluations
     per_eval = int(getattr(model, "nfe_per_eval", 1))
     n_steps: int | None
@@ -113,8 +161,9 @@ def _sample(model, solver, nfe, num_samples, seed, progress, callback, x_T, dtyp
         if nfe is None:
             nfe = DEFAULT_ADAPTIVE_CAP if caps.adaptive else DEFAULT_NFE
         if per_eval > 1 and not caps.adaptive and nfe < per_eval:
-            raise SolverError(f"nfe={nfe} is too small: model {model.name!r} makes {per_eval} network calls "
-                              f"per evaluation; raise nfe")
+            raise SolverError(
+                f"nfe={nfe} is too small: model {model.name!r} makes {per_eval} network calls per evaluation; raise nfe"
+            )
         n_steps = None if caps.adaptive else solver.steps_for(nfe // per_eval)
     model.check_inputs(num_samples)
     if x_T is not None:
@@ -132,7 +181,7 @@ def _sample(model, solver, nfe, num_samples, seed, progress, callback, x_T, dtyp
     else:
         x = x_T if x_T is not None else sde.prior_std * noise.randn(model.shape, dtype=dtype)
     start_nfe, start = model.nfe, time.perf_counter()
-    if caps.adaptive:   # adaptive step control reads the error on the host anyway: checks stay immediate
+    if caps.adaptive:  # adaptive step control reads the error on the host anyway: checks stay immediate
         run_model = model if t_start is None else _started_at(model, t_start)
         x = solver.solve(run_model, x, noise, max_nfe=nfe)
         _check_finite(x, f"solver {solver.name!r} returned NaN/Inf")
@@ -146,17 +195,25 @@ def _sample(model, solver, nfe, num_samples, seed, progress, callback, x_T, dtyp
             try:
                 x = _integrate_and_denoise(solver, model, x, ts, noise, progress, callback)
             except Exception:
-                flag.raise_first()   # NaN carried on may break a solver later: name the first bad step
+                flag.raise_first()  # NaN carried on may break a solver later: name the first bad step
                 raise
-            flag.raise_first()       # the loop's one host synchronisation
+            flag.raise_first()  # the loop's one host synchronisation
         ts = ts_given
     spent = model.nfe - start_nfe
     decoded = None
     if model.decoder is not None:
         with torch.no_grad():
             decoded = model.decoder(x)
-    return SampleResult(x, spent, time.perf_counter() - start, solver.name, n_steps,
-                        ts if not caps.adaptive else None, solver.options(), decoded)
+    return SampleResult(
+        x,
+        spent,
+        time.perf_counter() - start,
+        solver.name,
+        n_steps,
+        ts if not caps.adaptive else None,
+        solver.options(),
+        decoded,
+    )
 
 
 def _check_start(model: ScoreModel, x_start, t_start, x_T) -> float | None:
@@ -165,19 +222,24 @@ def _check_start(model: ScoreModel, x_start, t_start, x_T) -> float | None:
         return None
     if x_start is None or t_start is None:
         missing = "t_start" if t_start is None else "x_start"
-        raise InvalidArgumentError(f"img2img needs both x_start (the images) and t_start (the time to noise them to); "
-                         f"{missing} is missing")
+        raise InvalidArgumentError(
+            f"img2img needs both x_start (the images) and t_start (the time to noise them to); {missing} is missing"
+        )
     if x_T is not None:
-        raise InvalidArgumentError("x_T and x_start were both given; x_start is noised to t_start and replaces the prior draw: "
-                         "pass one of them")
+        raise InvalidArgumentError(
+            "x_T and x_start were both given; x_start is noised to t_start and replaces the prior draw: "
+            "pass one of them"
+        )
     try:
         t = float(t_start)
     except (TypeError, ValueError):
         raise ArgumentTypeError(f"t_start={t_start!r} must be a model time in (t_min, T]") from None
     sde = model.sde
     if not (sde.t_min < t <= sde.T) or not math.isfinite(t):
-        raise InvalidArgumentError(f"t_start={t_start!r} must lie in (t_min, T] = ({sde.t_min:g}, {sde.T:g}] of {sde!r}; "
-                         "larger t_start keeps less of x_start")
+        raise InvalidArgumentError(
+            f"t_start={t_start!r} must lie in (t_min, T] = ({sde.t_min:g}, {sde.T:g}] of {sde!r}; "
+            "larger t_start keeps less of x_start"
+        )
     return t
 
 
@@ -189,10 +251,12 @@ def _check_grid_budget(solver: Solver, caps, n_steps: int, per_eval: int, nfe: i
     if nfe is None:
         return need
     if need > nfe:
-        raise SolverError(f"nfe={nfe} is too small for ts with {n_steps} steps: solver {solver.name!r} spends "
-                          f"{caps.nfe_per_step} call(s) a step x {per_eval} per evaluation"
-                          f"{' + 1 for denoise_final' if solver.denoise_final else ''} = {need}; raise nfe to {need} "
-                          "or pass nfe=None")
+        raise SolverError(
+            f"nfe={nfe} is too small for ts with {n_steps} steps: solver {solver.name!r} spends "
+            f"{caps.nfe_per_step} call(s) a step x {per_eval} per evaluation"
+            f"{' + 1 for denoise_final' if solver.denoise_final else ''} = {need}; raise nfe to {need} "
+            "or pass nfe=None"
+        )
     return nfe
 
 
@@ -210,8 +274,15 @@ def _integrate_and_denoise(solver, model, x, ts, noise, progress, callback) -> T
     return x
 
 
-def integrate(solver: Solver, model: ScoreModel, x: Tensor, ts: Tensor, noise: NoiseSource,
-              progress: bool = False, callback: Callable[[StepInfo], None] | None = None) -> Tensor:
+def integrate(
+    solver: Solver,
+    model: ScoreModel,
+    x: Tensor,
+    ts: Tensor,
+    noise: NoiseSource,
+    progress: bool = False,
+    callback: Callable[[StepInfo], None] | None = None,
+) -> Tensor:
     """Walk the grid ts with the solver's step; check every step for NaN/Inf; report to the callback.
 
     A grid that starts where alpha_t = 0 (rectified flow at T = 1) begins with ``alpha_zero_step``
@@ -222,8 +293,9 @@ def integrate(solver: Solver, model: ScoreModel, x: Tensor, ts: Tensor, noise: N
     denoised: Tensor | None
     if _starts_at_alpha_zero(model, ts) and not getattr(solver, "takes_alpha_zero_step", False):
         x, denoised = alpha_zero_step(model, x, ts[0], ts[1])
-        _check_finite(x, lambda: f"the first step (t={float(ts[0]):g} -> {float(ts[1]):g}, from alpha_t = 0) "
-                                 "produced NaN/Inf")
+        _check_finite(
+            x, lambda: f"the first step (t={float(ts[0]):g} -> {float(ts[1]):g}, from alpha_t = 0) produced NaN/Inf"
+        )
         if callback is not None:
             callback(StepInfo(0, n, float(ts[0]), float(ts[1]), x, denoised, model.nfe))
         first = 1
@@ -232,10 +304,10 @@ def integrate(solver: Solver, model: ScoreModel, x: Tensor, ts: Tensor, noise: N
     grid = ts[first:]
     state = solver.init(model, x, grid, noise)
     steps = tqdm(range(n - first), desc=solver.name, disable=not progress, leave=False)
-    flag = finite.active()   # checks deferred to the end of the run (no host sync here): note the step
+    flag = finite.active()  # checks deferred to the end of the run (no host sync here): note the step
     for i in steps:
         t0, t1 = grid[i], grid[i + 1]
-        where = functools.partial(_where, solver, i + first, n, t0, t1)   # a string only if needed
+        where = functools.partial(_where, solver, i + first, n, t0, t1)  # a string only if needed
         if flag is not None:
             flag.where = where
         try:

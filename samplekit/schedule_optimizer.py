@@ -71,9 +71,19 @@ def _resolve(solver) -> Solver:
     return resolve_solver(solver, {})
 
 
-def optimize_schedule(model: ScoreModel, solver: str | Solver, nfe: int, num_samples: int = 256, seed: int = 0,
-                      max_nfe: int | None = None, starts=DEFAULT_STARTS, min_fraction: float = 1 / 64,
-                      teacher_tol: float = 1e-6, n_projections: int = 64, return_report: bool = False):
+def optimize_schedule(
+    model: ScoreModel,
+    solver: str | Solver,
+    nfe: int,
+    num_samples: int = 256,
+    seed: int = 0,
+    max_nfe: int | None = None,
+    starts=DEFAULT_STARTS,
+    min_fraction: float = 1 / 64,
+    teacher_tol: float = 1e-6,
+    n_projections: int = 64,
+    return_report: bool = False,
+):
     """A strictly decreasing float64 grid (T ... t_min) for ``solver`` at budget ``nfe`` on ``model``.
 
     :param solver: a registered fixed-step solver name or a Solver instance (its options are kept).
@@ -94,8 +104,10 @@ def optimize_schedule(model: ScoreModel, solver: str | Solver, nfe: int, num_sam
     solver = _resolve(solver)
     caps = solver.capabilities()
     if caps.adaptive:
-        raise SolverError(f"solver {solver.name!r} is adaptive: it picks its own steps, so it has no grid to optimise; "
-                          "pass a fixed-step solver")
+        raise SolverError(
+            f"solver {solver.name!r} is adaptive: it picks its own steps, so it has no grid to optimise; "
+            "pass a fixed-step solver"
+        )
     n_steps = solver.steps_for(nfe)
     num_samples = int(num_samples)
     if num_samples < 2:
@@ -164,9 +176,17 @@ def optimize_schedule(model: ScoreModel, solver: str | Solver, nfe: int, num_sam
                     break
         if not improved:
             fraction /= 2
-    report = ScheduleReport(ts, best, str(best_name), start_loss, spent(), evaluations,
-                            "sliced W2^2 vs teacher samples" if stochastic else "MSE vs probability-flow ODE",
-                            time.perf_counter() - start_time, start_losses)
+    report = ScheduleReport(
+        ts,
+        best,
+        str(best_name),
+        start_loss,
+        spent(),
+        evaluations,
+        "sliced W2^2 vs teacher samples" if stochastic else "MSE vs probability-flow ODE",
+        time.perf_counter() - start_time,
+        start_losses,
+    )
     return (ts, report) if return_report else ts
 
 

@@ -35,7 +35,9 @@ def karras(sde: SDE, n_steps: int, rho: float = 7.0) -> Tensor:
     """Karras et al. (2022) in the noise level s = sigma_t / alpha_t = exp(-lambda_t):
     s_i = (s_max^(1/rho) + i/n (s_min^(1/rho) - s_max^(1/rho)))^rho."""
     if isinstance(rho, bool) or not isinstance(rho, (int, float)) or not rho > 0 or rho == float("inf"):
-        raise InvalidArgumentError(f"schedule option rho={rho!r} must be a positive finite number (7 is the EDM default)")
+        raise InvalidArgumentError(
+            f"schedule option rho={rho!r} must be a positive finite number (7 is the EDM default)"
+        )
     n = _check_steps(n_steps)
     s_max = torch.exp(-sde.log_snr(torch.tensor(sde.T, dtype=torch.float64)))
     s_min = torch.exp(-sde.log_snr(torch.tensor(sde.t_min, dtype=torch.float64)))

@@ -18,8 +18,8 @@ see ``samplekit.inputs`` for the per-sample / broadcast rule.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import torch
 
@@ -35,18 +35,28 @@ TIME_CONVENTIONS = ("noise_at_1", "noise_at_0")
 
 def _check_parametrization(parametrization: str) -> None:
     if parametrization not in PARAMETRIZATIONS:
-        raise InvalidArgumentError(f"parametrization={parametrization!r} is unknown; use one of {', '.join(PARAMETRIZATIONS)}")
+        raise InvalidArgumentError(
+            f"parametrization={parametrization!r} is unknown; use one of {', '.join(PARAMETRIZATIONS)}"
+        )
 
 
 def _need_derivatives(d_alpha: Tensor | None, d_sigma: Tensor | None) -> tuple[Tensor, Tensor]:
     if d_alpha is None or d_sigma is None:
-        raise InvalidArgumentError("the 'flow' parametrisation needs d_alpha and d_sigma (alpha'_t, sigma'_t from "
-                         "sde.marginal_derivative(t))")
+        raise InvalidArgumentError(
+            "the 'flow' parametrisation needs d_alpha and d_sigma (alpha'_t, sigma'_t from sde.marginal_derivative(t))"
+        )
     return d_alpha, d_sigma
 
 
-def to_eps_x0(parametrization: str, out: Tensor, x: Tensor, alpha: Tensor, sigma: Tensor,
-              d_alpha: Tensor | None = None, d_sigma: Tensor | None = None) -> tuple[Tensor, Tensor]:
+def to_eps_x0(
+    parametrization: str,
+    out: Tensor,
+    x: Tensor,
+    alpha: Tensor,
+    sigma: Tensor,
+    d_alpha: Tensor | None = None,
+    d_sigma: Tensor | None = None,
+) -> tuple[Tensor, Tensor]:
     """(eps, x0) from a network output in the given parametrisation; alpha, sigma (and for ``flow``
     alpha'_t, sigma'_t) broadcast to x."""
     if parametrization == "score":
@@ -66,8 +76,15 @@ def to_eps_x0(parametrization: str, out: Tensor, x: Tensor, alpha: Tensor, sigma
     raise AssertionError
 
 
-def to_score(parametrization: str, out: Tensor, x: Tensor, alpha: Tensor, sigma: Tensor,
-             d_alpha: Tensor | None = None, d_sigma: Tensor | None = None) -> Tensor:
+def to_score(
+    parametrization: str,
+    out: Tensor,
+    x: Tensor,
+    alpha: Tensor,
+    sigma: Tensor,
+    d_alpha: Tensor | None = None,
+    d_sigma: Tensor | None = None,
+) -> Tensor:
     """The score s from a network output in the given parametrisation."""
     if parametrization == "score":
         return out
@@ -75,8 +92,15 @@ def to_score(parametrization: str, out: Tensor, x: Tensor, alpha: Tensor, sigma:
     return -eps / sigma
 
 
-def from_eps_x0(parametrization: str, eps: Tensor, x0: Tensor, alpha: Tensor, sigma: Tensor,
-                d_alpha: Tensor | None = None, d_sigma: Tensor | None = None) -> Tensor:
+def from_eps_x0(
+    parametrization: str,
+    eps: Tensor,
+    x0: Tensor,
+    alpha: Tensor,
+    sigma: Tensor,
+    d_alpha: Tensor | None = None,
+    d_sigma: Tensor | None = None,
+) -> Tensor:
     """The network output in the given parametrisation for a given (eps, x0) (finite where alpha = 0)."""
     _check_parametrization(parametrization)
     if parametrization == "score":
@@ -108,20 +132,33 @@ class ScoreModel:
     ``decoder`` (optional): latents -> images, applied by ``sk.sample`` to fill ``res.decoded``.
     """
 
-    def __init__(self, net: Callable[..., Tensor], sde: SDE, shape: Sequence[int],
-                 parametrization: str = "score", name: str | None = None, time_convention: str = "noise_at_1",
-                 decoder: Callable[[Tensor], Tensor] | None = None) -> None:
+    def __init__(
+        self,
+        net: Callable[..., Tensor],
+        sde: SDE,
+        shape: Sequence[int],
+        parametrization: str = "score",
+        name: str | None = None,
+        time_convention: str = "noise_at_1",
+        decoder: Callable[[Tensor], Tensor] | None = None,
+    ) -> None:
         _check_parametrization(parametrization)
         if not callable(net):
             raise ArgumentTypeError(f"net={net!r} is not callable; pass a function or module net(x, t) -> tensor")
         if not isinstance(sde, SDE):
-            raise ArgumentTypeError(f"sde={sde!r} is not a samplekit SDE; build one with sk.get_sde('vp') or sk.VPSDE()")
+            raise ArgumentTypeError(
+                f"sde={sde!r} is not a samplekit SDE; build one with sk.get_sde('vp') or sk.VPSDE()"
+            )
         shape = tuple(int(n) for n in shape)
         if not shape or any(n < 1 for n in shape):
-            raise InvalidArgumentError(f"shape={shape!r} must be one sample's shape with positive sizes, e.g. (2,) or (1, 8, 8)")
+            raise InvalidArgumentError(
+                f"shape={shape!r} must be one sample's shape with positive sizes, e.g. (2,) or (1, 8, 8)"
+            )
         if time_convention not in TIME_CONVENTIONS:
-            raise InvalidArgumentError(f"time_convention={time_convention!r} is unknown; use 'noise_at_1' (t = T is noise, "
-                             "samplekit's and diffusers' convention) or 'noise_at_0' (torchcfm, flow_matching)")
+            raise InvalidArgumentError(
+                f"time_convention={time_convention!r} is unknown; use 'noise_at_1' (t = T is noise, "
+                "samplekit's and diffusers' convention) or 'noise_at_0' (torchcfm, flow_matching)"
+            )
         if decoder is not None and not callable(decoder):
             raise ArgumentTypeError(f"decoder={decoder!r} must be a callable latents -> images, or None")
         self.net = net
@@ -132,33 +169,32 @@ class ScoreModel:
         self.decoder = decoder
         self.name: str = name if name else str(getattr(net, "__name__", type(net).__name__))
         self.inputs: dict = {}
-        self.input_batch: int | None = None       # the leading size of the per-sample inputs, if any
+        self.input_batch: int | None = None  # the leading size of the per-sample inputs, if any
         self._required = required_inputs(net)
         self._counter = [0]
 
     @classmethod
-    def from_score(cls, net, sde: SDE, shape: Sequence[int], **kw) -> "ScoreModel":
+    def from_score(cls, net, sde: SDE, shape: Sequence[int], **kw) -> ScoreModel:
         """net(x, t) = s(x, t)."""
         return cls(net, sde, shape, "score", **kw)
 
     @classmethod
-    def from_eps(cls, net, sde: SDE, shape: Sequence[int], **kw) -> "ScoreModel":
+    def from_eps(cls, net, sde: SDE, shape: Sequence[int], **kw) -> ScoreModel:
         """net(x, t) = eps(x, t) = -sigma_t s(x, t)."""
         return cls(net, sde, shape, "eps", **kw)
 
     @classmethod
-    def from_denoiser(cls, net, sde: SDE, shape: Sequence[int], **kw) -> "ScoreModel":
+    def from_denoiser(cls, net, sde: SDE, shape: Sequence[int], **kw) -> ScoreModel:
         """net(x, t) = D(x, t) = (x + sigma_t^2 s) / alpha_t."""
         return cls(net, sde, shape, "x0", **kw)
 
     @classmethod
-    def from_v(cls, net, sde: SDE, shape: Sequence[int], **kw) -> "ScoreModel":
+    def from_v(cls, net, sde: SDE, shape: Sequence[int], **kw) -> ScoreModel:
         """net(x, t) = v = alpha_t eps - sigma_t x0."""
         return cls(net, sde, shape, "v", **kw)
 
     @classmethod
-    def from_flow(cls, net, sde: SDE, shape: Sequence[int], time_convention: str = "noise_at_1",
-                  **kw) -> "ScoreModel":
+    def from_flow(cls, net, sde: SDE, shape: Sequence[int], time_convention: str = "noise_at_1", **kw) -> ScoreModel:
         """net(x, t) = u = dx_t/dt = alpha'_t x0 + sigma'_t eps (rectified flow: eps - x0; SD3, Flux).
 
         ``time_convention="noise_at_0"``: torchcfm / flow_matching, net(x, tau) = data - noise with
@@ -181,7 +217,7 @@ class ScoreModel:
         return 1
 
     # --- bound inputs ---------------------------------------------------------------------------
-    def condition(self, **inputs) -> "ScoreModel":
+    def condition(self, **inputs) -> ScoreModel:
         """A new ScoreModel (same net, SDE and shape; its own call counter) that passes ``inputs`` to the
         network as keyword arguments: ``model.condition(class_labels=y)``, ``encoder_hidden_states=emb``.
 
@@ -194,7 +230,7 @@ class ScoreModel:
         view._counter = [0]
         return view
 
-    def select(self, index) -> "ScoreModel":
+    def select(self, index) -> ScoreModel:
         """The same model for a sub-batch of the run: per-sample inputs sliced by ``index`` (a slice, or an
         index tensor into the run's samples); it shares this model's call counter."""
         view = copy.copy(self)
@@ -210,8 +246,10 @@ class ScoreModel:
     def _check_required(self) -> None:
         missing = [name for name in self._required if name not in self.inputs]
         if missing:
-            raise ArgumentTypeError(f"network {self.name!r} requires input(s) {', '.join(map(repr, missing))} beyond (x, t); "
-                            f"bind them with model.condition({', '.join(f'{m}=...' for m in missing)})")
+            raise ArgumentTypeError(
+                f"network {self.name!r} requires input(s) {', '.join(map(repr, missing))} beyond (x, t); "
+                f"bind them with model.condition({', '.join(f'{m}=...' for m in missing)})"
+            )
 
     # --- evaluation -----------------------------------------------------------------------------
     def __call__(self, x: Tensor, t) -> Tensor:
@@ -220,14 +258,18 @@ class ScoreModel:
     def check_input(self, x: Tensor, t, argument: str = "x") -> Tensor:
         """Validate x and t; return t as a per-sample tensor of x's dtype and device."""
         if not isinstance(x, Tensor) or not x.is_floating_point():
-            raise ArgumentTypeError(f"{argument} must be a floating-point tensor of shape (batch, {', '.join(map(str, self.shape))})")
+            raise ArgumentTypeError(
+                f"{argument} must be a floating-point tensor of shape (batch, {', '.join(map(str, self.shape))})"
+            )
         if tuple(x.shape[1:]) != self.shape:
-            raise InvalidArgumentError(f"{argument} has shape {tuple(x.shape)}; this model takes (batch, "
-                             f"{', '.join(map(str, self.shape))}) — reshape to one sample per row")
+            raise InvalidArgumentError(
+                f"{argument} has shape {tuple(x.shape)}; this model takes (batch, "
+                f"{', '.join(map(str, self.shape))}) — reshape to one sample per row"
+            )
         flag = finite.active()
         if flag is None:
             t = self.sde.check_time(as_time(t, x))
-        else:   # inside a sampling loop: note a bad t on the device; the replay names it (finite.py)
+        else:  # inside a sampling loop: note a bad t on the device; the replay names it (finite.py)
             t = as_time(t, x)
             slack = 1e-6 * self.sde.T
             bad = ~torch.isfinite(t).all() | (t < self.sde.t_min - slack).any() | (t > self.sde.T + slack).any()
@@ -235,7 +277,9 @@ class ScoreModel:
         if t.ndim == 0:
             t = t.expand(x.shape[0])
         elif t.shape != (x.shape[0],):
-            raise InvalidArgumentError(f"t has shape {tuple(t.shape)}; pass a scalar or one time per sample, shape ({x.shape[0]},)")
+            raise InvalidArgumentError(
+                f"t has shape {tuple(t.shape)}; pass a scalar or one time per sample, shape ({x.shape[0]},)"
+            )
         return t
 
     def network_output(self, x: Tensor, t: Tensor, inputs: dict | None = None) -> Tensor:
@@ -248,10 +292,16 @@ class ScoreModel:
         out = self.net(x, t_net, **inputs)
         if not isinstance(out, Tensor) or out.shape != x.shape:
             got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
-            raise InvalidArgumentError(f"network {self.name!r} returned {got} for input {tuple(x.shape)}; "
-                             "it must return one output of the input's shape")
-        finite.check_finite(out, lambda: f"network {self.name!r} returned NaN/Inf at t={_span(t)}; "
-                                         "check the model's weights and input scaling")
+            raise InvalidArgumentError(
+                f"network {self.name!r} returned {got} for input {tuple(x.shape)}; "
+                "it must return one output of the input's shape"
+            )
+        finite.check_finite(
+            out,
+            lambda: (
+                f"network {self.name!r} returned NaN/Inf at t={_span(t)}; check the model's weights and input scaling"
+            ),
+        )
         out = out.to(x.dtype)
         return -out if self.time_convention == "noise_at_0" and self.parametrization == "flow" else out
 
@@ -259,10 +309,14 @@ class ScoreModel:
         """score, eps and x0 from a network output (no call)."""
         alpha, sigma = self.sde.marginal(t)
         if self.parametrization in ("score", "eps") and self.sde.alpha_T_is_zero:
-            finite.check((alpha == 0).any(), lambda: NonFiniteError(
-                f"model {self.name!r} predicts {self.parametrization}, from which x0 is undefined "
-                f"where alpha_t = 0 (t = {self.sde.T:g} on {self.sde!r}); use a 'flow', 'x0' or "
-                "'v' network on this SDE, or start below T (ts=...)"))
+            finite.check(
+                (alpha == 0).any(),
+                lambda: NonFiniteError(
+                    f"model {self.name!r} predicts {self.parametrization}, from which x0 is undefined "
+                    f"where alpha_t = 0 (t = {self.sde.T:g} on {self.sde!r}); use a 'flow', 'x0' or "
+                    "'v' network on this SDE, or start below T (ts=...)"
+                ),
+            )
         alpha, sigma = broadcast_to_batch(alpha, x), broadcast_to_batch(sigma, x)
         if self.parametrization == "score":
             return Prediction(out, -sigma * out, (x + sigma * sigma * out) / alpha)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -84,7 +84,7 @@ class SDE:
     def alpha_T_is_zero(self) -> bool:
         """True when alpha_T = 0 exactly (rectified flow): x_T carries nothing of x_0, log-SNR(T) = -inf,
         and f, g diverge at T; samplers then need the drift as alpha' x0 + sigma' eps (see ``reverse``)."""
-        cached = self.__dict__.get("_alpha_T_zero")          # (T, answer): recomputed if T moves (restricted)
+        cached = self.__dict__.get("_alpha_T_zero")  # (T, answer): recomputed if T moves (restricted)
         if cached is None or cached[0] != self.T:
             alpha, _ = self.marginal(torch.tensor(self.T, dtype=torch.float64))
             cached = self.__dict__["_alpha_T_zero"] = (self.T, bool(alpha == 0))
@@ -112,15 +112,20 @@ class SDE:
         rounding at the ends (solvers evaluate at log-SNRs between two grid times)."""
         return self.t_from_log_snr(lam).clamp(self.t_min, self.T)
 
-    def prior_sample(self, shape: Sequence[int], generator: torch.Generator | None = None,
-                     dtype: torch.dtype = torch.float32, device=None) -> Tensor:
+    def prior_sample(
+        self,
+        shape: Sequence[int],
+        generator: torch.Generator | None = None,
+        dtype: torch.dtype = torch.float32,
+        device=None,
+    ) -> Tensor:
         """x_T ~ N(0, prior_std^2 I)."""
         return self.prior_std * torch.randn(tuple(shape), generator=generator, dtype=dtype, device=device)
 
     def prior_log_prob(self, x: Tensor) -> Tensor:
         """log N(x; 0, prior_std^2 I), summed over all but the batch dimension."""
         d = x[0].numel()
-        var = self.prior_std ** 2
+        var = self.prior_std**2
         sq = x.flatten(1).pow(2).sum(1)
         return -0.5 * sq / var - 0.5 * d * math.log(2 * math.pi * var)
 
@@ -128,15 +133,18 @@ class SDE:
         """t as a tensor, or a ValueError if any t lies outside [t_min, T]."""
         t = as_time(t)
         if not torch.isfinite(t).all():
-            raise InvalidArgumentError(f"{argument} holds non-finite values; pass times in [t_min, T] = [{self.t_min}, {self.T}]")
+            raise InvalidArgumentError(
+                f"{argument} holds non-finite values; pass times in [t_min, T] = [{self.t_min}, {self.T}]"
+            )
         slack = 1e-6 * self.T
         if (t < self.t_min - slack).any() or (t > self.T + slack).any():
             raise InvalidArgumentError(
                 f"{argument}={_describe(t)} lies outside [t_min, T] = [{self.t_min}, {self.T}] of {self!r}; "
-                f"pass times in that interval")
+                f"pass times in that interval"
+            )
         return t
 
-    def restricted(self, T: float) -> "SDE":
+    def restricted(self, T: float) -> SDE:
         """The same process on [t_min, T] for a T within (t_min, self.T]: the start time of img2img / SDEdit
         and of a truncated grid.  A copy with ``T`` replaced; an SDE whose coefficients depend on its own
         horizon keeps that horizon apart (as ``VESDE`` does) or overrides this."""
@@ -207,7 +215,9 @@ class VPSDE(VariancePreserving):
         self.beta_min = _positive("beta_min", beta_min, type(self).__name__)
         self.beta_max = _positive("beta_max", beta_max, type(self).__name__)
         if self.beta_max < self.beta_min:
-            raise InvalidArgumentError(f"{type(self).__name__}: beta_max={beta_max} must be at least beta_min={beta_min}")
+            raise InvalidArgumentError(
+                f"{type(self).__name__}: beta_max={beta_max} must be at least beta_min={beta_min}"
+            )
 
     def beta(self, t) -> Tensor:
         return self.beta_min + as_time(t) * (self.beta_max - self.beta_min)
@@ -221,7 +231,7 @@ class VPSDE(VariancePreserving):
         db = self.beta_max - self.beta_min
         if db == 0:
             return B / self.beta_min
-        return 2 * B / (self.beta_min + torch.sqrt(self.beta_min ** 2 + 2 * db * B))
+        return 2 * B / (self.beta_min + torch.sqrt(self.beta_min**2 + 2 * db * B))
 
     def t_from_log_snr(self, lam) -> Tensor:
         # sigma^2 / alpha^2 = e^B - 1 = e^{-2 lambda}
@@ -264,7 +274,7 @@ class VESDE(SDE):
         if self.sigma_max <= self.sigma_min:
             raise InvalidArgumentError(f"VESDE: sigma_max={sigma_max} must exceed sigma_min={sigma_min}")
         self._log_ratio = math.log(self.sigma_max / self.sigma_min)
-        self.horizon = self.T      # the T of sigma(t); stays when ``restricted`` moves the start time
+        self.horizon = self.T  # the T of sigma(t); stays when ``restricted`` moves the start time
 
     def sigma_geometric(self, t) -> Tensor:
         """sigma(t) = sigma_min (sigma_max / sigma_min)^(t / T)."""
@@ -286,7 +296,7 @@ class VESDE(SDE):
         return self.sigma_max
 
     def t_from_log_snr(self, lam) -> Tensor:
-        return self.horizon * torch.log1p(torch.exp(-2 * as_time(lam)) / self.sigma_min ** 2) / (2 * self._log_ratio)
+        return self.horizon * torch.log1p(torch.exp(-2 * as_time(lam)) / self.sigma_min**2) / (2 * self._log_ratio)
 
     def params(self):
         return {"sigma_min": self.sigma_min, "sigma_max": self.sigma_max, **super().params()}
@@ -311,7 +321,7 @@ class OUSDE(SDE):
 
     def marginal(self, t) -> tuple[Tensor, Tensor]:
         t = as_time(t)
-        var = self.sigma ** 2 * -torch.expm1(-2 * self.beta * t) / (2 * self.beta)
+        var = self.sigma**2 * -torch.expm1(-2 * self.beta * t) / (2 * self.beta)
         return torch.exp(-self.beta * t), torch.sqrt(var)
 
     @property
@@ -320,7 +330,7 @@ class OUSDE(SDE):
 
     def t_from_log_snr(self, lam) -> Tensor:
         # sigma^2 / alpha^2 = s^2 (e^{2 beta t} - 1) / (2 beta) = e^{-2 lambda}
-        ratio = 2 * self.beta * torch.exp(-2 * as_time(lam)) / self.sigma ** 2
+        ratio = 2 * self.beta * torch.exp(-2 * as_time(lam)) / self.sigma**2
         return torch.log1p(ratio) / (2 * self.beta)
 
     def params(self):
@@ -335,7 +345,7 @@ class EDMSDE(SDE):
 
     def __init__(self, sigma_min: float = 0.002, sigma_max: float = 80.0) -> None:
         super().__init__(T=sigma_max, t_min=sigma_min)
-        self.sigma_max = self.T    # the prior's std; stays when ``restricted`` moves the start time
+        self.sigma_max = self.T  # the prior's std; stays when ``restricted`` moves the start time
 
     def drift_coef(self, t) -> Tensor:
         return torch.zeros_like(as_time(t))
@@ -396,7 +406,7 @@ class RectifiedFlowSDE(SDE):
 
     @property
     def alpha_T_is_zero(self) -> bool:
-        return self.T == 1.0        # False on a view restricted below T = 1 (img2img)
+        return self.T == 1.0  # False on a view restricted below T = 1 (img2img)
 
     @property
     def prior_std(self) -> float:

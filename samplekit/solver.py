@@ -81,8 +81,9 @@ class Solver:
     #: fixed score gets multimodal weights wrong); the every-solver noise-floor test then skips it.
     samples_target: ClassVar[bool] = True
 
-    def __init__(self, schedule: str | None = None, schedule_options: dict | None = None,
-                 denoise_final: bool = False) -> None:
+    def __init__(
+        self, schedule: str | None = None, schedule_options: dict | None = None, denoise_final: bool = False
+    ) -> None:
         self.schedule = schedule or self.default_schedule
         self.schedule_options = dict(schedule_options or {})
         self.denoise_final = bool(denoise_final)
@@ -92,14 +93,24 @@ class Solver:
         """This instance's capabilities: the class declarations, unless an option changes one
         (override and ``dataclasses.replace`` the field)."""
         cls = type(self)
-        return Capabilities(float(cls.order), bool(cls.stochastic), bool(cls.adaptive), int(cls.nfe_per_step),
-                            int(cls.min_steps), tuple(cls.sde_families or ("vp", "ve")), bool(cls.samples_target))
+        return Capabilities(
+            float(cls.order),
+            bool(cls.stochastic),
+            bool(cls.adaptive),
+            int(cls.nfe_per_step),
+            int(cls.min_steps),
+            tuple(cls.sde_families or ("vp", "ve")),
+            bool(cls.samples_target),
+        )
 
     @classmethod
     def describe(cls) -> dict:
         """What the registry lists: aliases, the default instance's capabilities, the typed options."""
-        return {"aliases": list(cls.aliases), **cls().capabilities().as_dict(),
-                "options": {s.name: {"type": s.type_name, "default": s.default} for s in cls.option_specs().values()}}
+        return {
+            "aliases": list(cls.aliases),
+            **cls().capabilities().as_dict(),
+            "options": {s.name: {"type": s.type_name, "default": s.default} for s in cls.option_specs().values()},
+        }
 
     @classmethod
     def option_specs(cls) -> dict[str, OptionSpec]:
@@ -111,8 +122,10 @@ class Solver:
         families = self.capabilities().sde_families
         family = "ve" if sde.variance_exploding else "vp"
         if family not in families:
-            raise SolverError(f"solver {self.name!r} does not support {sde!r} ({family}-type); it handles "
-                              f"{' and '.join(families)}-type SDEs — pick another solver or SDE")
+            raise SolverError(
+                f"solver {self.name!r} does not support {sde!r} ({family}-type); it handles "
+                f"{' and '.join(families)}-type SDEs — pick another solver or SDE"
+            )
 
     def steps_for(self, nfe: int) -> int:
         """The number of grid steps that spend at most ``nfe`` network calls."""
@@ -121,17 +134,20 @@ class Solver:
         steps = budget // caps.nfe_per_step
         if steps < caps.min_steps:
             need = caps.min_steps * caps.nfe_per_step + (1 if self.denoise_final else 0)
-            raise SolverError(f"nfe={nfe} is too small for solver {self.name!r}: it needs at least {need} "
-                              f"({caps.nfe_per_step} per step, {caps.min_steps} step(s) minimum"
-                              f"{', +1 for denoise_final' if self.denoise_final else ''}); raise nfe")
+            raise SolverError(
+                f"nfe={nfe} is too small for solver {self.name!r}: it needs at least {need} "
+                f"({caps.nfe_per_step} per step, {caps.min_steps} step(s) minimum"
+                f"{', +1 for denoise_final' if self.denoise_final else ''}); raise nfe"
+            )
         return steps
 
     # --- step API (fixed-step solvers) -------------------------------------------------------
     def init(self, model: ScoreModel, x: Tensor, ts: Tensor, noise: NoiseSource) -> Any:
         return None
 
-    def step(self, model: ScoreModel, i: int, t0: Tensor, t1: Tensor, x: Tensor, state: Any,
-             noise: NoiseSource) -> tuple[Tensor, Any, Tensor | None]:
+    def step(
+        self, model: ScoreModel, i: int, t0: Tensor, t1: Tensor, x: Tensor, state: Any, noise: NoiseSource
+    ) -> tuple[Tensor, Any, Tensor | None]:
         raise NotImplementedError
 
     # --- adaptive solvers ------------------------------------------------------------------
@@ -151,12 +167,15 @@ def resolve_solver(solver: str | Solver, options: dict) -> Solver:
     used as given (options are then refused: they belong to its constructor)."""
     if isinstance(solver, Solver):
         if options:
-            raise SolverError(f"solver options {sorted(options)} were given with a Solver instance; "
-                              "set them when building it, or pass the solver by name")
+            raise SolverError(
+                f"solver options {sorted(options)} were given with a Solver instance; "
+                "set them when building it, or pass the solver by name"
+            )
         return solver
     if not isinstance(solver, str):
-        raise ArgumentTypeError(f"solver={solver!r} must be a registered name (see `samplekit list solver`) "
-                                "or a Solver")
+        raise ArgumentTypeError(
+            f"solver={solver!r} must be a registered name (see `samplekit list solver`) or a Solver"
+        )
     from samplekit.plugins import get_registry  # the registry loads the plugins, which import this module
 
     return build_solver(get_registry().get("solver", solver).factory, solver, options)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from typing import Any
+
 import torch
 
 from samplekit.checks import positive_int
@@ -57,7 +58,9 @@ class GaussianMixture:
             if (evals <= 0).any():
                 raise InvalidArgumentError("covariances must be positive definite")
         else:
-            raise InvalidArgumentError(f"covariances has shape {tuple(cov.shape)}; pass (K, d, d) full or (K, d) diagonal")
+            raise InvalidArgumentError(
+                f"covariances has shape {tuple(cov.shape)}; pass (K, d, d) full or (K, d) diagonal"
+            )
         self.weights = w / w.sum()
         self.means = mu
         self.covariances = cov
@@ -81,21 +84,26 @@ class GaussianMixture:
     def covariance(self) -> Tensor:
         return mixture_covariance(self.weights, self.means, self.covariance_matrices())
 
-    def component(self, k: int) -> "GaussianMixture":
-        return GaussianMixture(self.weights[k:k + 1] * 0 + 1, self.means[k:k + 1], self.covariances[k:k + 1])
+    def component(self, k: int) -> GaussianMixture:
+        return GaussianMixture(self.weights[k : k + 1] * 0 + 1, self.means[k : k + 1], self.covariances[k : k + 1])
 
-    def noised(self, alpha: float, sigma: float) -> "GaussianMixture":
+    def noised(self, alpha: float, sigma: float) -> GaussianMixture:
         """The law of alpha X + sigma eps."""
         alpha, sigma = float(alpha), float(sigma)
         if self.diagonal:
-            cov = alpha ** 2 * self.covariances + sigma ** 2
+            cov = alpha**2 * self.covariances + sigma**2
         else:
-            cov = alpha ** 2 * self.covariances + sigma ** 2 * torch.eye(self.d, dtype=torch.float64)
+            cov = alpha**2 * self.covariances + sigma**2 * torch.eye(self.d, dtype=torch.float64)
         return GaussianMixture(self.weights, alpha * self.means, cov)
 
     # --- sampling ---------------------------------------------------------------------------
-    def sample(self, n: int, generator: torch.Generator | None = None, dtype: torch.dtype = torch.float64,
-               return_labels: bool = False):
+    def sample(
+        self,
+        n: int,
+        generator: torch.Generator | None = None,
+        dtype: torch.dtype = torch.float64,
+        return_labels: bool = False,
+    ):
         """n exact samples (and their component labels)."""
         n = positive_int(n, "n", "a positive number of samples")
         labels = torch.multinomial(self.weights, int(n), replacement=True, generator=generator)
@@ -115,10 +123,10 @@ class GaussianMixture:
         alpha = as_time(alpha, x).reshape(-1, 1, 1)
         sigma = as_time(sigma, x).reshape(-1, 1, 1)
         means, evals = self.means.to(**dt), self.evals.to(**dt)
-        resid = x[:, None, :] - alpha * means[None]            # (B, K, d)
+        resid = x[:, None, :] - alpha * means[None]  # (B, K, d)
         if not self.diagonal:
             resid = torch.einsum("kji,bkj->bki", self.evecs.to(**dt), resid)
-        var = alpha * alpha * evals[None] + sigma * sigma       # (B, K, d)
+        var = alpha * alpha * evals[None] + sigma * sigma  # (B, K, d)
         log_norm = -0.5 * ((resid * resid / var) + torch.log(var)).sum(-1) - 0.5 * self.d * math.log(2 * math.pi)
         return torch.log(self.weights.to(**dt))[None] + log_norm, resid, var
 
@@ -155,7 +163,7 @@ class GaussianMixture:
         resp = torch.softmax(log_joint, dim=1)
         dt: dict[str, Any] = dict(dtype=x.dtype, device=x.device)
         a = as_time(alpha, x).reshape(-1, 1, 1)
-        shrink = a * self.evals.to(**dt)[None] * resid / var         # alpha S C^{-1} (x - alpha mu), eigenbasis
+        shrink = a * self.evals.to(**dt)[None] * resid / var  # alpha S C^{-1} (x - alpha mu), eigenbasis
         if not self.diagonal:
             shrink = torch.einsum("kij,bkj->bki", self.evecs.to(**dt), shrink)
         return torch.einsum("bk,bki->bi", resp, self.means.to(**dt)[None] + shrink)
@@ -165,6 +173,7 @@ class GaussianMixture:
         is the exact denoiser E[X_0 | X_t = x] instead, which stays finite at t = T (the score form would
         need x0 = (x + sigma^2 s) / alpha = 0 / 0 there); both are exact."""
         if sde.alpha_T_is_zero:
+
             def exact_denoiser(x: Tensor, t: Tensor) -> Tensor:
                 alpha, sigma = sde.marginal(t)
                 return self.noised_denoiser(x, alpha, sigma)
@@ -192,7 +201,7 @@ def ring2d() -> GaussianMixture:
     angles = torch.arange(8, dtype=torch.float64) * (math.pi / 4)
     means = 4.0 * torch.stack([angles.cos(), angles.sin()], dim=1)
     stds = torch.tensor([0.15, 0.3, 0.2, 0.4, 0.25, 0.15, 0.35, 0.2], dtype=torch.float64)
-    return GaussianMixture(weights, means, (stds ** 2)[:, None].expand(8, 2).clone())
+    return GaussianMixture(weights, means, (stds**2)[:, None].expand(8, 2).clone())
 
 
 def gmm16_full(seed: int = 16) -> GaussianMixture:
@@ -221,7 +230,7 @@ def grid2d_narrow() -> GaussianMixture:
     means = torch.cartesian_prod(xs, xs)
     weights = torch.ones(25, dtype=torch.float64)
     weights[[0, 6, 18, 24]] = 0.05
-    return GaussianMixture(weights, means, torch.full((25, 2), 0.05 ** 2, dtype=torch.float64))
+    return GaussianMixture(weights, means, torch.full((25, 2), 0.05**2, dtype=torch.float64))
 
 
 def spiky3d(seed: int = 3) -> GaussianMixture:
@@ -231,7 +240,7 @@ def spiky3d(seed: int = 3) -> GaussianMixture:
     means = 2.0 * torch.randn(6, 3, generator=g, dtype=torch.float64)
     stds = torch.tensor([0.01, 0.01, 0.01, 0.3, 0.45, 0.6], dtype=torch.float64)
     weights = torch.tensor([0.3, 0.3, 0.3, 0.04, 0.03, 0.03], dtype=torch.float64)
-    return GaussianMixture(weights, means, (stds ** 2)[:, None].expand(6, 3).clone())
+    return GaussianMixture(weights, means, (stds**2)[:, None].expand(6, 3).clone())
 
 
 def gmm32_illcond(seed: int = 32) -> GaussianMixture:
@@ -274,5 +283,11 @@ class ExactTarget:
         return f"ExactTarget({self.name!r}, {self.mixture!r})"
 
 
-EXACT_TARGETS = {"ring2d": ring2d, "gmm16_full": gmm16_full, "gmm64_diag": gmm64_diag,
-                 "grid2d_narrow": grid2d_narrow, "spiky3d": spiky3d, "gmm32_illcond": gmm32_illcond}
+EXACT_TARGETS = {
+    "ring2d": ring2d,
+    "gmm16_full": gmm16_full,
+    "gmm64_diag": gmm64_diag,
+    "grid2d_narrow": grid2d_narrow,
+    "spiky3d": spiky3d,
+    "gmm32_illcond": gmm32_illcond,
+}

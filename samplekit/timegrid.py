@@ -48,8 +48,10 @@ def make_grid(solver: Solver, model, n_steps: int, t_max: float | None = None) -
         ts = schedule(sde.restricted(t_cap), n_steps, **options).clone()
         ts[0] = sde.T
     if ts.shape != (n_steps + 1,) or not _decreasing(ts):
-        raise SolverError(f"schedule {solver.schedule!r} returned a grid that is not strictly decreasing "
-                          f"with {n_steps + 1} points on {sde!r}")
+        raise SolverError(
+            f"schedule {solver.schedule!r} returned a grid that is not strictly decreasing "
+            f"with {n_steps + 1} points on {sde!r}"
+        )
     if shift is not None:
         ts = shifted(ts, sde, shift)
     return ts
@@ -64,8 +66,10 @@ def shifted(ts: Tensor, sde: SDE, shift) -> Tensor:
     out = sde.t_from_log_snr(lam).to(ts.dtype).clamp(sde.t_min, sde.T)
     out[0], out[-1] = ts[0], ts[-1]
     if not _decreasing(out):
-        raise SolverError(f"shift={shift} squeezes the grid of {len(ts) - 1} steps into repeated times on {sde!r}; "
-                          "use a shift closer to 1 or fewer steps")
+        raise SolverError(
+            f"shift={shift} squeezes the grid of {len(ts) - 1} steps into repeated times on {sde!r}; "
+            "use a shift closer to 1 or fewer steps"
+        )
     return out
 
 
@@ -75,12 +79,16 @@ def check_user_grid(ts, sde: SDE, argument: str = "ts") -> Tensor:
         try:
             ts = torch.as_tensor(ts, dtype=torch.float64)
         except (TypeError, ValueError):
-            raise ArgumentTypeError(f"{argument} must be a 1-D tensor of model times, e.g. torch.linspace(T, t_min, 11)") from None
+            raise ArgumentTypeError(
+                f"{argument} must be a 1-D tensor of model times, e.g. torch.linspace(T, t_min, 11)"
+            ) from None
     if ts.is_complex() or not ts.is_floating_point() and ts.dtype != torch.int64:
         raise ArgumentTypeError(f"{argument} must hold real model times (a floating-point tensor)")
     if ts.ndim != 1 or ts.numel() < 2:
-        raise InvalidArgumentError(f"{argument} has shape {tuple(ts.shape)}; pass a 1-D grid of at least 2 times, from the "
-                         "start time down to the end time")
+        raise InvalidArgumentError(
+            f"{argument} has shape {tuple(ts.shape)}; pass a 1-D grid of at least 2 times, from the "
+            "start time down to the end time"
+        )
     if not torch.isfinite(ts).all():
         raise InvalidArgumentError(f"{argument} holds NaN or Inf; pass finite model times in [t_min, T]")
     if not bool((ts[1:] < ts[:-1]).all()):

@@ -75,9 +75,12 @@ class ExactTrace(TraceEstimator):
             raise InvalidArgumentError(
                 f"estimator='exact' takes d={d} backward passes per ODE evaluation, above max_dim={self.max_dim}; "
                 "use estimator='hutchinson_rademacher' (one backward pass per probe), or raise the limit with "
-                "estimator=sk.get_trace_estimator('exact', max_dim=...)")
+                "estimator=sk.get_trace_estimator('exact', max_dim=...)"
+            )
         if n_probes != 1:
-            raise InvalidArgumentError(f"n_probes={n_probes} has no effect with estimator='exact' (it has no probes); pass n_probes=1")
+            raise InvalidArgumentError(
+                f"n_probes={n_probes} has no effect with estimator='exact' (it has no probes); pass n_probes=1"
+            )
 
     def estimate(self, out: Tensor, x: Tensor, probes: Tensor | None) -> Tensor:
         flat_out = out.flatten(1)

@@ -30,4 +30,5 @@ def require_trust(path: str | Path, trust_code: bool) -> None:
         raise UntrustedCodeError(
             f"{str(path)!r} is a TorchScript archive: loading it runs the code inside (PyTorch's security policy "
             "treats it like a program). Load it only if you trust where it came from: trust_code=True "
-            "(CLI --trust-code); or pass the module object and a safetensors/state-dict weights file instead")
+            "(CLI --trust-code); or pass the module object and a safetensors/state-dict weights file instead"
+        )

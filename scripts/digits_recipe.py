@@ -14,9 +14,16 @@ import time
 
 import torch
 
-UNET_CONFIG = dict(sample_size=8, in_channels=1, out_channels=1, block_out_channels=[32, 64], layers_per_block=1,
-                   down_block_types=["DownBlock2D", "DownBlock2D"], up_block_types=["UpBlock2D", "UpBlock2D"],
-                   norm_num_groups=8)
+UNET_CONFIG = dict(
+    sample_size=8,
+    in_channels=1,
+    out_channels=1,
+    block_out_channels=[32, 64],
+    layers_per_block=1,
+    down_block_types=["DownBlock2D", "DownBlock2D"],
+    up_block_types=["UpBlock2D", "UpBlock2D"],
+    norm_num_groups=8,
+)
 
 
 def add_arguments(parser, steps: int) -> None:
@@ -34,7 +41,8 @@ def train(net: torch.nn.Module, loss_fn, x_train: torch.Tensor, y_train: torch.T
     ema = copy.deepcopy(net).requires_grad_(False)
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda i: min(1.0, (i + 1) / 200) * 0.5 * (1 + math.cos(math.pi * min(i, args.steps) / args.steps)))
+        opt, lambda i: min(1.0, (i + 1) / 200) * 0.5 * (1 + math.cos(math.pi * min(i, args.steps) / args.steps))
+    )
     g = torch.Generator().manual_seed(args.seed)
     start, cpu_start, running, log = time.time(), time.process_time(), None, []
     for step in range(args.steps):
@@ -52,8 +60,17 @@ def train(net: torch.nn.Module, loss_fn, x_train: torch.Tensor, y_train: torch.T
         if step % 100 == 0 or step == args.steps - 1:
             log.append({"step": step, "loss_ema": round(running, 5), "seconds": round(time.time() - start, 1)})
             print(json.dumps(log[-1]), flush=True)
-    info = {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "ema": args.ema, "seed": args.seed,
-            "threads": args.threads, "parameters": sum(p.numel() for p in ema.parameters()),
-            "seconds": round(time.time() - start, 1), "cpu_seconds": round(time.process_time() - cpu_start, 1),
-            "final_loss_ema": round(running, 5), "train_images": int(x_train.shape[0])}
+    info = {
+        "steps": args.steps,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "ema": args.ema,
+        "seed": args.seed,
+        "threads": args.threads,
+        "parameters": sum(p.numel() for p in ema.parameters()),
+        "seconds": round(time.time() - start, 1),
+        "cpu_seconds": round(time.process_time() - cpu_start, 1),
+        "final_loss_ema": round(running, 5),
+        "train_images": int(x_train.shape[0]),
+    }
     return ema.eval(), info

@@ -17,6 +17,7 @@ import torch
 
 def main() -> None:
     from safetensors.torch import save_file
+
     from samplekit_models.classifier import WEIGHTS, DigitClassifier
     from samplekit_models.digits import load_digits_split
 
@@ -41,9 +42,15 @@ def main() -> None:
         train_acc = (net(x_tr).argmax(1) == y_tr).double().mean().item()
     WEIGHTS.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(WEIGHTS / "model.safetensors"))
-    info = {"architecture": arch, "held_out_accuracy": round(acc, 4), "train_accuracy": round(train_acc, 4),
-            "final_loss": round(loss.item(), 4), "steps": 3000, "seconds": round(time.time() - start, 1),
-            "parameters": sum(p.numel() for p in net.parameters())}
+    info = {
+        "architecture": arch,
+        "held_out_accuracy": round(acc, 4),
+        "train_accuracy": round(train_acc, 4),
+        "final_loss": round(loss.item(), 4),
+        "steps": 3000,
+        "seconds": round(time.time() - start, 1),
+        "parameters": sum(p.numel() for p in net.parameters()),
+    }
     (WEIGHTS / "config.json").write_text(json.dumps(info, indent=1) + "\n")
     print(json.dumps(info))
 

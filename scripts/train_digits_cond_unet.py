@@ -31,17 +31,19 @@ def main(argv=None) -> None:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
 
-    from samplekit_models.digits import SHAPE, load_digits_split
-
     from samplekit.loading import save_model
     from samplekit.sde import VPSDE
     from samplekit.training.nets import UNet2D
+    from samplekit_models.digits import SHAPE, load_digits_split
 
     torch.manual_seed(args.seed)
     x_train, y_train, _, _ = load_digits_split()
     sde = VPSDE()
-    options = {"config": {**digits_recipe.UNET_CONFIG, "num_class_embeds": NUM_CLASSES + 1}, "time_scale": 1000.0,
-               "null_class": NULL_CLASS}
+    options = {
+        "config": {**digits_recipe.UNET_CONFIG, "num_class_embeds": NUM_CLASSES + 1},
+        "time_scale": 1000.0,
+        "null_class": NULL_CLASS,
+    }
     net = UNet2D(**options)
 
     def loss_fn(net, x0, y, g):
@@ -54,9 +56,20 @@ def main(argv=None) -> None:
 
     ema, info = digits_recipe.train(net, loss_fn, x_train, y_train, args)
     info.update({"p_uncond": args.p_uncond, "null_class": NULL_CLASS, "loss": "eps MSE, t ~ U[t_min, 1]"})
-    save_model(args.out, ema, "unet2d", options, "eps", sde, SHAPE,
-               extra={"name": "digits_cond_unet", "conditioning": {"class_labels": {
-                   "num_classes": NUM_CLASSES, "null_class": NULL_CLASS}}, "training": info})
+    save_model(
+        args.out,
+        ema,
+        "unet2d",
+        options,
+        "eps",
+        sde,
+        SHAPE,
+        extra={
+            "name": "digits_cond_unet",
+            "conditioning": {"class_labels": {"num_classes": NUM_CLASSES, "null_class": NULL_CLASS}},
+            "training": info,
+        },
+    )
     print(json.dumps(info))
 
 

@@ -29,11 +29,10 @@ def main(argv=None) -> None:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
 
-    from samplekit_models.digits import SHAPE, load_digits_split
-
     from samplekit.loading import save_model
     from samplekit.sde import RectifiedFlowSDE
     from samplekit.training.nets import UNet2D
+    from samplekit_models.digits import SHAPE, load_digits_split
 
     torch.manual_seed(args.seed)
     x_train, y_train, _, _ = load_digits_split()
@@ -48,8 +47,16 @@ def main(argv=None) -> None:
 
     ema, info = digits_recipe.train(net, loss_fn, x_train, y_train, args)
     info.update({"loss": "rectified flow: |u_theta(x_t, t) - (eps - x0)|^2, t ~ U[0, 1]"})
-    save_model(args.out, ema, "unet2d", options, "flow", RectifiedFlowSDE(), SHAPE,
-               extra={"name": "digits_flow", "time_convention": "noise_at_1", "training": info})
+    save_model(
+        args.out,
+        ema,
+        "unet2d",
+        options,
+        "flow",
+        RectifiedFlowSDE(),
+        SHAPE,
+        extra={"name": "digits_flow", "time_convention": "noise_at_1", "training": info},
+    )
     print(json.dumps(info))
 
 

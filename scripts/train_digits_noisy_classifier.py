@@ -17,8 +17,9 @@ import time
 from pathlib import Path
 
 import torch
-from samplekit_models.digits_classifier import DEFAULT_WEIGHTS, LAMBDA_RANGE, NoiseConditionalClassifier
 from torch import nn
+
+from samplekit_models.digits_classifier import DEFAULT_WEIGHTS, LAMBDA_RANGE, NoiseConditionalClassifier
 
 
 def _noised(x0, log_snr, eps):
@@ -49,6 +50,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
 
     from safetensors.torch import save_file
+
     from samplekit_models.digits import load_digits_split
 
     torch.set_num_threads(args.threads)
@@ -71,15 +73,24 @@ def main(argv=None) -> None:
         sched.step()
         running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
         if step % 200 == 0 or step == args.steps - 1:
-            print(json.dumps({"step": step, "loss_ema": round(running, 4), "seconds": round(time.time() - start, 1)}),
-                  flush=True)
+            print(
+                json.dumps({"step": step, "loss_ema": round(running, 4), "seconds": round(time.time() - start, 1)}),
+                flush=True,
+            )
     net.eval()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(args.out))
-    info = {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
-            "parameters": sum(p.numel() for p in net.parameters()), "seconds": round(time.time() - start, 1),
-            "final_loss_ema": round(running, 4), "lambda_range": list(LAMBDA_RANGE),
-            "held_out_accuracy_by_log_snr": evaluate(net, x_test, y_test)}
+    info = {
+        "steps": args.steps,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "seed": args.seed,
+        "parameters": sum(p.numel() for p in net.parameters()),
+        "seconds": round(time.time() - start, 1),
+        "final_loss_ema": round(running, 4),
+        "lambda_range": list(LAMBDA_RANGE),
+        "held_out_accuracy_by_log_snr": evaluate(net, x_test, y_test),
+    }
     args.out.with_suffix(".json").write_text(json.dumps(info, indent=1) + "\n")
     print(json.dumps(info))
 

@@ -23,8 +23,14 @@ import torch
 WEIGHTS = Path(__file__).resolve().parents[1] / "plugins" / "samplekit_models" / "weights"
 DEFAULT_OUT = WEIGHTS / "digits_unet"
 
-SCHEDULER_CONFIG = dict(num_train_timesteps=1000, beta_start=1e-4, beta_end=0.02, beta_schedule="linear",
-                        prediction_type="epsilon", clip_sample=False)
+SCHEDULER_CONFIG = dict(
+    num_train_timesteps=1000,
+    beta_start=1e-4,
+    beta_end=0.02,
+    beta_schedule="linear",
+    prediction_type="epsilon",
+    clip_sample=False,
+)
 
 
 def main(argv=None) -> None:

@@ -41,19 +41,45 @@ def main(argv=None) -> None:
     sde = VPSDE()
     data = ring2d().sample(20_000, generator=torch.Generator().manual_seed(args.seed), dtype=torch.float32)
     net = TimeMLP(**ARCH)
-    trainer = Trainer(net, sde, data, parametrization="eps", loss="dsm", weighting="eps",
-                      batch_size=args.batch_size, lr=args.lr, seed=args.seed)
+    trainer = Trainer(
+        net,
+        sde,
+        data,
+        parametrization="eps",
+        loss="dsm",
+        weighting="eps",
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+    )
     start = time.time()
     history = trainer.fit(args.steps)
     seconds = time.time() - start
     final = sum(history[-200:]) / len(history[-200:])
-    save_model(args.out, net, "mlp", ARCH, "eps", sde, (2,),
-               extra={"name": "ring2d_mlp", "training": {"data": "ring2d, 20000 exact samples", "loss": "dsm",
-                                                          "weighting": "eps", "steps": args.steps,
-                                                          "batch_size": args.batch_size, "lr": args.lr,
-                                                          "seed": args.seed, "seconds": round(seconds, 1),
-                                                          "final_loss_mean200": round(final, 5),
-                                                          "parameters": sum(p.numel() for p in net.parameters())}})
+    save_model(
+        args.out,
+        net,
+        "mlp",
+        ARCH,
+        "eps",
+        sde,
+        (2,),
+        extra={
+            "name": "ring2d_mlp",
+            "training": {
+                "data": "ring2d, 20000 exact samples",
+                "loss": "dsm",
+                "weighting": "eps",
+                "steps": args.steps,
+                "batch_size": args.batch_size,
+                "lr": args.lr,
+                "seed": args.seed,
+                "seconds": round(seconds, 1),
+                "final_loss_mean200": round(final, 5),
+                "parameters": sum(p.numel() for p in net.parameters()),
+            },
+        },
+    )
     print(json.dumps({"seconds": round(seconds, 1), "final_loss": round(final, 5)}))
 
 

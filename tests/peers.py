@@ -22,8 +22,9 @@ def kdiffusion_sampling():
         return sys.modules["k_diffusion.sampling"]
     spec = importlib.util.find_spec("k_diffusion")
     if spec is None or not spec.submodule_search_locations:
-        pytest.fail("k-diffusion is not installed: `pip install --no-deps k-diffusion==0.1.1.post1` "
-                    "(make install does this)")
+        pytest.fail(
+            "k-diffusion is not installed: `pip install --no-deps k-diffusion==0.1.1.post1` (make install does this)"
+        )
     root = Path(list(spec.submodule_search_locations)[0])
     package = types.ModuleType("k_diffusion")
     package.__path__ = [str(root)]

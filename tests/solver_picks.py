@@ -9,9 +9,14 @@ PREFERRED = {False: ("ode_heun", "edm_heun", "dpmpp_2m", "ddim", "ode_euler"), T
 
 
 def fixed_step(stochastic: bool) -> list[str]:
-    return [c.name for c in sk.available("solver")
-            if bool(c.info.get("stochastic")) == stochastic and not c.info.get("adaptive")
-            and "vp" in (c.info.get("sde_families") or ["vp"]) and c.info.get("samples_target", True)]
+    return [
+        c.name
+        for c in sk.available("solver")
+        if bool(c.info.get("stochastic")) == stochastic
+        and not c.info.get("adaptive")
+        and "vp" in (c.info.get("sde_families") or ["vp"])
+        and c.info.get("samples_target", True)
+    ]
 
 
 def pick(stochastic: bool) -> str:

@@ -57,27 +57,47 @@ def test_bench_runs_a_suite_prints_the_table_and_writes_the_figures(tmp_path, sm
 
 def test_options_override_the_suite(tmp_path, small_suite):
     out = tmp_path / "out"
-    result = invoke("--suite", small_suite, "--out", out, "--solvers", "em_quad", "--nfe", "3", "--seeds", "1,2",
-                    "--metrics", "mean_error", "-n", "100", "--no-plots")
+    result = invoke(
+        "--suite",
+        small_suite,
+        "--out",
+        out,
+        "--solvers",
+        "em_quad",
+        "--nfe",
+        "3",
+        "--seeds",
+        "1,2",
+        "--metrics",
+        "mean_error",
+        "-n",
+        "100",
+        "--no-plots",
+    )
     assert result.exit_code == 0, result.output
     cells = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     runs = [c for c in cells if c["kind"] == "cell"]
-    assert {(c["label"], c["nfe"], c["seed"], c["num_samples"]) for c in runs} == \
-        {("em_quad", 3, 1, 100), ("em_quad", 3, 2, 100)}
+    assert {(c["label"], c["nfe"], c["seed"], c["num_samples"]) for c in runs} == {
+        ("em_quad", 3, 1, 100),
+        ("em_quad", 3, 2, 100),
+    }
     assert all(set(c["metrics"]) == {"mean_error"} for c in cells)
     assert "mean err" in result.output
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--solvers", "eulr_maruyama"], "unknown solver 'eulr_maruyama'"),
-    (["--targets", "ring3d"], "unknown target 'ring3d'"),
-    (["--metrics", "mmdd"], "unknown metric 'mmdd'"),
-    (["--nfe", "5,x"], "comma-separated list of ints"),
-    (["--nfe", "0"], "positive integers"),
-    (["--model", "m.pt"], "--model and --loader go together"),
-    (["--reference", "r.npz"], "--model and --loader go together"),
-    (["--model", "m.pt", "--loader", "nope", "--reference", "r.npz"], "unknown model_loader 'nope'"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--solvers", "eulr_maruyama"], "unknown solver 'eulr_maruyama'"),
+        (["--targets", "ring3d"], "unknown target 'ring3d'"),
+        (["--metrics", "mmdd"], "unknown metric 'mmdd'"),
+        (["--nfe", "5,x"], "comma-separated list of ints"),
+        (["--nfe", "0"], "positive integers"),
+        (["--model", "m.pt"], "--model and --loader go together"),
+        (["--reference", "r.npz"], "--model and --loader go together"),
+        (["--model", "m.pt", "--loader", "nope", "--reference", "r.npz"], "unknown model_loader 'nope'"),
+    ],
+)
 def test_bad_input_is_a_clear_error_before_any_work(tmp_path, small_suite, args, message):
     out = tmp_path / "out"
     result = invoke("--suite", small_suite, "--out", out, *args)
@@ -96,19 +116,34 @@ def test_a_missing_or_broken_suite_file_is_a_clear_error(tmp_path):
 
 
 def test_bench_with_a_users_model_through_a_loader_plugin(tmp_path, fresh_registry, monkeypatch, small_suite):
-    from test_bench_runner import loader_plugin
-
     import samplekit as sk
+    from test_bench_runner import loader_plugin
 
     registry = fresh_registry(loader_plugin(sk.VPSDE()), builtins=("samplekit_builtin",))
     monkeypatch.setattr(samplekit.plugins, "get_registry", lambda: registry)
     mix = ring2d()
-    np.savez(tmp_path / "ring_model.npz", weights=mix.weights.numpy(), means=mix.means.numpy(),
-             covs=mix.covariances.numpy())
+    np.savez(
+        tmp_path / "ring_model.npz", weights=mix.weights.numpy(), means=mix.means.numpy(), covs=mix.covariances.numpy()
+    )
     np.save(tmp_path / "ref.npy", mix.sample(800, torch.Generator().manual_seed(1)).numpy())
     out = tmp_path / "out"
-    result = invoke("--suite", small_suite, "--out", out, "--targets", "gmm16_full", "--nfe", "4", "--no-plots",
-                    "--model", tmp_path / "ring_model.npz", "--loader", "toy_npz", "--reference", tmp_path / "ref.npy")
+    result = invoke(
+        "--suite",
+        small_suite,
+        "--out",
+        out,
+        "--targets",
+        "gmm16_full",
+        "--nfe",
+        "4",
+        "--no-plots",
+        "--model",
+        tmp_path / "ring_model.npz",
+        "--loader",
+        "toy_npz",
+        "--reference",
+        tmp_path / "ref.npy",
+    )
     assert result.exit_code == 0, result.output
     records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     assert {r["target"] for r in records} == {"gmm16_full", "ring_model"}
@@ -120,10 +155,11 @@ def test_the_default_suite_ships_inside_the_package_and_matches_the_repo_copy():
     assert suite_module.PACKAGED_DEFAULT.read_text() == repo_copy.read_text()
     assert suite_module.default_suite_path() == repo_copy
     suite = suite_module.load_suite(suite_module.PACKAGED_DEFAULT)
-    assert suite.name == "default" and {"ring2d", "gmm16_full", "gmm64_diag", "ring2d_mlp",
-                                        "digits_unet"} <= set(suite.targets)
+    assert suite.name == "default" and {"ring2d", "gmm16_full", "gmm64_diag", "ring2d_mlp", "digits_unet"} <= set(
+        suite.targets
+    )
     registry = get_registry()
-    cells = build_cells(suite, registry, validate(suite, registry))     # every name in it is registered
+    cells = build_cells(suite, registry, validate(suite, registry))  # every name in it is registered
     assert len(cells) > len(suite.targets) * len(suite.seeds)
 
 
@@ -133,12 +169,12 @@ def test_ctrl_c_keeps_finished_cells_and_a_rerun_resumes(tmp_path, fresh_registr
     registry = fresh_registry(toy.toy_plugin(), builtins=("samplekit_builtin",))
     monkeypatch.setattr(samplekit.plugins, "get_registry", lambda: registry)
     suite = tmp_path / "s.toml"
-    suite.write_text(SMALL.replace('solvers = [', 'solvers = ["counted_em", "crasher", '))
+    suite.write_text(SMALL.replace("solvers = [", 'solvers = ["counted_em", "crasher", '))
     out = tmp_path / "out"
     toy.CALLS["counted_em"], toy.CRASH["on"] = 0, True
     result = invoke("--suite", suite, "--out", out, "--no-plots")
     assert result.exit_code == 130 and "rerun the same command to resume" in result.output
-    assert len((out / "results.jsonl").read_text().splitlines()) == 1 + 2    # the floor and counted_em's cells
+    assert len((out / "results.jsonl").read_text().splitlines()) == 1 + 2  # the floor and counted_em's cells
     toy.CRASH["on"] = False
     result = invoke("--suite", suite, "--out", out, "--no-plots")
     assert result.exit_code == 0, result.output

@@ -33,9 +33,27 @@ pytestmark = pytest.mark.skipif(TORCHRUN is None, reason="torchrun is not instal
 
 def torchrun(suite: Path, out: Path) -> str:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "SAMPLEKIT_DISABLE_PLUGINS": "samplekit_models"}
-    proc = subprocess.run([TORCHRUN, "--standalone", "--nproc-per-node", "2", "-m", "samplekit", "bench",
-                           "--suite", str(suite), "--out", str(out), "--no-progress", "--no-plots"],
-                          env=env, capture_output=True, text=True, timeout=240)
+    proc = subprocess.run(
+        [
+            TORCHRUN,
+            "--standalone",
+            "--nproc-per-node",
+            "2",
+            "-m",
+            "samplekit",
+            "bench",
+            "--suite",
+            str(suite),
+            "--out",
+            str(out),
+            "--no-progress",
+            "--no-plots",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc.stdout + proc.stderr
 
@@ -52,8 +70,9 @@ def suite(tmp_path):
 
 
 def test_two_ranks_write_disjoint_shards_and_the_single_process_table(tmp_path, suite):
-    single = CliRunner().invoke(bench_command, ["--suite", str(suite), "--out", str(tmp_path / "one"),
-                                                "--no-progress", "--no-plots"])
+    single = CliRunner().invoke(
+        bench_command, ["--suite", str(suite), "--out", str(tmp_path / "one"), "--no-progress", "--no-plots"]
+    )
     assert single.exit_code == 0, single.output
     out = tmp_path / "two"
     torchrun(suite, out)
@@ -74,6 +93,6 @@ def test_a_rank_redoes_only_its_lost_cells(tmp_path, suite):
     shard.write_text("".join(lines[:-3]))
     before0 = (out / "results.rank0.jsonl").read_text()
     torchrun(suite, out)
-    assert (out / "results.rank0.jsonl").read_text() == before0            # rank 0 had nothing to do
+    assert (out / "results.rank0.jsonl").read_text() == before0  # rank 0 had nothing to do
     assert len(shard.read_text().splitlines()) == len(lines)
     assert (out / "table.md").read_text() == table

@@ -59,9 +59,12 @@ def test_mmd_between_gaussians_matches_the_closed_form():
     d, h, s1, s2 = 2, 1.5, 1.0, 0.7
     m1, m2 = [0.0, 0.0], [1.0, 0.5]
     x, y = gaussian(3000, m1, s1, 2), gaussian(3000, m2, s2, 3)
-    dm2 = 1.0 ** 2 + 0.5 ** 2
-    expected = (rbf_expectation(0.0, 2 * s1 ** 2, h, d) + rbf_expectation(0.0, 2 * s2 ** 2, h, d)
-                - 2 * rbf_expectation(dm2, s1 ** 2 + s2 ** 2, h, d))
+    dm2 = 1.0**2 + 0.5**2
+    expected = (
+        rbf_expectation(0.0, 2 * s1**2, h, d)
+        + rbf_expectation(0.0, 2 * s2**2, h, d)
+        - 2 * rbf_expectation(dm2, s1**2 + s2**2, h, d)
+    )
     assert metrics.mmd_rbf(x, y, bandwidth=h) == pytest.approx(expected, abs=0.02)  # ~3.5 std of the estimate
     assert expected > 0.1  # the case is not trivially near zero
 
@@ -91,7 +94,7 @@ def test_energy_distance_known_cases():
     s1, s2, dm = 1.0, 2.0, 1.5
     z = normal_quantiles(2000)[:, None]
     x, y = s1 * z, dm + s2 * z
-    expected = 2 * expected_abs(dm, s1 ** 2 + s2 ** 2) - expected_abs(0, 2 * s1 ** 2) - expected_abs(0, 2 * s2 ** 2)
+    expected = 2 * expected_abs(dm, s1**2 + s2**2) - expected_abs(0, 2 * s1**2) - expected_abs(0, 2 * s2**2)
     assert metrics.energy_distance(x, y) == pytest.approx(expected, abs=5e-3)
     assert metrics.energy_distance(x, y + 0.1) != pytest.approx(expected, abs=5e-3)
     # identical sets: -2/n times the mean off-diagonal distance (U-statistics), i.e. near zero
@@ -106,7 +109,7 @@ def test_mean_and_covariance_errors_are_exact_for_shifts_and_scalings(shift, sca
     assert metrics.mean_error(x + c, x) == pytest.approx(float(c.norm()), abs=1e-9)
     assert metrics.covariance_error(x + c, x) == pytest.approx(0.0, abs=1e-9)
     # Cov(a x) = a^2 Cov(x): relative Frobenius error |a^2 - 1|
-    assert metrics.covariance_error(scale * x, x) == pytest.approx(abs(scale ** 2 - 1), rel=1e-9, abs=1e-12)
+    assert metrics.covariance_error(scale * x, x) == pytest.approx(abs(scale**2 - 1), rel=1e-9, abs=1e-12)
 
 
 def test_log_density_gap_of_a_widened_gaussian():
@@ -127,8 +130,11 @@ def test_every_registered_metric_declares_its_direction_and_checks_its_input(nam
     # a metric for one kind of data declares it (sample_shape); the generic ones get 2-D points
     shape = tuple(info.info.get("sample_shape", (2,)))
     x = gaussian(64, [0.0] * math.prod(shape), 1.0, 11).reshape(64, *shape)
-    kw = {"log_prob": GaussianMixture([1.0], torch.zeros(1, 2), torch.ones(1, 2)).log_prob} \
-        if info.info.get("needs_log_prob") else {}
+    kw = (
+        {"log_prob": GaussianMixture([1.0], torch.zeros(1, 2), torch.ones(1, 2)).log_prob}
+        if info.info.get("needs_log_prob")
+        else {}
+    )
     if info.info.get("needs_mixture"):
         kw["mixture"] = GaussianMixture([1.0, 2.0], torch.tensor([[0.0, 0.0], [3.0, 0.0]]), torch.ones(2, 2))
     assert math.isfinite(fn(x, x + 1.0, **kw))

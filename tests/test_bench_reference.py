@@ -60,7 +60,7 @@ def test_prior_draw_is_the_x_T_that_sample_draws_for_the_seed():
 
 def test_pooled_moments_over_seeds_are_those_of_all_samples():
     g = torch.Generator().manual_seed(0)
-    parts = [torch.randn(n, generator=g, **f64) * s + mu for n, s, mu in ((50, 1.0, 0.0), (70, 2.0, 1.0), (9, .5, 3))]
+    parts = [torch.randn(n, generator=g, **f64) * s + mu for n, s, mu in ((50, 1.0, 0.0), (70, 2.0, 1.0), (9, 0.5, 3))]
     mean, sd, n = stats.pool([stats.per_sample(p) for p in parts])
     allv = torch.cat(parts)
     assert n == 129 and mean == pytest.approx(float(allv.mean()), rel=1e-12)
@@ -69,24 +69,25 @@ def test_pooled_moments_over_seeds_are_those_of_all_samples():
 
 def test_abs_gap_interval_folds_at_zero():
     assert stats.abs_gap_interval([[1.0, 0.0, 10]], 0.5) == stats.Estimate(0.5, 0.5, 0.5)
-    e = stats.abs_gap_interval([[0.0, 1.0, 100]], 0.1)                # interval of the shift straddles 0
+    e = stats.abs_gap_interval([[0.0, 1.0, 100]], 0.1)  # interval of the shift straddles 0
     assert e.lo == 0.0 and e.hi == pytest.approx(0.1 + 1.959964 * 0.1) and e.value == pytest.approx(0.1)
-    e = stats.abs_gap_interval([[0.0, 1.0, 100]], 1.0)                # wholly negative: mirrored
+    e = stats.abs_gap_interval([[0.0, 1.0, 100]], 1.0)  # wholly negative: mirrored
     assert (e.lo, e.hi) == (pytest.approx(1 - 0.196, abs=1e-3), pytest.approx(1 + 0.196, abs=1e-3))
 
 
 def test_paired_differences_separate_what_overlapping_intervals_cannot():
     g = torch.Generator().manual_seed(1)
-    hard = torch.rand(2000, generator=g, **f64) ** 4 * 10           # heavy-tailed per-sample errors
-    a, b = hard.numpy(), (hard * 1.02).numpy()                       # b is 2% worse on every sample
+    hard = torch.rand(2000, generator=g, **f64) ** 4 * 10  # heavy-tailed per-sample errors
+    a, b = hard.numpy(), (hard * 1.02).numpy()  # b is 2% worse on every sample
     ea, eb = (stats.mean_interval([stats.per_sample(torch.as_tensor(v))]) for v in (a, b))
-    assert eb.lo < ea.hi                                             # unpaired: tied
+    assert eb.lo < ea.hi  # unpaired: tied
     assert stats.tie_groups([("a", ea), ("b", eb)]) == [["a", "b"]]
     assert stats.paired_tie_groups([("a", ea, a), ("b", eb, b)]) == [["a"], ["b"]]
-    noise = torch.randn(2000, generator=g, **f64).numpy() * 0.5     # no systematic difference: tied
+    noise = torch.randn(2000, generator=g, **f64).numpy() * 0.5  # no systematic difference: tied
     ec = stats.mean_interval([stats.per_sample(torch.as_tensor(a + noise))])
-    assert stats.paired_tie_groups([("a", ea, a), ("c", ec, a + noise)])[0] == sorted(["a", "c"], key=lambda k: {
-        "a": ea.value, "c": ec.value}[k])
+    assert stats.paired_tie_groups([("a", ea, a), ("c", ec, a + noise)])[0] == sorted(
+        ["a", "c"], key=lambda k: {"a": ea.value, "c": ec.value}[k]
+    )
 
 
 def test_per_sample_values_survive_their_compact_encoding():
@@ -101,22 +102,29 @@ def test_sw2_bootstrap_se_matches_the_spread_over_independent_sets():
     y = mix.sample(1000, generator=torch.Generator().manual_seed(100))
     dirs = metrics.fixed_directions(16, 256, 0)
     se = stats.sw2_bootstrap_se(mix.sample(1000, generator=torch.Generator().manual_seed(0)), y, dirs, 25)
-    spread = torch.tensor([metrics.sliced_wasserstein(mix.sample(1000, generator=torch.Generator().manual_seed(s)),
-                                                      mix.sample(1000, generator=torch.Generator().manual_seed(s + 50)))
-                           for s in range(1, 13)]).std()
+    spread = torch.tensor(
+        [
+            metrics.sliced_wasserstein(
+                mix.sample(1000, generator=torch.Generator().manual_seed(s)),
+                mix.sample(1000, generator=torch.Generator().manual_seed(s + 50)),
+            )
+            for s in range(1, 13)
+        ]
+    ).std()
     assert 0.5 < se / float(spread) < 2.0
 
 
 def test_log_density_gap_against_the_entropy_of_a_gaussian():
     s, d = 0.8, 3
     mix = GaussianMixture([1.0], torch.zeros(1, d, **f64), torch.full((1, d), s * s, **f64))
-    entropy = 0.5 * d * math.log(2 * math.pi * math.e * s * s)          # E_p log p = -entropy
+    entropy = 0.5 * d * math.log(2 * math.pi * math.e * s * s)  # E_p log p = -entropy
     x = mix.sample(4000, generator=torch.Generator().manual_seed(0))
     gap = metrics.log_density_gap(x, x, mix.log_prob, expected=-entropy)
-    assert gap < 4 * math.sqrt(d / 2) / math.sqrt(4000)                  # sd of log p is sqrt(d/2)
+    assert gap < 4 * math.sqrt(d / 2) / math.sqrt(4000)  # sd of log p is sqrt(d/2)
     # widened by 1.1: E log p drops by d (1.21 - 1) / 2; within 4 standard errors (sd of log p(1.1 X): 1.21 sqrt(d/2))
     assert metrics.log_density_gap(1.1 * x, x, mix.log_prob, expected=-entropy) == pytest.approx(
-        0.5 * d * (1.21 - 1), abs=4 * 1.21 * math.sqrt(d / 2) / math.sqrt(4000))
+        0.5 * d * (1.21 - 1), abs=4 * 1.21 * math.sqrt(d / 2) / math.sqrt(4000)
+    )
 
 
 def test_mode_weight_tv_of_separated_modes():
@@ -124,7 +132,7 @@ def test_mode_weight_tv_of_separated_modes():
     x = mix.sample(5000, generator=torch.Generator().manual_seed(0))
     assert metrics.mode_weight_tv(x, x, mix) < 0.02
     only_last = mix.component(2).sample(1000, generator=torch.Generator().manual_seed(1))
-    assert metrics.mode_weight_tv(only_last, x, mix) == pytest.approx(0.5, abs=1e-6)   # 1 - w_3
+    assert metrics.mode_weight_tv(only_last, x, mix) == pytest.approx(0.5, abs=1e-6)  # 1 - w_3
 
 
 SUITE = """
@@ -182,8 +190,8 @@ def test_on_an_exact_target_the_extra_metrics_have_intervals(tmp_path):
     frame = load_results(out)
     cells = frame[frame.kind == "cell"]
     assert cells.se_mode_tv.notna().all() and cells.logp_mean.notna().all() and cells.se_sliced_w2.notna().all()
-    assert cells[cells.stochastic == False].flow_error.notna().all()          # noqa: E712
-    assert cells[cells.stochastic == True].flow_error.isna().all()            # noqa: E712
+    assert cells[cells.stochastic == False].flow_error.notna().all()  # noqa: E712
+    assert cells[cells.stochastic == True].flow_error.isna().all()  # noqa: E712
     table = (out / "table.md").read_text()
     assert "Resolution: NFE 6: 2 deterministic solvers" in table
     assert "| logp gap | mode TV | dist. to ODE ref |" in table
@@ -196,5 +204,5 @@ def test_every_solver_in_a_figure_has_a_colour_of_its_own_and_its_family_a_line_
     labels = [f"s{i}" for i in range(45)]
     family = {lab: ("deterministic ODE", "stochastic", "adaptive ODE")[i % 3] for i, lab in enumerate(labels)}
     look = styles(labels, family)
-    assert len({tuple(c) for c, _, _ in look.values()}) == 45                  # no colour used twice
+    assert len({tuple(c) for c, _, _ in look.values()}) == 45  # no colour used twice
     assert all(look[lab][2] == FAMILY_STYLE[family[lab]] for lab in labels)

@@ -44,15 +44,41 @@ def invoke(*args):
 
 def test_overrides_of_targets_not_selected_are_ignored(tmp_path):
     # the default suite overrides digits_unet; selecting ring2d alone must not trip on it
-    result = invoke("--targets", "ring2d", "--solvers", "ode_euler", "--nfe", "4", "--seeds", "0", "-n", "100",
-                    "--metrics", "sliced_w2", "--out", tmp_path / "o")
+    result = invoke(
+        "--targets",
+        "ring2d",
+        "--solvers",
+        "ode_euler",
+        "--nfe",
+        "4",
+        "--seeds",
+        "0",
+        "-n",
+        "100",
+        "--metrics",
+        "sliced_w2",
+        "--out",
+        tmp_path / "o",
+    )
     assert result.exit_code == 0, result.output
     assert "## ring2d (vp)" in result.output and "digits_unet" not in result.output
 
 
 def test_every_unknown_name_is_reported_at_once_before_any_work(tmp_path, suite):
-    result = invoke("--suite", suite, "--out", tmp_path / "o", "--targets", "ring2d,ring2dd",
-                    "--solvers", "ode_euler,no_such_solver", "--metrics", "sliced_w2,swd", "--sdes", "vp,vpp")
+    result = invoke(
+        "--suite",
+        suite,
+        "--out",
+        tmp_path / "o",
+        "--targets",
+        "ring2d,ring2dd",
+        "--solvers",
+        "ode_euler,no_such_solver",
+        "--metrics",
+        "sliced_w2,swd",
+        "--sdes",
+        "vp,vpp",
+    )
     assert result.exit_code != 0
     for name in ("target 'ring2dd'", "solver 'no_such_solver'", "metric 'swd'", "sde 'vpp'"):
         assert name in result.output, result.output
@@ -81,10 +107,10 @@ def test_a_second_run_on_the_same_out_is_refused_and_a_stale_lock_taken_over(tmp
     finally:
         holder.kill()
         holder.wait()
-    result = invoke("--suite", suite, "--out", out)                 # its process is gone: the lock is stale
+    result = invoke("--suite", suite, "--out", out)  # its process is gone: the lock is stale
     assert result.exit_code == 0, result.output
     assert f"took over a stale lock of pid {holder.pid}" in result.output
-    assert not (out / ".lock").exists()                              # released at the end
+    assert not (out / ".lock").exists()  # released at the end
 
 
 def test_a_torn_last_line_is_dropped_with_a_warning_and_the_cell_rerun(tmp_path, suite):
@@ -93,11 +119,11 @@ def test_a_torn_last_line_is_dropped_with_a_warning_and_the_cell_rerun(tmp_path,
     assert invoke("--suite", suite, "--out", out).exit_code == 0
     path = out / "results.jsonl"
     lines = path.read_bytes().splitlines(keepends=True)
-    path.write_bytes(b"".join(lines[:-1]) + lines[-1][: len(lines[-1]) // 2])     # died while writing
+    path.write_bytes(b"".join(lines[:-1]) + lines[-1][: len(lines[-1]) // 2])  # died while writing
     result = invoke("--suite", suite, "--out", out)
     assert result.exit_code == 0, result.output
     assert f"its last line {len(lines)} is cut short" in result.output and "1 cells ok" in result.output
-    assert all(json.loads(line) for line in path.read_text().splitlines())       # repaired, whole lines
+    assert all(json.loads(line) for line in path.read_text().splitlines())  # repaired, whole lines
     assert (out / "table.md").read_text() == (tmp_path / "clean" / "table.md").read_text()
     assert clean.exit_code == 0
 
@@ -132,9 +158,13 @@ def test_records_with_missing_fields_are_reported_and_recomputed(tmp_path, suite
 
 def _bench(suite: Path, out: Path) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "SAMPLEKIT_DISABLE_PLUGINS": "samplekit_models"}
-    return subprocess.Popen([sys.executable, "-c", BENCH_MAIN, "--suite", str(suite), "--out", str(out),
-                             "--no-progress", "--no-plots"], cwd=tmp_cwd(out), env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [sys.executable, "-c", BENCH_MAIN, "--suite", str(suite), "--out", str(out), "--no-progress", "--no-plots"],
+        cwd=tmp_cwd(out),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
 
 
 def tmp_cwd(out: Path) -> Path:
@@ -143,8 +173,11 @@ def tmp_cwd(out: Path) -> Path:
 
 def test_kill_9_mid_run_then_rerun_gives_the_uninterrupted_table(tmp_path):
     suite = tmp_path / "k.toml"
-    suite.write_text(SMALL.replace("[4, 8]", "[4, 8, 16, 32]").replace("num_samples = 200", "num_samples = 400")
-                     .replace('"euler_maruyama"]', '"euler_maruyama", "ode_heun", "ddpm"]'))
+    suite.write_text(
+        SMALL.replace("[4, 8]", "[4, 8, 16, 32]")
+        .replace("num_samples = 200", "num_samples = 400")
+        .replace('"euler_maruyama"]', '"euler_maruyama", "ode_heun", "ddpm"]')
+    )
     clean = invoke("--suite", suite, "--out", tmp_path / "clean")
     assert clean.exit_code == 0, clean.output
     out = tmp_path / "o"
@@ -158,7 +191,7 @@ def test_kill_9_mid_run_then_rerun_gives_the_uninterrupted_table(tmp_path):
     assert proc.poll() is None, "the run finished before it could be killed: " + proc.stdout.read().decode()
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert (out / ".lock").exists()                          # left behind by the killed run
+    assert (out / ".lock").exists()  # left behind by the killed run
     done = len(results.read_bytes().splitlines())
     rerun = _bench(suite, out)
     output = rerun.communicate(timeout=300)[0].decode()

@@ -118,8 +118,15 @@ def registry(fresh_registry):
 
 
 def make_suite(**kw):
-    base = dict(name="t", targets=["ring2d"], solvers=["counted_em"], nfe=[2, 8], seeds=[0, 1],
-                num_samples=200, metrics=["sliced_w2", "mmd", "logp_gap"])
+    base = dict(
+        name="t",
+        targets=["ring2d"],
+        solvers=["counted_em"],
+        nfe=[2, 8],
+        seeds=[0, 1],
+        num_samples=200,
+        metrics=["sliced_w2", "mmd", "logp_gap"],
+    )
     return suite_from_dict({**base, **kw})
 
 
@@ -136,7 +143,7 @@ def test_resume_after_a_crash_loses_nothing_finished_and_redoes_nothing(tmp_path
     CRASH["on"] = True
     with pytest.raises(KeyboardInterrupt):
         run(suite, tmp_path / "a", registry)
-    lines = read_lines(tmp_path / "a" / "results.jsonl")          # every line whole and parseable
+    lines = read_lines(tmp_path / "a" / "results.jsonl")  # every line whole and parseable
     assert [r["kind"] for r in lines] == ["floor"] * 2 + ["cell"] * 4
     assert all(r["solver"] == "counted_em" and r["status"] == "ok" for r in lines[2:])
     assert CALLS["counted_em"] == 4
@@ -144,9 +151,9 @@ def test_resume_after_a_crash_loses_nothing_finished_and_redoes_nothing(tmp_path
     CRASH["on"] = False
     outcome = run(suite, tmp_path / "a", registry)
     assert outcome.counts == {"ok": 4, "failed": 0, "skipped": 0, "already_done": 6}
-    assert CALLS["counted_em"] == 4                                # finished cells were not rerun
+    assert CALLS["counted_em"] == 4  # finished cells were not rerun
 
-    clean = run(suite, tmp_path / "b", registry)                   # an uninterrupted run gives the same results
+    clean = run(suite, tmp_path / "b", registry)  # an uninterrupted run gives the same results
     assert CALLS["counted_em"] == 8
     for key, rec in clean.records.items():
         assert outcome.records[key]["metrics"] == rec["metrics"]
@@ -154,8 +161,7 @@ def test_resume_after_a_crash_loses_nothing_finished_and_redoes_nothing(tmp_path
 
 
 def test_failed_and_skipped_cells_are_recorded_and_the_run_goes_on(tmp_path, registry):
-    suite = make_suite(solvers=["boom", "nan_solver", "needs_four", "ve_only", "overspender", "counted_em"],
-                       seeds=[0])
+    suite = make_suite(solvers=["boom", "nan_solver", "needs_four", "ve_only", "overspender", "counted_em"], seeds=[0])
     outcome = run(suite, tmp_path, registry)
     by = {(r["solver"], r["nfe"]): r for r in outcome.records.values() if r["kind"] == "cell"}
     for nfe in (2, 8):
@@ -183,13 +189,14 @@ def test_the_table_marks_the_best_of_each_column_and_shows_the_floor(tmp_path, r
     suite = make_suite(solvers=["counted_em", "needs_four", {"name": "euler_maruyama", "label": "em"}], seeds=[0])
     outcome = run(suite, tmp_path, registry)
     table = (tmp_path / "table.md").read_text()
-    col8 = {r["label"]: r["metrics"]["sliced_w2"] for r in outcome.records.values()
-            if r["kind"] == "cell" and r["nfe"] == 8}
+    col8 = {
+        r["label"]: r["metrics"]["sliced_w2"] for r in outcome.records.values() if r["kind"] == "cell" and r["nfe"] == 8
+    }
     best = min(col8, key=col8.get)
     row = next(line for line in table.splitlines() if line.startswith(f"| {best} |"))
-    cell = row.split("|")[4].strip()                                # value ±95% half-width (rank 1), in bold
+    cell = row.split("|")[4].strip()  # value ±95% half-width (rank 1), in bold
     assert cell.startswith(f"**{col8[best]:.3g} ±") and cell.endswith(" (1)**")
-    assert table.count("**") >= 4                                  # one best per column of the headline table
+    assert table.count("**") >= 4  # one best per column of the headline table
     floor = next(r for r in outcome.records.values() if r["kind"] == "floor")["metrics"]["sliced_w2"]
     assert f"| *noise floor* | | *{floor:.3g}* | *{floor:.3g}* |" in table
 
@@ -209,14 +216,17 @@ def test_a_corrupt_results_file_is_refused_and_left_untouched(tmp_path, registry
         assert not (tmp_path / "table.md").exists()
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"solvers": ["counted_emm"]}, "did you mean 'counted_em'"),
-    ({"targets": ["ring3d"]}, "unknown target 'ring3d'"),
-    ({"metrics": ["sliced_w3"]}, "unknown metric 'sliced_w3'"),
-    ({"sdes": ["vpp"]}, "unknown sde 'vpp'"),
-    ({"solvers": [{"name": "counted_em", "options": {"eta": 1}}]}, "has no option 'eta'"),
-    ({"solvers": [{"name": "counted_em", "tolerances": [0.1]}]}, "not adaptive"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"solvers": ["counted_emm"]}, "did you mean 'counted_em'"),
+        ({"targets": ["ring3d"]}, "unknown target 'ring3d'"),
+        ({"metrics": ["sliced_w3"]}, "unknown metric 'sliced_w3'"),
+        ({"sdes": ["vpp"]}, "unknown sde 'vpp'"),
+        ({"solvers": [{"name": "counted_em", "options": {"eta": 1}}]}, "has no option 'eta'"),
+        ({"solvers": [{"name": "counted_em", "tolerances": [0.1]}]}, "not adaptive"),
+    ],
+)
 def test_bad_names_and_options_fail_before_any_work(tmp_path, registry, change, message):
     with pytest.raises((sk.SamplekitError, ValueError), match=message):
         run(make_suite(**change), tmp_path / "out", registry)
@@ -233,14 +243,16 @@ def test_suite_files_are_checked(tmp_path):
 
 
 def test_adaptive_solvers_sweep_tolerances_and_report_their_real_nfe(tmp_path, registry):
-    suite = make_suite(solvers=["toy_adaptive", "counted_em"], tolerances=[0.25, 0.1, 0.05], nfe=[4, 8, 16],
-                       seeds=[0])
+    suite = make_suite(solvers=["toy_adaptive", "counted_em"], tolerances=[0.25, 0.1, 0.05], nfe=[4, 8, 16], seeds=[0])
     outcome = run(suite, tmp_path, registry)
     spent = {r["tol"]: r["nfe_spent"] for r in outcome.records.values() if r.get("solver") == "toy_adaptive"}
-    assert spent == {0.25: 2, 0.1: 5, 0.05: 10}                     # counted, not assumed
-    row = next(line for line in (tmp_path / "table.md").read_text().splitlines()
-               if line.startswith("| toy_adaptive (adaptive) |"))
-    cells = [re.sub(r" \(\d+\)$", "", c.strip().strip("*")) for c in row.split("|")[3:6]]   # drop the rank
+    assert spent == {0.25: 2, 0.1: 5, 0.05: 10}  # counted, not assumed
+    row = next(
+        line
+        for line in (tmp_path / "table.md").read_text().splitlines()
+        if line.startswith("| toy_adaptive (adaptive) |")
+    )
+    cells = [re.sub(r" \(\d+\)$", "", c.strip().strip("*")) for c in row.split("|")[3:6]]  # drop the rank
     assert cells[0].endswith("@2") and cells[1].endswith("@5") and cells[2].endswith(("@5", "@10"))
 
 
@@ -264,19 +276,23 @@ def test_a_users_own_model_with_a_reference_file(tmp_path, fresh_registry):
 
     registry = fresh_registry(loader_plugin(sk.VESDE()), builtins=("samplekit_builtin",))
     mix = ring2d()
-    np.savez(tmp_path / "mine.npz", weights=mix.weights.numpy(), means=mix.means.numpy(),
-             covs=mix.covariances.numpy())
+    np.savez(tmp_path / "mine.npz", weights=mix.weights.numpy(), means=mix.means.numpy(), covs=mix.covariances.numpy())
     np.savez(tmp_path / "data.npz", samples=mix.sample(1000, torch.Generator().manual_seed(3)).numpy())
     target = user_model_target(registry, str(tmp_path / "mine.npz"), "toy_npz", str(tmp_path / "data.npz"))
     suite = make_suite(targets=["mine"], solvers=["euler_maruyama"], nfe=[100], seeds=[0], num_samples=400)
     outcome = run(suite, tmp_path / "out", registry, extra_targets={"mine": target})
     cell = next(r for r in outcome.records.values() if r["kind"] == "cell")
     floor = next(r for r in outcome.records.values() if r["kind"] == "floor")
-    assert cell["sde"] == "ve" and cell["status"] == "ok"          # the model's own SDE, not the suite's vp
-    assert cell["metrics"]["logp_gap"] is None                      # no exact density for a user's model
+    assert cell["sde"] == "ve" and cell["status"] == "ok"  # the model's own SDE, not the suite's vp
+    assert cell["metrics"]["logp_gap"] is None  # no exact density for a user's model
     assert cell["metrics"]["sliced_w2"] < 3 * floor["metrics"]["sliced_w2"]
     with pytest.raises(SuiteError, match="too many"):
-        run(make_suite(targets=["mine"], solvers=["euler_maruyama"], num_samples=600), tmp_path / "x", registry, extra_targets={"mine": target})
+        run(
+            make_suite(targets=["mine"], solvers=["euler_maruyama"], num_samples=600),
+            tmp_path / "x",
+            registry,
+            extra_targets={"mine": target},
+        )
 
 
 def test_a_target_can_restrict_its_sdes(tmp_path, registry):
@@ -288,9 +304,15 @@ def test_a_target_can_restrict_its_sdes(tmp_path, registry):
 
 
 @settings(max_examples=25, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from("abcde"), st.one_of(st.none(), st.floats(allow_nan=False,
-                                                                                       allow_infinity=False),
-                                                                  st.text(max_size=20))), max_size=12))
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from("abcde"),
+            st.one_of(st.none(), st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=20)),
+        ),
+        max_size=12,
+    )
+)
 def test_the_store_reads_back_what_it_wrote_last_record_of_a_key_winning(tmp_path_factory, entries):
     from samplekit.bench.store import ResultsStore
 
@@ -330,5 +352,5 @@ def test_the_floor_averages_independent_sets_against_the_cells_reference(tmp_pat
     ref = reference_set(target, 200, 1)
     sets = [floor_set(target, 200, 1 + FLOOR_REPEAT_STRIDE * k) for k in range(floor["repeats"])]
     each = [sliced_wasserstein(s, ref) for s in sets]
-    assert floor["repeats"] == 4 and len({round(v, 12) for v in each}) == 4      # four different sets
+    assert floor["repeats"] == 4 and len({round(v, 12) for v in each}) == 4  # four different sets
     assert floor["metrics"]["sliced_w2"] == pytest.approx(sum(each) / 4, rel=1e-9)

@@ -43,9 +43,13 @@ def multistep_solvers():
             options = {"eta": 0.0}
         marks = []
         if cls.init is not MultistepSolver.init and "plan_orders" not in inspect.getsource(cls):
-            marks = [pytest.mark.xfail(reason=f"{info.name} keeps DPM-Solver++'s below-15-steps rule (to match its "
-                                              "diffusers peer step by step) and has the same cliff at 15 steps",
-                                       strict=False)]
+            marks = [
+                pytest.mark.xfail(
+                    reason=f"{info.name} keeps DPM-Solver++'s below-15-steps rule (to match its "
+                    "diffusers peer step by step) and has the same cliff at 15 steps",
+                    strict=False,
+                )
+            ]
         out.append(pytest.param(info.name, options, id=info.name, marks=marks))
     return out
 
@@ -76,8 +80,9 @@ def test_discrete_vp_shares_the_vp_reference_endpoint(ring_reference):
     assert float((res.samples - exact).norm(dim=1).max()) < 1e-4
 
 
-@pytest.mark.parametrize("schedule", [c.name for c in sorted(sk.available("schedule"), key=lambda c: c.name)
-                                      if c.name != "optimized"])
+@pytest.mark.parametrize(
+    "schedule", [c.name for c in sorted(sk.available("schedule"), key=lambda c: c.name) if c.name != "optimized"]
+)
 # optimized needs schedule_options model=, solver= (engineer H, issue 12).  ays (SD-tuned levels) converges on
 # the ring more slowly (dpmpp_3m: 0.278 at 5, 0.40 at 15, 0.043 at 30), hence the 5x convergence check below.
 @pytest.mark.parametrize("name,options", multistep_solvers())
@@ -93,11 +98,13 @@ def test_multistep_error_never_rises_materially_with_nfe(ring_reference, name, o
         best = min(errors[:k])
         assert errors[k] <= MAX_RISE * best, (
             f"{name} on {schedule}: error {errors[k]:.3g} at NFE {SWEEP_NFE[k]} is {errors[k] / best:.2f}x the best "
-            f"at fewer NFE ({best:.3g}); errors by NFE: {table}")
+            f"at fewer NFE ({best:.3g}); errors by NFE: {table}"
+        )
     assert errors[-1] < 0.2 * max(errors), f"{name} on {schedule} does not converge: {table}"
 
 
 # --- defect 3: the discrete schedule's spacings are diffusers' own ---------------------------------------------
+
 
 def _scheduler(name: str, N: int, spacing: str, offset: int):
     import diffusers
@@ -120,14 +127,14 @@ def test_discrete_spacings_are_the_diffusers_schedulers_timesteps(scheduler, spa
     checked = 0
     for N in (1000, 500, 37):
         for m in (1, 2, 3, 4, 7, 10, 15, 25, 50):
-            for offset in ((0, 1) if spacing == "leading" else (0,)):
+            for offset in (0, 1) if spacing == "leading" else (0,):
                 if m >= N or (scheduler in MULTISTEP and m + 1 >= N):
                     continue
                 sched = _scheduler(scheduler, N, spacing, offset)
                 sched.set_timesteps(m)
                 want = sched.timesteps.double()
                 if scheduler == "EulerDiscreteScheduler" and spacing == "linspace":
-                    want = want.round()     # Euler keeps linspace timesteps fractional; samplekit rounds them
+                    want = want.round()  # Euler keeps linspace timesteps fractional; samplekit rounds them
                 got = diffusers_timesteps(N, m, spacing, offset, convention)
                 assert got.tolist() == want.long().tolist(), f"{scheduler} {spacing} N={N} m={m} offset={offset}"
                 checked += 1
@@ -195,7 +202,8 @@ def test_per_sample_seeds_give_each_sample_whatever_batch_it_is_drawn_in(info):
         alone = sk.sample(model, info.name, num_samples=1, seed=[seeds[i]], **kw).samples
         assert torch.equal(batch[i], alone[0]), (
             f"{info.name}: sample {i} differs by {float((batch[i] - alone[0]).abs().max()):.3g} "
-            "alone vs in a batch of 5")
+            "alone vs in a batch of 5"
+        )
 
 
 def test_pc_with_score_sdes_batch_norms_refuses_per_sample_seeds_before_any_call_and_keeps_its_step():
@@ -223,8 +231,11 @@ def test_pc_with_score_sdes_batch_norms_refuses_per_sample_seeds_before_any_call
 
 # --- defect 5: unipc's declared order describes the instance ---------------------------------------------------
 
-@pytest.mark.parametrize("order,corrector,declared", [(1, True, 2.0), (2, True, 3.0), (3, True, 4.0),
-                                                      (1, False, 1.0), (2, False, 2.0), (3, False, 3.0)])
+
+@pytest.mark.parametrize(
+    "order,corrector,declared",
+    [(1, True, 2.0), (2, True, 3.0), (3, True, 4.0), (1, False, 1.0), (2, False, 2.0), (3, False, 3.0)],
+)
 def test_unipc_capabilities_follow_its_order_and_corrector_options(order, corrector, declared):
     solver = sk.get_solver("unipc", order=order, corrector=corrector)
     assert solver.capabilities().order == declared
@@ -234,8 +245,9 @@ def test_unipc_capabilities_follow_its_order_and_corrector_options(order, correc
 def test_unipc_declared_order_is_the_fitted_order():
     """The declared order of unipc(order=1) is 2 (UniP-1 + UniC): fitted on the exact smooth-mixture flow,
     where the class default (3, for order=2) would be wrong."""
-    smooth = sk.GaussianMixture([0.4, 0.6], [[-1.0, 0.5], [1.0, -0.5]],
-                                [[[0.8, 0.2], [0.2, 0.6]], [[0.5, 0.0], [0.0, 0.9]]])
+    smooth = sk.GaussianMixture(
+        [0.4, 0.6], [[-1.0, 0.5], [1.0, -0.5]], [[[0.8, 0.2], [0.2, 0.6]], [[0.5, 0.0], [0.0, 0.9]]]
+    )
     sde = sk.VPSDE()
     model = smooth.score_model(sde)
     x_T = sde.prior_sample((32, 2), torch.Generator().manual_seed(0), dtype=f64)

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conditional_nets import CountingNet, ExactConditional
 
 import samplekit as sk
+from conditional_nets import CountingNet, ExactConditional
 from samplekit.bench.metrics import sliced_wasserstein
 from samplekit.targets import ring2d
 
@@ -49,8 +49,10 @@ def test_the_guided_prediction_is_the_linear_combination_and_rescale_0_and_a_ful
     plain = sk.guidance.classifier_free(cond, uncond, scale=w)
     s_c, s_u = cond(x, t), uncond(x, t)
     torch.testing.assert_close(plain(x, t), s_u + w * (s_c - s_u), rtol=1e-10, atol=1e-10)
-    for other in (sk.guidance.classifier_free(cond, uncond, scale=w, rescale=0.0),
-                  sk.guidance.classifier_free(cond, uncond, scale=w, interval=(SDE.t_min, SDE.T))):
+    for other in (
+        sk.guidance.classifier_free(cond, uncond, scale=w, rescale=0.0),
+        sk.guidance.classifier_free(cond, uncond, scale=w, interval=(SDE.t_min, SDE.T)),
+    ):
         p, q = other.predict(x, t), plain.predict(x, t)
         assert torch.equal(p.score, q.score) and torch.equal(p.eps, q.eps) and torch.equal(p.x0, q.x0)
 
@@ -77,9 +79,9 @@ def test_the_interval_guides_only_inside_it_with_one_call_outside():
     torch.testing.assert_close(cfg(x, inside), plain(x, inside), rtol=0, atol=0)
     calls, rows, nfe = net.calls, net.rows, cfg.nfe
     guided = cfg(x, outside)
-    assert (net.calls - calls, net.rows - rows, cfg.nfe - nfe) == (1, 8, 1)   # one call on B rows, counted once
+    assert (net.calls - calls, net.rows - rows, cfg.nfe - nfe) == (1, 8, 1)  # one call on B rows, counted once
     torch.testing.assert_close(guided, cond(x, outside), rtol=0, atol=0)
-    mixed = torch.tensor([0.4, 0.8] * 4, dtype=f64)          # per-sample times on both sides
+    mixed = torch.tensor([0.4, 0.8] * 4, dtype=f64)  # per-sample times on both sides
     expect = torch.where((mixed >= 0.2)[:, None] & (mixed <= 0.6)[:, None], plain(x, mixed), cond(x, mixed))
     torch.testing.assert_close(cfg(x, mixed), expect, rtol=0, atol=0)
 
@@ -89,7 +91,7 @@ def test_one_batched_call_on_2B_rows_per_evaluation_counted_as_two():
     cfg = sk.guidance.classifier_free(cond, uncond, scale=3.0)
     assert cfg.nfe_per_eval == 2
     res = sk.sample(cfg, "dpmpp_2m", nfe=30, num_samples=10, seed=0, dtype=f64, progress=False)
-    assert net.calls == 15 and net.rows == 15 * 20          # one call per evaluation, on 2B inputs
+    assert net.calls == 15 and net.rows == 15 * 20  # one call per evaluation, on 2B inputs
     assert res.nfe == 2 * net.calls == 30 and cond.nfe == uncond.nfe == 15
 
 
@@ -111,8 +113,9 @@ def test_classifier_free_w1_on_one_network_samples_the_conditional(stochastic):
     net, cond, uncond = one_net(label=k)
     cfg = sk.guidance.classifier_free(cond, uncond, scale=1.0)
     solver = "euler_maruyama" if stochastic else "ode_heun"
-    res = sk.sample(cfg, solver=solver, nfe=1000 if stochastic else 400, num_samples=2000, seed=1, dtype=f64,
-                    progress=False)
+    res = sk.sample(
+        cfg, solver=solver, nfe=1000 if stochastic else 400, num_samples=2000, seed=1, dtype=f64, progress=False
+    )
     refs = [MIX.component(k).sample(2000, generator=torch.Generator().manual_seed(100 + i)) for i in range(4)]
     floor = sum(sliced_wasserstein(refs[i], refs[i + 1]) for i in range(3)) / 3
     sw = sliced_wasserstein(res.samples, refs[0])
@@ -124,14 +127,18 @@ def test_cfg_under_rectified_flow_is_finite_at_T():
     rf = sk.get_sde("rectified_flow")
     exact = MIX.score_model(rf)
 
-    def x0_net(x, t, class_labels):        # the ring's denoiser for the null label, component 3's otherwise
+    def x0_net(x, t, class_labels):  # the ring's denoiser for the null label, component 3's otherwise
         alpha, sigma = rf.marginal(t)
         comp = MIX.component(3).noised_denoiser(x, alpha, sigma)
         return torch.where(torch.as_tensor(class_labels)[:, None] == NULL, exact.net(x, t), comp)
 
     model = sk.ScoreModel.from_denoiser(x0_net, rf, (2,))
-    cfg = sk.guidance.classifier_free(model.condition(class_labels=torch.tensor([3])),
-                                      model.condition(class_labels=torch.tensor([NULL])), scale=3.0, rescale=0.5)
+    cfg = sk.guidance.classifier_free(
+        model.condition(class_labels=torch.tensor([3])),
+        model.condition(class_labels=torch.tensor([NULL])),
+        scale=3.0,
+        rescale=0.5,
+    )
     pred = cfg.predict(points(4), 1.0)
     assert torch.isfinite(pred.x0).all()
     res = sk.sample(cfg, "dpmpp_2m", nfe=40, num_samples=200, seed=0, dtype=f64, progress=False)
@@ -159,7 +166,7 @@ def test_observed_score_around_cfg_spends_at_most_the_budget(nfe):
     wrapped = sk.conditioning.observed_score(cfg, obs)
     assert wrapped.nfe_per_eval == 2
     res = sk.sample(wrapped, "ddim", nfe=nfe, num_samples=5, seed=0, dtype=f64, progress=False)
-    spent = net.rows // 5                                      # sample-evaluations at the raw network
+    spent = net.rows // 5  # sample-evaluations at the raw network
     assert spent == res.nfe <= nfe and spent >= nfe - 1
 
 

@@ -34,7 +34,7 @@ def test_chunks_equal_one_batch_with_per_sample_seeds(solver):
         res = sk.sample(model, solver, nfe=8, num_samples=11, seed=seeds, batch_size=k, progress=False)
         assert torch.equal(res.samples, whole.samples), k
         assert res.nfe == whole.nfe
-        assert model.nfe - calls == whole.nfe * len(chunk_ranges(0, 11, k))   # counted at the model: per chunk
+        assert model.nfe - calls == whole.nfe * len(chunk_ranges(0, 11, k))  # counted at the model: per chunk
 
 
 def test_per_sample_inputs_and_x_T_follow_their_samples():
@@ -52,14 +52,16 @@ def test_per_sample_inputs_and_x_T_follow_their_samples():
     calls.clear()
     chunked = sk.sample(model, "ddim", nfe=6, x_T=x_T, seed=0, batch_size=4, progress=False)
     assert torch.equal(chunked.samples, whole.samples)
-    assert sorted(set(calls)) == [1, 4]                      # the network saw chunks of 4, 4, 1 rows
+    assert sorted(set(calls)) == [1, 4]  # the network saw chunks of 4, 4, 1 rows
 
 
 def test_an_int_seed_gives_chunk_k_seed_plus_k():
     model = ring2d().score_model(sk.VPSDE())
     res = sk.sample(model, "euler_maruyama", nfe=5, num_samples=7, seed=10, batch_size=3, progress=False)
-    parts = [sk.sample(model, "euler_maruyama", nfe=5, num_samples=b - a, seed=10 + k, progress=False).samples
-             for k, (a, b) in enumerate(chunk_ranges(0, 7, 3))]
+    parts = [
+        sk.sample(model, "euler_maruyama", nfe=5, num_samples=b - a, seed=10 + k, progress=False).samples
+        for k, (a, b) in enumerate(chunk_ranges(0, 7, 3))
+    ]
     assert torch.equal(res.samples, torch.cat(parts))
 
 
@@ -76,17 +78,33 @@ def test_chunk_dir_is_atomic_indexed_and_refuses_another_run(tmp_path):
     store.open()
     store.write(0, 2, torch.ones(2, 3), 5)
     assert store.done(0, 2) and not store.done(2, 4)
-    assert [p.name for p in store.dir.iterdir() if p.name.startswith(".")] == []   # no temporary left
+    assert [p.name for p in store.dir.iterdir() if p.name.startswith(".")] == []  # no temporary left
     with pytest.raises(OutputError, match="another run .*nfe.*--force"):
         ChunkDir(tmp_path, {"solver": "ddim", "nfe": 6}).open()
-    ChunkDir(tmp_path, {"solver": "ddim", "nfe": 6}).open(force=True)             # --force starts over
+    ChunkDir(tmp_path, {"solver": "ddim", "nfe": 6}).open(force=True)  # --force starts over
     assert not store.done(0, 2)
 
 
 def _cli(out, *extra):
     """samplekit sample with chunks slow enough to kill between them (150 steps on the exact ring)."""
-    cmd = [sys.executable, "-m", "samplekit", "sample", "--solver", "euler_maruyama", "--nfe", "150", "-n", "24",
-           "--per-sample-seeds", "--seed", "5", *extra, "--out", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "samplekit",
+        "sample",
+        "--solver",
+        "euler_maruyama",
+        "--nfe",
+        "150",
+        "-n",
+        "24",
+        "--per-sample-seeds",
+        "--seed",
+        "5",
+        *extra,
+        "--out",
+        str(out),
+    ]
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
     return subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
@@ -96,9 +114,10 @@ def _finish(proc) -> None:
 
 
 def test_kill_9_mid_run_then_rerun_gives_the_identical_set(tmp_path):
-    model = ring2d().score_model(sk.VPSDE())   # what --target ring2d samples (float32, vp)
-    want = sk.sample(model, "euler_maruyama", nfe=150, num_samples=24, seed=list(range(5, 29)),
-                     progress=False).samples.numpy()
+    model = ring2d().score_model(sk.VPSDE())  # what --target ring2d samples (float32, vp)
+    want = sk.sample(
+        model, "euler_maruyama", nfe=150, num_samples=24, seed=list(range(5, 29)), progress=False
+    ).samples.numpy()
     out, chunks = tmp_path / "run", tmp_path / "run" / "chunks"
     proc = _cli(out, "--batch-size", "2")
     deadline = time.monotonic() + 300
@@ -107,12 +126,12 @@ def test_kill_9_mid_run_then_rerun_gives_the_identical_set(tmp_path):
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     done = sorted(p.name for p in chunks.glob("0*.npz"))
-    assert 3 <= len(done) < 12 and not (out / "samples.npz").exists(), done   # killed mid-run
+    assert 3 <= len(done) < 12 and not (out / "samples.npz").exists(), done  # killed mid-run
     saved = tmp_path / "saved"
     shutil.copytree(out, saved)
     _finish(_cli(out, "--batch-size", "2"))
     assert np.array_equal(np.load(out / "samples.npz")["samples"], want)
-    assert not chunks.exists()                      # merged: the chunks are gone
+    assert not chunks.exists()  # merged: the chunks are gone
     # the rerun skipped the finished chunks: one of them, marked, shows up as it is in the merged set
     with np.load(saved / "chunks" / done[0]) as data:
         marked = np.full_like(data["samples"], 7.0)
@@ -120,15 +139,16 @@ def test_kill_9_mid_run_then_rerun_gives_the_identical_set(tmp_path):
     a = int(done[0].split("-")[0])
     _finish(_cli(saved, "--batch-size", "2"))
     got = np.load(saved / "samples.npz")["samples"]
-    assert np.array_equal(got[a:a + 2], marked)
+    assert np.array_equal(got[a : a + 2], marked)
     assert np.array_equal(np.delete(got, [a, a + 1], 0), np.delete(want, [a, a + 1], 0))
 
 
 def test_grad_is_passed_to_every_chunk():
     weight = torch.nn.Parameter(torch.tensor(0.5, dtype=torch.float64))
     model = sk.ScoreModel.from_eps(lambda x, t: weight * x, sk.VPSDE(), (2,))
-    res = sk.sample(model, "ddim", nfe=4, num_samples=5, seed=0, batch_size=2, grad=True, dtype=torch.float64,
-                    progress=False)
+    res = sk.sample(
+        model, "ddim", nfe=4, num_samples=5, seed=0, batch_size=2, grad=True, dtype=torch.float64, progress=False
+    )
     res.samples.sum().backward()
     assert weight.grad is not None and torch.isfinite(weight.grad)
     plain = sk.sample(model, "ddim", nfe=4, num_samples=5, seed=0, batch_size=2, progress=False)

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conditional_nets import ExactConditional
 
 import samplekit as sk
+from conditional_nets import ExactConditional
 from samplekit.targets import ring2d
 
 f64 = torch.float64
@@ -27,8 +27,9 @@ def labels_of(samples):
 def test_per_sample_labels_follow_their_samples():
     net, model = conditional_model()
     y = torch.arange(64) % 8
-    res = sk.sample(model.condition(class_labels=y), "dpmpp_2m", nfe=60, num_samples=64, seed=0, dtype=f64,
-                    progress=False)
+    res = sk.sample(
+        model.condition(class_labels=y), "dpmpp_2m", nfe=60, num_samples=64, seed=0, dtype=f64, progress=False
+    )
     assert (labels_of(res.samples) == y).float().mean() > 0.97
     assert net.rows == res.nfe * 64 and res.nfe == net.calls
 
@@ -36,8 +37,9 @@ def test_per_sample_labels_follow_their_samples():
 @pytest.mark.parametrize("label", [torch.tensor(5), torch.tensor([5]), 5])
 def test_a_broadcast_label_conditions_every_sample(label):
     _, model = conditional_model()
-    res = sk.sample(model.condition(class_labels=label), "dpmpp_2m", nfe=60, num_samples=32, seed=0, dtype=f64,
-                    progress=False)
+    res = sk.sample(
+        model.condition(class_labels=label), "dpmpp_2m", nfe=60, num_samples=32, seed=0, dtype=f64, progress=False
+    )
     assert (labels_of(res.samples) == 5).float().mean() > 0.97
 
 
@@ -50,11 +52,19 @@ def test_select_gives_a_sub_batch_the_rows_of_its_samples():
     cond = model.condition(class_labels=y)
     full = sk.sample(cond, "euler_maruyama", nfe=30, num_samples=24, seed=seeds, dtype=f64, progress=False).samples
     index = torch.tensor([3, 7, 9, 20])
-    sub = sk.sample(cond.select(index), "euler_maruyama", nfe=30, num_samples=4, seed=[seeds[i] for i in index],
-                    dtype=f64, progress=False).samples
+    sub = sk.sample(
+        cond.select(index),
+        "euler_maruyama",
+        nfe=30,
+        num_samples=4,
+        seed=[seeds[i] for i in index],
+        dtype=f64,
+        progress=False,
+    ).samples
     assert torch.equal(sub, full[index])
-    part = sk.sample(cond.select(slice(8, 16)), "euler_maruyama", nfe=30, num_samples=8, seed=seeds[8:16],
-                     dtype=f64, progress=False).samples
+    part = sk.sample(
+        cond.select(slice(8, 16)), "euler_maruyama", nfe=30, num_samples=8, seed=seeds[8:16], dtype=f64, progress=False
+    ).samples
     assert torch.equal(part, full[8:16])
 
 
@@ -129,9 +139,10 @@ def test_select_slices_a_per_sample_observation_of_observed_score():
     wrapped = sk.conditioning.observed_score(model, PerSampleInpainting(torch.tensor([True, False]), ys))
     full = sk.sample(wrapped, "ddim", nfe=20, num_samples=6, seed=list(range(6)), dtype=f64, progress=False).samples
     index = torch.tensor([1, 4])
-    sub = sk.sample(wrapped.select(index), "ddim", nfe=20, num_samples=2, seed=[1, 4], dtype=f64,
-                    progress=False).samples
+    sub = sk.sample(
+        wrapped.select(index), "ddim", nfe=20, num_samples=2, seed=[1, 4], dtype=f64, progress=False
+    ).samples
     assert torch.equal(sub, full[index])
-    torch.testing.assert_close(full[:, 0], ys[:, 0], atol=0.05, rtol=0)     # the known coordinate is kept
+    torch.testing.assert_close(full[:, 0], ys[:, 0], atol=0.05, rtol=0)  # the known coordinate is kept
     with pytest.raises(ValueError, match="num_samples=4"):
         sk.sample(wrapped, "ddim", nfe=20, num_samples=4, progress=False)

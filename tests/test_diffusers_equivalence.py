@@ -41,14 +41,16 @@ import samplekit as sk
 diffusers = pytest.importorskip("diffusers")
 try:
     import transformers  # noqa: F401  (StableDiffusion(XL/3)Pipeline import it; no text encoder is built)
+
     HAVE_TRANSFORMERS = True
 except ImportError:
     HAVE_TRANSFORMERS = False
-needs_transformers = pytest.mark.skipif(not HAVE_TRANSFORMERS, reason="diffusers' Stable Diffusion pipelines need "
-                                        "transformers (make install adds it as a test dependency)")
+needs_transformers = pytest.mark.skipif(
+    not HAVE_TRANSFORMERS,
+    reason="diffusers' Stable Diffusion pipelines need transformers (make install adds it as a test dependency)",
+)
 
 import diffusers_tiny as tiny  # noqa: E402
-
 from samplekit_loaders.diffusers_grid import scheduler_grid, scheduler_solver  # noqa: E402
 
 TOL = 1e-4
@@ -103,8 +105,9 @@ def test_stable_diffusion_pipeline_is_reproduced_with_cfg(tmp_path, solver, step
     pipe = tiny.sd_pipeline(tiny.sd_scheduler(solver))
     emb, neg = embeddings(1, (2, tiny.TOKENS, tiny.CROSS_DIM))
     latents = torch.randn(2, 4, tiny.LATENT, tiny.LATENT, generator=torch.Generator().manual_seed(2))
-    call = dict(prompt_embeds=emb, negative_prompt_embeds=neg, latents=latents, num_inference_steps=steps,
-                guidance_scale=3.0)
+    call = dict(
+        prompt_embeds=emb, negative_prompt_embeds=neg, latents=latents, num_inference_steps=steps, guidance_scale=3.0
+    )
     want = pipe(**call, output_type="latent").images
     want_images = pipe(**call, output_type="pt").images
     pipe.save_pretrained(tmp_path / "sd")
@@ -113,8 +116,16 @@ def test_stable_diffusion_pipeline_is_reproduced_with_cfg(tmp_path, solver, step
     assert model.shape == (4, tiny.LATENT, tiny.LATENT) and model.parametrization == "eps"
     counter = CountingModule(model.net.module)
     model.net.module = counter
-    res = samplekit_run(model, {"encoder_hidden_states": emb}, {"encoder_hidden_states": neg}, 3.0, solver,
-                        pipe.scheduler, latents, steps)
+    res = samplekit_run(
+        model,
+        {"encoder_hidden_states": emb},
+        {"encoder_hidden_states": neg},
+        3.0,
+        solver,
+        pipe.scheduler,
+        latents,
+        steps,
+    )
     assert_close(res.samples, want, f"SD + {solver} ({steps} steps) latents")
     assert_close(to_unit(res.decoded), want_images, f"SD + {solver} ({steps} steps) images")
     # one batched call of 2B rows per step, as the pipeline; counted as 2 evaluations per step
@@ -129,14 +140,16 @@ def test_an_autoencoder_tiny_pipeline_decodes_as_the_pipeline_does(tmp_path):
     pipe = tiny.sd_pipeline(tiny.sd_scheduler("unipc"), vae=tiny.tiny_vae())
     emb, neg = embeddings(3, (1, tiny.TOKENS, tiny.CROSS_DIM))
     latents = torch.randn(1, 4, tiny.LATENT, tiny.LATENT, generator=torch.Generator().manual_seed(4))
-    call = dict(prompt_embeds=emb, negative_prompt_embeds=neg, latents=latents, num_inference_steps=STEPS,
-                guidance_scale=3.0)
+    call = dict(
+        prompt_embeds=emb, negative_prompt_embeds=neg, latents=latents, num_inference_steps=STEPS, guidance_scale=3.0
+    )
     want, want_images = pipe(**call, output_type="latent").images, pipe(**call, output_type="pt").images
     pipe.save_pretrained(tmp_path / "sd_tiny_vae")
     model = sk.load_model(tmp_path / "sd_tiny_vae")
     assert type(model.decoder.vae).__name__ == "AutoencoderTiny"
-    res = samplekit_run(model, {"encoder_hidden_states": emb}, {"encoder_hidden_states": neg}, 3.0, "unipc",
-                        pipe.scheduler, latents)
+    res = samplekit_run(
+        model, {"encoder_hidden_states": emb}, {"encoder_hidden_states": neg}, 3.0, "unipc", pipe.scheduler, latents
+    )
     assert_close(res.samples, want, "SD + UniPC + AutoencoderTiny latents")
     assert_close(to_unit(res.decoded), want_images, "SD + UniPC + AutoencoderTiny images")
 
@@ -146,24 +159,42 @@ def test_dit_pipeline_is_reproduced_with_cfg_and_learned_sigma(tmp_path):
     labels, scale = [3, 7], 4.0
     seen = []
     decode = pipe.vae.decode
-    pipe.vae.decode = lambda z, *a, **k: seen.append(z.clone()) or decode(z, *a, **k)   # records its input
-    want_images = pipe(class_labels=labels, guidance_scale=scale, num_inference_steps=STEPS,
-                       generator=torch.Generator().manual_seed(5), output_type="pt").images
-    want = seen[0] * pipe.vae.config.scaling_factor             # the latents before DiT's 1 / scaling_factor
+    pipe.vae.decode = lambda z, *a, **k: seen.append(z.clone()) or decode(z, *a, **k)  # records its input
+    want_images = pipe(
+        class_labels=labels,
+        guidance_scale=scale,
+        num_inference_steps=STEPS,
+        generator=torch.Generator().manual_seed(5),
+        output_type="pt",
+    ).images
+    want = seen[0] * pipe.vae.config.scaling_factor  # the latents before DiT's 1 / scaling_factor
     pipe.vae.decode = decode
     pipe.save_pretrained(tmp_path / "dit")
 
     model = sk.load_model(tmp_path / "dit")
     assert model.shape == (4, tiny.LATENT, tiny.LATENT) and model.parametrization == "eps"
     x_T = torch.randn(2, 4, tiny.LATENT, tiny.LATENT, generator=torch.Generator().manual_seed(5))  # DiT's draw
-    res = samplekit_run(model, {"class_labels": torch.tensor(labels)}, {"class_labels": torch.tensor([1000, 1000])},
-                        scale, "ddim", pipe.scheduler, x_T)
-    assert res.ts[-1] == model.sde.t_min and res.nfe == 2 * STEPS              # 3 steps + the final denoise
+    res = samplekit_run(
+        model,
+        {"class_labels": torch.tensor(labels)},
+        {"class_labels": torch.tensor([1000, 1000])},
+        scale,
+        "ddim",
+        pipe.scheduler,
+        x_T,
+    )
+    assert res.ts[-1] == model.sde.t_min and res.nfe == 2 * STEPS  # 3 steps + the final denoise
     assert_close(res.samples, want, "DiT + DDIM latents")
     assert_close(to_unit(res.decoded), want_images, "DiT + DDIM images")
-    other = sk.sample(model.condition(class_labels=torch.tensor([1, 2])), "ddim", x_T=x_T, ts=res.ts,
-                      progress=False, denoise_final=True)
-    assert (other.samples - want).abs().max() > 100 * TOL                     # the labels matter
+    other = sk.sample(
+        model.condition(class_labels=torch.tensor([1, 2])),
+        "ddim",
+        x_T=x_T,
+        ts=res.ts,
+        progress=False,
+        denoise_final=True,
+    )
+    assert (other.samples - want).abs().max() > 100 * TOL  # the labels matter
 
 
 @needs_transformers
@@ -172,18 +203,30 @@ def test_stable_diffusion_3_pipeline_is_reproduced_with_shift_and_cfg(tmp_path):
     emb, neg = embeddings(6, (2, tiny.TOKENS, 32))
     pooled, neg_pooled = embeddings(7, (2, 64))
     latents = torch.randn(2, 4, tiny.LATENT, tiny.LATENT, generator=torch.Generator().manual_seed(8))
-    call = dict(prompt_embeds=emb, negative_prompt_embeds=neg, pooled_prompt_embeds=pooled,
-                negative_pooled_prompt_embeds=neg_pooled, latents=latents, num_inference_steps=STEPS,
-                guidance_scale=3.0)
+    call = dict(
+        prompt_embeds=emb,
+        negative_prompt_embeds=neg,
+        pooled_prompt_embeds=pooled,
+        negative_pooled_prompt_embeds=neg_pooled,
+        latents=latents,
+        num_inference_steps=STEPS,
+        guidance_scale=3.0,
+    )
     want, want_images = pipe(**call, output_type="latent").images, pipe(**call, output_type="pt").images
     pipe.save_pretrained(tmp_path / "sd3")
 
     model = sk.load_model(tmp_path / "sd3")
     assert model.parametrization == "flow" and model.sde.name == "rectified_flow"
     assert model.schedule_options == {"shift": 3.0}
-    res = samplekit_run(model, {"encoder_hidden_states": emb, "pooled_projections": pooled},
-                        {"encoder_hidden_states": neg, "pooled_projections": neg_pooled}, 3.0, "ode_euler",
-                        pipe.scheduler, latents)
+    res = samplekit_run(
+        model,
+        {"encoder_hidden_states": emb, "pooled_projections": pooled},
+        {"encoder_hidden_states": neg, "pooled_projections": neg_pooled},
+        3.0,
+        "ode_euler",
+        pipe.scheduler,
+        latents,
+    )
     assert res.ts[0] == model.sde.T and res.nfe == 2 * STEPS
     assert_close(res.samples, want, "SD3 + FlowMatchEuler latents")
     assert_close(to_unit(res.decoded), want_images, "SD3 + FlowMatchEuler images")
@@ -198,22 +241,41 @@ def test_stable_diffusion_xl_pipeline_is_reproduced_with_its_added_conditions(tm
     pooled, neg_pooled = embeddings(10, (2, 32))
     latents = torch.randn(2, 4, tiny.LATENT, tiny.LATENT, generator=torch.Generator().manual_seed(11))
     size = 2 * tiny.LATENT
-    call = dict(prompt_embeds=emb, negative_prompt_embeds=neg, pooled_prompt_embeds=pooled,
-                negative_pooled_prompt_embeds=neg_pooled, latents=latents, num_inference_steps=STEPS,
-                guidance_scale=3.0, height=size, width=size)
+    call = dict(
+        prompt_embeds=emb,
+        negative_prompt_embeds=neg,
+        pooled_prompt_embeds=pooled,
+        negative_pooled_prompt_embeds=neg_pooled,
+        latents=latents,
+        num_inference_steps=STEPS,
+        guidance_scale=3.0,
+        height=size,
+        width=size,
+    )
     want, want_images = pipe(**call, output_type="latent").images, pipe(**call, output_type="pt").images
     pipe.save_pretrained(tmp_path / "sdxl")
 
     model = sk.load_model(tmp_path / "sdxl")
     counter = CountingModule(model.net.module)
     model.net.module = counter
-    time_ids = torch.tensor([[size, size, 0, 0, size, size]], dtype=torch.float32)   # the pipeline's defaults
+    time_ids = torch.tensor([[size, size, 0, 0, size, size]], dtype=torch.float32)  # the pipeline's defaults
     with pytest.raises(TypeError, match="time_ids"):
-        sk.sample(model.condition(encoder_hidden_states=emb, text_embeds=pooled), "dpmpp_2m", nfe=2,
-                  num_samples=2, progress=False)
-    res = samplekit_run(model, {"encoder_hidden_states": emb, "text_embeds": pooled, "time_ids": time_ids},
-                        {"encoder_hidden_states": neg, "text_embeds": neg_pooled, "time_ids": time_ids}, 3.0,
-                        "dpmpp_2m", pipe.scheduler, latents)
+        sk.sample(
+            model.condition(encoder_hidden_states=emb, text_embeds=pooled),
+            "dpmpp_2m",
+            nfe=2,
+            num_samples=2,
+            progress=False,
+        )
+    res = samplekit_run(
+        model,
+        {"encoder_hidden_states": emb, "text_embeds": pooled, "time_ids": time_ids},
+        {"encoder_hidden_states": neg, "text_embeds": neg_pooled, "time_ids": time_ids},
+        3.0,
+        "dpmpp_2m",
+        pipe.scheduler,
+        latents,
+    )
     assert counter.calls == STEPS and counter.rows == STEPS * 4
     assert_close(res.samples, want, "SDXL + DPM-Solver++(2M) latents")
     assert_close(to_unit(res.decoded), want_images, "SDXL + DPM-Solver++(2M) images")

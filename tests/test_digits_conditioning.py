@@ -22,10 +22,11 @@ from samplekit.targets import ring2d
 
 pytest.importorskip("diffusers")
 pytest.importorskip("sklearn")
-from samplekit_models import classifier as judge, targets as shipped  # noqa: E402
+from samplekit_models import classifier as judge  # noqa: E402
+from samplekit_models import targets as shipped
 from samplekit_models.digits_classifier import load_digits_classifier  # noqa: E402
 
-N, NFE = 64, 40          # guided: 20 ddim steps x (UNet + classifier); inpainting: 40 ddim steps
+N, NFE = 64, 40  # guided: 20 ddim steps x (UNet + classifier); inpainting: 40 ddim steps
 TOP = torch.zeros(1, 8, 8, dtype=torch.bool)
 TOP[:, :4] = True
 
@@ -54,7 +55,7 @@ def fraction(x, labels) -> float:
 def test_guidance_with_the_noise_conditional_classifier_draws_sevens(model, unguided):
     guided = sk.guidance.classifier(model, load_digits_classifier(model.sde), y=7, scale=2.0)
     res = sk.sample(guided, "ddim", nfe=NFE, num_samples=N, seed=0, progress=False)
-    assert res.nfe == NFE                                      # UNet and classifier calls both counted
+    assert res.nfe == NFE  # UNet and classifier calls both counted
     got, base = fraction(res.samples, 7), fraction(unguided, 7)
     # measured 1.00 (seeds 0 and 1, ddim and dpmpp_2m at 40 and 60 NFE) vs 0.14 / 0.08 unguided
     assert got >= 0.8 and base <= 0.3 and got >= base + 0.5, (got, base)
@@ -72,13 +73,19 @@ def test_guidance_draws_every_class(model):
 
 def test_top_half_inpainting_keeps_the_known_half_and_completes_the_source_digit(model, unguided, held_out):
     x0, labels = held_out
-    res = sk.sample(model, sk.conditioning.replacement("ddim", PerSampleInpainting(TOP, x0)), nfe=NFE,
-                    num_samples=N, seed=0, progress=False)
+    res = sk.sample(
+        model,
+        sk.conditioning.replacement("ddim", PerSampleInpainting(TOP, x0)),
+        nfe=NFE,
+        num_samples=N,
+        seed=0,
+        progress=False,
+    )
     x = res.samples.double()
     known_error = float((x - x0)[:, TOP].abs().max())
     free_change = float((x - x0)[:, ~TOP].pow(2).mean())
     blank = x0.clone()
-    blank[:, ~TOP] = -1.0                                      # the known half alone, bottom left empty
+    blank[:, ~TOP] = -1.0  # the known half alone, bottom left empty
     got, chance, top_only = fraction(x, labels), fraction(unguided, labels), fraction(blank, labels)
     # measured: 0.035 (the last replacement draws alpha y + sigma z at t_min, sigma 0.01), 0.46;
     # source class 0.58 (seed 1: 0.45) vs 0.05 unconditional and 0.16 for the known half alone
@@ -93,13 +100,23 @@ def test_per_sample_inpainting_conditions_each_sample_on_its_own_image():
     mask = torch.tensor([True, False])
     ys = torch.tensor([[4.0, 0.0], [-2.8, 0.0]], dtype=torch.float64)
     opts = dict(nfe=30, progress=False, dtype=torch.float64)
-    both = sk.sample(model, sk.conditioning.replacement("euler_maruyama", PerSampleInpainting(mask, ys)),
-                     seed=[3, 4], num_samples=2, **opts).samples
+    both = sk.sample(
+        model,
+        sk.conditioning.replacement("euler_maruyama", PerSampleInpainting(mask, ys)),
+        seed=[3, 4],
+        num_samples=2,
+        **opts,
+    ).samples
     for i, seed in enumerate((3, 4)):
-        alone = sk.sample(model, sk.conditioning.replacement("euler_maruyama", sk.conditioning.Inpainting(mask, ys[i])),
-                          seed=[seed], num_samples=1, **opts).samples
+        alone = sk.sample(
+            model,
+            sk.conditioning.replacement("euler_maruyama", sk.conditioning.Inpainting(mask, ys[i])),
+            seed=[seed],
+            num_samples=1,
+            **opts,
+        ).samples
         assert torch.equal(both[i], alone[0])
-    assert not torch.allclose(both[0, 0], both[1, 0], atol=1.0)     # each sample kept its own observation
+    assert not torch.allclose(both[0, 0], both[1, 0], atol=1.0)  # each sample kept its own observation
     with pytest.raises(ValueError, match="holds 2 images"):
         PerSampleInpainting(mask, ys).check_batch(3)
     with pytest.raises(ValueError, match="one image per sample"):
@@ -142,30 +159,45 @@ def test_cli_top_half_inpainting_writes_png_and_npz(tmp_path):
 
 def test_cli_inpaints_from_mask_and_observation_files(tmp_path):
     x0, _ = shipped.DigitsUNetTarget().held_out()
-    np.save(tmp_path / "mask.npy", TOP[0].numpy().astype(np.float32))        # (H, W): every channel
+    np.save(tmp_path / "mask.npy", TOP[0].numpy().astype(np.float32))  # (H, W): every channel
     np.savez(tmp_path / "obs.npz", observation=x0[:2].numpy())
     out = tmp_path / "f.npz"
-    result = run("--nfe", 10, "-n", 4, "--mask", tmp_path / "mask.npy", "--observation", tmp_path / "obs.npz",
-                 "--conditioning", "observed_score", "--out", out)
+    result = run(
+        "--nfe",
+        10,
+        "-n",
+        4,
+        "--mask",
+        tmp_path / "mask.npy",
+        "--observation",
+        tmp_path / "obs.npz",
+        "--conditioning",
+        "observed_score",
+        "--out",
+        out,
+    )
     assert result.exit_code == 0, result.output
     data = np.load(out)
-    expected = x0[:2].numpy().repeat(2, axis=0)                                 # each image completed twice
+    expected = x0[:2].numpy().repeat(2, axis=0)  # each image completed twice
     assert np.array_equal(data["observation"], expected.astype(np.float32))
     assert np.abs(data["samples"] - expected)[:, TOP.numpy()].max() < 0.1
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--class", 10], "out of range"),
-    (["--class", -1], "out of range"),
-    (["--guidance", 2.0], "needs --class"),
-    (["--model", "ring2d_mlp", "--class", 1], "no noise-conditional classifier"),
-    (["--mask", "{tmp}/m3.npy", "--observation", "{tmp}/o.npy"], "mask has shape (3, 8, 8)"),
-    (["--mask", "{tmp}/m.npy"], "needs both --mask and --observation"),
-    (["--mask", "{tmp}/m.npy", "--observation", "{tmp}/o3.npy", "-n", 4], "not a multiple of the 3"),
-    (["--mask", "{tmp}/m.npy", "--observation", "{tmp}/o.npy", "--jumps", 2], "--jumps applies to"),
-    (["--inpaint", "top-half", "--mask", "{tmp}/m.npy"], "not both"),
-    (["--conditioning", "resample"], "apply to inpainting"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--class", 10], "out of range"),
+        (["--class", -1], "out of range"),
+        (["--guidance", 2.0], "needs --class"),
+        (["--model", "ring2d_mlp", "--class", 1], "no noise-conditional classifier"),
+        (["--mask", "{tmp}/m3.npy", "--observation", "{tmp}/o.npy"], "mask has shape (3, 8, 8)"),
+        (["--mask", "{tmp}/m.npy"], "needs both --mask and --observation"),
+        (["--mask", "{tmp}/m.npy", "--observation", "{tmp}/o3.npy", "-n", 4], "not a multiple of the 3"),
+        (["--mask", "{tmp}/m.npy", "--observation", "{tmp}/o.npy", "--jumps", 2], "--jumps applies to"),
+        (["--inpaint", "top-half", "--mask", "{tmp}/m.npy"], "not both"),
+        (["--conditioning", "resample"], "apply to inpainting"),
+    ],
+)
 def test_cli_bad_conditioning_input_is_refused_with_the_fix(tmp_path, args, message):
     np.save(tmp_path / "m.npy", TOP.numpy())
     np.save(tmp_path / "m3.npy", np.ones((3, 8, 8)))

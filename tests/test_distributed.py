@@ -32,12 +32,32 @@ def test_two_gloo_ranks_give_the_single_process_set(tmp_path):
     (a stochastic solver, so every step's noise is checked), with chunks of 3 that straddle the ranks."""
     out = tmp_path / "run"
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT), SAMPLEKIT_DIST_BACKEND="gloo")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-           "-m", "samplekit", "sample", "--solver", "dpmpp_2m_sde", "--nfe", "12", "-n", "11", "--seed", "3",
-           "--batch-size", "3", "--out", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+        "-m",
+        "samplekit",
+        "sample",
+        "--solver",
+        "dpmpp_2m_sde",
+        "--nfe",
+        "12",
+        "-n",
+        "11",
+        "--seed",
+        "3",
+        "--batch-size",
+        "3",
+        "--out",
+        str(out),
+    ]
     proc = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.count("wrote 11 samples") == 1             # rank 0 alone reports
+    assert proc.stdout.count("wrote 11 samples") == 1  # rank 0 alone reports
     with np.load(out / "samples.npz") as data:
         got, seeds = data["samples"], data["seed"]
     assert list(seeds) == list(range(3, 14))

@@ -19,9 +19,8 @@ import pytest
 import torch
 
 import samplekit as sk
-from samplekit.targets import ring2d
-
 from exact_checks import distance_and_floor
+from samplekit.targets import ring2d
 
 f64 = torch.float64
 SOLVERS = sorted(sk.available("solver"), key=lambda c: c.name)
@@ -38,10 +37,12 @@ def family_of(sde_name: str) -> str:
 
 
 def generous(info) -> dict:
-    """A budget at which every correct solver of its kind has converged on the ring."""
+    """A budget at which every correct solver of its kind has converged on the ring: stochastic solvers at
+    500 calls (euler_maruyama, the slowest to converge, measured 1.12x / 0.93x / 0.84x the floor on VP / VE /
+    rectified flow at 400; benchmarks/floor records every solver at 1000)."""
     if info.info.get("adaptive"):
         return {"nfe": 20000, "rtol": 1e-6, "atol": 1e-6}
-    return {"nfe": 1000 if info.info.get("stochastic") else 200}
+    return {"nfe": 500 if info.info.get("stochastic") else 200}
 
 
 @pytest.mark.parametrize("family", list(SDES))
@@ -84,8 +85,9 @@ def test_a_solver_refuses_the_sde_families_it_does_not_declare_before_any_networ
 
 DETERMINISTIC = [c for c in SOLVERS if not c.info.get("stochastic") and not c.info.get("adaptive")]
 # A smooth target (two broad components), so the probability-flow ODE is smooth down to t_min.
-SMOOTH = sk.GaussianMixture([0.4, 0.6], [[-1.0, 0.5], [1.0, -0.5]],
-                            [[[0.8, 0.2], [0.2, 0.6]], [[0.5, 0.0], [0.0, 0.9]]])
+SMOOTH = sk.GaussianMixture(
+    [0.4, 0.6], [[-1.0, 0.5], [1.0, -0.5]], [[[0.8, 0.2], [0.2, 0.6]], [[0.5, 0.0], [0.0, 0.9]]]
+)
 
 
 def reference_endpoint(model, x_T):
@@ -108,7 +110,9 @@ def test_every_deterministic_solver_converges_at_its_declared_order(info):
         errors.append(float((res.samples - exact).norm(dim=1).max()))
     logs = torch.tensor([[math.log(n), math.log(e)] for n, e in zip(steps, errors)], dtype=f64)
     slope = -torch.cov(logs.T)[0, 1] / logs[:, 0].var()
-    assert order - 0.3 <= slope <= order + 0.8, f"{info.name}: declared order {order}, fitted {slope:.2f}, errors {errors}"
+    assert order - 0.3 <= slope <= order + 0.8, (
+        f"{info.name}: declared order {order}, fitted {slope:.2f}, errors {errors}"
+    )
 
 
 class CountingNet:

@@ -10,12 +10,12 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_sde import sdes
 
 import samplekit as sk
 from samplekit.reverse import probability_flow_drift, reverse_drift_from
 from samplekit.score import from_eps_x0, to_eps_x0
 from samplekit.targets import ring2d
+from test_sde import sdes
 
 f64 = torch.float64
 RF = sk.get_sde("rectified_flow")
@@ -57,7 +57,7 @@ def test_marginal_derivative_matches_finite_differences_for_every_sde(sde, u):
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.one_of(sdes(), st.just(RF)), st.floats(0.0, 0.97), st.integers(0, 2 ** 16))
+@given(st.one_of(sdes(), st.just(RF)), st.floats(0.0, 0.97), st.integers(0, 2**16))
 def test_probability_flow_drift_is_alpha_prime_x0_plus_sigma_prime_eps(sde, u, seed):
     """alpha' x0 + sigma' eps (the form used) equals f - g^2 s / 2 wherever both are finite."""
     t = sde.t_min + u * (sde.T - sde.t_min)
@@ -70,12 +70,16 @@ def test_probability_flow_drift_is_alpha_prime_x0_plus_sigma_prime_eps(sde, u, s
 
 # --- the flow parametrisation -------------------------------------------------------------------
 @settings(max_examples=150, deadline=None)
-@given(st.one_of(sdes(), st.just(RF)), st.sampled_from(["score", "eps", "x0", "v"]), st.floats(0.0, 1.0),
-       st.integers(0, 2 ** 16))
+@given(
+    st.one_of(sdes(), st.just(RF)),
+    st.sampled_from(["score", "eps", "x0", "v"]),
+    st.floats(0.0, 1.0),
+    st.integers(0, 2**16),
+)
 def test_flow_round_trips_with_every_other_parametrisation(sde, other, u, seed):
     t = torch.tensor(sde.t_min + u * (sde.T - sde.t_min), dtype=f64)
     if other in ("score", "eps") and sde.alpha_T_is_zero:
-        t = t.clamp_max(0.999)            # x0 is undefined from eps alone at alpha = 0
+        t = t.clamp_max(0.999)  # x0 is undefined from eps alone at alpha = 0
     alpha, sigma = sde.marginal(t)
     d_alpha, d_sigma = sde.marginal_derivative(t)
     g = torch.Generator().manual_seed(seed)
@@ -118,7 +122,7 @@ def test_exact_mixture_model_under_rectified_flow_is_exact_at_every_time_includi
         assert torch.allclose(model(x, t), MIX.noised_score(x, alpha, sigma), rtol=1e-8, atol=1e-8)
     x = torch.randn(8, 2, dtype=f64)
     pred = model.predict(x, 1.0)
-    assert torch.allclose(pred.x0, MIX.mean.expand(8, 2), atol=1e-12)   # E[X_0 | X_1] = E[X_0]
+    assert torch.allclose(pred.x0, MIX.mean.expand(8, 2), atol=1e-12)  # E[X_0 | X_1] = E[X_0]
     assert torch.allclose(pred.eps, x) and torch.allclose(pred.score, -x)
 
 
@@ -179,7 +183,9 @@ def test_a_models_own_shift_is_the_default_and_the_solvers_option_wins():
 
     model = MIX.score_model(RF)
     model.schedule_options = {"shift": 3.0}
-    given = make_grid(sk.get_solver("ode_euler", schedule="uniform", schedule_options={"shift": 3.0}), MIX.score_model(RF), 10)
+    given = make_grid(
+        sk.get_solver("ode_euler", schedule="uniform", schedule_options={"shift": 3.0}), MIX.score_model(RF), 10
+    )
     assert torch.equal(make_grid(sk.get_solver("ode_euler", schedule="uniform"), model, 10), given)
     off = make_grid(sk.get_solver("ode_euler", schedule="uniform", schedule_options={"shift": 1.0}), model, 10)
     assert torch.allclose(off, torch.linspace(1.0, RF.t_min, 11, dtype=f64), atol=1e-14)

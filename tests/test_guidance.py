@@ -19,7 +19,6 @@ import samplekit as sk
 from samplekit.bench.metrics import sliced_wasserstein
 from samplekit.hookspecs import hookimpl
 from samplekit.targets import ring2d
-
 from solver_picks import label, pick
 
 SDE = sk.VPSDE()
@@ -39,7 +38,7 @@ def floor_and_reference(target, n=N, sets=4):
 
 # --- the wrapped scores are exact ---------------------------------------------------------------
 @settings(max_examples=25, deadline=None)
-@given(k=st.integers(0, 7), t=st.floats(1e-3, 1.0), seed=st.integers(0, 2 ** 16))
+@given(k=st.integers(0, 7), t=st.floats(1e-3, 1.0), seed=st.integers(0, 2**16))
 def test_classifier_guidance_w1_is_the_component_score(k, t, seed):
     x = 5 * torch.randn(16, 2, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
     tt = torch.full((16,), t, dtype=torch.float64)
@@ -49,7 +48,7 @@ def test_classifier_guidance_w1_is_the_component_score(k, t, seed):
 
 
 @settings(max_examples=25, deadline=None)
-@given(w=st.floats(-2.0, 6.0), t=st.floats(1e-3, 1.0), seed=st.integers(0, 2 ** 16))
+@given(w=st.floats(-2.0, 6.0), t=st.floats(1e-3, 1.0), seed=st.integers(0, 2**16))
 def test_guided_scores_are_the_linear_combinations(w, t, seed):
     x = 5 * torch.randn(8, 2, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
     tt = torch.full((8,), t, dtype=torch.float64)
@@ -110,8 +109,15 @@ def test_larger_scale_sharpens_towards_the_class():
     mean = MIX.means[k]
     spread = {}
     for w in (1.0, 4.0):
-        res = sk.sample(exact_classifier_model(k, scale=w), solver="euler_maruyama", nfe=400, num_samples=500,
-                        seed=0, progress=False, dtype=torch.float64)
+        res = sk.sample(
+            exact_classifier_model(k, scale=w),
+            solver="euler_maruyama",
+            nfe=400,
+            num_samples=500,
+            seed=0,
+            progress=False,
+            dtype=torch.float64,
+        )
         spread[w] = (res.samples - mean).norm(dim=1).mean()
     assert spread[4.0] < spread[1.0]
 

@@ -30,7 +30,7 @@ def test_host_syncs_do_not_grow_with_nfe(solver):
     few, steps_few = _syncs(model, solver, 12)
     many, steps_many = _syncs(model, solver, 36)
     assert steps_many > steps_few
-    assert many == few <= 2, (few, many, Tracked.counts)   # x_T's finiteness check and the end-of-run flag
+    assert many == few <= 2, (few, many, Tracked.counts)  # x_T's finiteness check and the end-of-run flag
 
 
 def test_a_network_module_samples_without_host_syncs():

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from exact_checks import distance_and_floor
 
 import samplekit as sk
+from exact_checks import distance_and_floor
 from samplekit.noise import NoiseSource
 from samplekit.targets import ring2d
 
@@ -17,10 +17,14 @@ f64 = torch.float64
 MIX = ring2d()
 
 
-CASES = [(sde, "dpmpp_2m", 60, fraction) for sde in ("vp", "rectified_flow") for fraction in (0.3, 0.9)] + \
-    [("rectified_flow", "euler_maruyama", 600, 0.6), ("rectified_flow", "ode_dopri5", 5000, 0.6)] + \
-    [pytest.param("vp", solver, nfe, 0.6, marks=pytest.mark.slow)      # the same paths as on rectified flow
-     for solver, nfe in (("euler_maruyama", 600), ("ode_dopri5", 5000))]
+CASES = (
+    [(sde, "dpmpp_2m", 60, fraction) for sde in ("vp", "rectified_flow") for fraction in (0.3, 0.9)]
+    + [("rectified_flow", "euler_maruyama", 600, 0.6), ("rectified_flow", "ode_dopri5", 5000, 0.6)]
+    + [
+        pytest.param("vp", solver, nfe, 0.6, marks=pytest.mark.slow)  # the same paths as on rectified flow
+        for solver, nfe in (("euler_maruyama", 600), ("ode_dopri5", 5000))
+    ]
+)
 
 
 @pytest.mark.parametrize("sde_name, solver, nfe, fraction", CASES)
@@ -47,8 +51,16 @@ def test_the_start_is_the_forward_marginal_from_the_seeded_noise():
     model = MIX.score_model(sde)
     x = MIX.sample(16, generator=torch.Generator().manual_seed(1))
     seen = []
-    sk.sample(model, "ddim", ts=torch.tensor([0.4, 0.2], dtype=f64), x_start=x, t_start=0.4, seed=5,
-              progress=False, callback=lambda info: seen.append(info))
+    sk.sample(
+        model,
+        "ddim",
+        ts=torch.tensor([0.4, 0.2], dtype=f64),
+        x_start=x,
+        t_start=0.4,
+        seed=5,
+        progress=False,
+        callback=lambda info: seen.append(info),
+    )
     z = NoiseSource(5, 16).randn((2,), dtype=f64)
     alpha, sigma = sde.marginal(torch.tensor(0.4, dtype=f64))
     x_t = alpha * x + sigma * z
@@ -67,12 +79,15 @@ def test_same_seed_same_result_and_a_grid_must_start_at_t_start():
         sk.sample(model, "ddim", ts=torch.tensor([0.6, 0.1], dtype=f64), x_start=x, t_start=0.5, progress=False)
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"t_start": 0.5}, "x_start is missing"),
-    ({"x_start": "x"}, "t_start is missing"),
-    ({"x_start": "x", "t_start": 1.5}, r"t_start=1.5 must lie in \(t_min, T\]"),
-    ({"x_start": "x", "t_start": 0.5, "x_T": "x"}, "x_T and x_start were both given"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"t_start": 0.5}, "x_start is missing"),
+        ({"x_start": "x"}, "t_start is missing"),
+        ({"x_start": "x", "t_start": 1.5}, r"t_start=1.5 must lie in \(t_min, T\]"),
+        ({"x_start": "x", "t_start": 0.5, "x_T": "x"}, "x_T and x_start were both given"),
+    ],
+)
 def test_bad_img2img_arguments_are_clear_errors_before_any_call(kwargs, match):
     model = MIX.score_model(sk.VPSDE())
     x = MIX.sample(4, generator=torch.Generator().manual_seed(1))

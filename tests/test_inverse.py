@@ -19,7 +19,6 @@ from samplekit.bench.metrics import sliced_wasserstein
 from samplekit.posterior import linear_gaussian_posterior, observation_posterior
 from samplekit.solver import Solver, SolverError
 from samplekit.targets import gmm16_full
-
 from solver_picks import fixed_step, label, pick
 
 C = sk.conditioning
@@ -46,12 +45,12 @@ def observations(seed):
         C.Inpainting(mask, torch.randn(2, 3, 3, generator=g, **G64)),
         C.Colorization(torch.rand(3, generator=g, **G64) + 0.1, torch.randn(2, 2, generator=g, **G64), shape=(3, 2, 2)),
         C.DenseObservation(A, torch.randn(3, generator=g, **G64)),
-        C.DenseObservation(torch.cat([A, A[:1]]), torch.randn(4, generator=g, **G64)),   # rank-deficient
+        C.DenseObservation(torch.cat([A, A[:1]]), torch.randn(4, generator=g, **G64)),  # rank-deficient
     ]
 
 
 @settings(max_examples=20, deadline=None)
-@given(seed=st.integers(0, 2 ** 16))
+@given(seed=st.integers(0, 2**16))
 def test_split_merge_is_an_orthonormal_change_of_basis(seed):
     for obs in observations(seed):
         x = torch.randn(5, *obs.shape, generator=gen(seed + 1), **G64)
@@ -102,19 +101,22 @@ def test_observation_errors_are_named():
 
 # --- the exact posterior -----------------------------------------------------------------------------
 @settings(max_examples=15, deadline=None)
-@given(seed=st.integers(0, 2 ** 16), m=st.integers(1, 4), tau=st.floats(0.05, 2.0))
+@given(seed=st.integers(0, 2**16), m=st.integers(1, 4), tau=st.floats(0.05, 2.0))
 def test_posterior_is_bayes_rule(seed, m, tau):
     """log p(x | y) - log p(x) - log N(y; A x, tau^2) is the same constant for every x."""
     g = gen(seed)
-    prior = sk.GaussianMixture(torch.rand(3, generator=g) + 0.2, 2 * torch.randn(3, 5, generator=g, **G64),
-                               torch.rand(3, 5, generator=g, **G64) + 0.1)
+    prior = sk.GaussianMixture(
+        torch.rand(3, generator=g) + 0.2,
+        2 * torch.randn(3, 5, generator=g, **G64),
+        torch.rand(3, 5, generator=g, **G64) + 0.1,
+    )
     A = torch.randn(m, 5, generator=g, **G64)
     y = torch.randn(m, generator=g, **G64) * 3
     post = linear_gaussian_posterior(prior, A, y, tau).mixture()
     x = 2 * torch.randn(50, 5, generator=g, **G64)
-    log_lik = -0.5 * ((x @ A.T - y) ** 2).sum(1) / tau ** 2
+    log_lik = -0.5 * ((x @ A.T - y) ** 2).sum(1) / tau**2
     c = post.log_prob(x) - prior.log_prob(x) - log_lik
-    scale = 1.0 + log_lik.abs().max() + prior.log_prob(x).abs().max()   # round-off grows with the terms
+    scale = 1.0 + log_lik.abs().max() + prior.log_prob(x).abs().max()  # round-off grows with the terms
     torch.testing.assert_close(c, c.mean().expand(50), rtol=0, atol=float(1e-10 * scale))
 
 
@@ -156,15 +158,29 @@ def biased_case():
 def run(method, prior, obs, solver, nfe, n, seed=0):
     model = prior.score_model(SDE)
     if method == "observed_score":
-        return sk.sample(C.observed_score(model, obs), solver=solver, nfe=nfe, num_samples=n, seed=seed,
-                         progress=False, dtype=torch.float64)
+        return sk.sample(
+            C.observed_score(model, obs),
+            solver=solver,
+            nfe=nfe,
+            num_samples=n,
+            seed=seed,
+            progress=False,
+            dtype=torch.float64,
+        )
     hook = C.replacement(solver, obs) if method == "replacement" else C.resample(solver, obs, jumps=4)
     return sk.sample(model, solver=hook, nfe=nfe, num_samples=n, seed=seed, progress=False, dtype=torch.float64)
 
 
-@pytest.mark.parametrize("method,stochastic", [("replacement", True), ("replacement", False),
-                                               ("resample", True), ("observed_score", True),
-                                               ("observed_score", False)])
+@pytest.mark.parametrize(
+    "method,stochastic",
+    [
+        ("replacement", True),
+        ("replacement", False),
+        ("resample", True),
+        ("observed_score", True),
+        ("observed_score", False),
+    ],
+)
 def test_every_method_is_exact_when_the_coordinates_are_independent(method, stochastic):
     prior, obs = independent_case()
     solver = pick(stochastic)
@@ -189,7 +205,7 @@ def test_dense_observation_is_exact_for_an_isotropic_prior(noise_std):
         floor, ref = floor_and_reference(observation_posterior(prior, obs), 2000)
         sw = sliced_wasserstein(res.samples, ref)
         assert sw < 1.5 * floor, f"SW2 {sw:.4f} vs floor {floor:.4f}"
-    else:   # observed coordinates ~ N(ybar, tau^2) (the documented surrogate), free ones exact
+    else:  # observed coordinates ~ N(ybar, tau^2) (the documented surrogate), free ones exact
         z_o, z_u = obs.split(res.samples)
         torch.testing.assert_close(z_o.mean(0), obs.ybar, atol=0.05, rtol=0)
         torch.testing.assert_close(z_o.std(0), obs.tau, atol=0.03, rtol=0)
@@ -202,7 +218,7 @@ def test_resampling_corrects_the_replacement_bias():
     floor, ref = floor_and_reference(observation_posterior(prior, obs), 2000)
     plain = sliced_wasserstein(run("replacement", prior, obs, "euler_maruyama", 400, 2000).samples, ref)
     resampled = sliced_wasserstein(run("resample", prior, obs, "euler_maruyama", 400, 2000).samples, ref)
-    assert plain > 10 * floor               # the bias is visible
+    assert plain > 10 * floor  # the bias is visible
     assert resampled < 0.5 * plain, f"resample {resampled:.4f} vs replacement {plain:.4f} (floor {floor:.4f})"
 
 
@@ -226,10 +242,17 @@ def test_colorization_samples_match_the_gray_image_and_the_posterior():
     truth = prior.sample(1, generator=g)[0].reshape(3, 2, 2)
     weights = torch.tensor([0.299, 0.587, 0.114], **G64)
     obs = C.Colorization(weights, torch.einsum("c,chw->hw", weights, truth), shape=(3, 2, 2))
-    res = sk.sample(model, solver=C.replacement("euler_maruyama", obs), nfe=400, num_samples=2000,
-                    seed=0, progress=False, dtype=torch.float64)
+    res = sk.sample(
+        model,
+        solver=C.replacement("euler_maruyama", obs),
+        nfe=400,
+        num_samples=2000,
+        seed=0,
+        progress=False,
+        dtype=torch.float64,
+    )
     gray = torch.einsum("c,bchw->bhw", weights, res.samples)
-    _, sigma_min = SDE.marginal(torch.tensor(SDE.t_min, **G64))      # the last replacement noises at t_min
+    _, sigma_min = SDE.marginal(torch.tensor(SDE.t_min, **G64))  # the last replacement noises at t_min
     assert (gray - obs.gray.view(2, 2)).abs().max() < 5 * sigma_min * weights.norm() + 0.01
     floor, ref = floor_and_reference(observation_posterior(prior, obs), 2000)
     sw = sliced_wasserstein(res.samples, ref)
@@ -239,8 +262,11 @@ def test_colorization_samples_match_the_gray_image_and_the_posterior():
 # --- every solver can use them -----------------------------------------------------------------------
 def _all_vp_solvers():
     """Every registered solver that handles VP SDEs and samples the target (not a fixed-score baseline)."""
-    return [c for c in sk.available("solver") if "vp" in (c.info.get("sde_families") or ["vp"])
-            and c.info.get("samples_target", True)]
+    return [
+        c
+        for c in sk.available("solver")
+        if "vp" in (c.info.get("sde_families") or ["vp"]) and c.info.get("samples_target", True)
+    ]
 
 
 @pytest.mark.parametrize("info", _all_vp_solvers(), ids=lambda c: c.name)

@@ -45,10 +45,18 @@ def prior_mismatch(mixture, sde, latent):
 
 
 # --- accuracy of the exact-trace likelihood ----------------------------------------------------------
-@pytest.mark.parametrize("name,sde", [("ring2d", sk.VPSDE()), ("gmm16_full", sk.VPSDE()),
-                                      ("ring2d", sk.SubVPSDE()), ("ring2d", sk.VESDE()),
-                                      ("ring2d", sk.EDMSDE()), ("ring2d", sk.OUSDE())],
-                         ids=["ring2d-vp", "gmm16_full-vp", "ring2d-subvp", "ring2d-ve", "ring2d-edm", "ring2d-ou"])
+@pytest.mark.parametrize(
+    "name,sde",
+    [
+        ("ring2d", sk.VPSDE()),
+        ("gmm16_full", sk.VPSDE()),
+        ("ring2d", sk.SubVPSDE()),
+        ("ring2d", sk.VESDE()),
+        ("ring2d", sk.EDMSDE()),
+        ("ring2d", sk.OUSDE()),
+    ],
+    ids=["ring2d-vp", "gmm16_full-vp", "ring2d-subvp", "ring2d-ve", "ring2d-edm", "ring2d-ou"],
+)
 def test_exact_estimator_matches_exact_log_density(name, sde):
     mixture = getattr(targets, name)()
     model = mixture.score_model(sde)
@@ -138,8 +146,10 @@ def test_hutchinson_unbiased_and_rademacher_has_lower_variance(seed, t):
     n = 4000
     jac, exact, est = _jacobian_and_estimates(mixture, x, t, n)
     sym = (jac + jac.T) / 2
-    theory = {"hutchinson_gaussian": 2 * sym.pow(2).sum(),
-              "hutchinson_rademacher": 2 * (sym.pow(2).sum() - torch.diagonal(jac).pow(2).sum())}
+    theory = {
+        "hutchinson_gaussian": 2 * sym.pow(2).sum(),
+        "hutchinson_rademacher": 2 * (sym.pow(2).sum() - torch.diagonal(jac).pow(2).sum()),
+    }
     for name, values in est.items():
         se = values.std() / math.sqrt(n)
         assert (values.mean() - exact).abs() <= 3 * se, f"{name}: mean {values.mean():.4f} vs exact {exact:.4f}"
@@ -200,7 +210,7 @@ def test_encoded_data_distributed_like_the_prior(name, n):
     # exact moments of p_T (the prior up to alpha_T = 0.0066), and the prior's: both checked
     alpha, sigma = (v.item() for v in sde.marginal(sde.T))
     mean_T = alpha * mixture.mean
-    cov_T = alpha ** 2 * mixture.covariance + sigma ** 2 * torch.eye(mixture.d, dtype=F64)
+    cov_T = alpha**2 * mixture.covariance + sigma**2 * torch.eye(mixture.d, dtype=F64)
     assert (mean_T.abs().max() < 0.05) and ((cov_T - torch.eye(mixture.d, dtype=F64)).abs().max() < 0.01)
     se = 1 / math.sqrt(n)
     assert (z.mean(0) - mean_T).abs().max() <= 4 * se
@@ -222,7 +232,9 @@ def test_interpolate_endpoints_and_shape(spherical):
     # the midpoint is the decoded mix of the two latents
     z1, z2 = sk.encode(model, x1, rtol=1e-7, atol=1e-7), sk.encode(model, x2, rtol=1e-7, atol=1e-7)
     if spherical:
-        theta = torch.arccos((z1 * z2).sum(1, keepdim=True) / (z1.norm(dim=1, keepdim=True) * z2.norm(dim=1, keepdim=True)))
+        theta = torch.arccos(
+            (z1 * z2).sum(1, keepdim=True) / (z1.norm(dim=1, keepdim=True) * z2.norm(dim=1, keepdim=True))
+        )
         mid = (torch.sin(theta / 2) * (z1 + z2)) / torch.sin(theta)
     else:
         mid = (z1 + z2) / 2
@@ -234,7 +246,7 @@ def test_bits_per_dim_convention_against_exact_discrete_probability():
     # a 2-D Gaussian "image" in [-1, 1], 256 levels: the model's bits/dim of dequantised pixels is
     # close to the exact bits/dim of the discrete pixels (their bin probabilities are products of erfs)
     mean, std = torch.tensor([0.1, -0.2], dtype=F64), 0.3
-    mixture = sk.GaussianMixture([1.0], mean[None], torch.full((1, 2), std ** 2, dtype=F64))
+    mixture = sk.GaussianMixture([1.0], mean[None], torch.full((1, 2), std**2, dtype=F64))
     sde = sk.VPSDE()
     levels = ((mixture.sample(64, generator=_gen(12)).clamp(-0.999, 0.999) + 1) * 128).floor().long()
     x = dequantize(levels, bins=256, data_range=(-1, 1), seed=0, dtype=F64)
@@ -242,7 +254,7 @@ def test_bits_per_dim_convention_against_exact_discrete_probability():
     res = sk.log_likelihood(mixture.score_model(sde), x, estimator="exact", bins=256, data_range=(-1, 1))
     cont = -res.log_prob / (2 * math.log(2))
     assert torch.allclose(res.bits_per_dim, cont + 7)  # log2(256 / 2) = 7
-    sd_tmin = math.sqrt(std ** 2 * sde.marginal(sde.t_min)[0].item() ** 2 + sde.marginal(sde.t_min)[1].item() ** 2)
+    sd_tmin = math.sqrt(std**2 * sde.marginal(sde.t_min)[0].item() ** 2 + sde.marginal(sde.t_min)[1].item() ** 2)
     normal = torch.distributions.Normal(mean * sde.marginal(sde.t_min)[0].item(), sd_tmin)
     lo, hi = levels.double() / 128 - 1, (levels.double() + 1) / 128 - 1
     exact_bits = -torch.log2(normal.cdf(hi) - normal.cdf(lo)).sum(1) / 2
@@ -278,16 +290,19 @@ def test_non_finite_input_rejected_before_work(bad, fn):
     assert model.nfe == 0
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    ({"method": "dopri"}, "not a torchdiffeq method"),
-    ({"rtol": 0.0}, "rtol"),
-    ({"atol": -1e-5}, "atol"),
-    ({"n_probes": 0}, "n_probes"),
-    ({"estimator": "exact", "n_probes": 4}, "n_probes"),
-    ({"estimator": "hutchinson_rademacer"}, "did you mean 'hutchinson_rademacher'"),
-    ({"bins": 1}, "bins"),
-    ({"bins": 256, "data_range": (1, -1)}, "data_range"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"method": "dopri"}, "not a torchdiffeq method"),
+        ({"rtol": 0.0}, "rtol"),
+        ({"atol": -1e-5}, "atol"),
+        ({"n_probes": 0}, "n_probes"),
+        ({"estimator": "exact", "n_probes": 4}, "n_probes"),
+        ({"estimator": "hutchinson_rademacer"}, "did you mean 'hutchinson_rademacher'"),
+        ({"bins": 1}, "bins"),
+        ({"bins": 256, "data_range": (1, -1)}, "data_range"),
+    ],
+)
 def test_bad_arguments_named(kwargs, match):
     model = targets.ring2d().score_model(sk.VPSDE())
     with pytest.raises((ValueError, KeyError), match=match):
@@ -322,8 +337,12 @@ class JacobianTrace(TraceEstimator):
     stochastic = False
 
     def estimate(self, out, x, probes):
-        rows = [self.vjp(out, x, torch.nn.functional.one_hot(torch.full((x.shape[0],), i), x.shape[1]).to(x),
-                         retain=True)[:, i] for i in range(x.shape[1])]
+        rows = [
+            self.vjp(out, x, torch.nn.functional.one_hot(torch.full((x.shape[0],), i), x.shape[1]).to(x), retain=True)[
+                :, i
+            ]
+            for i in range(x.shape[1])
+        ]
         return torch.stack(rows, 1).sum(1, keepdim=True)
 
 

@@ -19,8 +19,11 @@ f64 = dict(dtype=torch.float64)
 
 
 def mixture() -> GaussianMixture:
-    return GaussianMixture(torch.tensor([0.3, 0.7], **f64), torch.tensor([[-1.0, 0.5], [1.5, -0.5]], **f64),
-                           torch.tensor([[0.2, 0.4], [0.5, 0.1]], **f64))
+    return GaussianMixture(
+        torch.tensor([0.3, 0.7], **f64),
+        torch.tensor([[-1.0, 0.5], [1.5, -0.5]], **f64),
+        torch.tensor([[0.2, 0.4], [0.5, 0.1]], **f64),
+    )
 
 
 def ddpm_scheduler(**kw):
@@ -45,7 +48,7 @@ class ExactDiffusersNet(torch.nn.Module):
         alpha, sigma = abar.sqrt(), (1 - abar).sqrt()
         score = self.gm.noised_score(x, alpha, sigma)
         eps = -sigma * score
-        x0 = (x + sigma ** 2 * score) / alpha
+        x0 = (x + sigma**2 * score) / alpha
         out = {"epsilon": eps, "sample": x0, "v_prediction": alpha * eps - sigma * x0}[self.prediction_type]
         from diffusers.models.unets.unet_2d import UNet2DOutput
 
@@ -57,8 +60,10 @@ def test_an_exact_score_in_diffusers_convention_comes_back_exact_at_grid_times(p
     gm, scheduler = mixture(), ddpm_scheduler(prediction_type=prediction_type)
     net = ExactDiffusersNet(gm, scheduler.alphas_cumprod, prediction_type)
     model = sk.load_model(net, loader="diffusers", scheduler=scheduler.config, shape=(2,))
-    assert isinstance(model.sde, DiscreteVPSDE) and model.parametrization == {
-        "epsilon": "eps", "sample": "x0", "v_prediction": "v"}[prediction_type]
+    assert (
+        isinstance(model.sde, DiscreteVPSDE)
+        and model.parametrization == {"epsilon": "eps", "sample": "x0", "v_prediction": "v"}[prediction_type]
+    )
     x = gm.sample(64, generator=torch.Generator().manual_seed(0)) * 1.3
     for n in (0, 1, 17, 500, 998, 999):
         t = model.sde.time_of(torch.tensor(float(n), **f64))
@@ -78,9 +83,9 @@ def test_the_discrete_schedule_lands_on_training_timesteps_and_sampling_meets_th
     steps = model.sde.timestep(ts)
     assert torch.equal(steps, steps.round()) and steps[0] == 999 and steps[-1] == 0
     alpha, _ = model.sde.marginal(ts)
-    assert torch.allclose(alpha ** 2, scheduler.alphas_cumprod.double()[steps.long()], rtol=1e-13, atol=0)
+    assert torch.allclose(alpha**2, scheduler.alphas_cumprod.double()[steps.long()], rtol=1e-13, atol=0)
     res = sk.sample(model, "euler_maruyama", nfe=10, num_samples=32, seed=0, progress=False, schedule="discrete")
-    assert res.nfe == 10 and torch.isfinite(res.samples).all()     # the net's assert: integer timesteps only
+    assert res.nfe == 10 and torch.isfinite(res.samples).all()  # the net's assert: integer timesteps only
     assert sorted({float(s[0]) for s in net.seen}) == sorted(float(s) for s in steps[:-1])
     with pytest.raises(ValueError, match="continuous"):
         discrete_timesteps(sk.VPSDE(), 10)
@@ -93,7 +98,7 @@ def test_discrete_vp_interpolates_a_continuous_vp_between_grid_points_and_invert
     sde = DiscreteVPSDE.from_vp(vp, 1000)
     assert sde.t_min == pytest.approx(1e-3) and sde.T == 1.0
     grid = (torch.arange(1000, **f64) + 1) / 1000
-    assert torch.allclose(sde.marginal(grid)[0], vp.marginal(grid)[0], rtol=1e-12)    # exact on the grid
+    assert torch.allclose(sde.marginal(grid)[0], vp.marginal(grid)[0], rtol=1e-12)  # exact on the grid
     mid = grid[:-1] + 0.5e-3
     B = sde.B(mid)
     assert torch.allclose(B, 0.5 * (sde.B(grid[:-1]) + sde.B(grid[1:])), rtol=1e-12)  # linear in t between
@@ -104,7 +109,7 @@ def test_discrete_vp_interpolates_a_continuous_vp_between_grid_points_and_invert
     dlog = (torch.log(sde.marginal(t + h)[0]) - torch.log(sde.marginal(t - h)[0])) / (2 * h)
     assert torch.allclose(dlog, sde.drift_coef(t), rtol=1e-6)
     a, s = sde.marginal(t)
-    assert torch.allclose(a ** 2 + s ** 2, torch.ones_like(t))
+    assert torch.allclose(a**2 + s**2, torch.ones_like(t))
     assert torch.allclose(sde.diffusion(t) ** 2, -2 * sde.drift_coef(t))
     tt = torch.linspace(sde.t_min, 1.0, 301, **f64)
     assert torch.allclose(sde.t_from_log_snr(sde.log_snr(tt)), tt, atol=1e-10)
@@ -116,9 +121,9 @@ def test_discrete_vp_interpolates_a_continuous_vp_between_grid_points_and_invert
 def test_an_exact_denoiser_in_k_diffusion_convention_comes_back_exact(sde):
     gm = mixture()
 
-    def denoiser(x, sigma):   # E[x0 | x0 + sigma eps = x], sigma one per sample
+    def denoiser(x, sigma):  # E[x0 | x0 + sigma eps = x], sigma one per sample
         s = sigma.reshape(-1, 1)
-        return x + s ** 2 * gm.noised_score(x, torch.ones_like(s), s)
+        return x + s**2 * gm.noised_score(x, torch.ones_like(s), s)
 
     model = sk.load_model(denoiser, loader="denoiser", shape=(2,), sde=sde)
     exact = gm.score_model(sde)
@@ -136,12 +141,13 @@ def test_the_torch_loader_takes_a_module_a_torchscript_file_or_weights_into_a_mo
     net = TimeMLP(2, hidden=16, depth=1).double()
     x, t = torch.randn(8, 2, **f64), torch.full((8,), 0.4, **f64)
     alpha, sigma = sde.marginal(t[0])
-    expected = -net(x, t) / sigma                                    # eps parametrisation -> score
+    expected = -net(x, t) / sigma  # eps parametrisation -> score
     direct = sk.load_model(net, loader="torch", parametrization="eps", shape=(2,), sde="vp")
     assert torch.allclose(direct(x, t), expected)
     torch.jit.script(net).save(str(tmp_path / "net.ts"))
-    scripted = sk.load_model(tmp_path / "net.ts", loader="torch", parametrization="eps", shape=(2,), sde=sde,
-                             trust_code=True)
+    scripted = sk.load_model(
+        tmp_path / "net.ts", loader="torch", parametrization="eps", shape=(2,), sde=sde, trust_code=True
+    )
     assert torch.allclose(scripted(x, t), expected)
     from safetensors.torch import save_file
 
@@ -165,16 +171,23 @@ class Payload:
 def test_pickle_bearing_checkpoints_are_refused_with_a_clear_error_and_nothing_runs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     torch.save({"weight": torch.zeros(2), "evil": Payload()}, tmp_path / "evil.pt")
-    torch.save(TimeMLP(2, hidden=4, depth=1), tmp_path / "module.pt")       # a pickled module
+    torch.save(TimeMLP(2, hidden=4, depth=1), tmp_path / "module.pt")  # a pickled module
     for name in ("evil.pt", "module.pt"):
         with pytest.raises(UnsafeCheckpointError, match="unpickle"):
             read_tensors(tmp_path / name)
         with pytest.raises(UnsafeCheckpointError, match="safetensors"):
             sk.load_model(tmp_path / name, loader="torch", parametrization="eps", shape=(2,))
     # the same inside a diffusers directory (.bin weights) and a native one
-    net = diffusers.UNet2DModel(sample_size=4, in_channels=1, out_channels=1, block_out_channels=(4, 4),
-                                layers_per_block=1, norm_num_groups=2,
-                                down_block_types=("DownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "UpBlock2D"))
+    net = diffusers.UNet2DModel(
+        sample_size=4,
+        in_channels=1,
+        out_channels=1,
+        block_out_channels=(4, 4),
+        layers_per_block=1,
+        norm_num_groups=2,
+        down_block_types=("DownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "UpBlock2D"),
+    )
     net.save_pretrained(tmp_path / "unet", safe_serialization=False)
     ddpm_scheduler().save_pretrained(tmp_path / "unet")
     torch.save({"evil": Payload()}, tmp_path / "unet" / "diffusion_pytorch_model.bin")
@@ -189,7 +202,7 @@ def test_the_native_format_round_trips_and_is_guessed(tmp_path):
     torch.manual_seed(3)
     net, sde = TimeMLP(2, hidden=8, depth=2), sk.VPSDE(beta_max=15.0)
     save_model(tmp_path / "m", net, "mlp", {"dim": 2, "hidden": 8, "depth": 2}, "eps", sde, (2,))
-    model = sk.load_model(tmp_path / "m")                   # guessed from samplekit.json
+    model = sk.load_model(tmp_path / "m")  # guessed from samplekit.json
     assert model.sde.params() == sde.params() and model.shape == (2,) and model.parametrization == "eps"
     x, t = torch.randn(5, 2), torch.full((5,), 0.3)
     assert torch.allclose(model.eps(x, t), net(x, t))
@@ -201,9 +214,16 @@ def test_the_native_format_round_trips_and_is_guessed(tmp_path):
 
 def test_a_saved_unet_loads_with_its_scheduler_and_converts_its_prediction_type(tmp_path):
     torch.manual_seed(0)
-    net = diffusers.UNet2DModel(sample_size=8, in_channels=1, out_channels=1, block_out_channels=(8, 8),
-                                layers_per_block=1, norm_num_groups=4,
-                                down_block_types=("DownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "UpBlock2D"))
+    net = diffusers.UNet2DModel(
+        sample_size=8,
+        in_channels=1,
+        out_channels=1,
+        block_out_channels=(8, 8),
+        layers_per_block=1,
+        norm_num_groups=4,
+        down_block_types=("DownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "UpBlock2D"),
+    )
     net.save_pretrained(tmp_path / "unet")
     ddpm_scheduler(prediction_type="v_prediction").save_pretrained(tmp_path / "scheduler")  # pipeline layout
     model = sk.load_model(tmp_path / "unet")
@@ -213,7 +233,7 @@ def test_a_saved_unet_loads_with_its_scheduler_and_converts_its_prediction_type(
     with torch.no_grad():
         v = net(x.float(), torch.full((3,), 250.0)).sample.double()
     alpha, sigma = model.sde.marginal(t)
-    assert torch.allclose(model.predict(x, t).x0, alpha * x - sigma * v, atol=1e-5)    # x0 = alpha x - sigma v
+    assert torch.allclose(model.predict(x, t).x0, alpha * x - sigma * v, atol=1e-5)  # x0 = alpha x - sigma v
     assert model.predict(x, t).x0.dtype == torch.float64
     with pytest.raises(ValueError, match="scheduler"):
         sk.load_model(net, loader="diffusers")
@@ -237,10 +257,8 @@ def test_a_loaded_network_still_differentiates_for_the_likelihood_but_sampling_b
     assert model(x, 0.5).grad_fn is None
 
 
-
 # --- conditional diffusers models, flow matching, pipelines, config bounds -----------------------------
 import diffusers_tiny as tiny  # noqa: E402  (tests/ is on sys.path under pytest)
-
 from samplekit_loaders.diffusers_grid import scheduler_grid  # noqa: E402
 
 
@@ -263,9 +281,9 @@ def test_a_class_conditional_unet_takes_class_labels_under_its_own_name_per_samp
     model = sk.load_model(tmp_path / "unet")
     counter = Counting(model.net.module)
     model.net.module = counter
-    with pytest.raises(TypeError, match="class_labels"):                # required, refused before any call
+    with pytest.raises(TypeError, match="class_labels"):  # required, refused before any call
         sk.sample(model, "ddim", nfe=2, num_samples=3, progress=False)
-    with pytest.raises(TypeError, match="class_labels"):                # a name the network does not take
+    with pytest.raises(TypeError, match="class_labels"):  # a name the network does not take
         model.condition(labels=torch.tensor([1, 2, 3]))
     assert counter.calls == 0
     labels = torch.tensor([1, 5, 9])
@@ -277,7 +295,7 @@ def test_a_class_conditional_unet_takes_class_labels_under_its_own_name_per_samp
         other = net(x.float(), torch.full((3,), 300.0), class_labels=labels.flip(0)).sample.double()
     assert torch.allclose(cond.predict(x, t).eps, eps, atol=1e-6) and not torch.allclose(eps, other, atol=1e-3)
     res = sk.sample(cond, "ddim", nfe=3, num_samples=3, progress=False)
-    assert counter.calls == 4 and res.nfe == 3 and res.decoded is None      # one direct call + 3 steps; no VAE
+    assert counter.calls == 4 and res.nfe == 3 and res.decoded is None  # one direct call + 3 steps; no VAE
     with pytest.raises(ValueError, match="num_samples"):
         sk.sample(cond, "ddim", nfe=3, num_samples=4, progress=False)
 
@@ -306,7 +324,7 @@ class ExactFlowNet(torch.nn.Module):
         self.seen.append(timestep.detach().clone())
         s = (timestep.to(torch.float64) / self.n_train).reshape(-1, 1)
         score = self.gm.noised_score(x, 1 - s, s)
-        eps, x0 = -s * score, (x + s ** 2 * score) / (1 - s)
+        eps, x0 = -s * score, (x + s**2 * score) / (1 - s)
         return eps - x0
 
 
@@ -320,7 +338,7 @@ def test_a_flow_matching_scheduler_gives_an_exact_rectified_flow_model_with_its_
     assert model.sde.name == "rectified_flow" and model.parametrization == "flow"
     assert model.schedule_options == ({"shift": shift} if shift != 1.0 else {})
     scheduler.set_timesteps(7)
-    assert model.sde.t_min == float(scheduler.sigmas[-2]) > 0          # its last sigma before 0, any step count
+    assert model.sde.t_min == float(scheduler.sigmas[-2]) > 0  # its last sigma before 0, any step count
     ts, options = scheduler_grid(scheduler, model.sde)
     assert options == {"denoise_final": True} and ts[0] == 1.0 and ts[-1] == model.sde.t_min
     x = gm.sample(32, generator=torch.Generator().manual_seed(0))
@@ -329,7 +347,7 @@ def test_a_flow_matching_scheduler_gives_an_exact_rectified_flow_model_with_its_
         xt = (1 - s) * x + s * torch.randn(x.shape, generator=torch.Generator().manual_seed(1), **f64)
         exact = gm.noised_score(xt, 1 - s, s)
         assert torch.allclose(model(xt, t), exact, rtol=1e-9, atol=1e-9 / t)
-        assert torch.allclose(net.seen[-1], torch.full((32,), t * 1000, **f64))   # timestep = N sigma
+        assert torch.allclose(net.seen[-1], torch.full((32,), t * 1000, **f64))  # timestep = N sigma
 
 
 def test_scheduler_grid_refuses_what_samplekit_would_compute_differently():
@@ -337,15 +355,16 @@ def test_scheduler_grid_refuses_what_samplekit_would_compute_differently():
 
     gm = mixture()
     scheduler = ddpm_scheduler()
-    model = sk.load_model(ExactDiffusersNet(gm, scheduler.alphas_cumprod, "epsilon"), loader="diffusers",
-                          scheduler=scheduler, shape=(2,))
+    model = sk.load_model(
+        ExactDiffusersNet(gm, scheduler.alphas_cumprod, "epsilon"), loader="diffusers", scheduler=scheduler, shape=(2,)
+    )
     with pytest.raises(ValueError, match="set_timesteps"):
         scheduler_grid(DDIMScheduler(), model.sde)
     clipped = DDIMScheduler(clip_sample=True)
     clipped.set_timesteps(4)
     with pytest.raises(ValueError, match="clip_sample"):
         scheduler_grid(clipped, model.sde)
-    zero = DPMSolverMultistepScheduler(final_sigmas_type="zero")     # x0 at timestep 250: not t_min
+    zero = DPMSolverMultistepScheduler(final_sigmas_type="zero")  # x0 at timestep 250: not t_min
     zero.set_timesteps(4)
     with pytest.raises(ValueError, match="t_min"):
         scheduler_grid(zero, model.sde)
@@ -358,27 +377,30 @@ def test_scheduler_grid_refuses_what_samplekit_would_compute_differently():
 def test_a_pipeline_object_or_directory_loads_with_its_vae_as_the_decoder(tmp_path):
     from diffusers import DDIMScheduler, DiTPipeline, FlowMatchEulerDiscreteScheduler
 
-    vae = tiny.sd3_vae()                                               # SD3's scaling and shift factors
+    vae = tiny.sd3_vae()  # SD3's scaling and shift factors
     z = torch.randn(2, 4, 8, 8)
     with torch.no_grad():
         want = vae.decode(z / 1.5035 + 0.0609).sample
-    model = sk.load_model(tiny.sd3_transformer(), loader="diffusers", scheduler=FlowMatchEulerDiscreteScheduler(),
-                          vae=vae)
+    model = sk.load_model(
+        tiny.sd3_transformer(), loader="diffusers", scheduler=FlowMatchEulerDiscreteScheduler(), vae=vae
+    )
     assert torch.allclose(model.decoder(z), want, atol=1e-6)
     cond = model.condition(encoder_hidden_states=torch.randn(1, 5, 32), pooled_projections=torch.randn(1, 64))
     res = sk.sample(cond, "ode_euler", nfe=3, num_samples=2, progress=False)
     assert res.decoded.shape == (2, 3, 8, 8) and torch.allclose(res.decoded, model.decoder(res.samples))
     pipe = DiTPipeline(transformer=tiny.dit_transformer(), vae=vae, scheduler=DDIMScheduler(clip_sample=False))
-    for source in (pipe, tmp_path / "dit"):                            # the object, then its save_pretrained dir
+    for source in (pipe, tmp_path / "dit"):  # the object, then its save_pretrained dir
         pipe.save_pretrained(tmp_path / "dit")
         loaded = sk.load_model(source)
         assert loaded.shape == (4, 8, 8) and torch.allclose(loaded.decoder(z), want, atol=1e-6)
-    alone = sk.load_model(tmp_path / "dit" / "transformer")            # a component: ../scheduler, no decoder
+    alone = sk.load_model(tmp_path / "dit" / "transformer")  # a component: ../scheduler, no decoder
     assert alone.decoder is None and alone.sde.num_timesteps == 1000
     x, labels = torch.randn(2, 4, 8, 8), torch.tensor([1, 2])
     t = alone.sde.time_of(torch.tensor(400.0))
     with torch.no_grad():
-        eps = pipe.transformer(x, timestep=torch.full((2,), 400.0), class_labels=labels).sample[:, :4]  # learned sigma cut
+        eps = pipe.transformer(x, timestep=torch.full((2,), 400.0), class_labels=labels).sample[
+            :, :4
+        ]  # learned sigma cut
     assert torch.allclose(alone.condition(class_labels=labels).predict(x, t).eps, eps, atol=1e-6)
 
 
@@ -394,16 +416,16 @@ def test_configs_that_ask_for_too_much_are_refused_before_anything_is_allocated(
     assert sk.load_model(tmp_path / "unet", max_params=1e6).shape == (1, 8, 8)
     config_path = tmp_path / "unet" / "config.json"
     config = json.loads(config_path.read_text())
-    config_path.write_text(json.dumps({**config, "block_out_channels": [200_000, 200_000]}))   # ~3e12 parameters
+    config_path.write_text(json.dumps({**config, "block_out_channels": [200_000, 200_000]}))  # ~3e12 parameters
     start = time.perf_counter()
     with pytest.raises(ValueError, match=r"parameters .* above max_params"):
         sk.load_model(tmp_path / "unet")
-    assert time.perf_counter() - start < 20                           # counted on the meta device, not built
+    assert time.perf_counter() - start < 20  # counted on the meta device, not built
     config_path.write_text(json.dumps({**config, "sample_size": 100_000}))
     with pytest.raises(ValueError, match="max_sample_numel"):
         sk.load_model(tmp_path / "unet")
     config_path.write_text(json.dumps(config))
     sched_path = tmp_path / "unet" / "scheduler_config.json"
-    sched_path.write_text(json.dumps({**json.loads(sched_path.read_text()), "num_train_timesteps": 10 ** 10}))
+    sched_path.write_text(json.dumps({**json.loads(sched_path.read_text()), "num_train_timesteps": 10**10}))
     with pytest.raises(ValueError, match="max_train_timesteps"):
         sk.load_model(tmp_path / "unet")

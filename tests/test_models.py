@@ -19,7 +19,8 @@ from samplekit.targets import ring2d
 
 diffusers = pytest.importorskip("diffusers")
 pytest.importorskip("sklearn")
-from samplekit_models import classifier, targets as shipped  # noqa: E402
+from samplekit_models import classifier  # noqa: E402
+from samplekit_models import targets as shipped  # noqa: E402
 from samplekit_models.digits import load_digits_split  # noqa: E402
 
 f64 = dict(dtype=torch.float64)
@@ -29,8 +30,9 @@ def test_the_shipped_ring2d_mlp_loads_through_the_native_loader_and_samples_ring
     model = sk.load_model(shipped.RING2D_DIR, loader="samplekit")
     assert model.shape == (2,) and model.sde.name == "vp" and model.parametrization == "eps"
     ref = ring2d().sample(2000, generator=torch.Generator().manual_seed(1))
-    got = sliced_wasserstein(sk.sample(model, "euler_maruyama", nfe=50, num_samples=2000, seed=0,
-                                       progress=False).samples, ref)
+    got = sliced_wasserstein(
+        sk.sample(model, "euler_maruyama", nfe=50, num_samples=2000, seed=0, progress=False).samples, ref
+    )
     prior = sliced_wasserstein(torch.randn(2000, 2, generator=torch.Generator().manual_seed(0)), ref)
     # measured: 0.24 (two exact sets of 2000: 0.28; the exact score with the same solver ~0.3); N(0, I) ~1.5
     assert got < 0.45 < prior
@@ -48,8 +50,9 @@ def test_the_shipped_digits_unet_loads_through_the_diffusers_loader_and_draws_di
     x_test = load_digits_split()[2]
     fd = classifier.digits_fd(res.samples, x_test[:300])
     tv = classifier.digits_class_balance(res.samples, x_test[:300])
-    noise_fd = classifier.digits_fd(torch.rand(300, 1, 8, 8, generator=torch.Generator().manual_seed(0)) * 2 - 1,
-                                    x_test[:300])
+    noise_fd = classifier.digits_fd(
+        torch.rand(300, 1, 8, 8, generator=torch.Generator().manual_seed(0)) * 2 - 1, x_test[:300]
+    )
     # bounds well above what the shipped model gives (see benchmarks/digits) and far below noise
     assert fd < 0.25 * noise_fd and tv < 0.25, (fd, tv, noise_fd)
 
@@ -88,8 +91,9 @@ def test_digit_metrics_give_no_value_on_other_targets_in_the_benchmark():
     from samplekit.bench.runner import BenchContext
 
     registry = get_registry()
-    ctx = BenchContext(registry, {"ring2d": registry.create("target", "ring2d")},
-                       ["sliced_w2", "digits_fd", "digits_class_balance"])
+    ctx = BenchContext(
+        registry, {"ring2d": registry.create("target", "ring2d")}, ["sliced_w2", "digits_fd", "digits_class_balance"]
+    )
     x = ring2d().sample(100)
     values, errors = ctx.score("ring2d", x, x + 0.1)
     assert values["digits_fd"] is None and values["digits_class_balance"] is None and not errors
@@ -101,9 +105,16 @@ def test_digit_metrics_give_no_value_on_other_targets_in_the_benchmark():
 def tiny_unet_dir(tmp_path_factory):
     path = tmp_path_factory.mktemp("unet")
     torch.manual_seed(0)
-    net = diffusers.UNet2DModel(sample_size=8, in_channels=1, out_channels=1, block_out_channels=(8, 8),
-                                layers_per_block=1, norm_num_groups=4, down_block_types=("DownBlock2D", "DownBlock2D"),
-                                up_block_types=("UpBlock2D", "UpBlock2D"))
+    net = diffusers.UNet2DModel(
+        sample_size=8,
+        in_channels=1,
+        out_channels=1,
+        block_out_channels=(8, 8),
+        layers_per_block=1,
+        norm_num_groups=4,
+        down_block_types=("DownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "UpBlock2D"),
+    )
     net.save_pretrained(path)
     diffusers.DDPMScheduler(num_train_timesteps=1000).save_pretrained(path)
     return path
@@ -126,14 +137,14 @@ def test_a_saved_unet_loads_and_samples_with_every_registered_solver(tiny_unet_d
     model.net.module.register_forward_pre_hook(lambda module, args: seen.append(args[1].detach().clone()))
     try:
         res = sk.sample(model, name, nfe=budget, num_samples=3, seed=0, progress=False, **options)
-    except SolverError as exc:   # a solver that cannot integrate this SDE must say so, naming it
+    except SolverError as exc:  # a solver that cannot integrate this SDE must say so, naming it
         assert "DiscreteVPSDE" in str(exc) or "discrete" in str(exc), exc
         return
     assert res.samples.shape == (3, 1, 8, 8) and torch.isfinite(res.samples).all()
     assert 0 < res.nfe == model.nfe == len(seen) and (adaptive or res.nfe <= budget)
     info = get_registry().get("solver", name)
     if not adaptive and info.info.get("nfe_per_step", getattr(info.factory, "nfe_per_step", 1)) == 1:
-        steps = torch.cat(seen).double()       # one call per step on the discrete grid: training timesteps
+        steps = torch.cat(seen).double()  # one call per step on the discrete grid: training timesteps
         assert torch.equal(steps, steps.round()) and float(steps.min()) >= 0 and float(steps.max()) <= 999
 
 
@@ -142,17 +153,32 @@ def test_sample_model_writes_a_png_grid_of_digits_and_an_npz(tmp_path):
     from samplekit.cli import cli
 
     out = tmp_path / "digits.npz"
-    result = CliRunner().invoke(cli, ["sample", "--model", str(shipped.DIGITS_DIR), "--nfe", "10", "-n", "16",
-                                      "--option", "schedule=discrete", "--out", str(out)])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "sample",
+            "--model",
+            str(shipped.DIGITS_DIR),
+            "--nfe",
+            "10",
+            "-n",
+            "16",
+            "--option",
+            "schedule=discrete",
+            "--out",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     samples = np.load(out)["samples"]
     assert samples.shape == (16, 1, 8, 8) and np.isfinite(samples).all()
     png = out.with_suffix(".png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and png[12:16] == b"IHDR"
     w, h = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
-    assert (w, h) == (4 * (8 * 4 + 1) + 1,) * 2                       # 4 x 4 digits, 4x enlarged, 1 px gaps
-    named = CliRunner().invoke(cli, ["sample", "--model", "ring2d_mlp", "--nfe", "5", "-n", "8",
-                                     "--out", str(tmp_path / "r.npz")])
+    assert (w, h) == (4 * (8 * 4 + 1) + 1,) * 2  # 4 x 4 digits, 4x enlarged, 1 px gaps
+    named = CliRunner().invoke(
+        cli, ["sample", "--model", "ring2d_mlp", "--nfe", "5", "-n", "8", "--out", str(tmp_path / "r.npz")]
+    )
     assert named.exit_code == 0 and np.load(tmp_path / "r.npz")["samples"].shape == (8, 2)
     bad = CliRunner().invoke(cli, ["sample", "--model", "no_such_model", "--out", str(tmp_path / "x.npz")])
     assert bad.exit_code != 0 and "neither a path" in bad.output
@@ -163,16 +189,31 @@ def test_train_cli_trains_checkpoints_resumes_and_writes_a_loadable_model(tmp_pa
 
     data = ring2d().sample(500, generator=torch.Generator().manual_seed(0)).numpy()
     np.savez(tmp_path / "d.npz", samples=data)
-    args = ["train", "--data", str(tmp_path / "d.npz"), "--out", str(tmp_path / "m"), "--hidden", "16", "--depth",
-            "1", "--batch-size", "32", "--checkpoint", str(tmp_path / "c.safetensors"), "--no-progress"]
+    args = [
+        "train",
+        "--data",
+        str(tmp_path / "d.npz"),
+        "--out",
+        str(tmp_path / "m"),
+        "--hidden",
+        "16",
+        "--depth",
+        "1",
+        "--batch-size",
+        "32",
+        "--checkpoint",
+        str(tmp_path / "c.safetensors"),
+        "--no-progress",
+    ]
     first = CliRunner().invoke(cli, args + ["--steps", "20"])
     assert first.exit_code == 0, first.output
     second = CliRunner().invoke(cli, args + ["--steps", "30", "--resume", "--loss", "ssm"])
     assert second.exit_code == 0 and "resumed from" in second.output and "for 30 steps" in second.output
     model = sk.load_model(tmp_path / "m")
     assert model.shape == (2,) and torch.isfinite(model(torch.zeros(4, 2), 0.5)).all()
-    bad = CliRunner().invoke(cli, ["train", "--data", str(tmp_path / "d.npz"), "--out", str(tmp_path / "n"),
-                                   "--resume"])
+    bad = CliRunner().invoke(
+        cli, ["train", "--data", str(tmp_path / "d.npz"), "--out", str(tmp_path / "n"), "--resume"]
+    )
     assert bad.exit_code != 0 and "--checkpoint" in bad.output
 
 
@@ -180,9 +221,15 @@ def test_train_cli_trains_checkpoints_resumes_and_writes_a_loadable_model(tmp_pa
 def test_target_overrides_replace_the_suite_settings_for_that_target_only():
     from samplekit.bench.grid import Cell, FloorCell, build_cells
 
-    data = {"name": "s", "targets": ["ring2d", "gmm16_full"], "solvers": ["euler_maruyama"], "nfe": [5, 10, 20],
-            "seeds": [0, 1], "num_samples": 100,
-            "target_overrides": {"gmm16_full": {"nfe": [10], "seeds": [3], "num_samples": 50}}}
+    data = {
+        "name": "s",
+        "targets": ["ring2d", "gmm16_full"],
+        "solvers": ["euler_maruyama"],
+        "nfe": [5, 10, 20],
+        "seeds": [0, 1],
+        "num_samples": 100,
+        "target_overrides": {"gmm16_full": {"nfe": [10], "seeds": [3], "num_samples": 50}},
+    }
     suite = suite_from_dict(data)
     registry = get_registry()
     targets = {t: registry.create("target", t) for t in suite.targets}
@@ -190,14 +237,21 @@ def test_target_overrides_replace_the_suite_settings_for_that_target_only():
     ring = [c for c in cells if isinstance(c, Cell) and c.target == "ring2d"]
     gmm = [c for c in cells if isinstance(c, Cell) and c.target == "gmm16_full"]
     assert sorted((c.nfe, c.seed, c.num_samples) for c in ring) == sorted(
-        (n, s, 100) for n in (5, 10, 20) for s in (0, 1))
+        (n, s, 100) for n in (5, 10, 20) for s in (0, 1)
+    )
     assert [(c.nfe, c.seed, c.num_samples) for c in gmm] == [(10, 3, 50)]
     assert {(c.target, c.seed, c.num_samples) for c in cells if isinstance(c, FloorCell)} == {
-        ("ring2d", 0, 100), ("ring2d", 1, 100), ("gmm16_full", 3, 50)}
-    assert suite.replace(nfe=(5,)).for_target("gmm16_full").nfe == (5,)   # the command line wins
+        ("ring2d", 0, 100),
+        ("ring2d", 1, 100),
+        ("gmm16_full", 3, 50),
+    }
+    assert suite.replace(nfe=(5,)).for_target("gmm16_full").nfe == (5,)  # the command line wins
     assert suite.replace(nfe=(5,)).for_target("gmm16_full").seeds == (3,)
-    for bad, match in (({"ring2d": {"colour": 1}}, "keys among"), ({"mnist": {"nfe": [5]}}, "not among targets"),
-                       ({"ring2d": {"nfe": [0]}}, "nfe")):
+    for bad, match in (
+        ({"ring2d": {"colour": 1}}, "keys among"),
+        ({"mnist": {"nfe": [5]}}, "not among targets"),
+        ({"ring2d": {"nfe": [0]}}, "nfe"),
+    ):
         with pytest.raises(SuiteError, match=match):
             suite_from_dict({**data, "target_overrides": bad})
 

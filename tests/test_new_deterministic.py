@@ -39,11 +39,11 @@ from samplekit_fast.lms import LMS
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 f64 = torch.float64
-MIX = sk.GaussianMixture([0.3, 0.7], [[-1.5, 0.5], [1.0, -0.5]],
-                         [[[0.4, 0.1], [0.1, 0.3]], [[0.6, -0.2], [-0.2, 0.5]]])
+MIX = sk.GaussianMixture([0.3, 0.7], [[-1.5, 0.5], [1.0, -0.5]], [[[0.4, 0.1], [0.1, 0.3]], [[0.6, -0.2], [-0.2, 0.5]]])
 # a smooth target (two broad components): the probability-flow ODE is smooth down to t_min
-SMOOTH = sk.GaussianMixture([0.4, 0.6], [[-1.0, 0.5], [1.0, -0.5]],
-                            [[[0.8, 0.2], [0.2, 0.6]], [[0.5, 0.0], [0.0, 0.9]]])
+SMOOTH = sk.GaussianMixture(
+    [0.4, 0.6], [[-1.0, 0.5], [1.0, -0.5]], [[[0.8, 0.2], [0.2, 0.6]], [[0.5, 0.0], [0.0, 0.9]]]
+)
 PEER_SDES = {"edm": sk.EDMSDE(), "vp": sk.VPSDE()}
 
 
@@ -73,8 +73,9 @@ def x_T_for(sde, n=16, seed=0):
 def samplekit_trajectory(solver, model, x_T, ts):
     """x after every step of ``solver`` on the grid ts."""
     traj = []
-    integrate(solver, model, x_T.clone(), ts, NoiseSource(0, x_T.shape[0]),
-              callback=lambda info: traj.append(info.x.clone()))
+    integrate(
+        solver, model, x_T.clone(), ts, NoiseSource(0, x_T.shape[0]), callback=lambda info: traj.append(info.x.clone())
+    )
     return traj
 
 
@@ -93,8 +94,14 @@ def kdiff_trajectory(sampler, model, x_T, ts, **options):
     """k-diffusion's x = alpha y after every step on the grid ts (from its callback and its result)."""
     alphas, sigmas = model.sde.marginal(ts)
     seen = []
-    y = sampler(kdiff_denoiser(model), x_T / alphas[0], sigmas / alphas, disable=True,
-                callback=lambda d: seen.append(d["x"].clone()), **options)
+    y = sampler(
+        kdiff_denoiser(model),
+        x_T / alphas[0],
+        sigmas / alphas,
+        disable=True,
+        callback=lambda d: seen.append(d["x"].clone()),
+        **options,
+    )
     return [alphas[i + 1] * yi for i, yi in enumerate(seen[1:] + [y])]
 
 
@@ -164,6 +171,7 @@ def test_fitted_convergence_order_is_the_declared_order(pf_reference, case):
 
 # --- dpm_2 ------------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("sde_name", list(PEER_SDES))
 def test_dpm_2_is_kdiffusion_sample_dpm_2_step_by_step(sde_name):
     assert_same_as_kdiffusion(DPM2(), kdiffusion_sampling().sample_dpm_2, sde_name, lambda sde: karras(sde, 10))
@@ -177,13 +185,16 @@ def test_dpm_2_declares_two_calls_a_step_and_spends_them():
 
 # --- lms --------------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("sde_name", list(PEER_SDES))
 def test_lms_is_kdiffusion_sample_lms_step_by_step(sde_name):
     assert_same_as_kdiffusion(LMS(), kdiffusion_sampling().sample_lms, sde_name, lambda sde: karras(sde, 12))
 
 
 def test_lms_order_option_is_kdiffusion_order_and_declared():
-    assert_same_as_kdiffusion(LMS(order=2), kdiffusion_sampling().sample_lms, "edm", lambda sde: karras(sde, 8), order=2)
+    assert_same_as_kdiffusion(
+        LMS(order=2), kdiffusion_sampling().sample_lms, "edm", lambda sde: karras(sde, 8), order=2
+    )
     assert LMS(order=3).capabilities().order == 3.0 and LMS(order=3).options()["order"] == 3
     with pytest.raises(sk.SolverError, match="order=5"):
         LMS(order=5)
@@ -212,6 +223,7 @@ def test_lms_is_diffusers_lms_discrete_scheduler_step_by_step():
 
 # --- dpmpp_2s, dpmpp_3s -----------------------------------------------------------------------------------
 
+
 def diffusers_singlestep_trajectory(order, model, x_T, ts):
     """diffusers' DPMSolverSinglestepScheduler (dpmsolver++, midpoint) update methods, float64, each step
     t -> s of the grid split at the log-SNR fractions k / order, every model call made here."""
@@ -219,8 +231,11 @@ def diffusers_singlestep_trajectory(order, model, x_T, ts):
 
     sde = model.sde
     scheduler = DPMSolverSinglestepScheduler(solver_order=order, algorithm_type="dpmsolver++", solver_type="midpoint")
-    updates = (scheduler.dpm_solver_first_order_update, scheduler.singlestep_dpm_solver_second_order_update,
-               scheduler.singlestep_dpm_solver_third_order_update)
+    updates = (
+        scheduler.dpm_solver_first_order_update,
+        scheduler.singlestep_dpm_solver_second_order_update,
+        scheduler.singlestep_dpm_solver_third_order_update,
+    )
     x, traj = x_T, []
     for t0, t1 in itertools.pairwise(ts):
         lam0, lam1 = sde.log_snr(t0), sde.log_snr(t1)
@@ -243,18 +258,22 @@ def test_singlestep_dpmpp_is_diffusers_singlestep_scheduler_step_by_step(make, o
     ts = logsnr(sde, 8)
     (model, net), (peer, peer_net) = counted(MIX, sde), counted(MIX, sde)
     x_T = x_T_for(sde)
-    diff = max_difference(samplekit_trajectory(make(), model, x_T, ts), diffusers_singlestep_trajectory(order, peer, x_T, ts))
+    diff = max_difference(
+        samplekit_trajectory(make(), model, x_T, ts), diffusers_singlestep_trajectory(order, peer, x_T, ts)
+    )
     assert diff <= 1e-10, f"dpmpp_{order}s vs diffusers: {diff:.2e}"
     assert net.calls == peer_net.calls == order * 8
 
 
 @pytest.mark.parametrize("sde_name", list(PEER_SDES))
 def test_dpmpp_2s_is_kdiffusion_dpmpp_2s_ancestral_at_eta_zero_step_by_step(sde_name):
-    assert_same_as_kdiffusion(DPMSolverPP2S(), kdiffusion_sampling().sample_dpmpp_2s_ancestral, sde_name,
-                              lambda sde: karras(sde, 10), eta=0.0)
+    assert_same_as_kdiffusion(
+        DPMSolverPP2S(), kdiffusion_sampling().sample_dpmpp_2s_ancestral, sde_name, lambda sde: karras(sde, 10), eta=0.0
+    )
 
 
 # --- ipndm --------------------------------------------------------------------------------------------------
+
 
 def comfy_ipndm(denoiser, y, sigmas, max_order=4):
     """ComfyUI's ``sample_ipndm`` loop (comfy/k_diffusion/sampling.py; ComfyUI is not installable here),
@@ -279,8 +298,8 @@ def test_ipndm_is_comfyui_ipndm_formula_step_by_step(max_order):
     assert max_difference(ours, comfy_ipndm(kdiff_denoiser(model), x_T, ts, max_order)) <= 1e-10
 
 
-
 # --- deis ---------------------------------------------------------------------------------------------------
+
 
 def diffusers_deis_trajectory(order, model, x_T, ts):
     """diffusers' DEISMultistepScheduler (deis, log-rho) update methods, float64, on the grid ts, with its
@@ -291,8 +310,11 @@ def diffusers_deis_trajectory(order, model, x_T, ts):
     scheduler = DEISMultistepScheduler(solver_order=order, algorithm_type="deis", lower_order_final=True)
     alphas, sigmas = sde.marginal(ts)
     scheduler.sigmas = sigmas / alphas
-    updates = (scheduler.deis_first_order_update, scheduler.multistep_deis_second_order_update,
-               scheduler.multistep_deis_third_order_update)
+    updates = (
+        scheduler.deis_first_order_update,
+        scheduler.multistep_deis_second_order_update,
+        scheduler.multistep_deis_third_order_update,
+    )
     n, x, outputs, traj = len(ts) - 1, x_T, [], []
     for i in range(n):
         outputs.append(model.predict(x, ts[i]).eps)
@@ -327,6 +349,7 @@ def test_deis_order_option_is_declared_and_checked():
 
 # --- gradient_estimation ------------------------------------------------------------------------------------
 
+
 def comfy_gradient_estimation(denoiser, y, sigmas, ge_gamma=2.0):
     """ComfyUI's ``sample_gradient_estimation`` loop (comfy/k_diffusion/sampling.py, not installable here),
     transcribed in k-diffusion's terms: Euler first, then d_bar = gamma d + (1 - gamma) d_prev."""
@@ -348,8 +371,12 @@ def test_gradient_estimation_is_comfyui_formula_step_by_step(sde_name, ge_gamma)
     ts = karras(sde, 12)
     model, x_T = MIX.score_model(sde), x_T_for(sde)
     alphas, sigmas = sde.marginal(ts)
-    theirs = [alphas[i + 1] * y for i, y in
-              enumerate(comfy_gradient_estimation(kdiff_denoiser(model), x_T / alphas[0], sigmas / alphas, ge_gamma))]
+    theirs = [
+        alphas[i + 1] * y
+        for i, y in enumerate(
+            comfy_gradient_estimation(kdiff_denoiser(model), x_T / alphas[0], sigmas / alphas, ge_gamma)
+        )
+    ]
     ours = samplekit_trajectory(GradientEstimation(ge_gamma=ge_gamma), model, x_T, ts)
     assert max_difference(ours, theirs) <= 1e-10
 
@@ -365,6 +392,7 @@ def test_gradient_estimation_gamma_one_is_euler_in_the_noise_level_and_bad_gamma
 
 
 # --- dpm_fast, dpm_adaptive ---------------------------------------------------------------------------------
+
 
 @contextmanager
 def float64_default():
@@ -382,7 +410,7 @@ def kdiff_dpm_solver(model, seen):
     sde = model.sde
     solver = kdiffusion_sampling().DPMSolver(kdiff_denoiser(model), info_callback=lambda d: seen.append(d["x"].clone()))
     lam_T, lam_0 = (sde.log_snr(torch.tensor(t, dtype=f64)) for t in (sde.T, sde.t_min))
-    return solver, lam_T, lam_0   # k-diffusion's t = -log sigma is lambda
+    return solver, lam_T, lam_0  # k-diffusion's t = -log sigma is lambda
 
 
 @pytest.mark.parametrize("sde_name", list(PEER_SDES))
@@ -407,8 +435,10 @@ def test_dpm_fast_is_kdiffusion_dpm_solver_fast_step_by_step(sde_name, nfe):
 def test_dpm_fast_converges_at_order_three_in_the_budget(pf_reference):
     model, x_T, exact = pf_reference
     budgets = [36, 72, 144, 288]
-    errors = [float((sk.sample(model, DPMSolverFast(), nfe=n, x_T=x_T, progress=False).samples - exact)
-                    .norm(dim=1).max()) for n in budgets]
+    errors = [
+        float((sk.sample(model, DPMSolverFast(), nfe=n, x_T=x_T, progress=False).samples - exact).norm(dim=1).max())
+        for n in budgets
+    ]
     slope = fitted_slope(budgets, errors)
     assert abs(slope - 3.0) <= 0.3, f"dpm_fast: fitted {slope:.2f}, errors {errors}"
 
@@ -445,9 +475,16 @@ def test_dpm_adaptive_error_falls_with_the_tolerance_and_the_cap_is_honoured(pf_
     assert net.calls <= 30
 
 
-@pytest.mark.parametrize("options,word", [({"order": 1}, "order"), ({"rtol": -1.0}, "rtol"),
-                                          ({"rtol": 0.0, "atol": 0.0}, "rtol"), ({"h_init": 0.0}, "h_init"),
-                                          ({"accept_safety": 0.0}, "accept_safety")])
+@pytest.mark.parametrize(
+    "options,word",
+    [
+        ({"order": 1}, "order"),
+        ({"rtol": -1.0}, "rtol"),
+        ({"rtol": 0.0, "atol": 0.0}, "rtol"),
+        ({"h_init": 0.0}, "h_init"),
+        ({"accept_safety": 0.0}, "accept_safety"),
+    ],
+)
 def test_dpm_adaptive_bad_options_are_refused_by_name(options, word):
     with pytest.raises(sk.SolverError, match=word):
         DPMSolverAdaptive(**options)
@@ -484,8 +521,19 @@ def test_every_new_solver_integrates_from_alpha_T_zero_and_converges(flow_refere
     options = {"schedule": "uniform"} if grid == "uniform" else {}
     caps = sk.get_solver(name).capabilities()
     steps = [32, 64, 128]
-    errors = [float((sk.sample(model, sk.get_solver(name, **options), nfe=n * caps.nfe_per_step, x_T=x_T,
-                               progress=False).samples - exact).norm(dim=1).max()) for n in steps]
+    errors = [
+        float(
+            (
+                sk.sample(
+                    model, sk.get_solver(name, **options), nfe=n * caps.nfe_per_step, x_T=x_T, progress=False
+                ).samples
+                - exact
+            )
+            .norm(dim=1)
+            .max()
+        )
+        for n in steps
+    ]
     expected = min(caps.order, 2.0 if grid == "uniform" else 3.0)
     slope = fitted_slope(steps, errors)
     assert slope >= expected - 0.4, f"{name} on rectified flow ({grid}): fitted {slope:.2f}, errors {errors}"
@@ -500,20 +548,27 @@ def test_dpm_adaptive_integrates_from_alpha_T_zero(flow_reference):
 
 # --- every SDE with Gaussian marginals: the closed-form endpoint of a single Gaussian ---------------------
 
+
 def discrete_vp():
-    betas = torch.linspace(1e-4, 0.02, 1000, dtype=f64)   # DDPM's linear training schedule
+    betas = torch.linspace(1e-4, 0.02, 1000, dtype=f64)  # DDPM's linear training schedule
     return sk.DiscreteVPSDE(torch.cumprod(1 - betas, 0))
 
 
-ALL_SDES = {"vp": sk.VPSDE, "subvp": sk.SubVPSDE, "ve": sk.VESDE, "ou": sk.OUSDE, "edm": sk.EDMSDE,
-            "discrete_vp": discrete_vp}
+ALL_SDES = {
+    "vp": sk.VPSDE,
+    "subvp": sk.SubVPSDE,
+    "ve": sk.VESDE,
+    "ou": sk.OUSDE,
+    "edm": sk.EDMSDE,
+    "discrete_vp": discrete_vp,
+}
 
 
 def gaussian_endpoint(sde, mu, S, x_T):
     """The closed-form probability-flow ODE solution at t_min for a N(mu, diag S) target."""
     a_T, s_T = sde.marginal(torch.tensor(sde.T, dtype=f64))
     a_0, s_0 = sde.marginal(torch.tensor(sde.t_min, dtype=f64))
-    return a_0 * mu + (a_0 ** 2 * S + s_0 ** 2).sqrt() / (a_T ** 2 * S + s_T ** 2).sqrt() * (x_T - a_T * mu)
+    return a_0 * mu + (a_0**2 * S + s_0**2).sqrt() / (a_T**2 * S + s_T**2).sqrt() * (x_T - a_T * mu)
 
 
 # vp and edm are proven above (fitted order against dopri5 on VP; peers step by step on EDM and VP)
@@ -529,8 +584,14 @@ def test_every_new_solver_reaches_the_exact_gaussian_endpoint_on_every_sde(sde_n
     scale = float(exact.norm(dim=1).max())
     for name in NEW_FIXED_STEP:
         caps = sk.get_solver(name).capabilities()
-        errors = [float((sk.sample(model, name, nfe=n * caps.nfe_per_step, x_T=x_T, progress=False).samples - exact)
-                        .norm(dim=1).max()) for n in (50, 100)]
+        errors = [
+            float(
+                (sk.sample(model, name, nfe=n * caps.nfe_per_step, x_T=x_T, progress=False).samples - exact)
+                .norm(dim=1)
+                .max()
+            )
+            for n in (50, 100)
+        ]
         assert errors[1] < (0.1 if caps.order < 2 else 0.005) * scale, f"{name} on {sde_name}: errors {errors}"
         assert errors[1] < errors[0] / 2 ** (min(caps.order, 3) - 0.7), f"{name} on {sde_name}: errors {errors}"
     res = sk.sample(model, "dpm_adaptive", nfe=20000, x_T=x_T, progress=False, rtol=1e-6, atol=1e-6)
@@ -542,7 +603,7 @@ def test_float32_in_float32_out_and_close_to_float64(name):
     sde = sk.VPSDE()
     model = MIX.score_model(sde)
     x_T = x_T_for(sde).float()
-    nfe = 500 if name == "dpm_adaptive" else 30   # a cap for the adaptive one (default rtol/atol)
+    nfe = 500 if name == "dpm_adaptive" else 30  # a cap for the adaptive one (default rtol/atol)
     r32 = sk.sample(model, name, nfe=nfe, x_T=x_T, progress=False)
     r64 = sk.sample(model, name, nfe=nfe, x_T=x_T.double(), progress=False)
     assert r32.samples.dtype == torch.float32 and torch.isfinite(r32.samples).all()
@@ -569,7 +630,7 @@ def test_dpm_2_is_diffusers_kdpm2_discrete_scheduler_step_by_step():
 
     y, theirs = x_T / alphas[0], []
     for i in range(len(ts) - 1):
-        scheduler.sigmas, scheduler.sigmas_interpol = levels[i:i + 2], interpol[i:i + 2]
+        scheduler.sigmas, scheduler.sigmas_interpol = levels[i : i + 2], interpol[i : i + 2]
         scheduler._step_index, scheduler.sample = 0, None
         y_mid = scheduler.step(eps(y, levels[i]), ts[i], y).prev_sample
         y = scheduler.step(eps(y_mid, interpol[i + 1]), ts[i], y_mid).prev_sample
@@ -586,8 +647,9 @@ def test_budget_holds_from_alpha_T_zero_where_the_core_takes_the_first_step(name
         for denoise_final in (False, True):
             model, net = counted(MIX, sde)
             try:
-                res = sk.sample(model, name, nfe=nfe, num_samples=4, dtype=f64, progress=False,
-                                denoise_final=denoise_final)
+                res = sk.sample(
+                    model, name, nfe=nfe, num_samples=4, dtype=f64, progress=False, denoise_final=denoise_final
+                )
             except sk.SolverError as exc:
                 assert "nfe" in str(exc) and net.calls == 0
                 continue

@@ -13,11 +13,15 @@
 
 from __future__ import annotations
 
-
 import pytest
 import torch
+
+import samplekit as sk
 from exact_checks import fitted_slope
 from peers import kdiffusion_sampling
+from samplekit.noise import NoiseSource
+from samplekit.sampling import integrate, make_grid
+from samplekit.schedules import karras
 from samplekit_fast.dpm_2_ancestral import DPM2Ancestral
 from samplekit_fast.dpmpp_2s_ancestral import DPMSolverPP2SAncestral
 from samplekit_fast.dpmpp_3m_sde import DPMSolverPP3MSDE
@@ -28,16 +32,10 @@ from samplekit_fast.lcm import LCM
 from samplekit_fast.restart import Plan, Restart
 from samplekit_fast.sa_solver import SASolver
 
-import samplekit as sk
-from samplekit.noise import NoiseSource
-from samplekit.sampling import integrate, make_grid
-from samplekit.schedules import karras
-
 f64 = torch.float64
-MIX = sk.GaussianMixture([0.3, 0.7], [[-1.5, 0.5], [1.0, -0.5]],
-                         [[[0.4, 0.1], [0.1, 0.3]], [[0.6, -0.2], [-0.2, 0.5]]])
+MIX = sk.GaussianMixture([0.3, 0.7], [[-1.5, 0.5], [1.0, -0.5]], [[[0.4, 0.1], [0.1, 0.3]], [[0.6, -0.2], [-0.2, 0.5]]])
 SDES = {"edm": sk.EDMSDE(), "ve": sk.VESDE(), "vp": sk.VPSDE()}
-GAUSS = sk.GaussianMixture([1.0], [[1.0, -0.5]], [[0.5, 2.0]])   # diagonal: coordinates decouple
+GAUSS = sk.GaussianMixture([1.0], [[1.0, -0.5]], [[0.5, 2.0]])  # diagonal: coordinates decouple
 
 
 class Recording(NoiseSource):
@@ -79,8 +77,14 @@ def run_kdiffusion(sampler, model, x_T, ts, noise_sampler, **options):
     seen = []
     if noise_sampler is not None:
         options = {**options, "noise_sampler": noise_sampler}
-    y = sampler(kdiff_denoiser(model), x_T / alphas[0], sigmas / alphas, disable=True,
-                callback=lambda d: seen.append(d["x"].clone()), **options)
+    y = sampler(
+        kdiff_denoiser(model),
+        x_T / alphas[0],
+        sigmas / alphas,
+        disable=True,
+        callback=lambda d: seen.append(d["x"].clone()),
+        **options,
+    )
     return [alphas[i + 1] * yi for i, yi in enumerate(seen[1:] + [y])]
 
 
@@ -96,8 +100,9 @@ def peer_difference(solver, sampler_name, sde_name, n_steps=12, kd_options=None,
     x_T = sde.prior_std * torch.randn((16, 2), generator=torch.Generator().manual_seed(3), dtype=f64)
     ts = karras(sde, n_steps)
     ours, draws = run_samplekit(solver, model, x_T, ts)
-    theirs = run_kdiffusion(getattr(kdiffusion_sampling(), sampler_name), model, x_T, ts, noise_sampler(draws),
-                            **(kd_options or {}))
+    theirs = run_kdiffusion(
+        getattr(kdiffusion_sampling(), sampler_name), model, x_T, ts, noise_sampler(draws), **(kd_options or {})
+    )
     assert len(ours) == len(theirs) == n_steps
     return max(float((a - b).abs().max()) for a, b in zip(ours, theirs))
 
@@ -121,7 +126,7 @@ class Probe(NoiseSource):
 def exact_law(solver, sde, nfe):
     """(mean, variance) per coordinate of the solver's output law on GAUSS, exactly."""
     model = GAUSS.score_model(sde)
-    rows = 2 + 3 * nfe   # at most 3 draws per network call
+    rows = 2 + 3 * nfe  # at most 3 draws per network call
     x_T = torch.zeros((rows, 2), dtype=f64)
     x_T[0] = sde.prior_std
     ts = make_grid(solver, model, solver.steps_for(nfe))
@@ -154,8 +159,12 @@ def assert_weak_convergence(solver, sde_name, nfes, min_slope):
 @pytest.mark.parametrize("sde_name", ["edm", "ve", "vp"])
 @pytest.mark.parametrize("eta,s_noise", [(1.0, 1.0), (0.6, 0.8)])
 def test_euler_ancestral_matches_kdiffusion(sde_name, eta, s_noise):
-    diff = peer_difference(EulerAncestral(eta=eta, s_noise=s_noise), "sample_euler_ancestral", sde_name,
-                           kd_options={"eta": eta, "s_noise": s_noise})
+    diff = peer_difference(
+        EulerAncestral(eta=eta, s_noise=s_noise),
+        "sample_euler_ancestral",
+        sde_name,
+        kd_options={"eta": eta, "s_noise": s_noise},
+    )
     assert diff <= 1e-10
 
 
@@ -165,8 +174,9 @@ def test_euler_ancestral_weak_convergence(sde_name):
 
 
 # --- deterministic limits: eta = 0 (or s_noise = 0) instances declare, and reach, their ODE order ---
-SMOOTH = sk.GaussianMixture([0.4, 0.6], [[-1.0, 0.5], [1.0, -0.5]],
-                            [[[0.8, 0.2], [0.2, 0.6]], [[0.5, 0.0], [0.0, 0.9]]])
+SMOOTH = sk.GaussianMixture(
+    [0.4, 0.6], [[-1.0, 0.5], [1.0, -0.5]], [[[0.8, 0.2], [0.2, 0.6]], [[0.5, 0.0], [0.0, 0.9]]]
+)
 
 
 @pytest.fixture(scope="module")
@@ -186,7 +196,9 @@ def assert_ode_order(pf_reference, solver, steps):
         out = integrate(solver, model, x_T.clone(), make_grid(solver, model, n), NoiseSource(0, x_T.shape[0]))
         errors.append(float((out - exact).norm(dim=1).max()))
     slope = fitted_slope(steps, errors)
-    assert caps.order - 0.3 <= slope <= caps.order + 0.8, f"{solver!r}: declared {caps.order}, fitted {slope:.2f} {errors}"
+    assert caps.order - 0.3 <= slope <= caps.order + 0.8, (
+        f"{solver!r}: declared {caps.order}, fitted {slope:.2f} {errors}"
+    )
     print(f"{solver!r}: fitted order {slope:.2f}")
     return slope
 
@@ -202,8 +214,12 @@ def test_euler_ancestral_eta0_is_deterministic_first_order(pf_reference):
 @pytest.mark.parametrize("sde_name", ["edm", "ve", "vp"])
 @pytest.mark.parametrize("eta,s_noise", [(1.0, 1.0), (0.6, 0.8)])
 def test_dpm_2_ancestral_matches_kdiffusion(sde_name, eta, s_noise):
-    diff = peer_difference(DPM2Ancestral(eta=eta, s_noise=s_noise), "sample_dpm_2_ancestral", sde_name,
-                           kd_options={"eta": eta, "s_noise": s_noise})
+    diff = peer_difference(
+        DPM2Ancestral(eta=eta, s_noise=s_noise),
+        "sample_dpm_2_ancestral",
+        sde_name,
+        kd_options={"eta": eta, "s_noise": s_noise},
+    )
     assert diff <= 1e-10
 
 
@@ -222,8 +238,12 @@ def test_dpm_2_ancestral_eta0_is_deterministic_second_order(pf_reference):
 @pytest.mark.parametrize("sde_name", ["edm", "ve", "vp"])
 @pytest.mark.parametrize("eta,s_noise", [(1.0, 1.0), (0.6, 0.8)])
 def test_dpmpp_2s_ancestral_matches_kdiffusion(sde_name, eta, s_noise):
-    diff = peer_difference(DPMSolverPP2SAncestral(eta=eta, s_noise=s_noise), "sample_dpmpp_2s_ancestral", sde_name,
-                           kd_options={"eta": eta, "s_noise": s_noise})
+    diff = peer_difference(
+        DPMSolverPP2SAncestral(eta=eta, s_noise=s_noise),
+        "sample_dpmpp_2s_ancestral",
+        sde_name,
+        kd_options={"eta": eta, "s_noise": s_noise},
+    )
     assert diff <= 1e-10
 
 
@@ -259,8 +279,13 @@ def brownian_replay(draws):
 @pytest.mark.parametrize("sde_name", ["edm", "ve", "vp"])
 @pytest.mark.parametrize("eta,s_noise,r", [(1.0, 1.0, 0.5), (0.6, 0.8, 0.4)])
 def test_dpmpp_sde_matches_kdiffusion(sde_name, eta, s_noise, r):
-    diff = peer_difference(DPMSolverPPSDE(eta=eta, s_noise=s_noise, r=r), "sample_dpmpp_sde", sde_name,
-                           kd_options={"eta": eta, "s_noise": s_noise, "r": r}, noise_sampler=brownian_replay)
+    diff = peer_difference(
+        DPMSolverPPSDE(eta=eta, s_noise=s_noise, r=r),
+        "sample_dpmpp_sde",
+        sde_name,
+        kd_options={"eta": eta, "s_noise": s_noise, "r": r},
+        noise_sampler=brownian_replay,
+    )
     assert diff <= 1e-10
 
 
@@ -284,8 +309,12 @@ def test_dpmpp_sde_refuses_a_bad_ratio():
 @pytest.mark.parametrize("sde_name", ["edm", "ve", "vp"])
 @pytest.mark.parametrize("eta,s_noise", [(1.0, 1.0), (0.0, 1.0), (0.6, 0.8)])
 def test_dpmpp_3m_sde_matches_kdiffusion(sde_name, eta, s_noise):
-    diff = peer_difference(DPMSolverPP3MSDE(eta=eta, s_noise=s_noise, lower_order_final=False), "sample_dpmpp_3m_sde", sde_name,
-                           kd_options={"eta": eta, "s_noise": s_noise})
+    diff = peer_difference(
+        DPMSolverPP3MSDE(eta=eta, s_noise=s_noise, lower_order_final=False),
+        "sample_dpmpp_3m_sde",
+        sde_name,
+        kd_options={"eta": eta, "s_noise": s_noise},
+    )
     assert diff <= 1e-10
 
 
@@ -337,10 +366,10 @@ def test_er_sde_stage_one_reverse_sde_scaler_is_the_ddpm_ancestral_step():
 
 def test_er_sde_integrals_match_closed_forms():
     s_b, s_a = torch.tensor(0.03, dtype=f64), torch.tensor(0.4, dtype=f64)
-    S_1, S_2 = ERSDE(solver_type="ode").integrals(s_b, s_a)           # phi(s) = s
+    S_1, S_2 = ERSDE(solver_type="ode").integrals(s_b, s_a)  # phi(s) = s
     assert abs(float(S_1 - torch.log(s_a / s_b))) < 1e-13
     assert abs(float(S_2 - ((s_a - s_b) - s_a * torch.log(s_a / s_b)))) < 1e-13
-    S_1, S_2 = ERSDE(solver_type="reverse_sde", eta=1.0).integrals(s_b, s_a)   # phi(s) = s^2
+    S_1, S_2 = ERSDE(solver_type="reverse_sde", eta=1.0).integrals(s_b, s_a)  # phi(s) = s^2
     assert abs(float(S_1 - (1 / s_b - 1 / s_a))) < 1e-12
     assert abs(float(S_2 - (torch.log(s_a / s_b) - s_a * (1 / s_b - 1 / s_a)))) < 1e-12
 
@@ -367,8 +396,13 @@ def test_restart_without_restarts_is_kdiffusion_heun(sde_name):
 
 def test_restart_budget_follows_comfyui_rule_and_is_spent_at_the_network():
     r = Restart()
-    assert [r.plan(n) for n in (19, 20, 35, 36, 100)] == [Plan(19, 0, 0), Plan(11, 9, 1), Plan(26, 9, 1),
-                                                         Plan(18, 9, 2), Plan(50, 25, 2)]
+    assert [r.plan(n) for n in (19, 20, 35, 36, 100)] == [
+        Plan(19, 0, 0),
+        Plan(11, 9, 1),
+        Plan(26, 9, 1),
+        Plan(18, 9, 2),
+        Plan(50, 25, 2),
+    ]
     calls = []
     exact = MIX.score_model(SDES["edm"])
     model = sk.ScoreModel.from_score(lambda x, t: calls.append(1) or exact(x, t), SDES["edm"], (2,))
@@ -395,20 +429,26 @@ def test_lcm_matches_diffusers_lcm_scheduler():
 
     sched = LCMScheduler(timestep_scaling=1e8)
     sched.set_timesteps(6)
-    sched.alphas_cumprod = sched.alphas_cumprod.to(f64)   # its float32 table, evaluated in float64 by both
+    sched.alphas_cumprod = sched.alphas_cumprod.to(f64)  # its float32 table, evaluated in float64 by both
     sde = DiscreteVPSDE(sched.alphas_cumprod)
     model = MIX.score_model(sde)
     ts = torch.cat([sde.time_of(sched.timesteps.to(f64)), torch.tensor([sde.t_min], dtype=f64)])
     x_T = torch.randn((16, 2), generator=torch.Generator().manual_seed(3), dtype=f64)
     ours, denoised = [], []
-    integrate(LCM(), model, x_T.clone(), ts, NoiseSource(7, 16),
-              callback=lambda info: (ours.append(info.x), denoised.append(info.denoised)))
+    integrate(
+        LCM(),
+        model,
+        x_T.clone(),
+        ts,
+        NoiseSource(7, 16),
+        callback=lambda info: (ours.append(info.x), denoised.append(info.denoised)),
+    )
     g, x, theirs = torch.Generator().manual_seed(7), x_T.clone(), []
     for n in sched.timesteps:
         x = sched.step(model.predict(x, sde.time_of(n.to(f64))).eps, n, x, generator=g).prev_sample
         theirs.append(x)
     diffs = [float((a - b).abs().max()) for a, b in zip(ours[:-1], theirs[:-1])]
-    diffs.append(float((denoised[-1] - theirs[-1]).abs().max()))   # diffusers returns D at its last step
+    diffs.append(float((denoised[-1] - theirs[-1]).abs().max()))  # diffusers returns D at its last step
     assert len(diffs) == 6 and max(diffs) <= 1e-10, diffs
 
 
@@ -420,17 +460,23 @@ def test_lcm_on_an_exact_non_distilled_model_is_a_baseline_that_misses_the_targe
     assert LCM().capabilities().samples_target is False
     for nfe in (8, 64, 256):
         mean, var = exact_law(LCM(), SDES[sde_name], nfe)
-        assert float((mean - GAUSS.means[0]).abs().max()) < 1e-3   # only the prior's mismatch at T
+        assert float((mean - GAUSS.means[0]).abs().max()) < 1e-3  # only the prior's mismatch at T
         assert bool((var < GAUSS.covariances[0] - 0.1).all()), (nfe, var)
 
 
 # --- sa_solver (k-diffusion 0.1.1 has none: against diffusers' SASolverScheduler update math in float64) ---
 
 
-@pytest.mark.parametrize("options", [dict(), dict(predictor_order=3, corrector_order=3),
-                                     dict(predictor_order=1, corrector_order=1, tau=0.7),
-                                     dict(tau=0.0, predictor_order=4, corrector_order=4, lower_order_final=False)],
-                         ids=["p2c2", "p3c3", "p1c1-tau0.7", "p4c4-ode"])
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(),
+        dict(predictor_order=3, corrector_order=3),
+        dict(predictor_order=1, corrector_order=1, tau=0.7),
+        dict(tau=0.0, predictor_order=4, corrector_order=4, lower_order_final=False),
+    ],
+    ids=["p2c2", "p3c3", "p1c1-tau0.7", "p4c4-ode"],
+)
 def test_sa_solver_matches_diffusers(options):
     """Same x_T, timesteps, generator stream and tau decisions; the scheduler's float32 sigma table replaced
     by float64 values of its own alphas_cumprod (its update math then runs in float64)."""
@@ -439,8 +485,12 @@ def test_sa_solver_matches_diffusers(options):
     from samplekit.discrete import DiscreteVPSDE
 
     solver = SASolver(**options)
-    sched = SASolverScheduler(predictor_order=solver.predictor_order, corrector_order=max(solver.corrector_order, 1),
-                              lower_order_final=solver.lower_order_final, prediction_type="sample")
+    sched = SASolverScheduler(
+        predictor_order=solver.predictor_order,
+        corrector_order=max(solver.corrector_order, 1),
+        lower_order_final=solver.lower_order_final,
+        prediction_type="sample",
+    )
     abar = sched.alphas_cumprod.to(f64)
     sde = DiscreteVPSDE(abar)
     sched.set_timesteps(12)
@@ -465,26 +515,42 @@ def test_sa_solver_weak_convergence(sde_name):
     assert_weak_convergence(SASolver(tau_t_min=0.0, tau_t_max=1.0), sde_name, [16, 32, 64, 128], min_slope=0.75)
 
 
-@pytest.mark.parametrize("options,steps", [(dict(), [32, 64, 128, 256]),
-                                           (dict(predictor_order=3, corrector_order=3, lower_order_final=False),
-                                            [64, 128, 256, 512]),
-                                           pytest.param(dict(predictor_order=4, corrector_order=4, lower_order_final=False),
-                                                        [64, 128, 256, 512], marks=pytest.mark.slow)],
-                         ids=["p2c2", "p3c3", "p4c4"])
+@pytest.mark.parametrize(
+    "options,steps",
+    [
+        (dict(), [32, 64, 128, 256]),
+        (dict(predictor_order=3, corrector_order=3, lower_order_final=False), [64, 128, 256, 512]),
+        pytest.param(
+            dict(predictor_order=4, corrector_order=4, lower_order_final=False),
+            [64, 128, 256, 512],
+            marks=pytest.mark.slow,
+        ),
+    ],
+    ids=["p2c2", "p3c3", "p4c4"],
+)
 def test_sa_solver_tau0_is_deterministic_at_its_declared_order(pf_reference, options, steps):
     assert_ode_order(pf_reference, SASolver(tau=0.0, **options), steps)
 
 
 # --- every solver above: per-sample seeds make a sample independent of its batch (bitwise) ------------
-NEW_STOCHASTIC = ("euler_ancestral", "dpm_2_ancestral", "dpmpp_2s_ancestral", "dpmpp_sde", "dpmpp_3m_sde",
-                  "er_sde", "restart", "lcm", "sa_solver")
+NEW_STOCHASTIC = (
+    "euler_ancestral",
+    "dpm_2_ancestral",
+    "dpmpp_2s_ancestral",
+    "dpmpp_sde",
+    "dpmpp_3m_sde",
+    "er_sde",
+    "restart",
+    "lcm",
+    "sa_solver",
+)
 
 
 @pytest.mark.parametrize("name", NEW_STOCHASTIC)
 def test_per_sample_seeds_make_each_sample_independent_of_its_batch(name):
     model = MIX.score_model(SDES["vp"])
     seeds = [11, 12, 13, 14]
-    nfe = 48   # restart restarts from 20 Heun steps
+    nfe = 48  # restart restarts from 20 Heun steps
     batch = sk.sample(model, name, nfe=nfe, num_samples=4, seed=seeds, dtype=f64, progress=False).samples
     alone = sk.sample(model, name, nfe=nfe, num_samples=1, seed=seeds[2:3], dtype=f64, progress=False).samples
     assert torch.equal(batch[2:3], alone)

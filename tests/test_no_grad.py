@@ -33,8 +33,9 @@ def peak_bytes(fn) -> int:
     """Peak of the running sum of CPU bytes allocated minus freed by torch ops inside ``fn``."""
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         fn()
-    records = sorted((e.time_range.start, e.self_cpu_memory_usage) for e in prof.events()
-                     if e.self_cpu_memory_usage != 0)
+    records = sorted(
+        (e.time_range.start, e.self_cpu_memory_usage) for e in prof.events() if e.self_cpu_memory_usage != 0
+    )
     live = peak = 0
     for _, nbytes in records:
         live += nbytes
@@ -54,13 +55,14 @@ def test_samples_carry_no_graph_by_default():
 
 def test_peak_memory_of_200_steps_equals_that_of_10_without_a_graph_and_grows_with_one():
     model = sk.ScoreModel.from_eps(SmallEps(), sk.VPSDE(), (2,))
-    run(model, 2)                          # warm-up: first-call allocations outside the measure
+    run(model, 2)  # warm-up: first-call allocations outside the measure
     short, long = peak_bytes(lambda: run(model, 10)), peak_bytes(lambda: run(model, 200))
     assert short > 0
     assert abs(long - short) <= 0.05 * short + 16_384, f"no_grad peak: 10 steps {short} B, 200 steps {long} B"
     graph10, graph20 = peak_bytes(lambda: run(model, 10, grad=True)), peak_bytes(lambda: run(model, 20, grad=True))
-    assert graph20 > 1.5 * graph10 and graph10 > 2 * short, \
+    assert graph20 > 1.5 * graph10 and graph10 > 2 * short, (
         f"with a graph the peak must grow with the steps: {graph10} B at 10, {graph20} B at 20 (no graph: {short} B)"
+    )
 
 
 def test_grad_true_lets_a_user_backpropagate_to_a_network_parameter():

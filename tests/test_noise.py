@@ -45,14 +45,14 @@ def test_per_sample_normals_have_the_standard_normal_law():
     assert abs(float(stats.skew(z.numpy()))) < 5 * math.sqrt(6 / n)
     assert abs(float(stats.kurtosis(z.numpy()))) < 5 * math.sqrt(24 / n)
     assert stats.kstest(z[:200_000].numpy(), "norm").pvalue > 1e-3
-    assert float(z.abs().max()) < 6.8            # Box-Muller on 32-bit uniforms bounds |z| by 6.7
+    assert float(z.abs().max()) < 6.8  # Box-Muller on 32-bit uniforms bounds |z| by 6.7
 
 
 def test_streams_are_uncorrelated_across_samples_draws_and_elements():
     """Correlations between rows (samples, including neighbouring seeds), between draws (steps) of one
     sample, and between neighbouring elements all within 5 standard errors of 0."""
     d = 20000
-    noise = NoiseSource([0, 1, 2, 3, 1000, 2 ** 40], 6)
+    noise = NoiseSource([0, 1, 2, 3, 1000, 2**40], 6)
     first, second = noise.randn((d,), torch.float64), noise.randn((d,), torch.float64)
     bound = 5 / math.sqrt(d)
     corr = torch.corrcoef(torch.cat([first, second]))

@@ -44,6 +44,7 @@ def registers(*names: str):
     def samplekit_register_solvers(register):
         for n in names:
             register(solver_named(n))
+
     return samplekit_register_solvers
 
 
@@ -61,18 +62,36 @@ def wrong_argument(reg):  # a known hook, but pluggy cannot call it: the argumen
 
 # (case, the bad plugin, error fragment in its failure)
 CASES = [
-    ("name of a built-in", plugin("bad", samplekit_register_solvers=registers("own_solver", "ddim")),
-     "solver name 'ddim' is registered twice: by plugin 'samplekit_builtin'"),
-    ("SDE name of a built-in", plugin("bad", samplekit_register_solvers=registers("own_solver"),
-                                      samplekit_register_sdes=lambda register: register("vp", dict)),
-     "sde name 'vp' is registered twice"),
-    ("hook raises", plugin("bad", samplekit_register_solvers=registers("own_solver"), samplekit_register_sdes=boom),
-     "RuntimeError: this plugin's hook is broken"),
-    ("misspelt hook", plugin("bad", samplekit_register_solvers=registers("own_solver"),
-                             samplekit_register_solver=misspelt), "unknown hook 'samplekit_register_solver'"),
+    (
+        "name of a built-in",
+        plugin("bad", samplekit_register_solvers=registers("own_solver", "ddim")),
+        "solver name 'ddim' is registered twice: by plugin 'samplekit_builtin'",
+    ),
+    (
+        "SDE name of a built-in",
+        plugin(
+            "bad",
+            samplekit_register_solvers=registers("own_solver"),
+            samplekit_register_sdes=lambda register: register("vp", dict),
+        ),
+        "sde name 'vp' is registered twice",
+    ),
+    (
+        "hook raises",
+        plugin("bad", samplekit_register_solvers=registers("own_solver"), samplekit_register_sdes=boom),
+        "RuntimeError: this plugin's hook is broken",
+    ),
+    (
+        "misspelt hook",
+        plugin("bad", samplekit_register_solvers=registers("own_solver"), samplekit_register_solver=misspelt),
+        "unknown hook 'samplekit_register_solver'",
+    ),
     ("wrong hook argument", plugin("bad", samplekit_register_solvers=wrong_argument), "'reg'"),
-    ("register misused", plugin("bad", samplekit_register_solvers=lambda register: register("x", sk.Solver)),
-     "register(SolverClass)"),
+    (
+        "register misused",
+        plugin("bad", samplekit_register_solvers=lambda register: register("x", sk.Solver)),
+        "register(SolverClass)",
+    ),
 ]
 
 
@@ -85,7 +104,7 @@ def test_a_broken_plugin_is_listed_as_failed_and_the_built_ins_keep_working(fres
     assert fragment in failed["bad"]
     assert "SAMPLEKIT_DISABLE_PLUGINS=samplekit_builtin" not in failed["bad"]
     plugins = {c.plugin for c in registry.available()}
-    assert "bad" not in plugins and {BUILTIN, "good"} <= plugins          # none of its components, the rest all
+    assert "bad" not in plugins and {BUILTIN, "good"} <= plugins  # none of its components, the rest all
     assert registry.get("solver", "ddim").plugin == BUILTIN
     assert registry.get("sde", "vp").plugin == BUILTIN
     assert registry.get("solver", "good_solver").plugin == "good"
@@ -102,12 +121,13 @@ def test_a_duplicate_between_two_third_party_plugins_names_both_and_keeps_the_fi
     assert "SAMPLEKIT_DISABLE_PLUGINS=second" in failure.error
     assert registry.get("solver", "shared").plugin == "first"
     with pytest.raises(sk.UnknownComponentError):
-        registry.get("solver", "only_second")                             # all or nothing
+        registry.get("solver", "only_second")  # all or nothing
 
 
 def test_a_duplicate_within_one_plugin_drops_that_plugin(fresh_registry):
-    registry = fresh_registry(plugin("twice", samplekit_register_solvers=registers("a_solver", "a_solver")),
-                              builtins=(BUILTIN,))
+    registry = fresh_registry(
+        plugin("twice", samplekit_register_solvers=registers("a_solver", "a_solver")), builtins=(BUILTIN,)
+    )
     assert [f.plugin for f in registry.failures] == ["twice"] and "'a_solver'" in registry.failures[0].error
     assert "twice" not in {c.plugin for c in registry.available()}
 
@@ -118,7 +138,9 @@ def test_sampling_works_beside_a_broken_plugin(fresh_registry, monkeypatch):
     bad = plugin("bad", samplekit_register_solvers=registers("ddim"), samplekit_register_sdes=boom)
     registry = fresh_registry(bad, builtins=(BUILTIN,))
     monkeypatch.setattr(plugins_module, "_default_registry", registry)
-    model = sk.GaussianMixture([1.0], [[0.0, 0.0]], [[[1.0, 0.0], [0.0, 1.0]]]).score_model(registry.create("sde", "vp"))
+    model = sk.GaussianMixture([1.0], [[0.0, 0.0]], [[[1.0, 0.0], [0.0, 1.0]]]).score_model(
+        registry.create("sde", "vp")
+    )
     res = sk.sample(model, solver="ddim", nfe=5, num_samples=4, progress=False)
     assert res.samples.shape == (4, 2) and res.solver == "ddim"
 
@@ -156,8 +178,7 @@ def test_a_plugin_command_that_clashes_or_raises_is_dropped_and_the_core_command
     def raising(cli):
         raise ImportError("missing optional dependency")
 
-    group = _group_with(("clash", clashing), ("broken", raising),
-                        ("fine", lambda cli: cli.add_command(hello, "greet")))
+    group = _group_with(("clash", clashing), ("broken", raising), ("fine", lambda cli: cli.add_command(hello, "greet")))
     failed = {f.plugin: f.error for f in group.command_failures}
     assert set(failed) == {"clash", "broken"}
     assert "'sample' is added by plugin 'samplekit.cli.core' and by plugin 'clash'" in failed["clash"]
@@ -186,14 +207,14 @@ class Clash(sk.Solver):
 def samplekit_register_solvers(register):
     register(Clash)
 '''
-MISSPELT_PLUGIN = '''
+MISSPELT_PLUGIN = """
 from samplekit.hookspecs import hookimpl
 
 
 @hookimpl
 def samplekit_register_solver(register):
     pass
-'''
+"""
 
 
 def _wheel(directory: Path, dist: str, modules: dict[str, str], entry_points: dict[str, str]) -> Path:
@@ -201,7 +222,9 @@ def _wheel(directory: Path, dist: str, modules: dict[str, str], entry_points: di
     info = f"{dist}-0.1.dist-info"
     files = {f"{m}.py": src for m, src in modules.items()}
     files[f"{info}/METADATA"] = f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n"
-    files[f"{info}/WHEEL"] = "Wheel-Version: 1.0\nGenerator: samplekit-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    files[f"{info}/WHEEL"] = (
+        "Wheel-Version: 1.0\nGenerator: samplekit-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    )
     files[f"{info}/entry_points.txt"] = "[samplekit]\n" + "".join(f"{k} = {v}\n" for k, v in entry_points.items())
 
     def record_line(name: str, data: bytes) -> str:
@@ -218,24 +241,46 @@ def _wheel(directory: Path, dist: str, modules: dict[str, str], entry_points: di
 
 
 def test_a_broken_plugin_installed_with_pip_leaves_help_list_and_sampling_working(tmp_path):
-    wheel = _wheel(tmp_path, "samplekit_broken", {"samplekit_broken": BROKEN_PLUGIN,
-                                                  "samplekit_misspelt": MISSPELT_PLUGIN},
-                   {"broken": "samplekit_broken", "misspelt": "samplekit_misspelt", "missing": "no_such_module_xyz"})
+    wheel = _wheel(
+        tmp_path,
+        "samplekit_broken",
+        {"samplekit_broken": BROKEN_PLUGIN, "samplekit_misspelt": MISSPELT_PLUGIN},
+        {"broken": "samplekit_broken", "misspelt": "samplekit_misspelt", "missing": "no_such_module_xyz"},
+    )
     target = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", "--target",
-                    str(target), str(wheel)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-index",
+            "--target",
+            str(target),
+            str(wheel),
+        ],
+        check=True,
+        capture_output=True,
+    )
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(target), *sys.path]))
 
     def run(*args):
-        return subprocess.run([sys.executable, *args], check=False, capture_output=True, text=True, env=env, timeout=300)
+        return subprocess.run(
+            [sys.executable, *args], check=False, capture_output=True, text=True, env=env, timeout=300
+        )
 
     help_ = run("-m", "samplekit", "--help")
     assert help_.returncode == 0 and "sample" in help_.stdout and "Traceback" not in help_.stderr
     # one process for the CLI's list (the real group, as the console script runs it) and then the API
-    both = run("-c", "import samplekit as sk; from samplekit.cli import cli; "
-                     "cli.main(['list', 'solver', '--json'], standalone_mode=False); "
-                     "m = sk.get_target('ring2d').model(sk.get_sde('vp')); "
-                     "r = sk.sample(m, solver='ddim', nfe=4, num_samples=3, progress=False); print('sampled', r.solver)")
+    both = run(
+        "-c",
+        "import samplekit as sk; from samplekit.cli import cli; "
+        "cli.main(['list', 'solver', '--json'], standalone_mode=False); "
+        "m = sk.get_target('ring2d').model(sk.get_sde('vp')); "
+        "r = sk.sample(m, solver='ddim', nfe=4, num_samples=3, progress=False); print('sampled', r.solver)",
+    )
     assert both.returncode == 0 and "Traceback" not in both.stderr, both.stderr
     *listing, sampled = both.stdout.strip().splitlines()
     payload = json.loads("\n".join(listing))

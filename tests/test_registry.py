@@ -50,7 +50,7 @@ def test_components_remember_their_plugin(fresh_registry):
 
 def test_duplicate_name_names_both_plugins(fresh_registry):
     reg = fresh_registry(solver_plugin("alpha", "same"), solver_plugin("beta", "same"))
-    (failure,) = reg.failures                       # the second plugin is dropped and reported, naming both
+    (failure,) = reg.failures  # the second plugin is dropped and reported, naming both
     assert failure.plugin == "beta" and "DuplicateComponentError" in failure.error
     assert "'alpha'" in failure.error and "'beta'" in failure.error and "'same'" in failure.error
     assert reg.get("solver", "same").plugin == "alpha"
@@ -104,8 +104,9 @@ def test_example_plugin_registers_in_process(fresh_registry, monkeypatch):
     model = target.score_model(sk.VPSDE())
     import torch
 
-    res = sk.sample(model, solver=info.factory(), nfe=200, num_samples=4000, seed=0, dtype=torch.float64,
-                    progress=False)
+    res = sk.sample(
+        model, solver=info.factory(), nfe=200, num_samples=4000, seed=0, dtype=torch.float64, progress=False
+    )
     assert res.nfe == 200
     assert torch.allclose(res.samples.mean(0), target.mean, atol=0.1)
     assert torch.allclose(res.samples.var(0), torch.tensor([0.5, 2.0], dtype=torch.float64), rtol=0.1)
@@ -117,6 +118,7 @@ def test_every_hook_is_documented_and_exercised(fresh_registry):
     for kind, hook_name in hookspecs.REGISTER_HOOKS.items():
         spec = getattr(hookspecs, hook_name)
         assert spec.__doc__ and "register" in spec.__doc__
+
         def hook(register, kind=kind):
             if kind == "solver":
                 register(solver_class(f"x_{kind}"))
@@ -153,8 +155,9 @@ def test_registry_property_no_silent_overwrite(entries):
 
 
 def test_cli_list_json_shows_sdes_and_euler_maruyama():
-    out = subprocess.run([sys.executable, "-m", "samplekit", "list", "--json"], capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "samplekit", "list", "--json"], capture_output=True, text=True, check=True
+    ).stdout
     rows = json.loads(out)["components"]
     pairs = {(r["kind"], r["name"], r["plugin"]) for r in rows}
     assert ("solver", "euler_maruyama", "samplekit_builtin") in pairs
@@ -163,11 +166,16 @@ def test_cli_list_json_shows_sdes_and_euler_maruyama():
 
 # --- solver registration from the class (the single source of its capabilities) --------------------
 
+
 def test_solver_is_registered_from_its_class_with_aliases(fresh_registry):
     cls = solver_class("alpha_solver", aliases=("sample_alpha", "AlphaScheduler"))
     reg = fresh_registry(make_plugin("alpha", solvers=lambda register: register(cls)))
     info = reg.get("solver", "AlphaScheduler")
-    assert info.name == "alpha_solver" and info.factory is cls and info.info["aliases"] == ["sample_alpha", "AlphaScheduler"]
+    assert (
+        info.name == "alpha_solver"
+        and info.factory is cls
+        and info.info["aliases"] == ["sample_alpha", "AlphaScheduler"]
+    )
     assert reg.get("solver", "sample_alpha") is info
     assert info.info["order"] == sk.Solver.order and info.info["nfe_per_step"] == 1
 
@@ -175,8 +183,10 @@ def test_solver_is_registered_from_its_class_with_aliases(fresh_registry):
 def test_alias_clashing_with_another_solver_names_both_plugins(fresh_registry):
     first = solver_class("one", aliases=("shared",))
     second = solver_class("shared")
-    reg = fresh_registry(make_plugin("a", solvers=lambda register: register(first)),
-                         make_plugin("b", solvers=lambda register: register(second)))
+    reg = fresh_registry(
+        make_plugin("a", solvers=lambda register: register(first)),
+        make_plugin("b", solvers=lambda register: register(second)),
+    )
     assert [f.plugin for f in reg.failures] == ["b"] and re.search("'a'.*'b'", reg.failures[0].error)
 
 
@@ -185,12 +195,19 @@ def test_registering_a_solver_by_name_is_a_clear_error(fresh_registry):
     assert [f.plugin for f in reg.failures] == ["old"] and "register(SolverClass)" in reg.failures[0].error
 
 
-@pytest.mark.parametrize("name, options, field, value", [
-    ("unipc", {}, "order", 3.0), ("unipc", {"order": 1}, "order", 2.0), ("unipc", {"order": 3}, "order", 4.0),
-    ("unipc", {"order": 2, "corrector": False}, "order", 2.0),
-    ("ddim", {}, "stochastic", False), ("ddim", {"eta": 0.5}, "stochastic", True),
-    ("pc", {"n_corrector": 3}, "nfe_per_step", 4), ("edm_heun", {"S_churn": 5.0}, "stochastic", True),
-])
+@pytest.mark.parametrize(
+    "name, options, field, value",
+    [
+        ("unipc", {}, "order", 3.0),
+        ("unipc", {"order": 1}, "order", 2.0),
+        ("unipc", {"order": 3}, "order", 4.0),
+        ("unipc", {"order": 2, "corrector": False}, "order", 2.0),
+        ("ddim", {}, "stochastic", False),
+        ("ddim", {"eta": 0.5}, "stochastic", True),
+        ("pc", {"n_corrector": 3}, "nfe_per_step", 4),
+        ("edm_heun", {"S_churn": 5.0}, "stochastic", True),
+    ],
+)
 def test_capabilities_describe_the_instance(name, options, field, value):
     assert getattr(sk.get_solver(name, **options).capabilities(), field) == value
 
@@ -213,14 +230,21 @@ def test_a_bool_option_refuses_a_non_bool(value):
 def test_cli_option_text_is_parsed_against_the_declared_type(text, expected):
     from samplekit.api import solver_options_from_text
 
-    assert solver_options_from_text("ddim", [f"denoise_final={text}", "eta=0.25"]) == {"denoise_final": expected,
-                                                                                       "eta": 0.25}
+    assert solver_options_from_text("ddim", [f"denoise_final={text}", "eta=0.25"]) == {
+        "denoise_final": expected,
+        "eta": 0.25,
+    }
 
 
-@pytest.mark.parametrize("pairs, fragment", [
-    (["eta=abc"], "eta='abc' is not a float"), (["denoise_final=maybe"], "is not a bool"),
-    (["bogus=1"], "has no option 'bogus'"), (["eta"], "is not KEY=VALUE"),
-])
+@pytest.mark.parametrize(
+    "pairs, fragment",
+    [
+        (["eta=abc"], "eta='abc' is not a float"),
+        (["denoise_final=maybe"], "is not a bool"),
+        (["bogus=1"], "has no option 'bogus'"),
+        (["eta"], "is not KEY=VALUE"),
+    ],
+)
 def test_cli_option_text_errors_name_the_option(pairs, fragment):
     from samplekit.api import solver_options_from_text
     from samplekit.options import OptionError

@@ -6,9 +6,8 @@ import pytest
 import torch
 
 import samplekit as sk
-from samplekit.targets import ring2d
-
 from exact_checks import distance_and_floor
+from samplekit.targets import ring2d
 
 f64 = torch.float64
 
@@ -63,16 +62,19 @@ def test_x_T_and_denoise_final():
     assert res.nfe == 10 and res.n_steps == 9  # one call kept for the final Tweedie denoise
 
 
-@pytest.mark.parametrize("kwargs, error, match", [
-    (dict(nfe=0), ValueError, "nfe=0 must be a positive integer"),
-    (dict(nfe=2.5), ValueError, "nfe=2.5"),
-    (dict(num_samples=0), ValueError, "num_samples=0"),
-    (dict(solver="euler_maruyam"), sk.UnknownComponentError, "did you mean 'euler_maruyama'"),
-    (dict(bogus=1), sk.SolverError, "has no option 'bogus'"),
-    (dict(seed=[1, 2]), ValueError, "seed has 2 entries for num_samples=3"),
-    (dict(x_T=torch.zeros(3, 5)), ValueError, r"x_T has shape \(3, 5\)"),
-    (dict(nfe=1, denoise_final=True), sk.SolverError, "nfe=1 is too small"),
-])
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (dict(nfe=0), ValueError, "nfe=0 must be a positive integer"),
+        (dict(nfe=2.5), ValueError, "nfe=2.5"),
+        (dict(num_samples=0), ValueError, "num_samples=0"),
+        (dict(solver="euler_maruyam"), sk.UnknownComponentError, "did you mean 'euler_maruyama'"),
+        (dict(bogus=1), sk.SolverError, "has no option 'bogus'"),
+        (dict(seed=[1, 2]), ValueError, "seed has 2 entries for num_samples=3"),
+        (dict(x_T=torch.zeros(3, 5)), ValueError, r"x_T has shape \(3, 5\)"),
+        (dict(nfe=1, denoise_final=True), sk.SolverError, "nfe=1 is too small"),
+    ],
+)
 def test_bad_arguments_fail_before_any_network_call(kwargs, error, match):
     model = ring2d().score_model(sk.VPSDE())
     args = dict(solver="euler_maruyama", nfe=5, num_samples=3, progress=False) | kwargs
@@ -103,6 +105,6 @@ def test_default_budget_is_100_for_fixed_step_and_a_generous_cap_for_adaptive_so
     model = ring2d().score_model(sk.VPSDE())
     assert sk.sample(model, "euler_maruyama", num_samples=8, progress=False).nfe == 100
     tight = sk.sample(model, "ode_dopri5", num_samples=8, progress=False, rtol=1e-6, atol=1e-6)
-    assert 100 < tight.nfe == model.nfe - 100 <= 10_000    # would have hit a cap of 100
+    assert 100 < tight.nfe == model.nfe - 100 <= 10_000  # would have hit a cap of 100
     with pytest.raises(sk.SolverError, match="max_nfe=100"):
         sk.sample(model, "ode_dopri5", nfe=100, num_samples=8, progress=False, rtol=1e-6, atol=1e-6)

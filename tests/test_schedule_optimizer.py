@@ -16,7 +16,7 @@ from samplekit.solver import resolve_solver
 from samplekit.timegrid import make_grid
 
 MU = torch.tensor([0.5, -1.0], dtype=torch.float64)
-VAR = torch.tensor([0.05 ** 2, 0.3 ** 2], dtype=torch.float64)
+VAR = torch.tensor([0.05**2, 0.3**2], dtype=torch.float64)
 SDE = sk.VPSDE()
 TARGET = sk.GaussianMixture(torch.tensor([1.0]), MU[None], torch.diag(VAR)[None])
 
@@ -85,8 +85,16 @@ def test_cache_returns_the_grid_without_calling_the_network(tmp_path):
     counter = CountingNet(TARGET.score_model(SDE).net)
     model = sk.ScoreModel.from_score(counter, SDE, (2,))
     options = {"model": model, "solver": "dpmpp_2m", "num_samples": 16, "max_nfe": 120, "cache_dir": str(tmp_path)}
-    first = sk.sample(model, "dpmpp_2m", nfe=5, num_samples=8, schedule="optimized", schedule_options=options,
-                      progress=False, dtype=torch.float64)
+    first = sk.sample(
+        model,
+        "dpmpp_2m",
+        nfe=5,
+        num_samples=8,
+        schedule="optimized",
+        schedule_options=options,
+        progress=False,
+        dtype=torch.float64,
+    )
     files = list((tmp_path / "schedules").glob("*.json"))
     assert len(files) == 1 and json.loads(files[0].read_text())["nfe_spent"] > 0
     calls = counter.calls
@@ -102,8 +110,9 @@ def test_cache_returns_the_grid_without_calling_the_network(tmp_path):
 
     assert fingerprint(model, SDE, "dpmpp_2m", 5, {}) != fingerprint(other, SDE, "dpmpp_2m", 5, {})
     assert fingerprint(model, SDE, "dpmpp_2m", 5, {}) != fingerprint(model, sk.VPSDE(beta_max=19.0), "dpmpp_2m", 5, {})
-    assert fingerprint(model, SDE, sk.get_solver("unipc", variant="bh1"), 5, {}) != \
-        fingerprint(model, SDE, sk.get_solver("unipc", variant="bh2"), 5, {})
+    assert fingerprint(model, SDE, sk.get_solver("unipc", variant="bh1"), 5, {}) != fingerprint(
+        model, SDE, sk.get_solver("unipc", variant="bh2"), 5, {}
+    )
 
 
 def test_env_var_moves_the_cache(tmp_path, monkeypatch):
@@ -118,17 +127,20 @@ def test_env_var_moves_the_cache(tmp_path, monkeypatch):
 
 def test_stochastic_solver_is_optimised_on_its_own_distributional_error():
     model = TARGET.score_model(SDE)
-    ts, report = sk.optimize_schedule(model, "euler_ancestral", 6, num_samples=256, seed=3, max_nfe=800,
-                                      return_report=True)
+    ts, report = sk.optimize_schedule(
+        model, "euler_ancestral", 6, num_samples=256, seed=3, max_nfe=800, return_report=True
+    )
     assert "sliced W2" in report.objective and report.loss <= report.start_loss
     # held out: fresh noise and x_T, exact samples of p_{t_min}; the grid is no worse than the best start
     a, s = SDE.marginal(torch.tensor(SDE.t_min, dtype=torch.float64))
     ref = a * TARGET.sample(4000, generator=torch.Generator().manual_seed(5)) + s * torch.randn(
-        4000, 2, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+        4000, 2, generator=torch.Generator().manual_seed(6), dtype=torch.float64
+    )
 
     def w2(grid):
-        out = sk.sample(model, "euler_ancestral", ts=grid, num_samples=4000, seed=7, progress=False,
-                        dtype=torch.float64).samples
+        out = sk.sample(
+            model, "euler_ancestral", ts=grid, num_samples=4000, seed=7, progress=False, dtype=torch.float64
+        ).samples
         return float(sum(((out[:, i].sort().values - ref[:, i].sort().values) ** 2).mean() for i in range(2)))
 
     start = make_grid(resolve_solver("euler_ancestral", {"schedule": report.start}), model, 6)

@@ -15,8 +15,19 @@ from samplekit.plugins import get_registry
 from tests.peers import kdiffusion_sampling
 
 NEW = ("ays", "beta", "polyexponential", "kl_optimal", "exponential", "sgm_uniform")
-SD15 = [14.6146412293, 6.4745760956, 3.8636745985, 2.6946151520, 1.8841921177, 1.3943805092,
-        0.9642583904, 0.6523686016, 0.3977456272, 0.1515232662, 0.0291671582]
+SD15 = [
+    14.6146412293,
+    6.4745760956,
+    3.8636745985,
+    2.6946151520,
+    1.8841921177,
+    1.3943805092,
+    0.9642583904,
+    0.6523686016,
+    0.3977456272,
+    0.1515232662,
+    0.0291671582,
+]
 
 
 def schedule(name):
@@ -50,16 +61,21 @@ def test_against_kdiffusion(float64_default, n):
     K = kdiffusion_sampling()
     sde = sk.EDMSDE()  # s = sigma = t
     s_min, s_max = sde.t_min, sde.T
-    pairs = [(schedule("exponential")(sde, n), K.get_sigmas_exponential(n + 1, s_min, s_max)),
-             (schedule("polyexponential")(sde, n), K.get_sigmas_polyexponential(n + 1, s_min, s_max)),
-             (schedule("polyexponential")(sde, n, rho=2.5), K.get_sigmas_polyexponential(n + 1, s_min, s_max, rho=2.5)),
-             (schedule("karras")(sde, n), K.get_sigmas_karras(n + 1, s_min, s_max)),
-             (schedule("karras")(sde, n, rho=3.0), K.get_sigmas_karras(n + 1, s_min, s_max, rho=3.0))]
+    pairs = [
+        (schedule("exponential")(sde, n), K.get_sigmas_exponential(n + 1, s_min, s_max)),
+        (schedule("polyexponential")(sde, n), K.get_sigmas_polyexponential(n + 1, s_min, s_max)),
+        (schedule("polyexponential")(sde, n, rho=2.5), K.get_sigmas_polyexponential(n + 1, s_min, s_max, rho=2.5)),
+        (schedule("karras")(sde, n), K.get_sigmas_karras(n + 1, s_min, s_max)),
+        (schedule("karras")(sde, n, rho=3.0), K.get_sigmas_karras(n + 1, s_min, s_max, rho=3.0)),
+    ]
     for ours, theirs in pairs:
         torch.testing.assert_close(ours, theirs[:-1].to(torch.float64), rtol=1e-12, atol=1e-12)
     # on VP the same grids in s = sigma/alpha
     vp = sk.VPSDE()
-    lo, hi = float(noise(vp, torch.tensor(vp.t_min, dtype=torch.float64))), float(noise(vp, torch.tensor(vp.T, dtype=torch.float64)))
+    lo, hi = (
+        float(noise(vp, torch.tensor(vp.t_min, dtype=torch.float64))),
+        float(noise(vp, torch.tensor(vp.T, dtype=torch.float64))),
+    )
     ours = noise(vp, schedule("polyexponential")(vp, n, rho=2.0))
     torch.testing.assert_close(ours, K.get_sigmas_polyexponential(n + 1, lo, hi, rho=2.0)[:-1], rtol=1e-9, atol=0)
 
@@ -109,17 +125,30 @@ def test_beta_quantiles_and_sgm_uniform(n):
 
     sde = sk.VPSDE()
     q = stats.beta.ppf(1 - np.arange(n + 1) / n, 0.6, 0.6)
-    torch.testing.assert_close(schedule("beta")(sde, n), torch.tensor(sde.t_min + (sde.T - sde.t_min) * q),
-                               rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(
+        schedule("beta")(sde, n), torch.tensor(sde.t_min + (sde.T - sde.t_min) * q), rtol=1e-10, atol=1e-12
+    )
     q = stats.beta.ppf(1 - np.arange(n + 1) / n, 0.5, 0.7)  # "beta57"
-    torch.testing.assert_close(schedule("beta")(sde, n, alpha=0.5, beta=0.7),
-                               torch.tensor(sde.t_min + (sde.T - sde.t_min) * q), rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(
+        schedule("beta")(sde, n, alpha=0.5, beta=0.7),
+        torch.tensor(sde.t_min + (sde.T - sde.t_min) * q),
+        rtol=1e-10,
+        atol=1e-12,
+    )
     torch.testing.assert_close(schedule("sgm_uniform")(sde, n), torch.linspace(1.0, 1e-3, n + 1, dtype=torch.float64))
 
 
-@pytest.mark.parametrize("name, options, word", [("karras", {"rho": 0.0}, "rho"), ("karras", {"rho": -7}, "rho"), ("karras", {"rho": float("nan")}, "rho"),
-                                                 ("polyexponential", {"rho": 0}, "rho"),
-                                                 ("beta", {"alpha": -1}, "alpha"), ("beta", {"beta": float("nan")}, "beta")])
+@pytest.mark.parametrize(
+    "name, options, word",
+    [
+        ("karras", {"rho": 0.0}, "rho"),
+        ("karras", {"rho": -7}, "rho"),
+        ("karras", {"rho": float("nan")}, "rho"),
+        ("polyexponential", {"rho": 0}, "rho"),
+        ("beta", {"alpha": -1}, "alpha"),
+        ("beta", {"beta": float("nan")}, "beta"),
+    ],
+)
 def test_bad_options(name, options, word):
     with pytest.raises(SamplekitError, match=word):
         schedule(name)(sk.VPSDE(), 5, **options)
@@ -129,7 +158,8 @@ def test_bad_options(name, options, word):
 def test_every_new_schedule_samples_through_the_core(name):
     target = sk.GaussianMixture(torch.tensor([1.0]), torch.zeros(1, 2), torch.eye(2)[None])
     model = target.score_model(sk.VPSDE())
-    res = sk.sample(model, solver="dpmpp_2m", nfe=8, num_samples=64, seed=0, progress=False, schedule=name,
-                    dtype=torch.float64)
+    res = sk.sample(
+        model, solver="dpmpp_2m", nfe=8, num_samples=64, seed=0, progress=False, schedule=name, dtype=torch.float64
+    )
     torch.testing.assert_close(res.ts, schedule(name)(model.sde, 8))
     assert res.nfe == 8 and torch.isfinite(res.samples).all()

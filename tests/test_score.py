@@ -9,11 +9,12 @@ from hypothesis import strategies as st
 
 import samplekit as sk
 from samplekit.score import PARAMETRIZATIONS, from_eps_x0, to_eps_x0, to_score
-
 from test_sde import sdes
 
 f64 = torch.float64
-MIXTURE = sk.GaussianMixture([0.3, 0.7], [[-2.0, 0.5], [1.5, -1.0]], [[[1.0, 0.3], [0.3, 0.5]], [[0.2, 0.0], [0.0, 0.8]]])
+MIXTURE = sk.GaussianMixture(
+    [0.3, 0.7], [[-2.0, 0.5], [1.5, -1.0]], [[[1.0, 0.3], [0.3, 0.5]], [[0.2, 0.0], [0.0, 0.8]]]
+)
 
 
 def from_score(parametrization, score, x, alpha, sigma, d_alpha=None, d_sigma=None):
@@ -28,19 +29,21 @@ def as_network(parametrization, sde):
     def net(x, t):
         alpha, sigma = (c[:, None] for c in sde.marginal(t))
         d_alpha, d_sigma = (c[:, None] for c in sde.marginal_derivative(t))
-        return from_score(parametrization, MIXTURE.noised_score(x, alpha[:, 0], sigma[:, 0]), x, alpha, sigma,
-                          d_alpha, d_sigma)
+        return from_score(
+            parametrization, MIXTURE.noised_score(x, alpha[:, 0], sigma[:, 0]), x, alpha, sigma, d_alpha, d_sigma
+        )
 
     return net
 
 
 @settings(max_examples=150, deadline=None)
-@given(sdes(), st.sampled_from(PARAMETRIZATIONS), st.floats(0.0, 1.0), st.integers(0, 2 ** 16))
+@given(sdes(), st.sampled_from(PARAMETRIZATIONS), st.floats(0.0, 1.0), st.integers(0, 2**16))
 def test_round_trip_through_each_parametrisation_is_the_identity(sde, parametrization, u, seed):
     t = sde.t_min + u * (sde.T - sde.t_min)
     alpha, sigma = sde.marginal(torch.tensor(t, dtype=f64))
     x = alpha * MIXTURE.sample(16, torch.Generator().manual_seed(seed)) + sigma * torch.randn(
-        16, 2, dtype=f64, generator=torch.Generator().manual_seed(seed + 1))
+        16, 2, dtype=f64, generator=torch.Generator().manual_seed(seed + 1)
+    )
     exact = MIXTURE.noised_score(x, alpha, sigma)
     model = sk.ScoreModel(as_network(parametrization, sde), sde, (2,), parametrization)
     pred = model.predict(x, t)
@@ -53,12 +56,13 @@ def test_round_trip_through_each_parametrisation_is_the_identity(sde, parametriz
     assert torch.allclose(pred.score, exact, rtol=1e-7, atol=atol)
     assert torch.allclose(pred.eps, -sigma * exact, rtol=1e-7, atol=atol * float(sigma))
     # denoiser D = (x + sigma^2 s) / alpha, compared on the scale of x
-    x0 = (x + sigma ** 2 * exact) / alpha
+    x0 = (x + sigma**2 * exact) / alpha
     assert torch.allclose(pred.x0, x0, rtol=1e-7, atol=1e-8 * float(x.abs().max() / alpha + 1))
     # and the pure conversion functions invert each other
     derivs = sde.marginal_derivative(torch.tensor(t, dtype=f64))
-    back = to_score(parametrization, from_score(parametrization, exact, x, alpha, sigma, *derivs), x, alpha, sigma,
-                    *derivs)
+    back = to_score(
+        parametrization, from_score(parametrization, exact, x, alpha, sigma, *derivs), x, alpha, sigma, *derivs
+    )
     assert torch.allclose(back, exact, rtol=1e-7, atol=atol)
 
 
@@ -87,7 +91,7 @@ def test_per_sample_times_give_each_sample_its_own_score():
     ts = torch.tensor([0.1, 0.5, 0.9], dtype=f64)
     batched = model(x, ts)
     for i in range(3):
-        assert torch.allclose(batched[i:i + 1], model(x[i:i + 1], ts[i]), rtol=1e-12)
+        assert torch.allclose(batched[i : i + 1], model(x[i : i + 1], ts[i]), rtol=1e-12)
 
 
 def test_bad_input_names_the_argument_and_the_fix():

@@ -16,15 +16,17 @@ f64 = torch.float64
 
 def sdes():
     """Hypothesis strategy over every SDE family and its parameters."""
-    vp = st.builds(lambda lo, span: sk.VPSDE(beta_min=lo, beta_max=lo + span),
-                   st.floats(0.01, 2.0), st.floats(0.0, 30.0))
-    subvp = st.builds(lambda lo, span: sk.SubVPSDE(beta_min=lo, beta_max=lo + span),
-                      st.floats(0.01, 2.0), st.floats(0.0, 30.0))
-    ve = st.builds(lambda lo, ratio: sk.VESDE(sigma_min=lo, sigma_max=lo * ratio),
-                   st.floats(0.001, 0.5), st.floats(2.0, 1e4))
+    vp = st.builds(
+        lambda lo, span: sk.VPSDE(beta_min=lo, beta_max=lo + span), st.floats(0.01, 2.0), st.floats(0.0, 30.0)
+    )
+    subvp = st.builds(
+        lambda lo, span: sk.SubVPSDE(beta_min=lo, beta_max=lo + span), st.floats(0.01, 2.0), st.floats(0.0, 30.0)
+    )
+    ve = st.builds(
+        lambda lo, ratio: sk.VESDE(sigma_min=lo, sigma_max=lo * ratio), st.floats(0.001, 0.5), st.floats(2.0, 1e4)
+    )
     ou = st.builds(lambda beta, s: sk.OUSDE(beta=beta, sigma=s), st.floats(0.1, 3.0), st.floats(0.1, 3.0))
-    edm = st.builds(lambda lo, hi: sk.EDMSDE(sigma_min=lo, sigma_max=hi), st.floats(0.001, 0.1),
-                    st.floats(1.0, 100.0))
+    edm = st.builds(lambda lo, hi: sk.EDMSDE(sigma_min=lo, sigma_max=hi), st.floats(0.001, 0.1), st.floats(1.0, 100.0))
     return st.one_of(vp, subvp, ve, ou, edm)
 
 
@@ -38,9 +40,9 @@ def test_marginal_solves_the_moment_odes(sde, u):
     alpha, sigma = sde.marginal(t)
     a, g = sde.drift_coef(t), sde.diffusion(t)
     dalpha = (a_p - a_m) / (2 * h)
-    dvar = (s_p ** 2 - s_m ** 2) / (2 * h)
+    dvar = (s_p**2 - s_m**2) / (2 * h)
     assert torch.allclose(dalpha, a * alpha, rtol=1e-5, atol=1e-9)
-    rhs = 2 * a * sigma ** 2 + g ** 2
+    rhs = 2 * a * sigma**2 + g**2
     assert torch.allclose(dvar, rhs, rtol=1e-5, atol=1e-9 * max(1.0, float(rhs.abs())))
 
 
@@ -98,8 +100,7 @@ def test_time_outside_interval_is_rejected_with_the_interval():
         sde.check_time(float("nan"))
 
 
-@pytest.mark.parametrize("bad", [dict(beta_min=-1.0), dict(beta_min=2.0, beta_max=1.0), dict(T=0.0),
-                                 dict(t_min=2.0)])
+@pytest.mark.parametrize("bad", [dict(beta_min=-1.0), dict(beta_min=2.0, beta_max=1.0), dict(T=0.0), dict(t_min=2.0)])
 def test_bad_parameters_name_the_argument(bad):
     with pytest.raises(ValueError, match=next(iter(bad))):
         sk.VPSDE(**bad)

@@ -18,7 +18,8 @@ import samplekit as sk
 
 pytest.importorskip("diffusers")
 pytest.importorskip("sklearn")
-from samplekit_models import classifier as judge, targets as shipped  # noqa: E402
+from samplekit_models import classifier as judge  # noqa: E402
+from samplekit_models import targets as shipped
 from samplekit_models.digits import load_digits_split  # noqa: E402
 
 N = 100
@@ -97,8 +98,14 @@ def test_cfg_draws_every_class_and_guidance_sharpens_the_conditional_model(cond_
     labels = torch.arange(10).repeat_interleave(10)
     per_scale = {}
     for scale in (1.0, 3.0):
-        res = sk.sample(cond_target.classifier_free(cond_model, labels, scale), "dpmpp_2m", nfe=20,
-                        num_samples=labels.numel(), seed=1, progress=False)
+        res = sk.sample(
+            cond_target.classifier_free(cond_model, labels, scale),
+            "dpmpp_2m",
+            nfe=20,
+            num_samples=labels.numel(),
+            seed=1,
+            progress=False,
+        )
         pred = judge.classify(res.samples)
         per_scale[scale] = (pred == labels).double().reshape(10, 10).mean(1)
     acc1, acc3 = float(per_scale[1.0].mean()), float(per_scale[3.0].mean())
@@ -125,7 +132,7 @@ def test_the_flow_model_loads_as_rectified_flow_and_draws_digits(flow_model):
 def test_the_benchmark_targets_bind_balanced_labels_and_matched_references():
     target = shipped.DigitsCFGTarget()
     ref = target.reference(40, seed=3)
-    assert fraction(ref, target.labels(40)) >= 0.95   # held-out digits of the bound classes (the judge: ~97%)
+    assert fraction(ref, target.labels(40)) >= 0.95  # held-out digits of the bound classes (the judge: ~97%)
     assert not torch.equal(ref, target.floor_reference(40, seed=3))
     flow = shipped.DigitsFlowTarget()
     assert flow.fixed_sde.name == "rectified_flow" and flow.reference(10).shape == (10, 1, 8, 8)

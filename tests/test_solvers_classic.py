@@ -8,22 +8,21 @@ variance of unadjusted Langevin on a Gaussian, and bad input.  (The SW2-vs-noise
 
 from __future__ import annotations
 
-
 import pytest
 import torch
 
 import samplekit as sk
+from exact_checks import fitted_slope
 from samplekit.noise import NoiseSource
 from samplekit.reverse import probability_flow_drift
 from samplekit.schedules import uniform
 
-from exact_checks import fitted_slope
-
 f64 = torch.float64
 SDES = {"vp": sk.VPSDE, "ve": sk.VESDE}
 # smooth: two broad components, so the probability-flow ODE is smooth down to t_min
-SMOOTH = sk.GaussianMixture([0.3, 0.7], [[-1.5, 0.5], [1.0, -0.5]],
-                            [[[0.3, 0.1], [0.1, 0.2]], [[0.4, 0.0], [0.0, 0.25]]])
+SMOOTH = sk.GaussianMixture(
+    [0.3, 0.7], [[-1.5, 0.5], [1.0, -0.5]], [[[0.3, 0.1], [0.1, 0.2]], [[0.4, 0.0], [0.0, 0.25]]]
+)
 
 
 def run(model, solver, nfe, **kw):
@@ -33,8 +32,9 @@ def run(model, solver, nfe, **kw):
 
 # --- deterministic: measured order against dopri5 -------------------------------------------------
 @pytest.mark.parametrize("family", ["vp", "ve"])
-@pytest.mark.parametrize("solver,kw,order,per_step", [("ode_euler", {}, 1.0, 1), ("ode_heun", {}, 2.0, 2),
-                                                      ("ddim", {"eta": 0.0}, 1.0, 1)])
+@pytest.mark.parametrize(
+    "solver,kw,order,per_step", [("ode_euler", {}, 1.0, 1), ("ode_heun", {}, 2.0, 2), ("ddim", {"eta": 0.0}, 1.0, 1)]
+)
 def test_deterministic_solver_converges_at_its_order(solver, kw, order, per_step, family):
     from torchdiffeq import odeint
 
@@ -43,8 +43,9 @@ def test_deterministic_solver_converges_at_its_order(solver, kw, order, per_step
     x_T = sde.prior_std * torch.randn(16, 2, generator=torch.Generator().manual_seed(1), dtype=f64)
     ts = torch.tensor([sde.T, sde.t_min], dtype=f64)
     # step_t: dopri5 must land on t_min, never evaluate past it (the marginals are undefined below t = 0)
-    exact = odeint(lambda t, x: probability_flow_drift(model, x, t)[0], x_T, ts, rtol=1e-11, atol=1e-11,
-                   options={"step_t": ts[1:]})[-1]
+    exact = odeint(
+        lambda t, x: probability_flow_drift(model, x, t)[0], x_T, ts, rtol=1e-11, atol=1e-11, options={"step_t": ts[1:]}
+    )[-1]
     steps = [16, 32, 64, 128] if family == "vp" else [64, 128, 256, 512]  # VE: x_T ~ 50, later asymptotic
     errors = []
     for n in steps:
@@ -60,13 +61,19 @@ def moment_error(x: torch.Tensor) -> float:
     return float((x.mean(0) - SMOOTH.mean).norm() + (torch.cov(x.T) - SMOOTH.covariance).norm())
 
 
-@pytest.mark.parametrize("solver,kw,per_step,family", [
-    ("euler_maruyama", {}, 1, "vp"),
-    ("ddpm", {}, 1, "vp"), ("ddpm", {}, 1, "ve"),
-    ("ddim", {"eta": 1.0}, 1, "vp"), ("ddim", {"eta": 1.0}, 1, "ve"),
-    ("pc", {}, 2, "vp"), ("pc", {}, 2, "ve"),
-    ("pc", {"predictor": "euler_maruyama"}, 2, "vp"),
-])
+@pytest.mark.parametrize(
+    "solver,kw,per_step,family",
+    [
+        ("euler_maruyama", {}, 1, "vp"),
+        ("ddpm", {}, 1, "vp"),
+        ("ddpm", {}, 1, "ve"),
+        ("ddim", {"eta": 1.0}, 1, "vp"),
+        ("ddim", {"eta": 1.0}, 1, "ve"),
+        ("pc", {}, 2, "vp"),
+        ("pc", {}, 2, "ve"),
+        ("pc", {"predictor": "euler_maruyama"}, 2, "vp"),
+    ],
+)
 def test_stochastic_solver_moment_error_shrinks_with_nfe(solver, kw, per_step, family):
     """Mean + covariance error against the exact mixture moments, 20000 samples (noise ~0.02), same seed."""
     model = SMOOTH.score_model(SDES[family]())
@@ -99,11 +106,13 @@ def test_ddim_with_eta_one_is_ddpm_and_pc_without_corrector_is_its_predictor(fam
     x_T = model.sde.prior_std * torch.randn(32, 2, generator=torch.Generator().manual_seed(4), dtype=f64)
     ddpm = run(model, "ddpm", 10, x_T=x_T).samples
     assert torch.allclose(run(model, "ddim", 10, x_T=x_T, eta=1.0, schedule="uniform").samples, ddpm, atol=1e-10)
-    assert torch.allclose(run(model, "pc", 10, x_T=x_T, predictor="ancestral", corrector="none").samples, ddpm,
-                          atol=1e-12)
+    assert torch.allclose(
+        run(model, "pc", 10, x_T=x_T, predictor="ancestral", corrector="none").samples, ddpm, atol=1e-12
+    )
     em = run(model, "euler_maruyama", 10, x_T=x_T).samples
-    assert torch.allclose(run(model, "pc", 10, x_T=x_T, predictor="euler_maruyama", corrector="none").samples, em,
-                          atol=1e-12)
+    assert torch.allclose(
+        run(model, "pc", 10, x_T=x_T, predictor="euler_maruyama", corrector="none").samples, em, atol=1e-12
+    )
 
 
 def test_pc_spends_one_predictor_and_n_corrector_calls_a_step():
@@ -122,7 +131,7 @@ def test_langevin_reaches_the_exact_ula_stationary_variance_of_a_gaussian():
     sde = sk.VPSDE()
     model = target.score_model(sde)
     alpha, sigma = sde.marginal(torch.tensor(sde.t_min, dtype=f64))
-    V = float(alpha ** 2 * v + sigma ** 2)
+    V = float(alpha**2 * v + sigma**2)
     x = run(model, "langevin", 300, num_samples=20000, step_size=e).samples
     expected = V / (1 - e / (2 * V))
     assert torch.allclose(x.mean(0), alpha * target.means[0], atol=0.03)
@@ -131,18 +140,21 @@ def test_langevin_reaches_the_exact_ula_stationary_variance_of_a_gaussian():
 
 
 # --- bad input ------------------------------------------------------------------------------------
-@pytest.mark.parametrize("solver,options,match", [
-    ("ode_heun", {"eta": 0.5}, "has no option 'eta'"),
-    ("ddim", {"eta": -0.1}, "eta"),
-    ("ddim", {"eta": 1.5}, "eta"),
-    ("pc", {"predictor": "heun"}, "reverse_diffusion, euler_maruyama, ancestral"),
-    ("pc", {"corrector": "hmc"}, "langevin, none"),
-    ("pc", {"n_corrector": -1}, "n_corrector"),
-    ("pc", {"snr": 0.0}, "snr"),
-    ("annealed_langevin", {"n_steps_each": 0}, "n_steps_each"),
-    ("annealed_langevin", {"step_lr": -1e-5}, "step_lr"),
-    ("langevin", {"step_size": float("nan")}, "step_size"),
-])
+@pytest.mark.parametrize(
+    "solver,options,match",
+    [
+        ("ode_heun", {"eta": 0.5}, "has no option 'eta'"),
+        ("ddim", {"eta": -0.1}, "eta"),
+        ("ddim", {"eta": 1.5}, "eta"),
+        ("pc", {"predictor": "heun"}, "reverse_diffusion, euler_maruyama, ancestral"),
+        ("pc", {"corrector": "hmc"}, "langevin, none"),
+        ("pc", {"n_corrector": -1}, "n_corrector"),
+        ("pc", {"snr": 0.0}, "snr"),
+        ("annealed_langevin", {"n_steps_each": 0}, "n_steps_each"),
+        ("annealed_langevin", {"step_lr": -1e-5}, "step_lr"),
+        ("langevin", {"step_size": float("nan")}, "step_size"),
+    ],
+)
 def test_bad_options_are_refused_by_name(solver, options, match):
     model = SMOOTH.score_model(sk.VPSDE())
     with pytest.raises(sk.SolverError, match=match):
@@ -150,8 +162,15 @@ def test_bad_options_are_refused_by_name(solver, options, match):
     assert model.nfe == 0
 
 
-@pytest.mark.parametrize("solver,nfe,options", [("ode_heun", 1, {}), ("pc", 2, {"n_corrector": 2}),
-                                                ("annealed_langevin", 4, {}), ("ddpm", 1, {"denoise_final": True})])
+@pytest.mark.parametrize(
+    "solver,nfe,options",
+    [
+        ("ode_heun", 1, {}),
+        ("pc", 2, {"n_corrector": 2}),
+        ("annealed_langevin", 4, {}),
+        ("ddpm", 1, {"denoise_final": True}),
+    ],
+)
 def test_a_budget_too_small_names_nfe_before_any_call(solver, nfe, options):
     model = SMOOTH.score_model(sk.VESDE())
     with pytest.raises(sk.SolverError, match=f"nfe={nfe} is too small"):

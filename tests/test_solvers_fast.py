@@ -13,23 +13,23 @@
 
 from __future__ import annotations
 
-
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import samplekit as sk
+from exact_checks import distance_and_floor, fitted_slope
 from samplekit.reverse import probability_flow_drift
 from samplekit.targets import ring2d
-
-from exact_checks import distance_and_floor, fitted_slope
 
 f64 = torch.float64
 FAST = ("dpmpp_2m", "dpmpp_3m", "dpmpp_2m_sde", "unipc", "edm_heun")
 SDES = {"vp": sk.VPSDE(), "subvp": sk.SubVPSDE(), "ve": sk.VESDE(), "ou": sk.OUSDE(), "edm": sk.EDMSDE()}
 # a smooth target (two broad components): the probability-flow ODE is smooth down to t_min
-SMOOTH = sk.GaussianMixture([0.4, 0.6], [[-1.0, 0.5], [1.0, -0.5]],
-                            [[[0.8, 0.2], [0.2, 0.6]], [[0.5, 0.0], [0.0, 0.9]]])
+SMOOTH = sk.GaussianMixture(
+    [0.4, 0.6], [[-1.0, 0.5], [1.0, -0.5]], [[[0.8, 0.2], [0.2, 0.6]], [[0.5, 0.0], [0.0, 0.9]]]
+)
 
 
 def x_T_for(sde, n=32, seed=0):
@@ -45,8 +45,15 @@ def pf_ode_reference():
     model = SMOOTH.score_model(sde)
     x_T = x_T_for(sde)
     ts = torch.tensor([sde.T, sde.t_min], dtype=f64)
-    exact = odeint(lambda t, x: probability_flow_drift(model, x, t)[0], x_T, ts, rtol=1e-10, atol=1e-10,
-                   method="dopri5", options=dict(step_t=ts))[-1]
+    exact = odeint(
+        lambda t, x: probability_flow_drift(model, x, t)[0],
+        x_T,
+        ts,
+        rtol=1e-10,
+        atol=1e-10,
+        method="dopri5",
+        options=dict(step_t=ts),
+    )[-1]
     return model, x_T, exact
 
 
@@ -62,15 +69,19 @@ ORDER_CASES = [  # (solver, options, expected order, step counts in the asymptot
 ]
 
 
-@pytest.mark.parametrize("name,options,order,steps", ORDER_CASES,
-                         ids=[f"{c[0]}-{'-'.join(f'{k}={v}' for k, v in c[1].items())}" for c in ORDER_CASES])
+@pytest.mark.parametrize(
+    "name,options,order,steps",
+    ORDER_CASES,
+    ids=[f"{c[0]}-{'-'.join(f'{k}={v}' for k, v in c[1].items())}" for c in ORDER_CASES],
+)
 def test_convergence_order_on_the_exact_probability_flow_ode(pf_ode_reference, name, options, order, steps):
     model, x_T, exact = pf_ode_reference
     per_step = 2 if name == "edm_heun" else 1
     errors = []
     for n in steps:
-        res = sk.sample(model, name, nfe=per_step * n - (1 if name == "edm_heun" else 0), x_T=x_T,
-                        progress=False, **options)
+        res = sk.sample(
+            model, name, nfe=per_step * n - (1 if name == "edm_heun" else 0), x_T=x_T, progress=False, **options
+        )
         assert res.n_steps == n
         errors.append(float((res.samples - exact).norm(dim=1).max()))
     slope = fitted_slope(steps, errors)
@@ -81,16 +92,24 @@ def gaussian_endpoint(sde, mu, S, x_T):
     """The closed-form probability-flow ODE solution at t_min for a N(mu, diag S) target."""
     a_T, s_T = sde.marginal(torch.tensor(sde.T, dtype=f64))
     a_0, s_0 = sde.marginal(torch.tensor(sde.t_min, dtype=f64))
-    return a_0 * mu + (a_0 ** 2 * S + s_0 ** 2).sqrt() / (a_T ** 2 * S + s_T ** 2).sqrt() * (x_T - a_T * mu)
+    return a_0 * mu + (a_0**2 * S + s_0**2).sqrt() / (a_T**2 * S + s_T**2).sqrt() * (x_T - a_T * mu)
 
 
-DETERMINISTIC = [("dpmpp_2m", {}, 2), ("dpmpp_3m", {}, 3), ("unipc", {}, 3), ("unipc", {"variant": "bh1"}, 3),
-                 ("edm_heun", {}, 2)]
+DETERMINISTIC = [
+    ("dpmpp_2m", {}, 2),
+    ("dpmpp_3m", {}, 3),
+    ("unipc", {}, 3),
+    ("unipc", {"variant": "bh1"}, 3),
+    ("edm_heun", {}, 2),
+]
 
 
 @pytest.mark.parametrize("sde_name", list(SDES))
-@pytest.mark.parametrize("name,options,order", DETERMINISTIC, ids=lambda v: str(v) if not isinstance(v, dict) else
-                         "-".join(f"{k}={w}" for k, w in v.items()) or "default")
+@pytest.mark.parametrize(
+    "name,options,order",
+    DETERMINISTIC,
+    ids=lambda v: str(v) if not isinstance(v, dict) else "-".join(f"{k}={w}" for k, w in v.items()) or "default",
+)
 def test_single_gaussian_endpoint_is_exact_up_to_the_order_error(sde_name, name, options, order):
     sde = SDES[sde_name]
     mu, S = torch.tensor([1.5, -0.5], dtype=f64), torch.tensor([0.3, 2.0], dtype=f64)
@@ -104,7 +123,9 @@ def test_single_gaussian_endpoint_is_exact_up_to_the_order_error(sde_name, name,
     scale = float(exact.norm(dim=1).max())
     assert errors[1] < 0.02 * scale, f"{name} on {sde_name}: error {errors[1]:.2e} at NFE 160"
     # doubling the steps divides the error by about 2^order (at least 2^(order - 0.7))
-    assert errors[1] < errors[0] / 2 ** (order - 0.7), f"{name} on {sde_name}: errors {errors} do not fall at order {order}"
+    assert errors[1] < errors[0] / 2 ** (order - 0.7), (
+        f"{name} on {sde_name}: errors {errors} do not fall at order {order}"
+    )
 
 
 def test_unipc_bh2_without_corrector_is_dpmpp_2m_and_so_is_the_sde_solver_at_eta_zero():
@@ -133,12 +154,17 @@ def test_nfe_reported_is_nfe_counted_and_multistep_solvers_spend_all_of_it(name,
 
 
 @settings(max_examples=15, deadline=None)
-@given(name=st.sampled_from(FAST), nfe=st.integers(2, 30), denoise=st.booleans(),
-       schedule=st.sampled_from(["uniform", "quadratic", "karras", "logsnr"]))
+@given(
+    name=st.sampled_from(FAST),
+    nfe=st.integers(2, 30),
+    denoise=st.booleans(),
+    schedule=st.sampled_from(["uniform", "quadratic", "karras", "logsnr"]),
+)
 def test_nfe_budget_holds_for_every_budget_schedule_and_denoise_final(name, nfe, denoise, schedule):
     model = ring2d().score_model(sk.VESDE())
-    res = sk.sample(model, name, nfe=nfe, num_samples=4, seed=0, dtype=f64, progress=False,
-                    schedule=schedule, denoise_final=denoise)
+    res = sk.sample(
+        model, name, nfe=nfe, num_samples=4, seed=0, dtype=f64, progress=False, schedule=schedule, denoise_final=denoise
+    )
     assert res.nfe == model.nfe <= nfe
     assert res.nfe >= nfe - 1 and torch.isfinite(res.samples).all()
 
@@ -150,13 +176,22 @@ def test_edm_heun_with_denoise_final_needs_two_calls_and_says_so_before_any_call
     assert model.nfe == 0
 
 
-SAMPLERS = [("dpmpp_2m", {}), ("dpmpp_3m", {}), ("unipc", {}), ("edm_heun", {}),
-            ("dpmpp_2m_sde", {"eta": 1.0}), ("edm_heun", {"S_churn": 10.0})]
+SAMPLERS = [
+    ("dpmpp_2m", {}),
+    ("dpmpp_3m", {}),
+    ("unipc", {}),
+    ("edm_heun", {}),
+    ("dpmpp_2m_sde", {"eta": 1.0}),
+    ("edm_heun", {"S_churn": 10.0}),
+]
 
 
 @pytest.mark.parametrize("sde_name", list(SDES))
-@pytest.mark.parametrize("name,options", SAMPLERS, ids=lambda v: str(v) if not isinstance(v, dict) else
-                         "-".join(f"{k}={w}" for k, w in v.items()) or "default")
+@pytest.mark.parametrize(
+    "name,options",
+    SAMPLERS,
+    ids=lambda v: str(v) if not isinstance(v, dict) else "-".join(f"{k}={w}" for k, w in v.items()) or "default",
+)
 def test_every_sde_gets_samples_near_the_exact_sample_floor(sde_name, name, options):
     mix = ring2d()
     model = mix.score_model(SDES[sde_name])
@@ -173,8 +208,10 @@ def test_edm_heun_declares_churn_stochastic_and_churn_is_reproducible_by_seed():
     assert sk.get_solver("edm_heun").capabilities().stochastic is False
     assert sk.get_solver("edm_heun", S_churn=5.0).capabilities().stochastic is True
     model = ring2d().score_model(sk.VPSDE())
-    runs = [sk.sample(model, "edm_heun", nfe=21, num_samples=16, seed=s, dtype=f64, progress=False,
-                      S_churn=5.0).samples for s in (3, 3, 4)]
+    runs = [
+        sk.sample(model, "edm_heun", nfe=21, num_samples=16, seed=s, dtype=f64, progress=False, S_churn=5.0).samples
+        for s in (3, 3, 4)
+    ]
     assert torch.equal(runs[0], runs[1]) and not torch.allclose(runs[0], runs[2])
 
 
@@ -185,12 +222,19 @@ def test_float32_in_float32_out(name):
     assert res.samples.dtype == torch.float32 and torch.isfinite(res.samples).all()
 
 
-@pytest.mark.parametrize("name,options,word", [
-    ("unipc", {"variant": "bh3"}, "variant"), ("unipc", {"order": 4}, "order"),
-    ("dpmpp_2m_sde", {"eta": -1.0}, "eta"), ("dpmpp_2m_sde", {"solver_type": "rk4"}, "solver_type"),
-    ("edm_heun", {"S_churn": -1.0}, "S_churn"), ("edm_heun", {"S_tmin": 2.0, "S_tmax": 1.0}, "S_tmin"),
-    ("edm_heun", {"S_noise": 0.0}, "S_noise"), ("dpmpp_2m", {"variant": "bh1"}, "variant"),
-])
+@pytest.mark.parametrize(
+    "name,options,word",
+    [
+        ("unipc", {"variant": "bh3"}, "variant"),
+        ("unipc", {"order": 4}, "order"),
+        ("dpmpp_2m_sde", {"eta": -1.0}, "eta"),
+        ("dpmpp_2m_sde", {"solver_type": "rk4"}, "solver_type"),
+        ("edm_heun", {"S_churn": -1.0}, "S_churn"),
+        ("edm_heun", {"S_tmin": 2.0, "S_tmax": 1.0}, "S_tmin"),
+        ("edm_heun", {"S_noise": 0.0}, "S_noise"),
+        ("dpmpp_2m", {"variant": "bh1"}, "variant"),
+    ],
+)
 def test_bad_options_fail_with_an_error_naming_the_option(name, options, word):
     with pytest.raises(sk.SolverError, match=word):
         sk.get_solver(name, **options)

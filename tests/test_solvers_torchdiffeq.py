@@ -16,8 +16,12 @@ from samplekit.targets import GaussianMixture, ring2d
 
 ADAPTIVE = ("ode_dopri5", "ode_bosh3", "ode_adaptive_heun", "ode_dopri8")
 # (loose, tight) tolerances; adaptive Heun (order 2) costs ~10x NFE per decade, so it stops earlier
-TOLERANCES = {"ode_dopri5": (1e-3, 1e-6), "ode_bosh3": (1e-3, 1e-6), "ode_adaptive_heun": (1e-3, 1e-5),
-              "ode_dopri8": (1e-3, 1e-6)}
+TOLERANCES = {
+    "ode_dopri5": (1e-3, 1e-6),
+    "ode_bosh3": (1e-3, 1e-6),
+    "ode_adaptive_heun": (1e-3, 1e-5),
+    "ode_dopri8": (1e-3, 1e-6),
+}
 MU, S = torch.tensor([[1.0, -2.0]], dtype=torch.float64), torch.tensor([[0.5, 2.0]], dtype=torch.float64)
 
 
@@ -32,10 +36,10 @@ def prior_draw(sde, n=64, seed=0):
 def exact_endpoint(sde, x_T):
     a_T, s_T = sde.marginal(torch.tensor(sde.T, dtype=torch.float64))
     a_0, s_0 = sde.marginal(torch.tensor(sde.t_min, dtype=torch.float64))
-    return a_0 * MU + ((a_0 ** 2 * S + s_0 ** 2) / (a_T ** 2 * S + s_T ** 2)).sqrt() * (x_T - a_T * MU)
+    return a_0 * MU + ((a_0**2 * S + s_0**2) / (a_T**2 * S + s_T**2)).sqrt() * (x_T - a_T * MU)
 
 
-def run(name, sde, x_T, tol, nfe=10 ** 5):
+def run(name, sde, x_T, tol, nfe=10**5):
     model = gaussian().score_model(sde)
     res = sk.sample(model, name, nfe=nfe, x_T=x_T, rtol=tol, atol=tol, progress=False)
     assert res.nfe == model.nfe  # NFE is what the model counted
@@ -90,9 +94,9 @@ def test_adaptive_solvers_agree_on_the_ring():
     sde = sk.VPSDE()
     x_T = prior_draw(sde, n=32, seed=1)
     model = ring2d().score_model(sde)
-    ref = sk.sample(model, "ode_dopri8", nfe=10 ** 5, x_T=x_T, rtol=1e-9, atol=1e-9, progress=False).samples
+    ref = sk.sample(model, "ode_dopri8", nfe=10**5, x_T=x_T, rtol=1e-9, atol=1e-9, progress=False).samples
     for name, tol in (("ode_dopri5", 1e-7), ("ode_bosh3", 1e-7), ("ode_adaptive_heun", 1e-6)):
-        out = sk.sample(model, name, nfe=10 ** 5, x_T=x_T, rtol=tol, atol=tol, progress=False).samples
+        out = sk.sample(model, name, nfe=10**5, x_T=x_T, rtol=tol, atol=tol, progress=False).samples
         assert (out - ref).abs().max().item() < 100 * tol, name
     # and the end points are not trivially close to the start: the ODE really moved them onto the ring
     assert (ref - x_T).abs().max() > 1.0

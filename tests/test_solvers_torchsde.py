@@ -32,8 +32,9 @@ def test_weak_convergence_and_floor_on_the_ring(name):
     mixture, sde = ring2d(), sk.VPSDE()
     errors = {}
     for nfe in (8, 48):
-        x = sk.sample(mixture.score_model(sde), name, nfe=nfe, num_samples=2000, seed=1, dtype=torch.float64,
-                      progress=False).samples
+        x = sk.sample(
+            mixture.score_model(sde), name, nfe=nfe, num_samples=2000, seed=1, dtype=torch.float64, progress=False
+        ).samples
         errors[nfe] = moment_error(x, mixture)
     assert errors[48] < errors[8] / 2.5, errors
     assert errors[48] < 0.6, errors  # Monte Carlo scale at n = 2000: ~0.3
@@ -45,8 +46,16 @@ def test_weak_convergence_and_floor_on_the_ring(name):
 def test_nfe_counted_per_step_and_dtypes_follow_input(name):
     model = GaussianMixture([1.0], [[1.0, -2.0]], [[0.5, 2.0]]).score_model(sk.VPSDE())
     seen = []
-    res = sk.sample(model, name, nfe=9, num_samples=16, seed=0, dtype=torch.float64, progress=False,
-                    callback=lambda info: seen.append(info.nfe))
+    res = sk.sample(
+        model,
+        name,
+        nfe=9,
+        num_samples=16,
+        seed=0,
+        dtype=torch.float64,
+        progress=False,
+        callback=lambda info: seen.append(info.nfe),
+    )
     per_step = sk.get_solver(name).capabilities().nfe_per_step
     start = START_CALLS.get(name, 0)
     assert res.nfe == model.nfe <= 9
@@ -85,11 +94,11 @@ def test_step_brownian_increments_and_space_time_levy_area():
     ref = NoiseSource([1, 2, 3, 4], 4)
     W0, U0 = bm(grid[0], grid[1], return_U=True)
     z, z2 = ref.randn((3,), torch.float64), ref.randn((3,), torch.float64)
-    assert torch.equal(W0, z * 0.5 ** 0.5)
+    assert torch.equal(W0, z * 0.5**0.5)
     assert torch.allclose(U0, 0.5 * (0.5 * W0 + z2 * (0.5 / 12) ** 0.5), rtol=1e-15, atol=0)
     assert torch.equal(bm(grid[0], grid[1]), W0)
     W1 = bm(grid[1], grid[2])
-    assert torch.equal(W1, ref.randn((3,), torch.float64) * 0.25 ** 0.5)
+    assert torch.equal(W1, ref.randn((3,), torch.float64) * 0.25**0.5)
     assert bm.shape == (4, 3) and bm.levy_area_approximation == "space-time"
     with pytest.raises(RuntimeError, match="not one grid step"):
         bm(grid[0], grid[2])

@@ -3,10 +3,10 @@ autograd of the exact noised log-density, exact samples with the mixture's momen
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 import torch
 
 import samplekit as sk
@@ -27,7 +27,9 @@ def test_shapes_of_the_stress():
     grid = sk.get_target("grid2d_narrow").mixture
     assert grid.K == 25 and grid.d == 2 and torch.allclose(grid.evals.sqrt(), torch.tensor(0.05, dtype=torch.float64))
     w = grid.weights
-    assert int((w < 0.2 * w.max()).sum()) == 4 and torch.allclose(w.min() / w.max(), torch.tensor(0.05, dtype=torch.float64))
+    assert int((w < 0.2 * w.max()).sum()) == 4 and torch.allclose(
+        w.min() / w.max(), torch.tensor(0.05, dtype=torch.float64)
+    )
     spiky = sk.get_target("spiky3d").mixture
     narrow = spiky.evals.max(1).values.sqrt() <= 0.01 + 1e-12
     assert float(spiky.weights[narrow].sum()) >= 0.9 - 1e-12

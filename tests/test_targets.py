@@ -28,14 +28,20 @@ def random_mixture(seed: int, d: int, K: int, diagonal: bool) -> sk.GaussianMixt
 
 def reference_log_prob(mix: sk.GaussianMixture, x, alpha, sigma):
     """log p_t by torch.distributions (Cholesky), independent of the eigen-decomposition in targets.py."""
-    covs = alpha ** 2 * mix.covariance_matrices() + sigma ** 2 * torch.eye(mix.d, dtype=f64)
+    covs = alpha**2 * mix.covariance_matrices() + sigma**2 * torch.eye(mix.d, dtype=f64)
     comps = torch.distributions.MultivariateNormal(alpha * mix.means, covariance_matrix=covs)
     return torch.logsumexp(comps.log_prob(x[:, None, :]) + mix.weights.log(), dim=1)
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.integers(0, 10 ** 6), st.integers(1, 6), st.integers(1, 4), st.booleans(), st.floats(0.05, 1.0),
-       st.floats(0.0, 2.0))
+@given(
+    st.integers(0, 10**6),
+    st.integers(1, 6),
+    st.integers(1, 4),
+    st.booleans(),
+    st.floats(0.05, 1.0),
+    st.floats(0.0, 2.0),
+)
 def test_log_prob_and_score_match_torch_distributions_and_autograd(seed, d, K, diagonal, alpha, sigma):
     mix = random_mixture(seed, d, K, diagonal)
     x = mix.noised(alpha, sigma).sample(32, torch.Generator().manual_seed(seed))
@@ -55,7 +61,8 @@ def test_score_model_is_the_gradient_of_the_noised_log_density_under_each_sde(ma
         ts = torch.linspace(sde.t_min, sde.T, 9, dtype=f64)
         alpha, sigma = sde.marginal(ts)
         x = alpha[:, None] * mix.sample(9, torch.Generator().manual_seed(1)) + sigma[:, None] * torch.randn(
-            9, mix.d, dtype=f64, generator=torch.Generator().manual_seed(2))
+            9, mix.d, dtype=f64, generator=torch.Generator().manual_seed(2)
+        )
         xr = x.clone().requires_grad_(True)
         (grad,) = torch.autograd.grad(mix.noised_log_prob(xr, alpha, sigma).sum(), xr)
         assert torch.allclose(model(x, ts), grad, rtol=1e-7, atol=1e-7 * float(grad.abs().max())), name
@@ -93,13 +100,16 @@ def test_stable_far_from_every_component():
     assert torch.isfinite(mix.log_prob(x)).all() and torch.isfinite(mix.noised_score(x, 1.0, 1e-3)).all()
 
 
-@pytest.mark.parametrize("bad, match", [
-    (dict(weights=[1.0], means=[0.0, 1.0], covariances=[[1.0, 1.0]]), "means has shape"),
-    (dict(weights=[1.0, 1.0], means=[[0.0, 1.0]], covariances=[[1.0, 1.0]]), "one weight per component"),
-    (dict(weights=[-1.0], means=[[0.0, 1.0]], covariances=[[1.0, 1.0]]), "positive"),
-    (dict(weights=[1.0], means=[[0.0, 1.0]], covariances=[[[1.0, 2.0], [2.0, 1.0]]]), "positive definite"),
-    (dict(weights=[1.0], means=[[0.0, 1.0]], covariances=[[1.0, 1.0, 1.0]]), "covariances has shape"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (dict(weights=[1.0], means=[0.0, 1.0], covariances=[[1.0, 1.0]]), "means has shape"),
+        (dict(weights=[1.0, 1.0], means=[[0.0, 1.0]], covariances=[[1.0, 1.0]]), "one weight per component"),
+        (dict(weights=[-1.0], means=[[0.0, 1.0]], covariances=[[1.0, 1.0]]), "positive"),
+        (dict(weights=[1.0], means=[[0.0, 1.0]], covariances=[[[1.0, 2.0], [2.0, 1.0]]]), "positive definite"),
+        (dict(weights=[1.0], means=[[0.0, 1.0]], covariances=[[1.0, 1.0, 1.0]]), "covariances has shape"),
+    ],
+)
 def test_bad_mixture_parameters(bad, match):
     with pytest.raises(ValueError, match=match):
         sk.GaussianMixture(**bad)

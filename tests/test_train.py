@@ -18,8 +18,11 @@ f64 = dict(dtype=torch.float64)
 
 
 def mixture() -> GaussianMixture:
-    return GaussianMixture(torch.tensor([0.5, 0.5], **f64), torch.tensor([[-2.0, 0.0], [2.0, 1.0]], **f64),
-                           torch.tensor([[0.3, 0.3], [0.3, 0.3]], **f64))
+    return GaussianMixture(
+        torch.tensor([0.5, 0.5], **f64),
+        torch.tensor([[-2.0, 0.0], [2.0, 1.0]], **f64),
+        torch.tensor([[0.3, 0.3], [0.3, 0.3]], **f64),
+    )
 
 
 def test_a_short_seeded_dsm_run_learns_a_2d_mixture():
@@ -33,11 +36,13 @@ def test_a_short_seeded_dsm_run_learns_a_2d_mixture():
     trainer = Trainer(net, sde, data, batch_size=256, lr=3e-3, seed=0, progress=False)
     model = trainer.score_model()
     ref = gm.sample(2000, generator=torch.Generator().manual_seed(2))
-    before = sliced_wasserstein(sk.sample(model, "euler_maruyama", nfe=100, num_samples=2000, seed=3,
-                                          progress=False).samples, ref)
+    before = sliced_wasserstein(
+        sk.sample(model, "euler_maruyama", nfe=100, num_samples=2000, seed=3, progress=False).samples, ref
+    )
     history = trainer.fit(800)
-    after = sliced_wasserstein(sk.sample(model, "euler_maruyama", nfe=100, num_samples=2000, seed=3,
-                                         progress=False).samples, ref)
+    after = sliced_wasserstein(
+        sk.sample(model, "euler_maruyama", nfe=100, num_samples=2000, seed=3, progress=False).samples, ref
+    )
     assert before > 1.0 and after < 0.25, (before, after)
     assert sum(history[-100:]) / 100 < sum(history[:100]) / 100
 
@@ -100,8 +105,17 @@ def test_a_resumed_trainer_continues_bit_for_bit(tmp_path, loss):
 
     def trainer(path=None):
         torch.manual_seed(1)
-        return Trainer(TimeMLP(2, hidden=16, depth=1).double(), sde, data, loss=loss, batch_size=32, seed=4,
-                       checkpoint=path, checkpoint_every=5, progress=False)
+        return Trainer(
+            TimeMLP(2, hidden=16, depth=1).double(),
+            sde,
+            data,
+            loss=loss,
+            batch_size=32,
+            seed=4,
+            checkpoint=path,
+            checkpoint_every=5,
+            progress=False,
+        )
 
     straight = trainer()
     straight.fit(20)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conditional_nets import CountingNet
 
 import samplekit as sk
+from conditional_nets import CountingNet
 from samplekit.targets import ring2d
 from samplekit.timegrid import make_grid
 
@@ -24,11 +24,18 @@ def test_the_grid_is_used_as_given_and_returned():
     net, model = counted_model()
     ts = torch.tensor([1.0, 0.7, 0.3, 0.1, 0.02, 1e-3], dtype=f64)
     seen = []
-    res = sk.sample(model, "ode_heun", ts=ts, num_samples=8, seed=0, progress=False,
-                    callback=lambda info: seen.append((info.t, info.t_next)))
+    res = sk.sample(
+        model,
+        "ode_heun",
+        ts=ts,
+        num_samples=8,
+        seed=0,
+        progress=False,
+        callback=lambda info: seen.append((info.t, info.t_next)),
+    )
     assert res.ts is ts and res.n_steps == 5
     assert seen == [(float(a), float(b)) for a, b in zip(ts[:-1], ts[1:])]
-    assert res.nfe == net.calls == 10                    # derived from the grid: 2 calls a step
+    assert res.nfe == net.calls == 10  # derived from the grid: 2 calls a step
 
 
 def test_a_grid_equal_to_the_schedule_gives_the_same_samples():
@@ -57,14 +64,17 @@ def test_a_grid_that_starts_below_T_starts_there():
     assert res.nfe == net.calls == 5 and float(res.ts[0]) == 0.5
 
 
-@pytest.mark.parametrize("bad, match", [
-    (torch.tensor([0.5, 0.7, 0.1], dtype=f64), "strictly decreasing"),
-    (torch.tensor([[1.0, 0.5]], dtype=f64), "1-D grid"),
-    (torch.tensor([1.0], dtype=f64), "1-D grid of at least 2"),
-    (torch.tensor([1.0, float("nan"), 0.1], dtype=f64), "NaN"),
-    (torch.tensor([2.0, 0.5, 0.1], dtype=f64), r"outside \[t_min, T\]"),
-    (torch.tensor([1.0, 0.5, 1e-6], dtype=f64), r"outside \[t_min, T\]"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (torch.tensor([0.5, 0.7, 0.1], dtype=f64), "strictly decreasing"),
+        (torch.tensor([[1.0, 0.5]], dtype=f64), "1-D grid"),
+        (torch.tensor([1.0], dtype=f64), "1-D grid of at least 2"),
+        (torch.tensor([1.0, float("nan"), 0.1], dtype=f64), "NaN"),
+        (torch.tensor([2.0, 0.5, 0.1], dtype=f64), r"outside \[t_min, T\]"),
+        (torch.tensor([1.0, 0.5, 1e-6], dtype=f64), r"outside \[t_min, T\]"),
+    ],
+)
 def test_a_bad_grid_is_a_clear_error_naming_ts(bad, match):
     net, model = counted_model()
     with pytest.raises((ValueError, TypeError), match=match) as info:
@@ -83,8 +93,15 @@ def test_an_adaptive_solver_refuses_a_grid():
 def test_a_grid_from_T_works_under_rectified_flow():
     rf = sk.get_sde("rectified_flow")
     model = MIX.score_model(rf)
-    res = sk.sample(model, "unipc", ts=torch.linspace(1.0, rf.t_min, 31, dtype=f64), num_samples=64, seed=0,
-                    dtype=f64, progress=False)
+    res = sk.sample(
+        model,
+        "unipc",
+        ts=torch.linspace(1.0, rf.t_min, 31, dtype=f64),
+        num_samples=64,
+        seed=0,
+        dtype=f64,
+        progress=False,
+    )
     assert torch.isfinite(res.samples).all() and res.nfe == 30
 
 

@@ -41,23 +41,38 @@ def main(argv=None) -> None:
     target = shipped.DigitsCondUNetTarget()
     model = target.model()
     labels = torch.arange(10).repeat_interleave(args.per_class)
-    record = {"solver": args.solver, "nfe": args.nfe, "per_class": args.per_class, "seed": args.seed,
-              "accuracy_by_scale": {}}
+    record = {
+        "solver": args.solver,
+        "nfe": args.nfe,
+        "per_class": args.per_class,
+        "seed": args.seed,
+        "accuracy_by_scale": {},
+    }
     scales = sorted({float(s) for s in args.scales.split(",")} | {args.scale})
     for scale in scales:
         start = time.time()
-        res = sk.sample(target.classifier_free(model, labels, scale), args.solver, nfe=args.nfe,
-                        num_samples=labels.numel(), seed=args.seed, progress=False)
+        res = sk.sample(
+            target.classifier_free(model, labels, scale),
+            args.solver,
+            nfe=args.nfe,
+            num_samples=labels.numel(),
+            seed=args.seed,
+            progress=False,
+        )
         per_class = (judge.classify(res.samples) == labels).double().reshape(10, -1).mean(1)
-        record["accuracy_by_scale"][f"{scale:g}"] = {"mean": round(float(per_class.mean()), 3),
-                                                    "per_class": [round(float(a), 2) for a in per_class],
-                                                    "seconds": round(time.time() - start, 1)}
+        record["accuracy_by_scale"][f"{scale:g}"] = {
+            "mean": round(float(per_class.mean()), 3),
+            "per_class": [round(float(a), 2) for a in per_class],
+            "seconds": round(time.time() - start, 1),
+        }
         if scale == args.scale:
             save_image_grid(args.out, res.samples, ncols=args.per_class)
     res = sk.sample(model, args.solver, nfe=args.nfe // 2, num_samples=labels.numel(), seed=args.seed, progress=False)
     counts = torch.bincount(judge.classify(res.samples), minlength=10)
-    record["unguided"] = {"nfe": args.nfe // 2, "share_of_each_class": [round(float(c) / labels.numel(), 2)
-                                                                         for c in counts]}
+    record["unguided"] = {
+        "nfe": args.nfe // 2,
+        "share_of_each_class": [round(float(c) / labels.numel(), 2) for c in counts],
+    }
     record["command"] = "python benchmarks/conditioning/cfg_digits.py " + " ".join(argv or [])
     args.out.with_suffix(".json").write_text(json.dumps(record, indent=1) + "\n")
     print(json.dumps(record))

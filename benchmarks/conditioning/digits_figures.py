@@ -37,16 +37,23 @@ def guided(model, per_class: int, scale: float, nfe: int, seed: int):
 def inpainted(model, completions: int, nfe: int, seed: int):
     x, y = shipped.DigitsUNetTarget().held_out()
     g = torch.Generator().manual_seed(seed)
-    pick = torch.stack([torch.nonzero(y == c).flatten()[torch.randint(0, int((y == c).sum()), (1,), generator=g)]
-                        for c in range(10)]).flatten()
+    pick = torch.stack(
+        [torch.nonzero(y == c).flatten()[torch.randint(0, int((y == c).sum()), (1,), generator=g)] for c in range(10)]
+    ).flatten()
     originals, labels = x[pick], y[pick]
     known = torch.zeros(1, 8, 8, dtype=torch.bool)
     known[:, :4] = True
     obs = PerSampleInpainting(known, originals.repeat_interleave(completions, 0))
-    filled = sk.sample(model, sk.conditioning.replacement("ddim", obs), nfe=nfe, num_samples=10 * completions,
-                       seed=seed, progress=False).samples.double()
+    filled = sk.sample(
+        model,
+        sk.conditioning.replacement("ddim", obs),
+        nfe=nfe,
+        num_samples=10 * completions,
+        seed=seed,
+        progress=False,
+    ).samples.double()
     shown = originals.clone()
-    shown[:, ~known] = 0.0                                             # unknown pixels in grey
+    shown[:, ~known] = 0.0  # unknown pixels in grey
     rows = torch.cat([shown[:, None], filled.reshape(10, completions, 1, 8, 8), originals[:, None]], dim=1)
     return rows, filled, labels.repeat_interleave(completions), known, originals
 
@@ -68,13 +75,24 @@ def main(argv=None) -> None:
 
     per_class = (judge.classify(x) == labels).double().reshape(10, -1).mean(1)
     known_error = (filled.reshape(10, 6, 1, 8, 8) - originals[:, None])[:, :, known].abs().max()
-    info = {"guided": {"solver": "ddim", "nfe": args.nfe, "scale": args.scale, "seed": args.seed,
-                       "fraction_of_asked_class": round(float(per_class.mean()), 3),
-                       "per_class": [round(float(v), 3) for v in per_class]},
-            "inpainted": {"solver": "ddim+replacement", "nfe": args.nfe, "seed": args.seed, "known": "top half",
-                          "fraction_of_source_class": round(float((judge.classify(filled) == sources)
-                                                                  .double().mean()), 3),
-                          "known_half_max_abs_error": round(float(known_error), 4)}}
+    info = {
+        "guided": {
+            "solver": "ddim",
+            "nfe": args.nfe,
+            "scale": args.scale,
+            "seed": args.seed,
+            "fraction_of_asked_class": round(float(per_class.mean()), 3),
+            "per_class": [round(float(v), 3) for v in per_class],
+        },
+        "inpainted": {
+            "solver": "ddim+replacement",
+            "nfe": args.nfe,
+            "seed": args.seed,
+            "known": "top half",
+            "fraction_of_source_class": round(float((judge.classify(filled) == sources).double().mean()), 3),
+            "known_half_max_abs_error": round(float(known_error), 4),
+        },
+    }
     (args.out / "digits_figures.json").write_text(json.dumps(info, indent=1) + "\n")
     print(json.dumps(info))
 

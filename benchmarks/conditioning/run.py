@@ -54,24 +54,33 @@ def image_model(prior, shape):
 def cases():
     out = {}
     prior = sk.GaussianMixture([1.0, 1.0], [[-3.0, -3.0], [3.0, 3.0]], [[[1, 0.95], [0.95, 1]]] * 2)
-    out["two_modes_2d: inpaint x1 = 1"] = (prior, prior.score_model(SDE),
-                                           C.Inpainting(torch.tensor([True, False]), torch.tensor([1.0, 0.0])))
+    out["two_modes_2d: inpaint x1 = 1"] = (
+        prior,
+        prior.score_model(SDE),
+        C.Inpainting(torch.tensor([True, False]), torch.tensor([1.0, 0.0])),
+    )
     prior = gmm16_full()
     truth = prior.sample(1, generator=g(1))[0]
     mask = torch.arange(16) < 8
     out["gmm16_full: inpaint 8 of 16"] = (prior, prior.score_model(SDE), C.Inpainting(mask, truth))
     A = torch.randn(4, 16, generator=g(2), **F64) / 4
     out["gmm16_full: y = A x, A 4x16"] = (prior, prior.score_model(SDE), C.DenseObservation(A, A @ truth))
-    out["gmm16_full: y = A x + 0.1 n"] = (prior, prior.score_model(SDE),
-                                          C.DenseObservation(A, A @ truth + 0.1 * torch.randn(4, generator=g(3), **F64),
-                                                             noise_std=0.1))
+    out["gmm16_full: y = A x + 0.1 n"] = (
+        prior,
+        prior.score_model(SDE),
+        C.DenseObservation(A, A @ truth + 0.1 * torch.randn(4, generator=g(3), **F64), noise_std=0.1),
+    )
     gen = g(5)
-    prior = sk.GaussianMixture([1.0, 1.0], torch.randn(2, 12, generator=gen, **F64),
-                               torch.rand(2, 12, generator=gen, **F64) * 0.5 + 0.2)
+    prior = sk.GaussianMixture(
+        [1.0, 1.0], torch.randn(2, 12, generator=gen, **F64), torch.rand(2, 12, generator=gen, **F64) * 0.5 + 0.2
+    )
     truth = prior.sample(1, generator=gen)[0].reshape(3, 2, 2)
     w = torch.tensor([0.299, 0.587, 0.114], **F64)
-    out["colorization: 3x2x2, 2 modes"] = (prior, image_model(prior, (3, 2, 2)),
-                                           C.Colorization(w, torch.einsum("c,chw->hw", w, truth), shape=(3, 2, 2)))
+    out["colorization: 3x2x2, 2 modes"] = (
+        prior,
+        image_model(prior, (3, 2, 2)),
+        C.Colorization(w, torch.einsum("c,chw->hw", w, truth), shape=(3, 2, 2)),
+    )
     return out
 
 
@@ -104,8 +113,15 @@ def run_inverse(nfes, n):
                     print(f"  {label} nfe={nfe}: skipped ({exc})")
                     continue
                 sw = sliced_wasserstein(res.samples.flatten(1), ref)
-                rows.append({"case": case, "method": label, "nfe": res.nfe, "sw2": sw,
-                             "seconds": round(time.perf_counter() - start, 2)})
+                rows.append(
+                    {
+                        "case": case,
+                        "method": label,
+                        "nfe": res.nfe,
+                        "sw2": sw,
+                        "seconds": round(time.perf_counter() - start, 2),
+                    }
+                )
                 print(f"  {label:34s} nfe={res.nfe:4d}  SW2={sw:.4f}  ({sw / floor:.1f}x floor)", flush=True)
     return rows
 
@@ -120,14 +136,20 @@ def run_guidance(nfes, n):
     for solver in solvers.values():
         for nfe in nfes:
             for label, model in (
-                    ("classifier w=1 (exact p_t(k|x))",
-                     sk.guidance.classifier(mix.score_model(SDE), sk.guidance.mixture_classifier(mix, SDE), y=k)),
-                    ("classifier-free w=1 (exact s_c, s_u)",
-                     sk.guidance.classifier_free(mix.component(k).score_model(SDE), mix.score_model(SDE)))):
+                (
+                    "classifier w=1 (exact p_t(k|x))",
+                    sk.guidance.classifier(mix.score_model(SDE), sk.guidance.mixture_classifier(mix, SDE), y=k),
+                ),
+                (
+                    "classifier-free w=1 (exact s_c, s_u)",
+                    sk.guidance.classifier_free(mix.component(k).score_model(SDE), mix.score_model(SDE)),
+                ),
+            ):
                 res = sk.sample(model, solver=solver, nfe=nfe, num_samples=n, seed=0, progress=False, **F64)
                 sw = sliced_wasserstein(res.samples, ref)
-                rows.append({"case": f"ring2d component {k}", "method": f"{label} [{solver}]",
-                             "nfe": res.nfe, "sw2": sw})
+                rows.append(
+                    {"case": f"ring2d component {k}", "method": f"{label} [{solver}]", "nfe": res.nfe, "sw2": sw}
+                )
                 print(f"  {label} [{solver}] nfe={res.nfe}: SW2={sw:.4f} ({sw / floor:.2f}x floor)")
     return rows
 
@@ -137,9 +159,12 @@ def markdown(rows, nfes, title):
     for case in dict.fromkeys(r["case"] for r in rows):
         sub = [r for r in rows if r["case"] == case]
         floor = next(r["sw2"] for r in sub if r["method"] == "noise floor")
-        lines += [f"**{case}** (noise floor {floor:.4f})", "",
-                  "| method | " + " | ".join(f"NFE {x}" for x in nfes) + " |",
-                  "|---|" + "---:|" * len(nfes)]
+        lines += [
+            f"**{case}** (noise floor {floor:.4f})",
+            "",
+            "| method | " + " | ".join(f"NFE {x}" for x in nfes) + " |",
+            "|---|" + "---:|" * len(nfes),
+        ]
         for method in dict.fromkeys(r["method"] for r in sub if r["method"] != "noise floor"):
             cells = []
             for x in nfes:
@@ -160,17 +185,27 @@ def main(argv=None):
     start = time.perf_counter()
     inverse = run_inverse(args.nfe, args.n)
     guidance = run_guidance(args.nfe, args.n)
-    meta = {"n": args.n, "nfe": args.nfe, "sde": repr(SDE), "solvers": pick_solvers(),
-            "seconds": round(time.perf_counter() - start, 1), "torch": torch.__version__}
+    meta = {
+        "n": args.n,
+        "nfe": args.nfe,
+        "sde": repr(SDE),
+        "solvers": pick_solvers(),
+        "seconds": round(time.perf_counter() - start, 1),
+        "torch": torch.__version__,
+    }
     (HERE / "results.json").write_text(json.dumps({"meta": meta, "inverse": inverse, "guidance": guidance}, indent=1))
-    text = ["# Conditioning benchmark (recorded)", "",
-            f"SW2 (sliced Wasserstein-2, 256 fixed directions) to **exact** samples, {args.n} samples, {meta['sde']}, "
-            "seed 0, float64.  NFE counts every network call (resample x4 spends 4 calls per step; guidance "
-            "spends 2 per evaluation).  Lower is better; the noise floor is the mean SW2 between independent "
-            "exact sets of the same size.  Regenerate: `python benchmarks/conditioning/run.py`.", "",
-            markdown(inverse, args.nfe, "Inpainting / linear constraints: SW2 to the exact posterior"),
-            markdown(guidance, args.nfe, "Guidance: SW2 to the exact class-conditional (component k)"),
-            f"Solvers: {meta['solvers']}; total {meta['seconds']} s."]
+    text = [
+        "# Conditioning benchmark (recorded)",
+        "",
+        f"SW2 (sliced Wasserstein-2, 256 fixed directions) to **exact** samples, {args.n} samples, {meta['sde']}, "
+        "seed 0, float64.  NFE counts every network call (resample x4 spends 4 calls per step; guidance "
+        "spends 2 per evaluation).  Lower is better; the noise floor is the mean SW2 between independent "
+        "exact sets of the same size.  Regenerate: `python benchmarks/conditioning/run.py`.",
+        "",
+        markdown(inverse, args.nfe, "Inpainting / linear constraints: SW2 to the exact posterior"),
+        markdown(guidance, args.nfe, "Guidance: SW2 to the exact class-conditional (component k)"),
+        f"Solvers: {meta['solvers']}; total {meta['seconds']} s.",
+    ]
     (HERE / "results.md").write_text("\n".join(text) + "\n")
 
 

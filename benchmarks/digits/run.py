@@ -62,34 +62,52 @@ def main(argv=None) -> None:
         for nfe in budgets:
             t0 = time.time()
             try:
-                res = sk.sample(model, name, nfe=nfe, num_samples=args.num_samples, seed=args.seed, progress=False,
-                                **options)
+                res = sk.sample(
+                    model, name, nfe=nfe, num_samples=args.num_samples, seed=args.seed, progress=False, **options
+                )
             except (SolverError, ValueError, FloatingPointError) as exc:
                 rows.append({"solver": label, "nfe": nfe, "adaptive": adaptive, "error": str(exc).splitlines()[0]})
                 print(label, nfe, "error:", rows[-1]["error"], flush=True)
                 continue
-            row = {"solver": label, "nfe": nfe, "nfe_spent": res.nfe, "adaptive": adaptive,
-                   "fd": digits_fd(res.samples, ref), "tv": digits_class_balance(res.samples, ref),
-                   "seconds": round(time.time() - t0, 1)}
+            row = {
+                "solver": label,
+                "nfe": nfe,
+                "nfe_spent": res.nfe,
+                "adaptive": adaptive,
+                "fd": digits_fd(res.samples, ref),
+                "tv": digits_class_balance(res.samples, ref),
+                "seconds": round(time.time() - t0, 1),
+            }
             rows.append(row)
             print(json.dumps(row), flush=True)
-    meta = {"num_samples": args.num_samples, "seed": args.seed, "nfe": nfes, "model": "weights/digits_unet",
-            "sde": repr(model.sde), "floor": floor, "seconds": round(time.time() - start, 1),
-            "torch": torch.__version__}
+    meta = {
+        "num_samples": args.num_samples,
+        "seed": args.seed,
+        "nfe": nfes,
+        "model": "weights/digits_unet",
+        "sde": repr(model.sde),
+        "floor": floor,
+        "seconds": round(time.time() - start, 1),
+        "torch": torch.__version__,
+    }
     (HERE / "results.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
     (HERE / "results.md").write_text(render(meta, rows, nfes) + "\n")
 
 
 def render(meta, rows, nfes) -> str:
-    out = ["# Digits benchmark (recorded)", "",
-           f"The shipped UNet2DModel on 8x8 digits ({meta['sde']}), {meta['num_samples']} samples per cell, seed "
-           f"{meta['seed']}, float32, against {meta['num_samples']} held-out digits. FD: Frechet distance on the "
-           "shipped digit classifier's features; TV: total variation of predicted class frequencies (class "
-           f"balance). Lower is better. Data floor (the other held-out half vs the reference): FD "
-           f"{meta['floor']['fd']:.3f}, TV {meta['floor']['tv']:.3f}. Adaptive solvers: rtol = atol = 0.05, cap 100 "
-           "calls, at their real NFE. Regenerate: `python benchmarks/digits/run.py`.", "",
-           "| solver | " + " | ".join(f"FD @{n}" for n in nfes) + " | " + " | ".join(f"TV @{n}" for n in nfes) + " |",
-           "|---|" + "---:|" * (2 * len(nfes))]
+    out = [
+        "# Digits benchmark (recorded)",
+        "",
+        f"The shipped UNet2DModel on 8x8 digits ({meta['sde']}), {meta['num_samples']} samples per cell, seed "
+        f"{meta['seed']}, float32, against {meta['num_samples']} held-out digits. FD: Frechet distance on the "
+        "shipped digit classifier's features; TV: total variation of predicted class frequencies (class "
+        f"balance). Lower is better. Data floor (the other held-out half vs the reference): FD "
+        f"{meta['floor']['fd']:.3f}, TV {meta['floor']['tv']:.3f}. Adaptive solvers: rtol = atol = 0.05, cap 100 "
+        "calls, at their real NFE. Regenerate: `python benchmarks/digits/run.py`.",
+        "",
+        "| solver | " + " | ".join(f"FD @{n}" for n in nfes) + " | " + " | ".join(f"TV @{n}" for n in nfes) + " |",
+        "|---|" + "---:|" * (2 * len(nfes)),
+    ]
     labels = list(dict.fromkeys(r["solver"] for r in rows if not r["adaptive"]))
     for label in labels:
         by = {r["nfe"]: r for r in rows if r["solver"] == label}

@@ -29,17 +29,24 @@ def main() -> None:
         for family in solver_families(info):
             model = mix.score_model(sdes[family])
             start = time.perf_counter()
-            res = sk.sample(model, info.name, num_samples=6000, seed=0, dtype=torch.float64, progress=False,
-                            **generous_budget(info))
+            res = sk.sample(
+                model, info.name, num_samples=6000, seed=0, dtype=torch.float64, progress=False, **generous_budget(info)
+            )
             pairs = [distance_and_floor(c, mix, seed=123 + k) for k, c in enumerate(res.samples.chunk(3))]
             got, floor = (sum(p[i] for p in pairs) / 3 for i in (0, 1))
             rows.append((info.name, info.plugin, family, res.nfe, got, floor, time.perf_counter() - start))
             print(*rows[-1], flush=True)
-    lines = ["# Every solver at a generous budget: SW2 / exact-sample noise floor (2-D ring, exact score)", "",
-             __doc__.split("\n\n")[1].replace("\n", " "), "",
-             "| solver | plugin | SDE | NFE | SW2 | floor | ratio | seconds |", "|---|---|---|---|---|---|---|---|"]
-    lines += [f"| {n} | {p} | {f} | {nfe} | {g:.4f} | {fl:.4f} | {g / fl:.2f} | {s:.1f} |"
-              for n, p, f, nfe, g, fl, s in rows]
+    lines = [
+        "# Every solver at a generous budget: SW2 / exact-sample noise floor (2-D ring, exact score)",
+        "",
+        __doc__.split("\n\n")[1].replace("\n", " "),
+        "",
+        "| solver | plugin | SDE | NFE | SW2 | floor | ratio | seconds |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {n} | {p} | {f} | {nfe} | {g:.4f} | {fl:.4f} | {g / fl:.2f} | {s:.1f} |" for n, p, f, nfe, g, fl, s in rows
+    ]
     (HERE / "results.md").write_text("\n".join(lines) + "\n")
 
 

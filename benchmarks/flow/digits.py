@@ -2,7 +2,8 @@
 benchmark: every registered solver and diffusers' flow schedulers on the same trained network.
 
 Each solver on its default grid, NFE up to ``MAX_NFE``, adaptive ones at rtol = atol = 1e-3, diffusers at
-shift 1 (cost: the UNet is ~1000 times an exact-mixture call).  Two measures per cell, from the same standard-normal x_T for every sampler (common random numbers):
+shift 1 (cost: the UNet is ~1000 times an exact-mixture call).  Two measures per cell, from the same
+standard-normal x_T for every sampler (common random numbers):
 * ``path_err``: the RMS distance per sample to the network's own probability-flow ODE solution from the
   same x_T (``ode_dopri5`` at rtol = atol = 1e-5 in float64, ``samplekit.bench.flow``), i.e. the solver's
   integration error on this model (deterministic samplers; a stochastic one is scored but follows
@@ -21,15 +22,14 @@ import warnings
 
 import torch
 
-import samplekit as sk
 from samplekit.bench.flow import flow_errors, flow_reference
 from samplekit.plugins import get_registry
 
 N_SAMPLES = 200
-REFERENCE_TOL = 1e-5       # path errors of interest are 1e-2 .. 1e-1
-MAX_NFE = 20               # budgets up to this (the UNet costs ~1000x an exact-mixture call)
-TOLERANCES = (1e-3,)       # adaptive solvers: one tolerance
-SHIFTS = (1.0,)            # diffusers' default shift only
+REFERENCE_TOL = 1e-5  # path errors of interest are 1e-2 .. 1e-1
+MAX_NFE = 20  # budgets up to this (the UNet costs ~1000x an exact-mixture call)
+TOLERANCES = (1e-3,)  # adaptive solvers: one tolerance
+SHIFTS = (1.0,)  # diffusers' default shift only
 
 
 def load_target():
@@ -54,6 +54,7 @@ def velocity(model, counter):
         counter[0] += 1
         pred = model.predict(x, torch.full((x.shape[0],), float(sigma), dtype=x.dtype))
         return pred.eps - pred.x0
+
     return u
 
 
@@ -91,18 +92,28 @@ def runs(samplekit_cells, diffusers_schedulers, shifts, budgets, seed=0):
 
     def score(x, nfe):
         x = x.detach()
-        return {"status": "ok", "nfe": int(nfe), "fd": fd(x.float(), reference),
-                "path_err": float(flow_errors(x, ode).mean())}
+        return {
+            "status": "ok",
+            "nfe": int(nfe),
+            "fd": fd(x.float(), reference),
+            "path_err": float(flow_errors(x, ode).mean()),
+        }
 
-    class Problem:   # what samplekit_cells reads
+    class Problem:  # what samplekit_cells reads
         pass
 
     problem = Problem()
     problem.z, problem.seed = z, seed
     records = []
     for label, setting, budget, fn in samplekit_cells(problem, model, budgets):
-        rec = {"library": "samplekit", "sampler": label, "setting": setting, "target": "digits_flow",
-               "seed": seed, "budget": budget}
+        rec = {
+            "library": "samplekit",
+            "sampler": label,
+            "setting": setting,
+            "target": "digits_flow",
+            "seed": seed,
+            "budget": budget,
+        }
         try:
             res = fn()
             rec.update(score(res.samples, res.nfe) if torch.isfinite(res.samples).all() else {"status": "nan"})
@@ -113,8 +124,14 @@ def runs(samplekit_cells, diffusers_schedulers, shifts, budgets, seed=0):
     for name, (cls_name, steps_for) in diffusers_schedulers.items():
         for shift in shifts:
             for b in budgets:
-                rec = {"library": "diffusers", "sampler": f"{name} (shift {shift:g})", "setting": "",
-                       "target": "digits_flow", "seed": seed, "budget": b}
+                rec = {
+                    "library": "diffusers",
+                    "sampler": f"{name} (shift {shift:g})",
+                    "setting": "",
+                    "target": "digits_flow",
+                    "seed": seed,
+                    "budget": b,
+                }
                 x, calls = diffusers_samples(model, cls_name, shift, steps_for(b), z)
                 assert calls <= b, (name, b, calls)
                 rec.update(score(x, calls))

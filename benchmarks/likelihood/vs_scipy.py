@@ -32,8 +32,9 @@ HERE = Path(__file__).parent
 
 def single2d():
     """one Gaussian, std 0.15 and 0.4 (its flow is closed-form and smooth in log-SNR)"""
-    return sk.GaussianMixture(torch.tensor([1.0]), torch.tensor([[1.0, -0.5]]),
-                              torch.diag(torch.tensor([0.15 ** 2, 0.4 ** 2]))[None])
+    return sk.GaussianMixture(
+        torch.tensor([1.0]), torch.tensor([[1.0, -0.5]]), torch.diag(torch.tensor([0.15**2, 0.4**2]))[None]
+    )
 
 
 TARGETS = {"ring2d": targets.ring2d, "gmm16_full": targets.gmm16_full, "single2d": single2d}
@@ -58,7 +59,11 @@ class Variable:
         if self.name == "t":
             return float(ends[0]), float(ends[1])
         lam = self.sde.log_snr(ends)
-        return (float(lam[0]), float(lam[1])) if self.name == "logsnr" else (float(torch.exp(-lam[0])), float(torch.exp(-lam[1])))
+        return (
+            (float(lam[0]), float(lam[1]))
+            if self.name == "logsnr"
+            else (float(torch.exp(-lam[0])), float(torch.exp(-lam[1])))
+        )
 
     def t_of(self, u):
         u = torch.as_tensor(u, dtype=torch.float64)
@@ -78,7 +83,7 @@ class Variable:
             dt_du = 1 / dlam_dt
             drift, div = drift_and_div(model, y, t)
             return drift * dt_du, div * dt_du
-        dt_du = (-1 / u) / dlam_dt               # u = exp(-lambda)
+        dt_du = (-1 / u) / dlam_dt  # u = exp(-lambda)
         x = a * y
         drift, div = drift_and_div(model, x, t)
         return (drift - (da / a) * x) / a * dt_du, div * dt_du
@@ -105,20 +110,32 @@ def run(name, library, method, variable, tol, n=256):
     nfe0 = model.nfe
     start = time.perf_counter()
     if library == "scipy":
+
         def f(u, z):
             dy, dd = var.rhs(model, torch.tensor(u, dtype=torch.float64), torch.as_tensor(z[: n * d].reshape(n, d)))
             return np.concatenate([dy.numpy().ravel(), dd.numpy()])
-        sol = scipy.integrate.solve_ivp(f, (u0, u1), np.concatenate([y0.numpy().ravel(), np.zeros(n)]), method=method,
-                                        rtol=tol, atol=tol)
-        yT, delta = torch.as_tensor(sol.y[: n * d, -1].reshape(n, d)), torch.as_tensor(sol.y[n * d:, -1])
+
+        sol = scipy.integrate.solve_ivp(
+            f, (u0, u1), np.concatenate([y0.numpy().ravel(), np.zeros(n)]), method=method, rtol=tol, atol=tol
+        )
+        yT, delta = torch.as_tensor(sol.y[: n * d, -1].reshape(n, d)), torch.as_tensor(sol.y[n * d :, -1])
     else:
-        yT, delta = integrate(lambda u, st: var.rhs(model, u, st[0]), (y0, torch.zeros(n, dtype=torch.float64)),
-                              u0, u1, method, tol, tol)
+        yT, delta = integrate(
+            lambda u, st: var.rhs(model, u, st[0]), (y0, torch.zeros(n, dtype=torch.float64)), u0, u1, method, tol, tol
+        )
     seconds = time.perf_counter() - start
     xT = var.from_state(yT, sde.T)
     err = (mixture.noised_log_prob(xT, aT, sT) + delta - truth).abs().mean().item() / d
-    return {"target": name, "library": library, "method": method, "variable": variable, "tol": tol,
-            "nfe": model.nfe - nfe0, "err": err, "seconds": round(seconds, 2)}
+    return {
+        "target": name,
+        "library": library,
+        "method": method,
+        "variable": variable,
+        "tol": tol,
+        "nfe": model.nfe - nfe0,
+        "err": err,
+        "seconds": round(seconds, 2),
+    }
 
 
 def main():
@@ -126,8 +143,13 @@ def main():
     rows = []
     for name in TARGETS:
         for tol in (1e-4, 1e-5, 1e-6):
-            for library, method in (("scipy", "RK45"), ("scipy", "DOP853"), ("samplekit", "dopri5"),
-                                    ("samplekit", "dopri8"), ("samplekit", "bosh3")):
+            for library, method in (
+                ("scipy", "RK45"),
+                ("scipy", "DOP853"),
+                ("samplekit", "dopri5"),
+                ("samplekit", "dopri8"),
+                ("samplekit", "bosh3"),
+            ):
                 for variable in ("t", "logsnr", "sigma"):
                     rows.append(run(name, library, method, variable, tol))
                     print(json.dumps(rows[-1]), flush=True)
@@ -137,18 +159,33 @@ def main():
 def write(rows):
     """vs_scipy.json and vs_scipy.md from the rows (also from a run's log: ``--from-log LOG``)."""
     (HERE / "vs_scipy.json").write_text(json.dumps(rows, indent=1))
-    lines = ["# Likelihood NFE vs scipy RK45 / DOP853 (recorded)", "",
-             "Produced by `benchmarks/likelihood/vs_scipy.py` (see its docstring). 256 exact samples, VP SDE, exact "
-             "trace, float64, one thread. `ratio` = NFE / scipy RK45's NFE (same target, tolerance, time variable t).", "",
-             "| target | tol | library | method | time variable | NFE | ratio to RK45 (t) | err (nats/dim) |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "# Likelihood NFE vs scipy RK45 / DOP853 (recorded)",
+        "",
+        "Produced by `benchmarks/likelihood/vs_scipy.py` (see its docstring). 256 exact samples, VP SDE, exact "
+        "trace, float64, one thread. `ratio` = NFE / scipy RK45's NFE (same target, tolerance, time variable t).",
+        "",
+        "| target | tol | library | method | time variable | NFE | ratio to RK45 (t) | err (nats/dim) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        ref = next((q for q in rows if q["target"] == r["target"] and q["tol"] == r["tol"] and q["method"] == "RK45"
-                    and q["variable"] == "t"), None)
+        ref = next(
+            (
+                q
+                for q in rows
+                if q["target"] == r["target"]
+                and q["tol"] == r["tol"]
+                and q["method"] == "RK45"
+                and q["variable"] == "t"
+            ),
+            None,
+        )
         if ref is None:
             continue
-        lines.append(f"| {r['target']} | {r['tol']:g} | {r['library']} | {r['method']} | {r['variable']} | {r['nfe']} | "
-                     f"{r['nfe'] / ref['nfe']:.2f} | {r['err']:.2e} |")
+        lines.append(
+            f"| {r['target']} | {r['tol']:g} | {r['library']} | {r['method']} | {r['variable']} | {r['nfe']} | "
+            f"{r['nfe'] / ref['nfe']:.2f} | {r['err']:.2e} |"
+        )
     (HERE / "vs_scipy.md").write_text("\n".join(lines) + "\n")
 
 

@@ -16,9 +16,15 @@ import torch
 from samplekit.bench.metrics import log_density_gap, mode_weight_tv, sliced_wasserstein
 from samplekit.targets import gmm16_full, gmm32_illcond, gmm64_diag, grid2d_narrow, ring2d, spiky3d
 
-TARGETS = {"ring2d": (ring2d, 4000), "gmm16_full": (gmm16_full, 2000), "gmm64_diag": (gmm64_diag, 2000),
-           # the stress targets of issue 12: the low-noise end and the mode weights decide the score
-           "grid2d_narrow": (grid2d_narrow, 4000), "spiky3d": (spiky3d, 2000), "gmm32_illcond": (gmm32_illcond, 2000)}
+TARGETS = {
+    "ring2d": (ring2d, 4000),
+    "gmm16_full": (gmm16_full, 2000),
+    "gmm64_diag": (gmm64_diag, 2000),
+    # the stress targets of issue 12: the low-noise end and the mode weights decide the score
+    "grid2d_narrow": (grid2d_narrow, 4000),
+    "spiky3d": (spiky3d, 2000),
+    "gmm32_illcond": (gmm32_illcond, 2000),
+}
 BUDGETS = (5, 10, 20, 50)
 SEEDS = (0, 1)
 FLOOR_PAIRS = 5  # exact sets per seed for the noise floor (cheap: no sampler runs)
@@ -42,12 +48,18 @@ def exact_score(mixture):
         if not mixture.diagonal or not (bool((a == a.flatten()[0]).all()) and bool((s == s.flatten()[0]).all())):
             return mixture.noised_score(x, alpha, sigma)
         a, s = a.flatten()[0], s.flatten()[0]
-        iv = 1 / (a * a * lam + s * s)                                   # (K, d)
+        iv = 1 / (a * a * lam + s * s)  # (K, d)
         m = a * mu
-        logits = logw - 0.5 * ((x * x) @ iv.T - 2 * x @ (m * iv).T + (m * m * iv).sum(1)
-                               - torch.log(iv).sum(1) + mixture.d * math.log(2 * math.pi))
+        logits = logw - 0.5 * (
+            (x * x) @ iv.T
+            - 2 * x @ (m * iv).T
+            + (m * m * iv).sum(1)
+            - torch.log(iv).sum(1)
+            + mixture.d * math.log(2 * math.pi)
+        )
         r = torch.softmax(logits, dim=1)
         return r @ (m * iv) - x * (r @ iv)
+
     return score
 
 
@@ -57,8 +69,10 @@ def check(mixture, score, n: int = 64) -> None:
         x = alpha * mixture.sample(n, generator=g) + sigma * torch.randn(n, mixture.d, generator=g, dtype=torch.float64)
         fast, ref = score(x, alpha, sigma), mixture.noised_score(x, alpha, sigma)
         if not torch.allclose(fast, ref, rtol=1e-8, atol=1e-10 * float(ref.abs().max())):
-            raise AssertionError(f"fast exact score differs from GaussianMixture.noised_score at alpha={alpha}, "
-                                 f"sigma={sigma}: max |diff| {float((fast - ref).abs().max()):.3g}")
+            raise AssertionError(
+                f"fast exact score differs from GaussianMixture.noised_score at alpha={alpha}, "
+                f"sigma={sigma}: max |diff| {float((fast - ref).abs().max()):.3g}"
+            )
 
 
 class Problem:
@@ -74,22 +88,27 @@ class Problem:
         self.reference = self.mixture.sample(self.n, generator=torch.Generator().manual_seed(10_000 + seed))
         # one standard-normal draw shared by every library (x_T = prior_std * z): common random numbers, so
         # deterministic samplers of different libraries differ by their solver only, not by their x_T luck
-        self.z = torch.randn(self.n, self.mixture.d, generator=torch.Generator().manual_seed(seed),
-                             dtype=torch.float64)
+        self.z = torch.randn(self.n, self.mixture.d, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
 
     def generator(self) -> torch.Generator:
         """A fresh generator for a stochastic sampler's own noise (seeded from the run's seed)."""
         return torch.Generator().manual_seed(30_000 + self.seed)
 
     def metrics(self, x: torch.Tensor) -> dict:
-        return {"sw2": sliced_wasserstein(x, self.reference),
-                "logp_gap": log_density_gap(x, self.reference, log_prob=self.mixture.log_prob),
-                "mode_tv": mode_weight_tv(x, self.reference, mixture=self.mixture)}
+        return {
+            "sw2": sliced_wasserstein(x, self.reference),
+            "logp_gap": log_density_gap(x, self.reference, log_prob=self.mixture.log_prob),
+            "mode_tv": mode_weight_tv(x, self.reference, mixture=self.mixture),
+        }
 
     def floors(self, pairs: int = FLOOR_PAIRS) -> list[dict]:
         """The metrics of ``pairs`` independent exact sets against the reference: what a perfect sampler scores."""
-        return [self.metrics(self.mixture.sample(self.n, generator=torch.Generator().manual_seed(20_000 + 100 * self.seed + j)))
-                for j in range(pairs)]
+        return [
+            self.metrics(
+                self.mixture.sample(self.n, generator=torch.Generator().manual_seed(20_000 + 100 * self.seed + j))
+            )
+            for j in range(pairs)
+        ]
 
 
 class Counter:

@@ -23,7 +23,6 @@ import inspect
 import warnings
 
 import torch
-
 from common import Counter, Problem, Record, timed_run
 
 BETAS = dict(num_train_timesteps=1000, beta_schedule="linear", beta_start=0.0001, beta_end=0.02)
@@ -32,8 +31,11 @@ BETAS = dict(num_train_timesteps=1000, beta_schedule="linear", beta_start=0.0001
 SCHEDULERS = {
     "DPMSolverMultistep(dpmsolver++,2)": ("DPMSolverMultistepScheduler", {}, True),
     "DPMSolverMultistep(dpmsolver++,3)": ("DPMSolverMultistepScheduler", {"solver_order": 3}, True),
-    "DPMSolverMultistep(sde-dpmsolver++,2)": ("DPMSolverMultistepScheduler",
-                                              {"algorithm_type": "sde-dpmsolver++"}, True),
+    "DPMSolverMultistep(sde-dpmsolver++,2)": (
+        "DPMSolverMultistepScheduler",
+        {"algorithm_type": "sde-dpmsolver++"},
+        True,
+    ),
     "UniPCMultistep(bh1)": ("UniPCMultistepScheduler", {"solver_type": "bh1"}, True),
     "UniPCMultistep(bh2)": ("UniPCMultistepScheduler", {"solver_type": "bh2"}, True),
     "DEISMultistep": ("DEISMultistepScheduler", {}, True),
@@ -61,9 +63,10 @@ def exact_eps(score):
         t = float(t)
         lo = min(int(t), len(log_s) - 2)
         w = t - lo
-        s = torch.exp((1 - w) * log_s[lo] + w * log_s[lo + 1])   # sigma / alpha at t
+        s = torch.exp((1 - w) * log_s[lo] + w * log_s[lo + 1])  # sigma / alpha at t
         alpha, sigma = 1 / torch.sqrt(1 + s * s), s / torch.sqrt(1 + s * s)
         return -sigma * score(x, alpha, sigma)
+
     return eps
 
 
@@ -106,9 +109,12 @@ def _sample(problem: Problem, name: str, setting: str, budget: int, record: Reco
     scheduler = make(name, setting)
     n = steps_for(scheduler, budget)
     scheduler.set_timesteps(n)
-    record.extra = {"num_inference_steps": n, "final_sigmas_type": scheduler.config.get("final_sigmas_type"),
-                    "timestep_spacing": scheduler.config.get("timestep_spacing"),
-                    "last_timestep": float(scheduler.timesteps[-1])}
+    record.extra = {
+        "num_inference_steps": n,
+        "final_sigmas_type": scheduler.config.get("final_sigmas_type"),
+        "timestep_spacing": scheduler.config.get("timestep_spacing"),
+        "last_timestep": float(scheduler.timesteps[-1]),
+    }
     model = Counter(exact_eps(problem.score))
     g = problem.generator()
     takes_generator = "generator" in inspect.signature(scheduler.step).parameters

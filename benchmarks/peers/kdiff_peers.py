@@ -20,7 +20,6 @@ import types
 from pathlib import Path
 
 import torch
-
 from common import Counter, Problem, Record, timed_run
 
 # (name, network calls for n sigmas before the final 0, stochastic)
@@ -45,7 +44,9 @@ def load_sampling():
         return sys.modules["k_diffusion.sampling"]
     spec = importlib.util.find_spec("k_diffusion")
     if spec is None or not spec.submodule_search_locations:
-        raise ImportError("k-diffusion is not installed: pip install --no-deps k-diffusion (see benchmarks/peers/README.md)")
+        raise ImportError(
+            "k-diffusion is not installed: pip install --no-deps k-diffusion (see benchmarks/peers/README.md)"
+        )
     root = Path(list(spec.submodule_search_locations)[0])
     package = types.ModuleType("k_diffusion")
     package.__path__ = [str(root)]
@@ -77,6 +78,7 @@ def denoiser(score):
     def D(x, sigma):
         s = sigma.to(x.dtype)
         return x + (s * s)[:, None] * score(x, 1.0, s)
+
     return D
 
 
@@ -106,13 +108,29 @@ def runs(problem: Problem, budgets):
             for budget in budgets:
                 n = steps_for(name, budget)
                 setting = f"karras rho=7, sigma {lo:.3g}..{hi:.3g} ({range_name}), n={n}"
-                record = Record("k-diffusion", name, f"karras-{range_name}", problem.name, budget, problem.seed,
-                                problem.n, extra={"detail": setting, "n_sigmas": n})
+                record = Record(
+                    "k-diffusion",
+                    name,
+                    f"karras-{range_name}",
+                    problem.name,
+                    budget,
+                    problem.seed,
+                    problem.n,
+                    extra={"detail": setting, "n_sigmas": n},
+                )
                 yield timed_run(problem, record, lambda: _sample(K, name, stochastic, problem, n, lo, hi))
     for rtol in ADAPTIVE_RTOLS:
         lo, hi = ranges["edm"]
-        record = Record("k-diffusion", "sample_dpm_adaptive", f"rtol={rtol}-edm", problem.name, None, problem.seed,
-                        problem.n, extra={"detail": f"order 3, rtol={rtol}, atol=0.0078, sigma {lo}..{hi}"})
+        record = Record(
+            "k-diffusion",
+            "sample_dpm_adaptive",
+            f"rtol={rtol}-edm",
+            problem.name,
+            None,
+            problem.seed,
+            problem.n,
+            extra={"detail": f"order 3, rtol={rtol}, atol=0.0078, sigma {lo}..{hi}"},
+        )
         yield timed_run(problem, record, lambda: _adaptive(K, problem, rtol, lo, hi))
 
 

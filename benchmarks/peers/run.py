@@ -21,13 +21,12 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-import torch  # noqa: E402
-
 import common  # noqa: E402
 import diffusers_peers  # noqa: E402
 import kdiff_peers  # noqa: E402
 import report  # noqa: E402
 import samplekit_runs  # noqa: E402
+import torch  # noqa: E402
 
 COST = {"gmm64_diag": 3, "gmm16_full": 2, "ring2d": 1}  # relative cost of one exact-model call
 LIBRARIES = {"samplekit": samplekit_runs.runs, "k-diffusion": kdiff_peers.runs, "diffusers": diffusers_peers.runs}
@@ -41,8 +40,11 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--seeds", default=",".join(map(str, common.SEEDS)), help="comma-separated seeds")
     p.add_argument("--libraries", default=",".join(LIBRARIES), help="comma-separated subset of " + ",".join(LIBRARIES))
     p.add_argument("--sdes", default="vp,edm", help="samplekit SDEs to try (vp, edm, ve)")
-    p.add_argument("--schedules", default="default,karras,logsnr",
-                   help="samplekit schedules to try per solver ('default' = the solver's own)")
+    p.add_argument(
+        "--schedules",
+        default="default,karras,logsnr",
+        help="samplekit schedules to try per solver ('default' = the solver's own)",
+    )
     p.add_argument("--solvers", default=None, help="comma-separated samplekit solvers (default: every registered one)")
     p.add_argument("--no-floor", action="store_true", help="do not write noise-floor records (when adding to a run)")
     p.add_argument("--append", action="store_true", help="append to results.jsonl instead of starting it afresh")
@@ -85,9 +87,12 @@ def main(argv=None) -> None:
     path = out / "results.jsonl"
     start = time.perf_counter()
     # heaviest cells first (the 64-D target, samplekit's many configurations) so the pool stays busy
-    tasks = sorted(((t, s, lib, args) for t in args.targets for s in args.seeds for lib in args.libraries),
-                   key=lambda c: (-COST.get(c[0], 0), c[2] != "samplekit"))
+    tasks = sorted(
+        ((t, s, lib, args) for t in args.targets for s in args.seeds for lib in args.libraries),
+        key=lambda c: (-COST.get(c[0], 0), c[2] != "samplekit"),
+    )
     with path.open("a" if args.append else "w") as f:
+
         def write(record: dict) -> None:
             f.write(json.dumps(record) + "\n")
             f.flush()
@@ -96,8 +101,21 @@ def main(argv=None) -> None:
             for seed in args.seeds:
                 problem = common.Problem(target, seed, args.n)
                 for j, floor in enumerate(problem.floors()):
-                    write(common.Record("exact", "noise floor", "two exact sets", target, None, seed, problem.n,
-                                        nfe=0, seconds=0.0, extra={"pair": j}, **floor).to_json())
+                    write(
+                        common.Record(
+                            "exact",
+                            "noise floor",
+                            "two exact sets",
+                            target,
+                            None,
+                            seed,
+                            problem.n,
+                            nfe=0,
+                            seconds=0.0,
+                            extra={"pair": j},
+                            **floor,
+                        ).to_json()
+                    )
         with multiprocessing.get_context("fork").Pool(args.jobs) as pool:
             for message, records in pool.imap_unordered(cell, tasks):
                 for record in records:

@@ -9,10 +9,9 @@ the z every library shares; the solver's own noise comes from ``seed``.
 
 from __future__ import annotations
 
+from common import Problem, Record, timed_run
 
 import samplekit as sk
-
-from common import Problem, Record, timed_run
 
 SDES = {"vp": sk.VPSDE, "edm": sk.EDMSDE, "ve": sk.VESDE}
 SCHEDULES = (None, "karras", "logsnr")  # None: the solver's default
@@ -40,8 +39,16 @@ def runs(problem: Problem, budgets, sdes=("vp", "edm"), only=None, schedules=SCH
                 if schedule == default and None in schedules:
                     continue  # the default run covers it
                 for budget in budgets:
-                    record = Record("samplekit", info.name, f"{sde_name}/{schedule or default}", problem.name,
-                                    budget, problem.seed, problem.n, extra={"plugin": info.plugin})
+                    record = Record(
+                        "samplekit",
+                        info.name,
+                        f"{sde_name}/{schedule or default}",
+                        problem.name,
+                        budget,
+                        problem.seed,
+                        problem.n,
+                        extra={"plugin": info.plugin},
+                    )
                     options = {"schedule": schedule} if schedule else {}
                     yield timed_run(problem, record, lambda: _sample(problem, sde, info.name, budget, options, record))
         cap = ADAPTIVE_CAP * max(budgets)
@@ -49,23 +56,40 @@ def runs(problem: Problem, budgets, sdes=("vp", "edm"), only=None, schedules=SCH
             accepted = set(info.factory.option_specs())
             for tol in TOLERANCES if {"rtol", "atol"} <= accepted else (None,):
                 options = {"rtol": tol, "atol": tol} if tol else {}
-                record = Record("samplekit", info.name, f"{sde_name}/tol={tol}", problem.name, None,
-                                problem.seed, problem.n, extra={"plugin": info.plugin, "cap": cap})
+                record = Record(
+                    "samplekit",
+                    info.name,
+                    f"{sde_name}/tol={tol}",
+                    problem.name,
+                    None,
+                    problem.seed,
+                    problem.n,
+                    extra={"plugin": info.plugin, "cap": cap},
+                )
                 yield timed_run(problem, record, lambda: _sample(problem, sde, info.name, cap, options))
 
 
 def _sample(problem: Problem, sde, solver: str, budget: int, options: dict, record: Record | None = None):
-    model = sk.ScoreModel.from_score(lambda x, t: problem.score(x, *sde.marginal(t)), sde, problem.mixture.shape,
-                                     name="exact_score")  # = problem.mixture.score_model(sde), fast path
+    model = sk.ScoreModel.from_score(
+        lambda x, t: problem.score(x, *sde.marginal(t)), sde, problem.mixture.shape, name="exact_score"
+    )  # = problem.mixture.score_model(sde), fast path
     x_T = sde.prior_std * problem.z
     if options.get("schedule") == "optimized":
         # the grid is fitted first (its own x_T batch and seed, not the benchmark's), its cost recorded apart;
         # then the benchmark's sample runs on it with ts= and spends only the budget
-        ts, rep = sk.optimize_schedule(model, solver, budget, num_samples=OPT_SAMPLES, seed=1000 + problem.seed,
-                                       max_nfe=OPT_COST * budget + 300, return_report=True)
+        ts, rep = sk.optimize_schedule(
+            model,
+            solver,
+            budget,
+            num_samples=OPT_SAMPLES,
+            seed=1000 + problem.seed,
+            max_nfe=OPT_COST * budget + 300,
+            return_report=True,
+        )
         if record is not None:
-            record.extra.update(optimizer_nfe=rep.nfe_spent, optimizer_start=rep.start,
-                                optimizer_seconds=round(rep.seconds, 2))
+            record.extra.update(
+                optimizer_nfe=rep.nfe_spent, optimizer_start=rep.start, optimizer_seconds=round(rep.seconds, 2)
+            )
         res = sk.sample(model, solver=solver, x_T=x_T, ts=ts, seed=problem.seed, progress=False)
         return res.samples, res.nfe
     res = sk.sample(model, solver=solver, nfe=budget, x_T=x_T, seed=problem.seed, progress=False, **options)

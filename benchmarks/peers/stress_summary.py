@@ -27,8 +27,14 @@ def load(paths):
 
 
 def best(rows, metric, budget):
-    fits = [r for r in rows if r["status"] == "ok" and r.get(metric) is not None and r["nfe"] is not None
-            and (r["budget"] == budget or (r["budget"] is None and r["nfe"] <= budget))]
+    fits = [
+        r
+        for r in rows
+        if r["status"] == "ok"
+        and r.get(metric) is not None
+        and r["nfe"] is not None
+        and (r["budget"] == budget or (r["budget"] is None and r["nfe"] <= budget))
+    ]
     return min(fits, key=lambda r: r[metric], default=None)
 
 
@@ -41,19 +47,30 @@ def main(argv):
             for m in METRICS:
                 if r.get(m) is not None:
                     floors[r["target"]][m].append(r[m])
-    lines = ["# samplekit's best vs the best peer, per target, budget and metric", "",
-             f"Made by `stress_summary.py` from {', '.join(paths)}. Each cell: samplekit's best value "
-             "(solver, SDE/grid) / the best peer's (library:sampler); verdict `win`, `tie` (within the noise floor: "
-             "difference <= 2 floor sd, or both <= floor mean + 2 sd) or `behind` (ratio).", ""]
+    lines = [
+        "# samplekit's best vs the best peer, per target, budget and metric",
+        "",
+        f"Made by `stress_summary.py` from {', '.join(paths)}. Each cell: samplekit's best value "
+        "(solver, SDE/grid) / the best peer's (library:sampler); verdict `win`, `tie` (within the noise floor: "
+        "difference <= 2 floor sd, or both <= floor mean + 2 sd) or `behind` (ratio).",
+        "",
+    ]
     counts = defaultdict(int)
-    targets = sorted({r["target"] for r in rows if r["library"] in PEERS} & {r["target"] for r in rows if r["library"] == "samplekit"})
+    targets = sorted(
+        {r["target"] for r in rows if r["library"] in PEERS}
+        & {r["target"] for r in rows if r["library"] == "samplekit"}
+    )
     for target in targets:
         tr = [r for r in rows if r["target"] == target]
         budgets = sorted({r["budget"] for r in tr if r["budget"] is not None})
         lines += [f"## {target}", "", "| NFE | " + " | ".join(METRICS) + " |", "|---|" + "---|" * len(METRICS)]
         fl = floors[target]
-        lines.insert(len(lines) - 2, "floor (mean +- sd): " + ", ".join(
-            f"{m} {statistics.mean(fl[m]):.3g} +- {statistics.pstdev(fl[m]):.2g}" for m in METRICS if fl[m]) + "\n")
+        lines.insert(
+            len(lines) - 2,
+            "floor (mean +- sd): "
+            + ", ".join(f"{m} {statistics.mean(fl[m]):.3g} +- {statistics.pstdev(fl[m]):.2g}" for m in METRICS if fl[m])
+            + "\n",
+        )
         for b in budgets:
             cells = []
             for m in METRICS:
@@ -75,8 +92,10 @@ def main(argv):
                 extra = ""
                 if ours["extra"].get("optimizer_nfe"):
                     extra = f", optimizer {ours['extra']['optimizer_nfe']} NFE"
-                cells.append(f"{a:.3g} ({ours['sampler']} {ours['setting']}{extra}) / {p:.3g} "
-                             f"({theirs['library']}:{theirs['sampler']}) **{verdict}**")
+                cells.append(
+                    f"{a:.3g} ({ours['sampler']} {ours['setting']}{extra}) / {p:.3g} "
+                    f"({theirs['library']}:{theirs['sampler']}) **{verdict}**"
+                )
             lines.append(f"| {b} | " + " | ".join(cells) + " |")
         lines.append("")
     lines.insert(4, "Totals: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) + "\n")

@@ -16,8 +16,9 @@ from sync_count import count_syncs  # noqa: E402
 
 
 def main() -> None:
-    target = sk.GaussianMixture(torch.tensor([0.5, 0.5]), torch.tensor([[-2.0, 0.0], [2.0, 0.0]]),
-                                0.1 * torch.eye(2).expand(2, 2, 2))
+    target = sk.GaussianMixture(
+        torch.tensor([0.5, 0.5]), torch.tensor([[-2.0, 0.0], [2.0, 0.0]]), 0.1 * torch.eye(2).expand(2, 2, 2)
+    )
     model = target.score_model(sk.VPSDE())
     print("| solver | syncs at NFE 12 | syncs at NFE 24 | extra steps | syncs per step |")
     print("|---|---|---|---|---|")

@@ -11,7 +11,6 @@ Run: ``OMP_NUM_THREADS=1 python benchmarks/scale/noise_overhead.py`` (results: n
 
 from __future__ import annotations
 
-import statistics
 import time
 
 import torch
@@ -48,8 +47,10 @@ def raw_draws() -> None:
             t_int = best_of(lambda: one.randn(shape, dtype))
             t_per = best_of(lambda: per.randn(shape, dtype))
             t_loop = best_of(lambda: loop_draw(gens, shape, dtype), repeats=3)
-            print(f"| {shape} | {str(dtype).replace('torch.', '')} | {1e3 * t_int:.2f} | {1e3 * t_per:.2f} | "
-                  f"{t_per / t_int:.2f}x | {1e3 * t_loop:.1f} | {t_loop / t_int:.1f}x |")
+            print(
+                f"| {shape} | {str(dtype).replace('torch.', '')} | {1e3 * t_int:.2f} | {1e3 * t_per:.2f} | "
+                f"{t_per / t_int:.2f}x | {1e3 * t_loop:.1f} | {t_loop / t_int:.1f}x |"
+            )
 
 
 def end_to_end() -> None:

@@ -22,10 +22,36 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def run(procs: int, out: Path, args) -> float:
-    launch = [sys.executable, "-m", "samplekit"] if procs == 1 else \
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={procs}", "-m", "samplekit"]
-    cmd = [*launch, "sample", "--model", args.model, "--solver", args.solver, "--nfe", str(args.nfe),
-           "-n", str(args.n), "--per-sample-seeds", "--batch-size", str(args.batch_size), "--out", str(out)]
+    launch = (
+        [sys.executable, "-m", "samplekit"]
+        if procs == 1
+        else [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc-per-node={procs}",
+            "-m",
+            "samplekit",
+        ]
+    )
+    cmd = [
+        *launch,
+        "sample",
+        "--model",
+        args.model,
+        "--solver",
+        args.solver,
+        "--nfe",
+        str(args.nfe),
+        "-n",
+        str(args.n),
+        "--per-sample-seeds",
+        "--batch-size",
+        str(args.batch_size),
+        "--out",
+        str(out),
+    ]
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
     return float(re.search(r"NFE, ([0-9.]+) s\)", proc.stdout).group(1))
@@ -49,8 +75,11 @@ def main() -> None:
             seconds = run(procs, out, args)
             sets[procs] = np.load(out / "samples.npz")["samples"]
             same = np.array_equal(sets[procs], sets[args.procs[0]])
-            print(f"| {procs} | {args.n} | {args.nfe} | {args.batch_size} | {seconds:.2f} | {args.n / seconds:.1f} | "
-                  f"{same} |", flush=True)
+            print(
+                f"| {procs} | {args.n} | {args.nfe} | {args.batch_size} | {seconds:.2f} | {args.n / seconds:.1f} | "
+                f"{same} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -5,7 +5,6 @@ from __future__ import annotations
 from samplekit import schedules, sde
 from samplekit.bench import metrics
 from samplekit.hookspecs import Register, RegisterSolver, hookimpl
-
 from samplekit_builtin.annealed_langevin import AnnealedLangevin
 from samplekit_builtin.ddim import DDIM
 from samplekit_builtin.ddpm import DDPM

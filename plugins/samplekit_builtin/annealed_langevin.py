@@ -15,9 +15,8 @@ is NCSN exactly.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import math
+from dataclasses import replace
 
 from samplekit.checks import positive_int
 from samplekit.sde import as_time
@@ -37,11 +36,16 @@ class AnnealedLangevin(Solver):
 
     def __init__(self, n_steps_each: int = 5, step_lr: float | None = None, **base) -> None:
         super().__init__(**base)
-        n_steps_each = positive_int(n_steps_each, "annealed_langevin: n_steps_each",
-                                    "a positive integer (Langevin steps per noise level)", error=SolverError)
+        n_steps_each = positive_int(
+            n_steps_each,
+            "annealed_langevin: n_steps_each",
+            "a positive integer (Langevin steps per noise level)",
+            error=SolverError,
+        )
         if step_lr is not None and not (math.isfinite(float(step_lr)) and float(step_lr) > 0):
-            raise SolverError(f"annealed_langevin: step_lr={step_lr!r} must be a positive number "
-                              "(or None for 0.2 n_L^2)")
+            raise SolverError(
+                f"annealed_langevin: step_lr={step_lr!r} must be a positive number (or None for 0.2 n_L^2)"
+            )
         self.n_steps_each = int(n_steps_each)
         self.step_lr = None if step_lr is None else float(step_lr)
 

@@ -21,7 +21,12 @@ class DDIM(Solver):
     """DDIM; deterministic (order 1) at eta = 0, stochastic for eta > 0."""
 
     name = "ddim"
-    aliases = ("DDIMScheduler", "sample_euler", "euler", "EulerDiscreteScheduler")  # deterministic DDIM is Euler in the noise level s = sigma/alpha (Karras et al. 2022, Sec. 3)
+    aliases = (
+        "DDIMScheduler",
+        "sample_euler",
+        "euler",
+        "EulerDiscreteScheduler",
+    )  # deterministic DDIM is Euler in the noise level s = sigma/alpha (Karras et al. 2022, Sec. 3)
     order = 1.0
     stochastic = False
     nfe_per_step = 1
@@ -44,6 +49,6 @@ class DDIM(Solver):
         x_s = post.alpha_s * pred.x0
         if self.eta == 0.0:
             return x_s + post.sigma_s * pred.eps, state, pred.x0
-        c2 = self.eta ** 2 * post.var
-        x_s = x_s + (post.sigma_s ** 2 - c2).clamp_min(0).sqrt() * pred.eps
+        c2 = self.eta**2 * post.var
+        x_s = x_s + (post.sigma_s**2 - c2).clamp_min(0).sqrt() * pred.eps
         return x_s + c2.sqrt() * noise.randn_like(x), state, pred.x0

@@ -1,6 +1,6 @@
 """Euler–Maruyama on the reverse SDE (lambda = 0), stepping from t0 down to t1 = t0 - h:
 
-    x_{t1} = x_{t0} - h [f(x, t0) - g(t0)^2 s(x, t0)] + g(t0) sqrt(h) z,   z ~ N(0, I).
+x_{t1} = x_{t0} - h [f(x, t0) - g(t0)^2 s(x, t0)] + g(t0) sqrt(h) z,   z ~ N(0, I).
 """
 
 from __future__ import annotations

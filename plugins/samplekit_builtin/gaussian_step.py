@@ -42,8 +42,15 @@ def gaussian_step(sde: SDE, t, s, like: Tensor) -> GaussianStep:
     alpha_t, sigma_t = sde.marginal(t)
     alpha_s, sigma_s = sde.marginal(s)
     two_dlam = 2 * (sde.log_snr(t) - sde.log_snr(s))
-    decay = torch.exp(two_dlam)                  # alpha_{t|s}^2 sigma_s^2 / sigma_t^2
-    r = (-torch.expm1(two_dlam)).clamp_min(0)   # sigma_{t|s}^2 / sigma_t^2 = 1 - decay
+    decay = torch.exp(two_dlam)  # alpha_{t|s}^2 sigma_s^2 / sigma_t^2
+    r = (-torch.expm1(two_dlam)).clamp_min(0)  # sigma_{t|s}^2 / sigma_t^2 = 1 - decay
     alpha_ts = alpha_t / alpha_s
-    return GaussianStep(alpha_s=alpha_s, sigma_s=sigma_s, alpha_ts=alpha_ts, sigma_ts=sigma_t * r.sqrt(),
-                        c_x=decay / alpha_ts, c_x0=alpha_s * r, var=r * sigma_s * sigma_s)
+    return GaussianStep(
+        alpha_s=alpha_s,
+        sigma_s=sigma_s,
+        alpha_ts=alpha_ts,
+        sigma_ts=sigma_t * r.sqrt(),
+        c_x=decay / alpha_ts,
+        c_x0=alpha_s * r,
+        var=r * sigma_s * sigma_s,
+    )

@@ -27,8 +27,10 @@ class Langevin(Solver):
     def __init__(self, step_size: float = 1e-3, **base) -> None:
         super().__init__(**base)
         if not (math.isfinite(float(step_size)) and float(step_size) > 0):
-            raise SolverError(f"langevin: step_size={step_size!r} must be a positive number, small against the "
-                              "target's narrowest variance (e.g. 1e-3)")
+            raise SolverError(
+                f"langevin: step_size={step_size!r} must be a positive number, small against the "
+                "target's narrowest variance (e.g. 1e-3)"
+            )
         self.step_size = float(step_size)
 
     def step(self, model, i, t0, t1, x, state, noise):

@@ -62,8 +62,15 @@ class PredictorCorrector(Solver):
     nfe_per_step = 2  # the default: one predictor and one corrector call a step
     default_schedule = "uniform"
 
-    def __init__(self, predictor: str = "reverse_diffusion", corrector: str = "langevin", n_corrector: int = 1,
-                 snr: float = 0.16, step_size: str = "noise_level", **base) -> None:
+    def __init__(
+        self,
+        predictor: str = "reverse_diffusion",
+        corrector: str = "langevin",
+        n_corrector: int = 1,
+        snr: float = 0.16,
+        step_size: str = "noise_level",
+        **base,
+    ) -> None:
         super().__init__(**base)
         if predictor not in PREDICTORS:
             raise SolverError(f"pc: predictor={predictor!r} is unknown; use one of {', '.join(PREDICTORS)}")
@@ -85,9 +92,11 @@ class PredictorCorrector(Solver):
 
     def init(self, model, x, ts, noise):
         if self.n_corrector and self.step_size == "batch_norms" and noise.per_sample:
-            raise SolverError("pc: step_size='batch_norms' couples the samples of a batch (score_sde's batch-mean "
-                              "norms), so one seed per sample cannot make a sample independent of its batch; pass "
-                              "seed=<int>, or keep the default step_size='noise_level'")
+            raise SolverError(
+                "pc: step_size='batch_norms' couples the samples of a batch (score_sde's batch-mean "
+                "norms), so one seed per sample cannot make a sample independent of its batch; pass "
+                "seed=<int>, or keep the default step_size='noise_level'"
+            )
         return super().init(model, x, ts, noise)
 
     def step(self, model, i, t0, t1, x, state, noise):

@@ -27,7 +27,7 @@ class ReverseDiffusion(Solver):
     def step(self, model, i, t0, t1, x, state, noise):
         pred = model.predict(x, t0)
         post = gaussian_step(model.sde, t0, t1, x)
-        x_mean = (2 - post.alpha_ts) * x + post.sigma_ts ** 2 * pred.score
+        x_mean = (2 - post.alpha_ts) * x + post.sigma_ts**2 * pred.score
         return x_mean + post.sigma_ts * noise.randn_like(x), state, pred.x0
 
 

@@ -34,12 +34,14 @@ def ancestral_split(lam_t: Tensor, lam_s: Tensor, eta: float) -> tuple[Tensor, T
     return lam_s - 0.5 * torch.log1p(-c_up * c_up), c_up
 
 
-def scaled_first_order(x: Tensor, x0: Tensor, lam_a: Tensor, sigma_a: Tensor, lam_b: Tensor,
-                       alpha_out: Tensor) -> Tensor:
+def scaled_first_order(
+    x: Tensor, x0: Tensor, lam_a: Tensor, sigma_a: Tensor, lam_b: Tensor, alpha_out: Tensor
+) -> Tensor:
     """alpha_out [(e^{-lambda_b} / sigma_a) x + (1 - e^{lambda_a - lambda_b}) x0]: the first-order step
     a -> b in y = x / alpha, returned at scale alpha_out (alpha_b for a plain DDIM step)."""
-    return (scalar(alpha_out * torch.exp(-lam_b) / sigma_a, x) * x
-            - scalar(alpha_out * torch.expm1(lam_a - lam_b), x) * x0)
+    return (
+        scalar(alpha_out * torch.exp(-lam_b) / sigma_a, x) * x - scalar(alpha_out * torch.expm1(lam_a - lam_b), x) * x0
+    )
 
 
 @dataclass(frozen=True)
@@ -87,8 +89,9 @@ class NoisySolver(Solver):
         super().__init__(**base)
         eta, s_noise = float(eta), float(s_noise)
         if not eta >= 0:
-            raise SolverError(f"solver {self.name!r}: eta={eta!r} must be >= 0 (1 = ancestral/DDPM noise, "
-                              "0 = deterministic)")
+            raise SolverError(
+                f"solver {self.name!r}: eta={eta!r} must be >= 0 (1 = ancestral/DDPM noise, 0 = deterministic)"
+            )
         if not s_noise >= 0:
             raise SolverError(f"solver {self.name!r}: s_noise={s_noise!r} must be >= 0 (1 = unscaled noise)")
         self.eta, self.s_noise = eta, s_noise

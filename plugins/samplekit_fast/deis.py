@@ -34,7 +34,7 @@ from samplekit_fast.noise_level import OrderOption, ddim, level, multistep_updat
 @dataclass(frozen=True)
 class EpsHistory:
     orders: tuple[int, ...]  # the planned order of each step
-    nodes: tuple = ()        # (s, eps) of earlier steps, newest first
+    nodes: tuple = ()  # (s, eps) of earlier steps, newest first
 
 
 class DEIS(OrderOption, MultistepSolver):

@@ -42,8 +42,10 @@ class DPM2Ancestral(NoisySolver):
         if st.has_midpoint():
             x_mid, t_mid = st.to_midpoint(sde, x, x0)
             eps_mid = model.predict(x_mid, t_mid).eps
-            x_next = (scalar(iv.alpha_s / iv.alpha_t, x) * x
-                      + scalar(iv.alpha_s * (torch.exp(-st.lam_down) - torch.exp(-iv.lam_t)), x) * eps_mid)
+            x_next = (
+                scalar(iv.alpha_s / iv.alpha_t, x) * x
+                + scalar(iv.alpha_s * (torch.exp(-st.lam_down) - torch.exp(-iv.lam_t)), x) * eps_mid
+            )
         else:
             x_next = scaled_first_order(x, x0, iv.lam_t, iv.sigma_t, st.lam_down, iv.alpha_s)
         if self.noisy:

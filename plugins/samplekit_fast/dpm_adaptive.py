@@ -48,7 +48,7 @@ class PIDController:
         if not self.inv_errors:
             self.inv_errors = [inv, inv, inv]
         self.inv_errors[0] = inv
-        factor = math.prod(e ** b for e, b in zip(self.inv_errors, self.b))
+        factor = math.prod(e**b for e, b in zip(self.inv_errors, self.b))
         factor = 1 + math.atan(factor - 1)
         accept = factor >= self.accept_safety
         if accept:
@@ -67,9 +67,18 @@ class DPMSolverAdaptive(OrderOption, Solver):
     adaptive = True
     nfe_per_step = 3
 
-    def __init__(self, order: int = 3, rtol: float = 0.05, atol: float = 0.0078, h_init: float = 0.05,
-                 pcoeff: float = 0.0, icoeff: float = 1.0, dcoeff: float = 0.0, accept_safety: float = 0.81,
-                 **base) -> None:
+    def __init__(
+        self,
+        order: int = 3,
+        rtol: float = 0.05,
+        atol: float = 0.0078,
+        h_init: float = 0.05,
+        pcoeff: float = 0.0,
+        icoeff: float = 1.0,
+        dcoeff: float = 0.0,
+        accept_safety: float = 0.81,
+        **base,
+    ) -> None:
         super().__init__(**base)
         if isinstance(order, bool) or order not in (2, 3):
             raise SolverError(f"solver {self.name!r}: order={order!r} must be 2 (DPM-Solver-12) or 3 (DPM-Solver-23)")
@@ -120,6 +129,8 @@ class DPMSolverAdaptive(OrderOption, Solver):
 
     def _check_budget(self, spent, cost, budget, max_nfe):
         if budget is not None and spent + cost > budget:
-            raise SolverError(f"solver {self.name!r} would exceed max_nfe={max_nfe}: it has spent nfe={spent} "
-                              f"network calls and its next step needs {cost}; loosen rtol={self.rtol:g} / "
-                              f"atol={self.atol:g} or raise nfe")
+            raise SolverError(
+                f"solver {self.name!r} would exceed max_nfe={max_nfe}: it has spent nfe={spent} "
+                f"network calls and its next step needs {cost}; loosen rtol={self.rtol:g} / "
+                f"atol={self.atol:g} or raise nfe"
+            )

@@ -45,8 +45,10 @@ class DPMSolverFast(Solver):
     def steps_for(self, nfe: int) -> int:
         budget = nfe - (1 if self.denoise_final else 0)
         if budget < 1:
-            raise SolverError(f"nfe={nfe} is too small for solver {self.name!r}: it needs at least 2 "
-                              "(1 for a DPM-Solver-1 step, +1 for denoise_final); raise nfe")
+            raise SolverError(
+                f"nfe={nfe} is too small for solver {self.name!r}: it needs at least 2 "
+                "(1 for a DPM-Solver-1 step, +1 for denoise_final); raise nfe"
+            )
         self._plan = order_plan(budget)
         return len(self._plan)
 

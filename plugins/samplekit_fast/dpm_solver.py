@@ -62,8 +62,11 @@ class DPMSolverStep:
         y, e0, h = self.y, self.eps0, self.h
         u1 = y - scalar(self.level(r1) * torch.expm1(r1 * h), y) * e0
         d1 = self.eps(r1, u1) - e0
-        u2 = (y - scalar(self.level(r2) * torch.expm1(r2 * h), y) * e0
-              - scalar(self.level(r2) * (r2 / r1) * (torch.expm1(r2 * h) / (r2 * h) - 1), y) * d1)
+        u2 = (
+            y
+            - scalar(self.level(r2) * torch.expm1(r2 * h), y) * e0
+            - scalar(self.level(r2) * (r2 / r1) * (torch.expm1(r2 * h) / (r2 * h) - 1), y) * d1
+        )
         d2 = self.eps(r2, u2) - e0
         return self.first() - scalar(self.level(1.0) / r2 * (torch.expm1(h) / h - 1), y) * d2
 

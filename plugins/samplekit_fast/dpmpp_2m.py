@@ -34,7 +34,7 @@ class DPMSolverPP2M(MultistepSolver):
         iv = Interval.of(model.sde, t0, t1)
         x0 = model.predict(x, t0).x0
         x_next = iv.first_order(x, x0)
-        if state.orders[i] == 2 and state.x0s:   # x0 -> D = x0 + (x0 - x0_p) / (2 r)
+        if state.orders[i] == 2 and state.x0s:  # x0 -> D = x0 + (x0 - x0_p) / (2 r)
             r = (iv.lam_t - state.lams[-1]) / iv.h
             x_next = x_next - scalar(iv.alpha_s * torch.expm1(-iv.h) / (2 * r), x) * (x0 - state.x0s[-1])
         return x_next, state.push(iv.lam_t, x0, keep=1), x0

@@ -42,8 +42,9 @@ class SDEDPMSolverPP2M(MultistepSolver):
         if not float(eta) >= 0:
             raise SolverError(f"solver {self.name!r}: eta={eta!r} must be >= 0 (1 = reverse SDE, 0 = ODE)")
         if solver_type not in SOLVER_TYPES:
-            raise SolverError(f"solver {self.name!r}: solver_type={solver_type!r} is unknown; "
-                              f"use one of {', '.join(SOLVER_TYPES)}")
+            raise SolverError(
+                f"solver {self.name!r}: solver_type={solver_type!r} is unknown; use one of {', '.join(SOLVER_TYPES)}"
+            )
         self.eta = float(eta)
         self.solver_type = solver_type
 

@@ -17,7 +17,6 @@ DPM-Solver++(2S) (order 2).
 
 from __future__ import annotations
 
-
 from samplekit_fast.ancestral import AncestralStep, NoisySolver, scaled_first_order
 
 

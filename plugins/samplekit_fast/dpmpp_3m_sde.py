@@ -46,13 +46,21 @@ class DPMSolverPP3MSDE(NoisySolver):
     nfe_per_step = 1
     default_schedule = "karras"
 
-    def __init__(self, eta: float = 1.0, s_noise: float = 1.0, variant: str = "kdiffusion",
-                 lower_order_final: bool = True, **base) -> None:
+    def __init__(
+        self,
+        eta: float = 1.0,
+        s_noise: float = 1.0,
+        variant: str = "kdiffusion",
+        lower_order_final: bool = True,
+        **base,
+    ) -> None:
         super().__init__(eta=eta, s_noise=s_noise, **base)
         self.lower_order_final = bool(lower_order_final)
         if variant not in VARIANTS:
-            raise SolverError(f"solver {self.name!r}: variant={variant!r} is unknown; use one of "
-                              f"{', '.join(VARIANTS)} ('kdiffusion' = k-diffusion's numbers, 'taylor' = order 3 at eta=0)")
+            raise SolverError(
+                f"solver {self.name!r}: variant={variant!r} is unknown; use one of "
+                f"{', '.join(VARIANTS)} ('kdiffusion' = k-diffusion's numbers, 'taylor' = order 3 at eta=0)"
+            )
         self.variant = variant
 
     def capabilities(self):
@@ -82,7 +90,11 @@ class DPMSolverPP3MSDE(NoisySolver):
                 d1 = d1_0 + scalar(r0 / (r0 + r1), x) * (d1_0 - d1_1)
                 d2 = (d1_0 - d1_1) / scalar(r0 + r1, x)
                 phi_3 = 0.5 - phi_2 / big_h
-                x_next = x_next + scalar(iv.alpha_s * phi_2, x) * d1 + scalar(iv.alpha_s * VARIANTS[self.variant] * phi_3, x) * d2
+                x_next = (
+                    x_next
+                    + scalar(iv.alpha_s * phi_2, x) * d1
+                    + scalar(iv.alpha_s * VARIANTS[self.variant] * phi_3, x) * d2
+                )
             else:
                 x_next = x_next + scalar(iv.alpha_s * phi_2, x) * d1_0
         if self.noisy:

@@ -40,8 +40,10 @@ class DPMSolverPPSDE(NoisySolver):
         super().__init__(eta=eta, s_noise=s_noise, **base)
         r = float(r)
         if not 0 < r <= 1:
-            raise SolverError(f"solver {self.name!r}: r={r!r} must lie in (0, 1] (the intermediate point's "
-                              "fraction of the step in log-SNR; 1/2 is k-diffusion's default)")
+            raise SolverError(
+                f"solver {self.name!r}: r={r!r} must lie in (0, 1] (the intermediate point's "
+                "fraction of the step in log-SNR; 1/2 is k-diffusion's default)"
+            )
         self.r = r
 
     def step(self, model, i, t0, t1, x, state, noise):

@@ -16,9 +16,8 @@ is the deterministic second-order Heun sampler.  s^ is capped at s_T, where the 
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import math
+from dataclasses import replace
 
 import torch
 
@@ -36,14 +35,16 @@ class EDMHeun(Solver):
     nfe_per_step = 2
     default_schedule = "karras"
 
-    def __init__(self, S_churn: float = 0.0, S_tmin: float = 0.0, S_tmax: float = math.inf,
-                 S_noise: float = 1.0, **base) -> None:
+    def __init__(
+        self, S_churn: float = 0.0, S_tmin: float = 0.0, S_tmax: float = math.inf, S_noise: float = 1.0, **base
+    ) -> None:
         super().__init__(**base)
         if not float(S_churn) >= 0:
             raise SolverError(f"solver {self.name!r}: S_churn={S_churn!r} must be >= 0 (0 = deterministic)")
         if not 0 <= float(S_tmin) <= float(S_tmax):
-            raise SolverError(f"solver {self.name!r}: need 0 <= S_tmin <= S_tmax, got S_tmin={S_tmin!r}, "
-                              f"S_tmax={S_tmax!r}")
+            raise SolverError(
+                f"solver {self.name!r}: need 0 <= S_tmin <= S_tmax, got S_tmin={S_tmin!r}, S_tmax={S_tmax!r}"
+            )
         if not float(S_noise) > 0:
             raise SolverError(f"solver {self.name!r}: S_noise={S_noise!r} must be positive")
         self.S_churn, self.S_tmin, self.S_tmax, self.S_noise = map(float, (S_churn, S_tmin, S_tmax, S_noise))
@@ -56,8 +57,10 @@ class EDMHeun(Solver):
         """n steps cost 2 n - 1 calls (the last is Euler): the largest n within the budget."""
         budget = nfe - (1 if self.denoise_final else 0)
         if budget < 1:
-            raise SolverError(f"nfe={nfe} is too small for solver {self.name!r}: it needs at least 2 "
-                              "(1 for its single Euler step, +1 for denoise_final); raise nfe")
+            raise SolverError(
+                f"nfe={nfe} is too small for solver {self.name!r}: it needs at least 2 "
+                "(1 for its single Euler step, +1 for denoise_final); raise nfe"
+            )
         return (budget + 1) // 2
 
     def init(self, model, x, ts, noise):
@@ -74,7 +77,7 @@ class EDMHeun(Solver):
             gamma = torch.where(in_range, min(self.S_churn / n_steps, math.sqrt(2) - 1), 0.0)
             s_hat = torch.minimum(s0 * (1 + gamma), s_max)
             t_hat = torch.where(s_hat > s0, sde.t_from_log_snr(-torch.log(s_hat)).clamp_max(sde.T), t0)
-            y = y + scalar((s_hat ** 2 - s0 ** 2).clamp_min(0).sqrt() * self.S_noise, x) * noise.randn_like(x)
+            y = y + scalar((s_hat**2 - s0**2).clamp_min(0).sqrt() * self.S_noise, x) * noise.randn_like(x)
         x0 = model.predict(scalar(sde.marginal(t_hat)[0], x) * y, t_hat).x0
         d = (y - x0) / scalar(s_hat, x)
         y_next = y + scalar(s1 - s_hat, x) * d

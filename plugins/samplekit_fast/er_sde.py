@@ -47,12 +47,14 @@ class ERSDE(NoisySolver):
     nfe_per_step = 1
     default_schedule = "karras"
 
-    def __init__(self, solver_type: str = "er_sde", eta: float = 1.0, s_noise: float = 1.0, max_stage: int = 3,
-                 **base) -> None:
+    def __init__(
+        self, solver_type: str = "er_sde", eta: float = 1.0, s_noise: float = 1.0, max_stage: int = 3, **base
+    ) -> None:
         super().__init__(eta=eta, s_noise=s_noise, **base)
         if solver_type not in SOLVER_TYPES:
-            raise SolverError(f"solver {self.name!r}: solver_type={solver_type!r} is unknown; use one of "
-                              f"{', '.join(SOLVER_TYPES)}")
+            raise SolverError(
+                f"solver {self.name!r}: solver_type={solver_type!r} is unknown; use one of {', '.join(SOLVER_TYPES)}"
+            )
         if max_stage not in (1, 2, 3):
             raise SolverError(f"solver {self.name!r}: max_stage={max_stage!r} must be 1, 2 or 3")
         self.solver_type, self.max_stage = solver_type, int(max_stage)
@@ -70,8 +72,8 @@ class ERSDE(NoisySolver):
         if not self.noisy:
             return torch.ones_like(s)
         if self.solver_type == "reverse_sde":
-            return s ** self.eta
-        return (torch.exp(s ** 0.3) + 10.0) ** self.eta
+            return s**self.eta
+        return (torch.exp(s**0.3) + 10.0) ** self.eta
 
     def integrals(self, s_b, s_a):
         """(S_1, S_2) by Gauss-Legendre in u = log s over [log s_b, log s_a] (ds = s du)."""
@@ -88,7 +90,7 @@ class ERSDE(NoisySolver):
         iv = Interval.of(model.sde, t0, t1)
         s_a, s_b = torch.exp(-iv.lam_t), torch.exp(-iv.lam_s)
         x0 = model.predict(x, t0).x0
-        ratio = self.psi(s_b) / self.psi(s_a)                       # phi(s_b) / phi(s_a) = (s_b / s_a) ratio
+        ratio = self.psi(s_b) / self.psi(s_a)  # phi(s_b) / phi(s_a) = (s_b / s_a) ratio
         x_next = scalar(iv.sigma_s / iv.sigma_t * ratio, x) * x + scalar(iv.alpha_s * (1 - s_b / s_a * ratio), x) * x0
         stage = min(self.max_stage, len(state.x0s) + 1)
         if stage >= 2:

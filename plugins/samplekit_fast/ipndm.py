@@ -23,8 +23,12 @@ from fractions import Fraction
 from samplekit.solver import Solver, SolverError
 from samplekit_fast.noise_level import level, multistep_update
 
-ADAMS_BASHFORTH = {1: (1,), 2: (Fraction(3, 2), Fraction(-1, 2)), 3: (Fraction(23, 12), Fraction(-16, 12), Fraction(5, 12)),
-                   4: (Fraction(55, 24), Fraction(-59, 24), Fraction(37, 24), Fraction(-9, 24))}
+ADAMS_BASHFORTH = {
+    1: (1,),
+    2: (Fraction(3, 2), Fraction(-1, 2)),
+    3: (Fraction(23, 12), Fraction(-16, 12), Fraction(5, 12)),
+    4: (Fraction(55, 24), Fraction(-59, 24), Fraction(37, 24), Fraction(-9, 24)),
+}
 
 
 class IPNDM(Solver):

@@ -31,7 +31,7 @@ def phi_weights(h: Tensor, k_max: int) -> list[Tensor]:
     """[I_0(h), ..., I_k_max(h)] (float64 scalars) by the recurrence I_k = h^k / k! - I_{k-1}."""
     weights = [-torch.expm1(-h)]
     for k in range(1, k_max + 1):
-        weights.append(h ** k / math.factorial(k) - weights[-1])
+        weights.append(h**k / math.factorial(k) - weights[-1])
     return weights
 
 
@@ -58,7 +58,7 @@ class Interval:
     sigma_s: Tensor
 
     @classmethod
-    def of(cls, sde, t, s) -> "Interval":
+    def of(cls, sde, t, s) -> Interval:
         return cls(*coefficients(sde, t), *coefficients(sde, s))
 
     @property
@@ -79,7 +79,7 @@ class History:
     x0s: tuple[Tensor, ...] = ()
     orders: tuple[int, ...] = ()
 
-    def push(self, lam: Tensor, x0: Tensor, keep: int) -> "History":
+    def push(self, lam: Tensor, x0: Tensor, keep: int) -> History:
         return History(self.n_steps, (self.lams + (lam,))[-keep:], (self.x0s + (x0,))[-keep:], self.orders)
 
 

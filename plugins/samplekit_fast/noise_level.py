@@ -48,8 +48,9 @@ def ddim(x: Tensor, x0: Tensor, eps: Tensor, alpha_u: Tensor, s_u: Tensor) -> Te
     return scalar(alpha_u, x) * (x0 + scalar(s_u, x) * eps)
 
 
-def multistep_update(x: Tensor, x0: Tensor, eps_hist: list[Tensor], weights: list[Tensor], alpha_u: Tensor,
-                     s_u: Tensor) -> Tensor:
+def multistep_update(
+    x: Tensor, x0: Tensor, eps_hist: list[Tensor], weights: list[Tensor], alpha_u: Tensor, s_u: Tensor
+) -> Tensor:
     """x_u = alpha_u (x0_t + s_u eps_t + sum_{m>=1} w_m (eps_m - eps_t)), eps_hist[0] = eps_t (newest first)."""
     eps = eps_hist[0]
     y = x0 + scalar(s_u, x) * eps
@@ -65,7 +66,11 @@ def quadrature_weights(nodes: list[Tensor], moments) -> list[Tensor]:
     [mu_k / scale^k] for k < n, where scale normalises the nodes so the Vandermonde system stays well
     conditioned."""
     v = torch.stack([torch.as_tensor(n, dtype=torch.float64) for n in nodes])
-    scale = v.abs().max().clamp_min(torch.finfo(torch.float64).tiny) if len(nodes) > 1 else torch.ones((), dtype=torch.float64)
+    scale = (
+        v.abs().max().clamp_min(torch.finfo(torch.float64).tiny)
+        if len(nodes) > 1
+        else torch.ones((), dtype=torch.float64)
+    )
     vander = torch.stack([(v / scale) ** k for k in range(len(nodes))])  # row k: v_m^k
     mu = torch.stack(moments(scale))
     return list(torch.linalg.solve(vander, mu))

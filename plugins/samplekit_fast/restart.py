@@ -60,18 +60,28 @@ class Restart(Solver):
     nfe_per_step = 2
     default_schedule = "karras"
 
-    def __init__(self, s_noise: float = 1.0, restart_min: float = 0.1, restart_max: float = 2.0,
-                 restart_steps: int | None = None, restart_times: int | None = None, **base) -> None:
+    def __init__(
+        self,
+        s_noise: float = 1.0,
+        restart_min: float = 0.1,
+        restart_max: float = 2.0,
+        restart_steps: int | None = None,
+        restart_times: int | None = None,
+        **base,
+    ) -> None:
         super().__init__(**base)
         if not float(s_noise) >= 0:
             raise SolverError(f"solver {self.name!r}: s_noise={s_noise!r} must be >= 0")
         if not 0 < float(restart_min) < float(restart_max):
-            raise SolverError(f"solver {self.name!r}: need 0 < restart_min < restart_max (noise levels "
-                              f"sigma/alpha), got restart_min={restart_min!r}, restart_max={restart_max!r}")
+            raise SolverError(
+                f"solver {self.name!r}: need 0 < restart_min < restart_max (noise levels "
+                f"sigma/alpha), got restart_min={restart_min!r}, restart_max={restart_max!r}"
+            )
         for key, value in (("restart_steps", restart_steps), ("restart_times", restart_times)):
             if value is not None and not (int(value) == value and value >= 0):
-                raise SolverError(f"solver {self.name!r}: {key}={value!r} must be a non-negative integer "
-                                  "or None (ComfyUI's rule)")
+                raise SolverError(
+                    f"solver {self.name!r}: {key}={value!r} must be a non-negative integer or None (ComfyUI's rule)"
+                )
         self.s_noise, self.restart_min, self.restart_max = float(s_noise), float(restart_min), float(restart_max)
         self.restart_steps, self.restart_times = restart_steps, restart_times
         self._plan: Plan | None = None
@@ -89,13 +99,17 @@ class Restart(Solver):
         else:
             r, k = self._explicit()
         if steps - r * k < 1:
-            raise SolverError(f"solver {self.name!r}: a budget of {steps} Heun steps (2 calls each) leaves none "
-                              f"for the main grid after {k} restart(s) of {r} steps; raise nfe or lower them")
+            raise SolverError(
+                f"solver {self.name!r}: a budget of {steps} Heun steps (2 calls each) leaves none "
+                f"for the main grid after {k} restart(s) of {r} steps; raise nfe or lower them"
+            )
         return Plan(steps - r * k, r, k)
 
     def _explicit(self) -> tuple[int, int]:
-        return (9 if self.restart_steps is None else int(self.restart_steps),
-                1 if self.restart_times is None else int(self.restart_times))
+        return (
+            9 if self.restart_steps is None else int(self.restart_steps),
+            1 if self.restart_times is None else int(self.restart_times),
+        )
 
     def steps_for(self, nfe: int) -> int:
         self._plan = self.plan(super().steps_for(nfe))
@@ -103,11 +117,11 @@ class Restart(Solver):
 
     def init(self, model, x, ts, noise):
         n = len(ts) - 1
-        planned, self._plan = self._plan, None      # a plan serves the run steps_for made it for
+        planned, self._plan = self._plan, None  # a plan serves the run steps_for made it for
         if planned is not None and planned.main_steps == n:
-            plan = planned                          # planned from the budget by steps_for
+            plan = planned  # planned from the budget by steps_for
         elif self.restart_steps is None and self.restart_times is None:
-            plan = Plan(n, 0, 0)                    # a grid given as is: ComfyUI's rule needs the budget
+            plan = Plan(n, 0, 0)  # a grid given as is: ComfyUI's rule needs the budget
         else:
             plan = Plan(n, *self._explicit())
         s = torch.exp(-model.sde.log_snr(ts))
@@ -128,7 +142,7 @@ class Restart(Solver):
             (a_lo, s_lo), (a_hi, s_hi) = sde.marginal(sub[-1]), sde.marginal(sub[0])
             s_lo, s_hi = s_lo / a_lo, s_hi / a_hi
             for _ in range(times):
-                jump = a_hi * self.s_noise * torch.sqrt(s_hi ** 2 - s_lo ** 2)
+                jump = a_hi * self.s_noise * torch.sqrt(s_hi**2 - s_lo**2)
                 x = scalar(a_hi / a_lo, x) * x + scalar(jump, x) * noise.randn_like(x)
                 for j in range(len(sub) - 1):
                     x, _ = heun(model, x, sub[j], sub[j + 1])

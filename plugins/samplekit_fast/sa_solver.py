@@ -15,8 +15,9 @@ lambda_i, lambda_{i-1}, ... and a fresh z_i.  Corrector (SA-Corrector, order c_o
 x_{i+1} is recomputed from x_i over the same interval with nodes lambda_{i+1}, lambda_i, ... and the same z_i.
 At order 2 both add diffusers' UniPC-like term
 c alpha_b (h^2/2 - int_{-h}^0 e^{cu}(u + h) du) (D_a - D_b) / (lambda_a - lambda_b) over the two nodes.
-Orders warm up (p: min(p, i + 1), corrector: min(c_ord, i + 2)) and, with ``lower_order_final``, fall to the steps left (diffusers' rule).  tau applies at model times
-t in [tau_t_min, tau_t_max] * T (diffusers: timesteps 200-800 of 1000), else 0; tau = 0 everywhere is the
+Orders warm up (p: min(p, i + 1), corrector: min(c_ord, i + 2)) and, with ``lower_order_final``, fall to
+the steps left (diffusers' rule).  tau applies at model times t in [tau_t_min, tau_t_max] * T (diffusers:
+timesteps 200-800 of 1000), else 0; tau = 0 everywhere is the
 deterministic UniPC-like solver, of order max(p, c_ord) — but ``lower_order_final`` (diffusers'
 default, kept) makes the last step first order, which caps the asymptotic order at 2 (measured at
 tau = 0, logsnr grid, 128-256 steps: p = c = 4 gives slope 2.03 with it, 4.12 without).  One draw per step
@@ -43,16 +44,16 @@ def adams_weights(u: list[Tensor], h: Tensor, c: Tensor) -> list[Tensor]:
         mu.append(-((-h) ** m) * torch.exp(-c * h) / c - m / c * mu[-1])
     if len(u) == 1:
         return mu
-    vander = torch.stack([torch.stack([uk ** m for uk in u]) for m in range(len(u))])
+    vander = torch.stack([torch.stack([uk**m for uk in u]) for m in range(len(u))])
     return list(torch.linalg.solve(vander, torch.stack(mu)))
 
 
 @dataclass(frozen=True)
 class SAState:
     n_steps: int
-    lams: tuple = ()            # finite log-SNR nodes, newest last
+    lams: tuple = ()  # finite log-SNR nodes, newest last
     x0s: tuple = ()
-    last: tuple | None = None   # (t_a, x_a, z, tau, corrector order) of the previous predictor step
+    last: tuple | None = None  # (t_a, x_a, z, tau, corrector order) of the previous predictor step
 
 
 class SASolver(Solver):
@@ -65,17 +66,29 @@ class SASolver(Solver):
     nfe_per_step = 1
     default_schedule = "logsnr"
 
-    def __init__(self, tau: float = 1.0, tau_t_min: float = 0.2, tau_t_max: float = 0.8, predictor_order: int = 2,
-                 corrector_order: int = 2, lower_order_final: bool = True, **base) -> None:
+    def __init__(
+        self,
+        tau: float = 1.0,
+        tau_t_min: float = 0.2,
+        tau_t_max: float = 0.8,
+        predictor_order: int = 2,
+        corrector_order: int = 2,
+        lower_order_final: bool = True,
+        **base,
+    ) -> None:
         super().__init__(**base)
         if not float(tau) >= 0:
             raise SolverError(f"solver {self.name!r}: tau={tau!r} must be >= 0 (0 = deterministic)")
         if not 0 <= float(tau_t_min) <= float(tau_t_max):
-            raise SolverError(f"solver {self.name!r}: need 0 <= tau_t_min <= tau_t_max (fractions of T), got "
-                              f"{tau_t_min!r}, {tau_t_max!r}")
+            raise SolverError(
+                f"solver {self.name!r}: need 0 <= tau_t_min <= tau_t_max (fractions of T), got "
+                f"{tau_t_min!r}, {tau_t_max!r}"
+            )
         if predictor_order not in (1, 2, 3, 4) or corrector_order not in (0, 1, 2, 3, 4):
-            raise SolverError(f"solver {self.name!r}: predictor_order={predictor_order!r} must be 1-4 and "
-                              f"corrector_order={corrector_order!r} 0-4 (0 = no corrector)")
+            raise SolverError(
+                f"solver {self.name!r}: predictor_order={predictor_order!r} must be 1-4 and "
+                f"corrector_order={corrector_order!r} 0-4 (0 = no corrector)"
+            )
         self.tau, self.tau_t_min, self.tau_t_max = float(tau), float(tau_t_min), float(tau_t_max)
         self.predictor_order, self.corrector_order = int(predictor_order), int(corrector_order)
         self.lower_order_final = bool(lower_order_final)
@@ -115,8 +128,8 @@ class SASolver(Solver):
         sde, n = model.sde, state.n_steps
         lam = sde.log_snr(t0)
         x0 = model.predict(x, t0).x0
-        past_lams, past_x0s = tuple(reversed(state.lams)), tuple(reversed(state.x0s))   # newest first
-        if state.last is not None and state.last[4] > 0:          # SA-Corrector with the new output
+        past_lams, past_x0s = tuple(reversed(state.lams)), tuple(reversed(state.x0s))  # newest first
+        if state.last is not None and state.last[4] > 0:  # SA-Corrector with the new output
             t_a, x_a, z_a, tau_a, k = state.last
             x = self.update(x_a, t_a, t0, ((lam,) + past_lams)[:k], ((x0,) + past_x0s)[:k], z_a, tau_a, sde)
         keep = max(self.predictor_order, self.corrector_order - 1)
@@ -128,7 +141,7 @@ class SASolver(Solver):
         k_next = min(self.corrector_order, warm + 2)
         if self.lower_order_final:
             p, k_next = min(p, n - i), min(k_next, n - i + 1)
-        lams, x0s = ((lam,) + past_lams)[:p], ((x0,) + past_x0s)[:p]   # SA-Predictor
+        lams, x0s = ((lam,) + past_lams)[:p], ((x0,) + past_x0s)[:p]  # SA-Predictor
         tau = self.tau_at(sde, t0)
         x_next = self.update(x, t0, t1, lams, x0s, z, tau, sde)
         return x_next, replace(state, last=(t0, x, z, tau, k_next)), x0

@@ -21,10 +21,8 @@ UniPC rule).  Default ``schedule="logsnr"``.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -36,10 +34,10 @@ VARIANTS = ("bh1", "bh2")
 
 @dataclass(frozen=True)
 class UniPCState:
-    history: History                   # the last outputs (lambda, x0), most recent last
+    history: History  # the last outputs (lambda, x0), most recent last
     t_base: torch.Tensor | None = None  # the last evaluated time ...
     x_base: torch.Tensor | None = None  # ... the (corrected) x there, the predictor's start
-    base_order: int = 1                 # the order of the last predictor
+    base_order: int = 1  # the order of the last predictor
 
 
 class UniPC(MultistepSolver):
@@ -67,8 +65,12 @@ class UniPC(MultistepSolver):
         return replace(super().capabilities(), order=float(self.solver_order + (1 if self.corrector else 0)))
 
     def options(self) -> dict:
-        return {"order": self.solver_order, "variant": self.variant, "corrector": self.corrector,
-                **{k: v for k, v in super().options().items() if k != "order"}}
+        return {
+            "order": self.solver_order,
+            "variant": self.variant,
+            "corrector": self.corrector,
+            **{k: v for k, v in super().options().items() if k != "order"},
+        }
 
     def init(self, model, x, ts, noise):
         return UniPCState(History(len(ts) - 1, orders=self.plan_orders(len(ts) - 1)))
@@ -77,13 +79,13 @@ class UniPC(MultistepSolver):
         sde, hist = model.sde, state.history
         lam_t = sde.log_snr(t0)
         x0 = model.predict(x, t0).x0
-        if self.corrector and state.x_base is not None:   # UniC: redo the last update with x0 at t0
-            older = list(zip(hist.lams, hist.x0s))[len(hist.x0s) - state.base_order:-1]
+        if self.corrector and state.x_base is not None:  # UniC: redo the last update with x0 at t0
+            older = list(zip(hist.lams, hist.x0s))[len(hist.x0s) - state.base_order : -1]
             x = self.update(sde, state.t_base, t0, state.x_base, hist.x0s[-1], older + [(lam_t, x0)])
         order = min(hist.orders[i], len(hist.x0s) + 1)
         hist = hist.push(lam_t, x0, keep=self.solver_order)
-        older = list(zip(hist.lams, hist.x0s))[len(hist.x0s) - order:-1]
-        x_next = self.update(sde, t0, t1, x, x0, older)           # UniP
+        older = list(zip(hist.lams, hist.x0s))[len(hist.x0s) - order : -1]
+        x_next = self.update(sde, t0, t1, x, x0, older)  # UniP
         return x_next, UniPCState(hist, t0, x, order), x0
 
     def update(self, sde, t_b, t_s, x_b, x0_b, nodes):
@@ -99,8 +101,8 @@ class UniPC(MultistepSolver):
         if len(nodes) == 1:
             rho = torch.full_like(r, 0.5)
         else:
-            R = torch.stack([r ** k for k in range(len(nodes))])
-            b = torch.stack([-math.factorial(k) * weights[k] / (B * h ** k) for k in range(1, len(nodes) + 1)])
+            R = torch.stack([r**k for k in range(len(nodes))])
+            b = torch.stack([-math.factorial(k) * weights[k] / (B * h**k) for k in range(1, len(nodes) + 1)])
             rho = torch.linalg.solve(R, b)
         for m, (_, x0_m) in enumerate(nodes):
             out = out - scalar(alpha_s * B * rho[m] / r[m], x_b) * (x0_m - x0_b)

@@ -16,7 +16,6 @@ import torch
 from samplekit.loading import input_grad_only
 from samplekit.score import ScoreModel
 from samplekit.sde import EDMSDE, SDE, broadcast_to_batch
-
 from samplekit_loaders.torch_loader import load_callable
 
 
@@ -33,8 +32,15 @@ class DenoiserNet(torch.nn.Module):
             return self.denoiser(x / broadcast_to_batch(alpha, x), (sigma / alpha).to(x.dtype))
 
 
-def load_denoiser(source, shape, sde: SDE | None = None, sigma_min: float = 0.002, sigma_max: float = 80.0,
-                  name: str | None = None, trust_code: bool = False) -> ScoreModel:
+def load_denoiser(
+    source,
+    shape,
+    sde: SDE | None = None,
+    sigma_min: float = 0.002,
+    sigma_max: float = 80.0,
+    name: str | None = None,
+    trust_code: bool = False,
+) -> ScoreModel:
     """A denoiser D(x, sigma) (callable or TorchScript file) as a ScoreModel (default: EDM SDE)."""
     if shape is None:
         raise ValueError("the denoiser loader needs shape=, one sample's shape, e.g. (2,) or (3, 32, 32)")

@@ -36,17 +36,23 @@ def scheduler_grid(scheduler, sde: SDE) -> tuple[Tensor, dict]:
     """(ts, options): the decreasing float64 grid of model times and the ``sk.sample`` options
     (``denoise_final``) that walk the pipeline's grid after ``scheduler.set_timesteps(n)``."""
     if getattr(scheduler, "timesteps", None) is None or getattr(scheduler, "num_inference_steps", None) is None:
-        raise InvalidArgumentError("call scheduler.set_timesteps(num_inference_steps) before scheduler_grid(scheduler, sde)")
+        raise InvalidArgumentError(
+            "call scheduler.set_timesteps(num_inference_steps) before scheduler_grid(scheduler, sde)"
+        )
     clipping = [k for k in ("clip_sample", "thresholding") if scheduler.config.get(k)]
     if clipping:
-        raise InvalidArgumentError(f"{type(scheduler).__name__} has {', '.join(k + '=True' for k in clipping)}: it clips the x0 "
-                         "prediction at every step, which samplekit's solvers do not; set it to False to compare")
+        raise InvalidArgumentError(
+            f"{type(scheduler).__name__} has {', '.join(k + '=True' for k in clipping)}: it clips the x0 "
+            "prediction at every step, which samplekit's solvers do not; set it to False to compare"
+        )
     if isinstance(sde, DiscreteVPSDE):
         return _vp_grid(scheduler, sde)
     if type(scheduler).__name__.startswith("FlowMatch"):
         return _flow_grid(scheduler, sde)
-    raise InvalidArgumentError(f"cannot map {type(scheduler).__name__}'s grid onto {sde!r}; load the model with its own "
-                     "scheduler (a DDPM-family scheduler gives a DiscreteVPSDE, FlowMatchEuler a rectified flow)")
+    raise InvalidArgumentError(
+        f"cannot map {type(scheduler).__name__}'s grid onto {sde!r}; load the model with its own "
+        "scheduler (a DDPM-family scheduler gives a DiscreteVPSDE, FlowMatchEuler a rectified flow)"
+    )
 
 
 def _vp_grid(scheduler, sde: DiscreteVPSDE) -> tuple[Tensor, dict]:
@@ -58,10 +64,12 @@ def _vp_grid(scheduler, sde: DiscreteVPSDE) -> tuple[Tensor, dict]:
     ts = sde.time_of(steps)
     if ends_at_one:
         if last != 0:
-            raise InvalidArgumentError(f"{type(scheduler).__name__} ends by returning its x0 prediction at timestep "
-                             f"{last:g} (set_alpha_to_one / final_sigmas_type='zero'), not at t_min: samplekit "
-                             "integrates to t_min. Use set_alpha_to_one=False or final_sigmas_type='sigma_min', or "
-                             "a grid whose last timestep is 0")
+            raise InvalidArgumentError(
+                f"{type(scheduler).__name__} ends by returning its x0 prediction at timestep "
+                f"{last:g} (set_alpha_to_one / final_sigmas_type='zero'), not at t_min: samplekit "
+                "integrates to t_min. Use set_alpha_to_one=False or final_sigmas_type='sigma_min', or "
+                "a grid whose last timestep is 0"
+            )
         return ts, {"denoise_final": True}
     if last > 0:
         ts = torch.cat([ts, ts.new_tensor([sde.t_min])])
@@ -71,13 +79,15 @@ def _vp_grid(scheduler, sde: DiscreteVPSDE) -> tuple[Tensor, dict]:
 def _final_is_alpha_one(scheduler, sde: DiscreteVPSDE) -> bool:
     """Whether the pipeline's last step lands on abar = 1 (x0) instead of abar_0 (t_min)."""
     final = getattr(scheduler, "final_alpha_cumprod", None)
-    if final is not None:                                     # DDIM, PNDM
+    if final is not None:  # DDIM, PNDM
         return bool(float(final) == 1.0)
     sigmas_type = scheduler.config.get("final_sigmas_type")
-    if sigmas_type is not None:                               # DPM-Solver, UniPC, DEIS...
+    if sigmas_type is not None:  # DPM-Solver, UniPC, DEIS...
         return sigmas_type == "zero"
-    raise InvalidArgumentError(f"{type(scheduler).__name__}'s final step is not one scheduler_grid knows; build ts= "
-                     "with model.sde.time_of(scheduler.timesteps)")
+    raise InvalidArgumentError(
+        f"{type(scheduler).__name__}'s final step is not one scheduler_grid knows; build ts= "
+        "with model.sde.time_of(scheduler.timesteps)"
+    )
 
 
 def _flow_grid(scheduler, sde: SDE) -> tuple[Tensor, dict]:
@@ -86,8 +96,10 @@ def _flow_grid(scheduler, sde: SDE) -> tuple[Tensor, dict]:
         raise InvalidArgumentError(f"{type(scheduler).__name__}'s grid ends at sigma={float(sigmas[-1]):g}, not 0")
     ts = sigmas[:-1]
     if float(ts[-1]) != sde.t_min:
-        raise InvalidArgumentError(f"the grid's last sigma {float(ts[-1]):g} is not the model's t_min={sde.t_min:g}: load the "
-                         "model with this scheduler's config (its shift sets t_min)")
+        raise InvalidArgumentError(
+            f"the grid's last sigma {float(ts[-1]):g} is not the model's t_min={sde.t_min:g}: load the "
+            "model with this scheduler's config (its shift sets t_min)"
+        )
     return ts, {"denoise_final": True}
 
 
@@ -108,21 +120,34 @@ def scheduler_solver(scheduler) -> tuple[str, dict]:
     name, config = type(scheduler).__name__, scheduler.config
     n = getattr(scheduler, "num_inference_steps", None)
     if n is None:
-        raise InvalidArgumentError("call scheduler.set_timesteps(num_inference_steps) before scheduler_solver(scheduler)")
+        raise InvalidArgumentError(
+            "call scheduler.set_timesteps(num_inference_steps) before scheduler_solver(scheduler)"
+        )
     if name == "DDIMScheduler":
         return "ddim", {}
     if name == "DPMSolverMultistepScheduler":
         order = config.get("solver_order", 2)
-        if config.get("algorithm_type") != "dpmsolver++" or config.get("solver_type") != "midpoint" or order not in (2, 3):
-            raise InvalidArgumentError("only DPMSolverMultistepScheduler(algorithm_type='dpmsolver++', solver_type="
-                                       "'midpoint', solver_order=2 or 3) has a samplekit twin (dpmpp_2m / dpmpp_3m)")
+        if (
+            config.get("algorithm_type") != "dpmsolver++"
+            or config.get("solver_type") != "midpoint"
+            or order not in (2, 3)
+        ):
+            raise InvalidArgumentError(
+                "only DPMSolverMultistepScheduler(algorithm_type='dpmsolver++', solver_type="
+                "'midpoint', solver_order=2 or 3) has a samplekit twin (dpmpp_2m / dpmpp_3m)"
+            )
         return f"dpmpp_{order}m", {"lower_order_final": bool(config.get("lower_order_final", True)) and n < 15}
     if name == "UniPCMultistepScheduler":
         if not config.get("predict_x0", True) or config.get("disable_corrector"):
-            raise InvalidArgumentError("only UniPCMultistepScheduler with predict_x0=True and no disable_corrector has "
-                                       "a samplekit twin (unipc)")
-        return "unipc", {"order": int(config.get("solver_order", 2)), "variant": config.get("solver_type", "bh2"),
-                         "lower_order_final": bool(config.get("lower_order_final", True))}
+            raise InvalidArgumentError(
+                "only UniPCMultistepScheduler with predict_x0=True and no disable_corrector has "
+                "a samplekit twin (unipc)"
+            )
+        return "unipc", {
+            "order": int(config.get("solver_order", 2)),
+            "variant": config.get("solver_type", "bh2"),
+            "lower_order_final": bool(config.get("lower_order_final", True)),
+        }
     if name == "FlowMatchEulerDiscreteScheduler":
         return "ode_euler", {}
     raise InvalidArgumentError(f"{name} has no samplekit twin that scheduler_solver knows; pick a solver yourself")

@@ -29,23 +29,26 @@ import torch
 from samplekit.errors import CheckpointError, InputFileError, InvalidArgumentError, loading_errors
 from samplekit.loading import read_tensors
 from samplekit.score import ScoreModel
-
 from samplekit_loaders.diffusers_limits import MAX_PARAMS, MAX_SAMPLE_NUMEL, check_params, check_sample_numel
 from samplekit_loaders.diffusers_net import DiffusersNet
-from samplekit_loaders.diffusers_process import (MAX_TRAIN_TIMESTEPS, PREDICTION_TYPES, SCHEDULER_FILE,  # noqa: F401
-                                                 process_of)
+from samplekit_loaders.diffusers_process import MAX_TRAIN_TIMESTEPS, PREDICTION_TYPES, SCHEDULER_FILE, process_of  # noqa: F401
 from samplekit_loaders.diffusers_vae import LatentDecoder
 
-DENOISERS = ("unet", "transformer")       # a pipeline's denoiser component, in this order
+DENOISERS = ("unet", "transformer")  # a pipeline's denoiser component, in this order
 
 
 def find_scheduler(directory: Path) -> Path:
-    for candidate in (directory / SCHEDULER_FILE, directory / "scheduler" / SCHEDULER_FILE,
-                      directory.parent / "scheduler" / SCHEDULER_FILE):
+    for candidate in (
+        directory / SCHEDULER_FILE,
+        directory / "scheduler" / SCHEDULER_FILE,
+        directory.parent / "scheduler" / SCHEDULER_FILE,
+    ):
         if candidate.is_file():
             return candidate
-    raise InputFileError(f"no {SCHEDULER_FILE} in {str(directory)!r}, its scheduler/ or ../scheduler/; save the "
-                            "scheduler with scheduler.save_pretrained(dir) or pass scheduler=")
+    raise InputFileError(
+        f"no {SCHEDULER_FILE} in {str(directory)!r}, its scheduler/ or ../scheduler/; save the "
+        "scheduler with scheduler.save_pretrained(dir) or pass scheduler="
+    )
 
 
 def load_module_dir(directory: Path, max_params: float = MAX_PARAMS):
@@ -55,13 +58,16 @@ def load_module_dir(directory: Path, max_params: float = MAX_PARAMS):
 
     config_path = directory / "config.json"
     if not config_path.is_file():
-        raise InputFileError(f"{str(directory)!r} has no config.json; pass a directory written by "
-                                "model.save_pretrained(dir)")
+        raise InputFileError(
+            f"{str(directory)!r} has no config.json; pass a directory written by model.save_pretrained(dir)"
+        )
     config = json.loads(config_path.read_text(encoding="utf-8"))
     cls = getattr(diffusers, str(config.get("_class_name", "")), None)
     if not (isinstance(cls, type) and issubclass(cls, diffusers.ModelMixin)):
-        raise CheckpointError(f"{str(config_path)!r} names _class_name={config.get('_class_name')!r}, not a diffusers "
-                         "model class; pass the model object instead (loader='diffusers', scheduler=...)")
+        raise CheckpointError(
+            f"{str(config_path)!r} names _class_name={config.get('_class_name')!r}, not a diffusers "
+            "model class; pass the model object instead (loader='diffusers', scheduler=...)"
+        )
     weights = sorted(directory.glob("*.safetensors")) or sorted(directory.glob("*.bin"))
     if not weights:
         raise InputFileError(f"{str(directory)!r} holds no .safetensors (or .bin) weights")
@@ -89,8 +95,10 @@ def pipeline_parts(directory: Path) -> dict[str, Path]:
             parts["denoiser"] = directory / name
             break
     else:
-        raise InputFileError(f"pipeline directory {str(directory)!r} has no {' or '.join(DENOISERS)} component "
-                                "with a config.json; pass the pipeline's save_pretrained directory")
+        raise InputFileError(
+            f"pipeline directory {str(directory)!r} has no {' or '.join(DENOISERS)} component "
+            "with a config.json; pass the pipeline's save_pretrained directory"
+        )
     parts["scheduler"] = find_scheduler(directory)
     if (listed is None or "vae" in listed) and (directory / "vae" / "config.json").is_file():
         parts["vae"] = directory / "vae"
@@ -117,13 +125,23 @@ def _as_decoder(vae):
         return LatentDecoder(vae)
     if callable(vae):
         return vae
-    raise TypeError(f"vae={vae!r} must be a diffusers autoencoder (AutoencoderKL, AutoencoderTiny), a directory, "
-                    "or a callable latents -> images")
+    raise TypeError(
+        f"vae={vae!r} must be a diffusers autoencoder (AutoencoderKL, AutoencoderTiny), a directory, "
+        "or a callable latents -> images"
+    )
 
 
-def load_diffusers(source, scheduler=None, prediction_type: str | None = None, shape=None, name: str | None = None,
-                   vae=None, max_params: float = MAX_PARAMS, max_train_timesteps: int = MAX_TRAIN_TIMESTEPS,
-                   max_sample_numel: float = MAX_SAMPLE_NUMEL) -> ScoreModel:
+def load_diffusers(
+    source,
+    scheduler=None,
+    prediction_type: str | None = None,
+    shape=None,
+    name: str | None = None,
+    vae=None,
+    max_params: float = MAX_PARAMS,
+    max_train_timesteps: int = MAX_TRAIN_TIMESTEPS,
+    max_sample_numel: float = MAX_SAMPLE_NUMEL,
+) -> ScoreModel:
     """A diffusers model or pipeline (directory or object) with its scheduler as a ScoreModel.
 
     ``vae``: an autoencoder (object or directory) whose decoder fills ``res.decoded`` (a pipeline's own VAE
@@ -138,31 +156,38 @@ def load_diffusers(source, scheduler=None, prediction_type: str | None = None, s
             parts = pipeline_parts(directory)
             module_dir = parts["denoiser"]
         scheduler = scheduler if scheduler is not None else parts.get("scheduler") or find_scheduler(module_dir)
-        process = process_of(scheduler, prediction_type, max_train_timesteps)     # cheap checks first
+        process = process_of(scheduler, prediction_type, max_train_timesteps)  # cheap checks first
         module = load_module_dir(module_dir, max_params)
         if vae is None and "vae" in parts:
             vae = load_module_dir(parts["vae"], max_params)
         name = name or directory.name
     else:
         module = source
-        if hasattr(source, "components") and scheduler is None:          # a DiffusionPipeline object
+        if hasattr(source, "components") and scheduler is None:  # a DiffusionPipeline object
             parts = source.components
             module = next((parts[k] for k in DENOISERS if parts.get(k) is not None), None)
             if module is None:
                 raise InvalidArgumentError(f"pipeline {type(source).__name__} has no unet or transformer component")
             scheduler, vae = parts.get("scheduler"), vae if vae is not None else parts.get("vae")
         if scheduler is None:
-            raise InvalidArgumentError("loading a diffusers model object needs its scheduler: pass scheduler= (a diffusers "
-                             "scheduler, its config dict or a scheduler_config.json path)")
+            raise InvalidArgumentError(
+                "loading a diffusers model object needs its scheduler: pass scheduler= (a diffusers "
+                "scheduler, its config dict or a scheduler_config.json path)"
+            )
         process = process_of(scheduler, prediction_type, max_train_timesteps)
         name = name or type(source).__name__
     if isinstance(vae, (str, Path)):
         vae = load_module_dir(Path(vae), max_params)
     if isinstance(module, torch.nn.Module):
         module.eval()
-    model = ScoreModel(DiffusersNet(module, process.timestep_of), process.sde,
-                       shape_of(module, shape, max_sample_numel), process.parametrization, name=name,
-                       decoder=_as_decoder(vae))
+    model = ScoreModel(
+        DiffusersNet(module, process.timestep_of),
+        process.sde,
+        shape_of(module, shape, max_sample_numel),
+        process.parametrization,
+        name=name,
+        decoder=_as_decoder(vae),
+    )
     # the checkpoint's scheduler, carried on the model for grids and reports (no ScoreModel field)
     model.schedule_options = dict(process.schedule_options)  # type: ignore[attr-defined]
     model.scheduler_class = process.scheduler_class  # type: ignore[attr-defined]

@@ -27,10 +27,12 @@ from samplekit.loading import input_grad_only
 #: arguments the adapter fills itself, never bound by the user
 OWN_ARGUMENTS = ("sample", "hidden_states", "timestep", "return_dict")
 #: the entries of a UNet's added_cond_kwargs, per addition_embed_type (and the ones it needs)
-ADDED_COND = {"text_time": (("text_embeds", "time_ids"), ("text_embeds", "time_ids")),
-              "text_image": (("text_embeds", "image_embeds"), ("image_embeds",)),
-              "image": (("image_embeds",), ("image_embeds",)),
-              "image_hint": (("image_embeds", "hint"), ("image_embeds", "hint"))}
+ADDED_COND = {
+    "text_time": (("text_embeds", "time_ids"), ("text_embeds", "time_ids")),
+    "text_image": (("text_embeds", "image_embeds"), ("image_embeds",)),
+    "image": (("image_embeds",), ("image_embeds",)),
+    "image_hint": (("image_embeds", "hint"), ("image_embeds", "hint")),
+}
 
 
 def added_cond_keys(module) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -74,11 +76,17 @@ def input_signature(module) -> inspect.Signature:
         if p.name in OWN_ARGUMENTS or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
             continue
         required = p.default is inspect.Parameter.empty or p.name in need
-        extra.append(inspect.Parameter(p.name, inspect.Parameter.KEYWORD_ONLY,
-                                       default=inspect.Parameter.empty if required else None))
+        extra.append(
+            inspect.Parameter(
+                p.name, inspect.Parameter.KEYWORD_ONLY, default=inspect.Parameter.empty if required else None
+            )
+        )
     for key in added_cond_keys(module)[0]:
-        extra.append(inspect.Parameter(key, inspect.Parameter.KEYWORD_ONLY,
-                                       default=inspect.Parameter.empty if key in need else None))
+        extra.append(
+            inspect.Parameter(
+                key, inspect.Parameter.KEYWORD_ONLY, default=inspect.Parameter.empty if key in need else None
+            )
+        )
     head = [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in ("x", "t")]
     return inspect.Signature(head + sorted(extra, key=lambda p: p.default is not inspect.Parameter.empty))
 
@@ -105,8 +113,9 @@ class DiffusersNet(torch.nn.Module):
     def evaluate(self, x, t, inputs):
         dtype = self.dtype or x.dtype
         timestep = self.timestep_of(t, dtype).to(device=x.device)
-        inputs = {k: (v.to(dtype) if isinstance(v, torch.Tensor) and v.is_floating_point() else v)
-                  for k, v in inputs.items()}
+        inputs = {
+            k: (v.to(dtype) if isinstance(v, torch.Tensor) and v.is_floating_point() else v) for k, v in inputs.items()
+        }
         packed = {k: inputs.pop(k) for k in self.added_keys if k in inputs}
         if packed:
             inputs["added_cond_kwargs"] = {**(inputs.get("added_cond_kwargs") or {}), **packed}
@@ -118,7 +127,7 @@ class DiffusersNet(torch.nn.Module):
         out = getattr(out, "sample", out)
         if isinstance(out, tuple):
             out = out[0]
-        channels = x.shape[1] if x.ndim > 2 else None           # images (B, C, ...): channels first
+        channels = x.shape[1] if x.ndim > 2 else None  # images (B, C, ...): channels first
         if channels is not None and out.ndim == x.ndim and out.shape[1] == 2 * channels:
-            out = out[:, :channels]          # learned variance (DiT): the prediction is the first half
+            out = out[:, :channels]  # learned variance (DiT): the prediction is the first half
         return out.to(x.dtype)

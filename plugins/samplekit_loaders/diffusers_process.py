@@ -18,9 +18,9 @@ Flow matching (``FlowMatchEulerDiscreteScheduler``, SD3 / Flux):
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -40,9 +40,9 @@ class Process:
 
     sde: SDE
     parametrization: str
-    timestep_of: Callable[[torch.Tensor, torch.dtype], torch.Tensor]   # (t, network dtype) -> timestep
+    timestep_of: Callable[[torch.Tensor, torch.dtype], torch.Tensor]  # (t, network dtype) -> timestep
     scheduler_class: str
-    schedule_options: dict = field(default_factory=dict)               # e.g. {"shift": 3.0} for SD3
+    schedule_options: dict = field(default_factory=dict)  # e.g. {"shift": 3.0} for SD3
 
 
 def read_scheduler_config(scheduler) -> tuple[dict, str]:
@@ -51,8 +51,10 @@ def read_scheduler_config(scheduler) -> tuple[dict, str]:
         path = Path(scheduler)
         path = path / SCHEDULER_FILE if path.is_dir() else path
         if not path.is_file():
-            raise InputFileError(f"scheduler={str(scheduler)!r}: no {SCHEDULER_FILE} there; pass the directory "
-                                    "written by scheduler.save_pretrained(dir) or the config file")
+            raise InputFileError(
+                f"scheduler={str(scheduler)!r}: no {SCHEDULER_FILE} there; pass the directory "
+                "written by scheduler.save_pretrained(dir) or the config file"
+            )
         scheduler = json.loads(path.read_text(encoding="utf-8"))
     if isinstance(scheduler, dict):
         return dict(scheduler), str(scheduler.get("_class_name", ""))
@@ -68,24 +70,31 @@ def check_train_timesteps(config: dict, limit: int = MAX_TRAIN_TIMESTEPS) -> int
     if isinstance(n, bool) or not isinstance(n, int) or n < 2:
         raise CheckpointError(f"the scheduler config's num_train_timesteps={n!r} must be an integer >= 2")
     if n > limit:
-        raise ResourceLimitError(f"the scheduler config asks for num_train_timesteps={n:,}, above the limit of {limit:,}; "
-                         "if this is intended, raise it with load_model(..., max_train_timesteps=N)")
+        raise ResourceLimitError(
+            f"the scheduler config asks for num_train_timesteps={n:,}, above the limit of {limit:,}; "
+            "if this is intended, raise it with load_model(..., max_train_timesteps=N)"
+        )
     return n
 
 
-def process_of(scheduler, prediction_type: str | None = None,
-               max_train_timesteps: int = MAX_TRAIN_TIMESTEPS) -> Process:
+def process_of(
+    scheduler, prediction_type: str | None = None, max_train_timesteps: int = MAX_TRAIN_TIMESTEPS
+) -> Process:
     """The samplekit process of a diffusers scheduler (object, config dict or path)."""
     config, class_name = read_scheduler_config(scheduler)
     n_train = check_train_timesteps(config, max_train_timesteps)
     if config.get("use_flow_sigmas") or config.get("prediction_type") == "flow_prediction":
-        raise CheckpointError(f"{class_name or 'the scheduler'} is configured for flow sigmas (use_flow_sigmas / "
-                         "flow_prediction); pass the model's FlowMatchEulerDiscreteScheduler config instead")
-    unnamed_flow = not class_name and "shift" in config and "beta_schedule" not in config   # a bare config dict
+        raise CheckpointError(
+            f"{class_name or 'the scheduler'} is configured for flow sigmas (use_flow_sigmas / "
+            "flow_prediction); pass the model's FlowMatchEulerDiscreteScheduler config instead"
+        )
+    unnamed_flow = not class_name and "shift" in config and "beta_schedule" not in config  # a bare config dict
     if class_name.startswith("FlowMatch") or unnamed_flow:
         if prediction_type not in (None, "flow", "flow_prediction"):
-            raise InvalidArgumentError(f"prediction_type={prediction_type!r} does not fit {class_name}: a flow-matching model "
-                             "predicts the velocity (parametrisation 'flow'); leave prediction_type unset")
+            raise InvalidArgumentError(
+                f"prediction_type={prediction_type!r} does not fit {class_name}: a flow-matching model "
+                "predicts the velocity (parametrisation 'flow'); leave prediction_type unset"
+            )
         return _flow_process(config, n_train, class_name)
     return _vp_process(config, class_name, prediction_type)
 
@@ -93,11 +102,18 @@ def process_of(scheduler, prediction_type: str | None = None,
 def _vp_process(config: dict, class_name: str, prediction_type: str | None) -> Process:
     from diffusers import DDPMScheduler
 
-    keys = ("num_train_timesteps", "beta_start", "beta_end", "beta_schedule", "trained_betas",
-            "rescale_betas_zero_snr", "prediction_type")
+    keys = (
+        "num_train_timesteps",
+        "beta_start",
+        "beta_end",
+        "beta_schedule",
+        "trained_betas",
+        "rescale_betas_zero_snr",
+        "prediction_type",
+    )
     ddpm = DDPMScheduler.from_config({k: config[k] for k in keys if k in config})
     abar = torch.as_tensor(ddpm.alphas_cumprod, dtype=torch.float64).clone()
-    abar[-1] = abar[-1].clamp_min(2.0 ** -24)  # zero-terminal-SNR schedules: the same floor diffusers uses
+    abar[-1] = abar[-1].clamp_min(2.0**-24)  # zero-terminal-SNR schedules: the same floor diffusers uses
     kind = prediction_type or config.get("prediction_type", "epsilon")
     if kind not in PREDICTION_TYPES:
         raise InvalidArgumentError(f"prediction_type={kind!r} is unknown; use one of {', '.join(PREDICTION_TYPES)}")
@@ -114,8 +130,10 @@ def flow_t_min(config: dict) -> float:
     from diffusers import FlowMatchEulerDiscreteScheduler
 
     if config.get("use_dynamic_shifting") or config.get("invert_sigmas") or config.get("shift_terminal"):
-        raise CheckpointError("flow-matching schedulers with use_dynamic_shifting, invert_sigmas or shift_terminal are "
-                         "not supported; pass a scheduler config with a fixed shift")
+        raise CheckpointError(
+            "flow-matching schedulers with use_dynamic_shifting, invert_sigmas or shift_terminal are "
+            "not supported; pass a scheduler config with a fixed shift"
+        )
     keys = ("num_train_timesteps", "shift")
     sched = FlowMatchEulerDiscreteScheduler.from_config({k: config[k] for k in keys if k in config})
     sched.set_timesteps(2)
@@ -130,7 +148,7 @@ def _flow_process(config: dict, n_train: int, class_name: str) -> Process:
         raise CheckpointError(f"the scheduler config's shift={shift!r} must be positive")
     sde = RectifiedFlowSDE(t_min=flow_t_min(config))
 
-    def timestep_of(t, dtype):   # diffusers: timestep = sigma N, computed in the network's dtype
+    def timestep_of(t, dtype):  # diffusers: timestep = sigma N, computed in the network's dtype
         return t.to(dtype) * n_train
 
     options = {"shift": shift} if shift != 1.0 else {}

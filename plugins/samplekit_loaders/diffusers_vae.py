@@ -34,5 +34,7 @@ class LatentDecoder(torch.nn.Module):
         return image.to(z.dtype)
 
     def __repr__(self) -> str:
-        return (f"LatentDecoder({type(self.vae).__name__}, scaling_factor={self.scaling_factor:g}, "
-                f"shift_factor={self.shift_factor:g})")
+        return (
+            f"LatentDecoder({type(self.vae).__name__}, scaling_factor={self.scaling_factor:g}, "
+            f"shift_factor={self.shift_factor:g})"
+        )

@@ -4,11 +4,9 @@ architecture, parametrisation, SDE and sample shape; see ``samplekit.loading``).
 from __future__ import annotations
 
 from samplekit.loading import NATIVE_WEIGHTS, read_native_config, read_tensors
-from samplekit.training.nets import build_architecture
 from samplekit.score import ScoreModel
-
+from samplekit.training.nets import build_architecture
 from samplekit_loaders.torch_loader import _InputGradOnly, resolve_sde
-
 
 MAX_PARAMS = 2_000_000_000  # the diffusers loader's default too; raise it with max_params=
 
@@ -24,8 +22,13 @@ def load_native(source, dtype=None, name: str | None = None, max_params: float =
     if dtype is not None:
         net = net.to(dtype)
     sde = resolve_sde(config["sde"]["name"], config["sde"].get("params", {}))
-    return ScoreModel(_InputGradOnly(net.eval()), sde, config["shape"], config["parametrization"],
-                      name=name or config.get("name") or directory.name)
+    return ScoreModel(
+        _InputGradOnly(net.eval()),
+        sde,
+        config["shape"],
+        config["parametrization"],
+        name=name or config.get("name") or directory.name,
+    )
 
 
 def check_size(arch: dict, max_params: float, where: str) -> int:
@@ -39,12 +42,15 @@ def check_size(arch: dict, max_params: float, where: str) -> int:
         with torch.device("meta"):
             net = build_architecture(arch["name"], dict(arch.get("options", {})))
     except Exception as exc:
-        raise CheckpointError(f"{where}: architecture {arch.get('name')!r} with options {arch.get('options')} "
-                              f"cannot be built ({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''})"
-                              ) from None
+        raise CheckpointError(
+            f"{where}: architecture {arch.get('name')!r} with options {arch.get('options')} "
+            f"cannot be built ({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''})"
+        ) from None
     n = sum(p.numel() for p in net.parameters())
     if n > max_params:
-        raise ResourceLimitError(f"{where}: the architecture asks for {n:,} parameters ({4 * n / 2 ** 30:.1f} GiB in "
-                                 f"float32), above max_params={max_params:,.0f}; if the model is really that large, "
-                                 "raise the limit: load_model(..., max_params=N)")
+        raise ResourceLimitError(
+            f"{where}: the architecture asks for {n:,} parameters ({4 * n / 2**30:.1f} GiB in "
+            f"float32), above max_params={max_params:,.0f}; if the model is really that large, "
+            "raise the limit: load_model(..., max_params=N)"
+        )
     return n

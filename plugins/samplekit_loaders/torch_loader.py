@@ -34,7 +34,8 @@ def load_callable(source, trust_code: bool = False):
         raise UnsafeCheckpointError(
             f"{str(path)!r} is not a TorchScript archive. A pickled module (torch.save(model)) needs an "
             "arbitrary unpickle, which samplekit refuses: export it with torch.jit.script(model).save(path), "
-            "or pass the module object and its weights (module=..., a safetensors/state-dict file)") from None
+            "or pass the module object and its weights (module=..., a safetensors/state-dict file)"
+        ) from None
 
 
 def resolve_sde(sde, sde_options: dict | None) -> SDE:
@@ -45,8 +46,16 @@ def resolve_sde(sde, sde_options: dict | None) -> SDE:
     return get_sde(sde, **(sde_options or {}))
 
 
-def load_torch(source, parametrization: str, shape, sde="vp", sde_options: dict | None = None,
-               module: torch.nn.Module | None = None, name: str | None = None, trust_code: bool = False) -> ScoreModel:
+def load_torch(
+    source,
+    parametrization: str,
+    shape,
+    sde="vp",
+    sde_options: dict | None = None,
+    module: torch.nn.Module | None = None,
+    name: str | None = None,
+    trust_code: bool = False,
+) -> ScoreModel:
     """A torch network net(x, t) in a stated parametrisation and SDE as a ScoreModel."""
     if shape is None:
         raise ValueError("the torch loader needs shape=, one sample's shape, e.g. (2,) or (1, 8, 8)")

@@ -32,19 +32,43 @@ def samplekit_register_targets(register: Register) -> None:
         Ring2DMLPTarget,
     )
 
-    register("ring2d_mlp", Ring2DMLPTarget, exact=False, fixed_sde="vp",
-             summary="MLP eps-network trained by DSM on ring2d (shipped; exact ring2d reference).")
-    register("digits_unet", DigitsUNetTarget, exact=False, fixed_sde="discrete_vp",
-             summary="diffusers UNet2DModel trained on 8x8 digits (shipped; held-out digits reference).")
-    register("digits_cond_unet", DigitsCondUNetTarget, exact=False, fixed_sde="vp",
-             summary="class-conditional digits UNet with a null label for classifier-free guidance (shipped; "
-                     "unguided here).")
-    register("digits_cfg", DigitsCFGTarget, exact=False, fixed_sde="vp",
-             summary="digits_cond_unet under classifier-free guidance, w=2, classes 0..9 in turn (class-matched "
-                     "held-out reference).")
-    register("digits_flow", DigitsFlowTarget, exact=False, fixed_sde="rectified_flow",
-             summary="digits UNet trained by rectified-flow matching (flow parametrisation; held-out digits "
-                     "reference).")
+    register(
+        "ring2d_mlp",
+        Ring2DMLPTarget,
+        exact=False,
+        fixed_sde="vp",
+        summary="MLP eps-network trained by DSM on ring2d (shipped; exact ring2d reference).",
+    )
+    register(
+        "digits_unet",
+        DigitsUNetTarget,
+        exact=False,
+        fixed_sde="discrete_vp",
+        summary="diffusers UNet2DModel trained on 8x8 digits (shipped; held-out digits reference).",
+    )
+    register(
+        "digits_cond_unet",
+        DigitsCondUNetTarget,
+        exact=False,
+        fixed_sde="vp",
+        summary="class-conditional digits UNet with a null label for classifier-free guidance (shipped; "
+        "unguided here).",
+    )
+    register(
+        "digits_cfg",
+        DigitsCFGTarget,
+        exact=False,
+        fixed_sde="vp",
+        summary="digits_cond_unet under classifier-free guidance, w=2, classes 0..9 in turn (class-matched "
+        "held-out reference).",
+    )
+    register(
+        "digits_flow",
+        DigitsFlowTarget,
+        exact=False,
+        fixed_sde="rectified_flow",
+        summary="digits UNet trained by rectified-flow matching (flow parametrisation; held-out digits reference).",
+    )
 
 
 @hookimpl
@@ -53,5 +77,6 @@ def samplekit_register_metrics(register: Register) -> None:
 
     # sample_shape: these metrics apply only to targets of 8x8 digit images (others get no value)
     register("digits_fd", digits_fd, lower_is_better=True, label="digits FD", sample_shape=SAMPLE_SHAPE)
-    register("digits_class_balance", digits_class_balance, lower_is_better=True, label="class TV",
-             sample_shape=SAMPLE_SHAPE)
+    register(
+        "digits_class_balance", digits_class_balance, lower_is_better=True, label="class TV", sample_shape=SAMPLE_SHAPE
+    )

@@ -25,8 +25,9 @@ class DigitClassifier(nn.Module):
 
     def __init__(self, hidden: int = 128, features: int = 64) -> None:
         super().__init__()
-        self.body = nn.Sequential(nn.Flatten(), nn.Linear(64, hidden), nn.SiLU(), nn.Linear(hidden, features),
-                                  nn.SiLU())
+        self.body = nn.Sequential(
+            nn.Flatten(), nn.Linear(64, hidden), nn.SiLU(), nn.Linear(hidden, features), nn.SiLU()
+        )
         self.head = nn.Linear(features, 10)
 
     def features(self, x: Tensor) -> Tensor:
@@ -58,9 +59,11 @@ SAMPLE_SHAPE = (1, 8, 8)  # what the digits metrics take (declared at registrati
 def _images(x: Tensor, argument: str) -> Tensor:
     x = torch.as_tensor(x)
     if x.ndim < 2 or x[0].numel() != 64:
-        raise ValueError(f"{argument} has shape {tuple(x.shape)}, dimension {x[0].numel() if x.ndim else 0} per "
-                         "sample; the digits metrics take 8x8 digit images (batch, 1, 8, 8) or (batch, 64): use "
-                         "them on the digits_unet target")
+        raise ValueError(
+            f"{argument} has shape {tuple(x.shape)}, dimension {x[0].numel() if x.ndim else 0} per "
+            "sample; the digits metrics take 8x8 digit images (batch, 1, 8, 8) or (batch, 64): use "
+            "them on the digits_unet target"
+        )
     x = x.reshape(-1, 64).double()
     if not torch.isfinite(x).all():
         raise ValueError(f"{argument} holds NaN/Inf")

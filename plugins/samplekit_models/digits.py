@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-HELD_OUT = 600          # images kept out of every training run (60 per class)
+HELD_OUT = 600  # images kept out of every training run (60 per class)
 SPLIT_SEED = 0
 SHAPE = (1, 8, 8)
 

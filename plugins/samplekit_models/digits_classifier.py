@@ -39,7 +39,7 @@ class NoiseConditionalClassifier(nn.Module):
         self.embed = nn.Sequential(nn.Linear(2 * n_freq, 64), nn.SiLU(), nn.Linear(64, 64), nn.SiLU())
         self.conv1 = nn.Conv2d(1, width, 3, padding=1)
         self.conv2 = nn.Conv2d(width, width, 3, padding=1)
-        self.conv3 = nn.Conv2d(width, 2 * width, 3, stride=2, padding=1)   # 8x8 -> 4x4
+        self.conv3 = nn.Conv2d(width, 2 * width, 3, stride=2, padding=1)  # 8x8 -> 4x4
         self.conv4 = nn.Conv2d(2 * width, 2 * width, 3, padding=1)
         self.films = nn.ModuleList([nn.Linear(64, 2 * c) for c in (width, width, 2 * width, 2 * width)])
         self.norms = nn.ModuleList([nn.GroupNorm(8, c) for c in (width, width, 2 * width, 2 * width)])
@@ -76,8 +76,9 @@ def load_digits_classifier(sde, path: str | Path | None = None) -> DigitsClassif
 
     path = Path(path) if path is not None else DEFAULT_WEIGHTS
     if not path.exists():
-        raise FileNotFoundError(f"no classifier weights at {path}; train them with "
-                                "python scripts/train_digits_noisy_classifier.py")
+        raise FileNotFoundError(
+            f"no classifier weights at {path}; train them with python scripts/train_digits_noisy_classifier.py"
+        )
     net = NoiseConditionalClassifier()
     net.load_state_dict(load_file(str(path)))
     return DigitsClassifier(net, sde)

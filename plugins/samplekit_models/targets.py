@@ -80,7 +80,7 @@ class DigitsTarget(ShippedTarget):
         _, _, x_test, _ = load_digits_split(dtype=torch.float64)
         perm = torch.randperm(x_test.shape[0], generator=torch.Generator().manual_seed(0))
         half = x_test.shape[0] // 2
-        return x_test[perm[:half]], x_test[perm[half:2 * half]]
+        return x_test[perm[:half]], x_test[perm[half : 2 * half]]
 
     def _draw(self, pool: torch.Tensor, n: int, seed: int) -> torch.Tensor:
         g = torch.Generator().manual_seed(seed)
@@ -142,8 +142,9 @@ class DigitsCondUNetTarget(DigitsTarget):
 
         y = torch.as_tensor(y)
         if y.is_floating_point() or y.ndim > 1 or bool(((y < 0) | (y >= self.num_classes)).any()):
-            raise ValueError(f"class labels {y.tolist()}: give integers 0..{self.num_classes - 1} (one, or one "
-                             "per sample)")
+            raise ValueError(
+                f"class labels {y.tolist()}: give integers 0..{self.num_classes - 1} (one, or one per sample)"
+            )
         return classifier_free(model.condition(class_labels=y), model.condition(class_labels=self.null_class), scale)
 
 
@@ -171,7 +172,7 @@ class DigitsCFGTarget(DigitsCondUNetTarget):
         x, y = self.held_out()
         perm = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(0))
         half = x.shape[0] // 2
-        return (x[perm[:half]], y[perm[:half]]), (x[perm[half:2 * half]], y[perm[half:2 * half]])
+        return (x[perm[:half]], y[perm[:half]]), (x[perm[half : 2 * half]], y[perm[half : 2 * half]])
 
     def _draw_matched(self, pool: tuple[torch.Tensor, torch.Tensor], n: int, seed: int) -> torch.Tensor:
         x, y = pool
@@ -196,5 +197,10 @@ class DigitsFlowTarget(DigitsTarget):
         super().__init__("digits_flow", FLOW_DIR, "samplekit")
 
 
-TARGETS = {"ring2d_mlp": Ring2DMLPTarget, "digits_unet": DigitsUNetTarget, "digits_cond_unet": DigitsCondUNetTarget,
-           "digits_cfg": DigitsCFGTarget, "digits_flow": DigitsFlowTarget}
+TARGETS = {
+    "ring2d_mlp": Ring2DMLPTarget,
+    "digits_unet": DigitsUNetTarget,
+    "digits_cond_unet": DigitsCondUNetTarget,
+    "digits_cfg": DigitsCFGTarget,
+    "digits_flow": DigitsFlowTarget,
+}

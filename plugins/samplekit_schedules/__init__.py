@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 from samplekit.hookspecs import Register, hookimpl
-
 from samplekit_schedules.ays import ays
 from samplekit_schedules.beta import beta
 from samplekit_schedules.exponential import exponential

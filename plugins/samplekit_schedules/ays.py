@@ -34,10 +34,32 @@ from samplekit.sde import SDE
 from samplekit_schedules._noise import noise_range, steps, times_from_noise
 
 TABLES: dict[str, tuple[float, ...]] = {
-    "sd15": (14.6146412293, 6.4745760956, 3.8636745985, 2.6946151520, 1.8841921177, 1.3943805092,
-             0.9642583904, 0.6523686016, 0.3977456272, 0.1515232662, 0.0291671582),
-    "sdxl": (14.6146412293, 6.3184485287, 3.7681790315, 2.1811480769, 1.3405244945, 0.8620721141,
-             0.5550693289, 0.3798540708, 0.2332364134, 0.1114188177, 0.0291671582),
+    "sd15": (
+        14.6146412293,
+        6.4745760956,
+        3.8636745985,
+        2.6946151520,
+        1.8841921177,
+        1.3943805092,
+        0.9642583904,
+        0.6523686016,
+        0.3977456272,
+        0.1515232662,
+        0.0291671582,
+    ),
+    "sdxl": (
+        14.6146412293,
+        6.3184485287,
+        3.7681790315,
+        2.1811480769,
+        1.3405244945,
+        0.8620721141,
+        0.5550693289,
+        0.3798540708,
+        0.2332364134,
+        0.1114188177,
+        0.0291671582,
+    ),
     "svd": (700.00, 54.5, 15.886, 7.977, 4.248, 1.789, 0.981, 0.403, 0.173, 0.034, 0.002),
 }
 
@@ -45,8 +67,9 @@ TABLES: dict[str, tuple[float, ...]] = {
 def ays_levels(model_type: str, n_steps: int, table: torch.Tensor | None = None) -> torch.Tensor:
     """The table for ``model_type`` (or ``table``) log-linearly interpolated to n_steps + 1 decreasing levels."""
     if model_type not in TABLES:
-        raise InvalidArgumentError(f"schedule option model_type={model_type!r} is not one of {sorted(TABLES)} "
-                                   "(the published AYS tables)")
+        raise InvalidArgumentError(
+            f"schedule option model_type={model_type!r} is not one of {sorted(TABLES)} (the published AYS tables)"
+        )
     n = steps(n_steps)
     table = torch.tensor(TABLES[model_type], dtype=torch.float64) if table is None else table
     if n + 1 == len(table):
@@ -71,10 +94,14 @@ def ays(sde: SDE, n_steps: int, model_type: str = "sd15", fit: str = "clip") -> 
         table[0], table[-1] = min(s_max, 1e300), s_min  # the table's ends become the SDE's: the first and
         s = ays_levels(model_type, n_steps, table).clamp(s_min, s_max)  # last intervals shrink as n grows
         inner = s[1:-1]
-        if len(inner) and (bool((inner[1:] >= inner[:-1]).any()) or float(inner[0]) >= s_max or float(inner[-1]) <= s_min):
-            raise InvalidArgumentError(f"the AYS {model_type} levels clipped to this SDE's noise range [{s_min:.3g}, "
-                                       f"{s_max:.3g}] repeat a point with {steps(n_steps)} steps; pass "
-                                       "schedule_options={'fit': 'rescale'} or fewer steps")
+        if len(inner) and (
+            bool((inner[1:] >= inner[:-1]).any()) or float(inner[0]) >= s_max or float(inner[-1]) <= s_min
+        ):
+            raise InvalidArgumentError(
+                f"the AYS {model_type} levels clipped to this SDE's noise range [{s_min:.3g}, "
+                f"{s_max:.3g}] repeat a point with {steps(n_steps)} steps; pass "
+                "schedule_options={'fit': 'rescale'} or fewer steps"
+            )
     else:
         raise InvalidArgumentError(f"schedule option fit={fit!r} must be 'clip' or 'rescale'")
     return times_from_noise(sde, s)

@@ -17,6 +17,10 @@ from samplekit_schedules._noise import noise_range, steps, times_from_noise
 def exponential(sde: SDE, n_steps: int) -> torch.Tensor:
     n = steps(n_steps)
     s_min, s_max = noise_range(sde)
-    log_s = torch.linspace(torch.tensor(s_max, dtype=torch.float64).log().item(),
-                           torch.tensor(s_min, dtype=torch.float64).log().item(), n + 1, dtype=torch.float64)
+    log_s = torch.linspace(
+        torch.tensor(s_max, dtype=torch.float64).log().item(),
+        torch.tensor(s_min, dtype=torch.float64).log().item(),
+        n + 1,
+        dtype=torch.float64,
+    )
     return times_from_noise(sde, log_s.exp())

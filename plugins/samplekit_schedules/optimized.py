@@ -99,16 +99,22 @@ def fingerprint(model, sde: SDE, solver, n_steps: int, options: dict) -> str:
     return h.hexdigest()
 
 
-def optimized(sde: SDE, n_steps: int, model=None, solver=None, cache: bool = True, cache_dir=None, **options) -> torch.Tensor:
+def optimized(
+    sde: SDE, n_steps: int, model=None, solver=None, cache: bool = True, cache_dir=None, **options
+) -> torch.Tensor:
     from samplekit.score import ScoreModel
     from samplekit.solver import resolve_solver
 
     if not isinstance(model, ScoreModel) or solver is None:
-        raise InvalidArgumentError("schedule 'optimized' needs the model and the solver as schedule options: "
-                                   "schedule_options={'model': model, 'solver': 'dpmpp_2m'}")
+        raise InvalidArgumentError(
+            "schedule 'optimized' needs the model and the solver as schedule options: "
+            "schedule_options={'model': model, 'solver': 'dpmpp_2m'}"
+        )
     if abs(sde.T - model.sde.T) > 1e-12 or abs(sde.t_min - model.sde.t_min) > 1e-12:
-        raise InvalidArgumentError(f"schedule 'optimized' serves the model's full range [t_min, T]; this grid is for "
-                                   f"[{sde.t_min:g}, {sde.T:g}] (img2img): pass ts= from sk.optimize_schedule instead")
+        raise InvalidArgumentError(
+            f"schedule 'optimized' serves the model's full range [t_min, T]; this grid is for "
+            f"[{sde.t_min:g}, {sde.T:g}] (img2img): pass ts= from sk.optimize_schedule instead"
+        )
     solver_obj = resolve_solver(solver, {})
     nfe = int(n_steps) * solver_obj.capabilities().nfe_per_step + (1 if solver_obj.denoise_final else 0)
     path = None
@@ -123,8 +129,19 @@ def optimized(sde: SDE, n_steps: int, model=None, solver=None, cache: bool = Tru
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"ts": ts.tolist(), "solver": solver_obj.name, "n_steps": int(n_steps),
-                                   "loss": report.loss, "start": report.start, "start_loss": report.start_loss,
-                                   "nfe_spent": report.nfe_spent, "objective": report.objective}))
+        tmp.write_text(
+            json.dumps(
+                {
+                    "ts": ts.tolist(),
+                    "solver": solver_obj.name,
+                    "n_steps": int(n_steps),
+                    "loss": report.loss,
+                    "start": report.start,
+                    "start_loss": report.start_loss,
+                    "nfe_spent": report.nfe_spent,
+                    "objective": report.objective,
+                }
+            )
+        )
         tmp.replace(path)
     return ts

@@ -23,13 +23,15 @@ class TorchdiffeqODE(Solver):
     adaptive = True
     stochastic = False
 
-    def __init__(self, rtol: float = 1e-5, atol: float = 1e-5, options: dict | None = None,
-                 denoise_final: bool = False) -> None:
+    def __init__(
+        self, rtol: float = 1e-5, atol: float = 1e-5, options: dict | None = None, denoise_final: bool = False
+    ) -> None:
         super().__init__(denoise_final=denoise_final)
         check_ode(self.method, rtol, atol)
         if options is not None and not isinstance(options, dict):
             raise SolverError(
-                f"options={options!r} must be a dict of torchdiffeq options, e.g. {{'max_num_steps': 1000}}")
+                f"options={options!r} must be a dict of torchdiffeq options, e.g. {{'max_num_steps': 1000}}"
+            )
         self.rtol, self.atol = float(rtol), float(atol)
         self.ode_options = dict(options or {})
 
@@ -44,10 +46,19 @@ class TorchdiffeqODE(Solver):
                 raise SolverError(
                     f"solver {self.name!r} would exceed max_nfe={max_nfe}: it has spent nfe={spent} network calls "
                     f"and reached t={float(t):g} of [{sde.t_min:g}, {sde.T:g}]; loosen the tolerances "
-                    f"(rtol={self.rtol:g}, atol={self.atol:g}) or raise nfe")
+                    f"(rtol={self.rtol:g}, atol={self.atol:g}) or raise nfe"
+                )
             drift, _ = probability_flow_drift(model, x_t, t)
             return drift
 
-        (out,) = integrate(lambda t, state: (func(t, state[0]),), (x,), sde.T, sde.t_min, self.method,
-                           self.rtol, self.atol, self.ode_options)
+        (out,) = integrate(
+            lambda t, state: (func(t, state[0]),),
+            (x,),
+            sde.T,
+            sde.t_min,
+            self.method,
+            self.rtol,
+            self.atol,
+            self.ode_options,
+        )
         return out

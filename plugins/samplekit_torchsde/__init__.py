@@ -9,7 +9,6 @@ from __future__ import annotations
 import torchsde  # noqa: F401  (the dependency; a missing one is reported by `samplekit list`)
 
 from samplekit.hookspecs import RegisterSolver, hookimpl
-
 from samplekit_torchsde.euler import Euler
 from samplekit_torchsde.milstein import Milstein
 from samplekit_torchsde.reversible_heun import ReversibleHeun

@@ -90,15 +90,19 @@ class StepBrownian(BaseBrownian):
         self._noise, self._levy = noise, levy_area
         self._shape = (like.shape[0], like[0].numel())
         self._dtype, self._device = like.dtype, like.device
-        self._last = None   # (i, W, H) of the step asked for last
+        self._last = None  # (i, W, H) of the step asked for last
 
     def _step_index(self, ta, tb) -> int:
         ta, tb = float(ta), float(tb)
         i = bisect.bisect_left(self._grid, ta - 1e-12 * max(1.0, abs(ta)))
-        if i + 1 >= len(self._grid) or not (math.isclose(self._grid[i], ta, rel_tol=1e-9, abs_tol=1e-12)
-                                             and math.isclose(self._grid[i + 1], tb, rel_tol=1e-9, abs_tol=1e-12)):
-            raise RuntimeError(f"torchsde asked for the Brownian increment over [{ta:g}, {tb:g}], not one grid step "
-                               "of this StepBrownian; samplekit drives one torchsde step per grid step")
+        if i + 1 >= len(self._grid) or not (
+            math.isclose(self._grid[i], ta, rel_tol=1e-9, abs_tol=1e-12)
+            and math.isclose(self._grid[i + 1], tb, rel_tol=1e-9, abs_tol=1e-12)
+        ):
+            raise RuntimeError(
+                f"torchsde asked for the Brownian increment over [{ta:g}, {tb:g}], not one grid step "
+                "of this StepBrownian; samplekit drives one torchsde step per grid step"
+            )
         return i
 
     def __call__(self, ta, tb=None, return_U=False, return_A=False):
@@ -108,8 +112,11 @@ class StepBrownian(BaseBrownian):
         if self._last is None or self._last[0] != i:
             h = self._grid[i + 1] - self._grid[i]
             W = self._noise.randn(self._shape[1:], dtype=self._dtype) * math.sqrt(h)
-            H = self._noise.randn(self._shape[1:], dtype=self._dtype) * math.sqrt(h / 12) \
-                if self._levy != "none" else None
+            H = (
+                self._noise.randn(self._shape[1:], dtype=self._dtype) * math.sqrt(h / 12)
+                if self._levy != "none"
+                else None
+            )
             self._last = (i, W, H)
         _, W, H = self._last
         if return_U:
@@ -148,4 +155,4 @@ def sdeint_step(sde: ReverseSDE, y, s_grid, i: int, bm, method: str, **kwargs):
 
     devices = [y.device] if y.device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
-        return torchsde.sdeint(sde, y, s_grid[i:i + 2], bm=bm, method=method, dt=s_grid[-1] - s_grid[0], **kwargs)
+        return torchsde.sdeint(sde, y, s_grid[i : i + 2], bm=bm, method=method, dt=s_grid[-1] - s_grid[0], **kwargs)

@@ -25,7 +25,6 @@ The carried (F, G, z) is the step state: each grid step is one sdeint call hande
 from __future__ import annotations
 
 from samplekit.solver import Solver, SolverError
-
 from samplekit_torchsde.reverse_sde import StepBrownian, sdeint_step
 from samplekit_torchsde.snr_time import SNRTimeSDE, scale, snr
 
@@ -43,9 +42,11 @@ class ReversibleHeun(Solver):
         """One call a step, plus the first drift evaluation at x_T."""
         need = 2 + (1 if self.denoise_final else 0)
         if nfe < need:
-            raise SolverError(f"nfe={nfe} is too small for solver {self.name!r}: it needs at least {need} "
-                              f"(1 at the start + 1 per step{', +1 for denoise_final' if self.denoise_final else ''}); "
-                              "raise nfe")
+            raise SolverError(
+                f"nfe={nfe} is too small for solver {self.name!r}: it needs at least {need} "
+                f"(1 at the start + 1 per step{', +1 for denoise_final' if self.denoise_final else ''}); "
+                "raise nfe"
+            )
         return super().steps_for(nfe - 1)
 
     def init(self, model, x, ts, noise):

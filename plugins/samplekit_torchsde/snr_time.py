@@ -26,7 +26,7 @@ def snr(sde, ts):
 def scale(sde, t, like):
     """phi_t = alpha_t / sigma_t^2, with y = phi_t x, in like's dtype and device."""
     alpha, sigma = sde.marginal(torch.as_tensor(t, dtype=torch.float64))
-    return (alpha / sigma ** 2).to(dtype=like.dtype, device=like.device)
+    return (alpha / sigma**2).to(dtype=like.dtype, device=like.device)
 
 
 class SNRTimeSDE:

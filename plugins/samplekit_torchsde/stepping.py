@@ -13,7 +13,6 @@ One solver a module beside this base: ``euler``, ``milstein``, ``srk``.
 from __future__ import annotations
 
 from samplekit.solver import Solver
-
 from samplekit_torchsde.reverse_sde import ReverseSDE, StepBrownian, sdeint_step
 
 

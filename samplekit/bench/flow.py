@@ -33,11 +33,11 @@ def prior_draw(model, n: int, seed: int, dtype: torch.dtype) -> torch.Tensor:
 
 def model_dtype(model, x: torch.Tensor) -> torch.dtype:
     """float64 if the network evaluates in float64 (exact targets, most nets after .double()), else x's."""
-    try:                  # the whole batch: a model may bind one input per sample (labels of a guided model)
+    try:  # the whole batch: a model may bind one input per sample (labels of a guided model)
         with torch.no_grad():
             model.predict(x.double(), model.sde.T)
         return torch.float64
-    except Exception:     # a network with float32 weights (any error here shows again, clearly, in the solve)
+    except Exception:  # a network with float32 weights (any error here shows again, clearly, in the solve)
         return x.dtype
 
 
@@ -45,10 +45,14 @@ def flow_reference(registry, model, x_T: torch.Tensor, tol: float) -> dict:
     """The reference ODE solution from x_T: {"samples" (float64), "nfe_spent", "seconds", "dtype"}."""
     factory = registry.get("solver", FLOW_SOLVER).factory
     solver = build_solver(factory, FLOW_SOLVER, {"rtol": tol, "atol": tol})
-    dtype = model_dtype(model, x_T)       # its probe call is not part of the solve: res.nfe counts the solve
+    dtype = model_dtype(model, x_T)  # its probe call is not part of the solve: res.nfe counts the solve
     res = sample(model, solver=solver, nfe=FLOW_CAP, x_T=x_T.to(dtype), progress=False)
-    return {"samples": res.samples.double(), "nfe_spent": int(res.nfe), "seconds": round(res.seconds, 4),
-            "dtype": str(dtype).replace("torch.", "")}
+    return {
+        "samples": res.samples.double(),
+        "nfe_spent": int(res.nfe),
+        "seconds": round(res.seconds, 4),
+        "dtype": str(dtype).replace("torch.", ""),
+    }
 
 
 def flow_errors(samples: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:

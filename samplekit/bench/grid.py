@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 
-from samplekit.bench.suite import SolverSpec, Suite, SuiteError
 from samplekit.bench.flow import FLOW_SOLVER
+from samplekit.bench.suite import SolverSpec, Suite, SuiteError
 from samplekit.bench.targets import target_sdes
 from samplekit.registry import UnknownComponentError
 from samplekit.solver import build_solver
@@ -33,7 +33,7 @@ class Cell:
     tol: float | None = None
     adaptive: bool = False
     kind: str = "cell"
-    flow_tol: float | None = None     # deterministic: also its distance to the reference ODE solution
+    flow_tol: float | None = None  # deterministic: also its distance to the reference ODE solution
 
     @property
     def key(self) -> str:
@@ -134,20 +134,25 @@ def validate(suite: Suite, registry, extra_targets: dict | None = None) -> dict:
             tol = (spec.tolerances or suite.tolerances)[0]
             build_solver(factory, spec.name, {**spec.options, "rtol": tol, "atol": tol})
         elif spec.tolerances is not None:
-            raise SuiteError(f"solver {spec.name!r} is not adaptive; remove its tolerances (it runs at nfe = "
-                             f"{list(suite.nfe)})")
+            raise SuiteError(
+                f"solver {spec.name!r} is not adaptive; remove its tolerances (it runs at nfe = {list(suite.nfe)})"
+            )
         else:
             build_solver(factory, spec.name, dict(spec.options))
     if any(getattr(t, "needs_sde_reference", False) for t in targets.values()):
         registry.get("solver", suite.reference_sde_solver)
     for name, target in targets.items():
         if not target_sdes(target, suite.sdes):
-            raise SuiteError(f"target {name!r} runs with SDEs {list(getattr(target, 'sde_names', []))}, none of "
-                             f"the suite's sdes {list(suite.sdes)}; add one of them to sdes")
+            raise SuiteError(
+                f"target {name!r} runs with SDEs {list(getattr(target, 'sde_names', []))}, none of "
+                f"the suite's sdes {list(suite.sdes)}; add one of them to sdes"
+            )
         limit, wanted = getattr(target, "max_samples", None), suite.for_target(name).num_samples
         if limit is not None and wanted > limit:
-            raise SuiteError(f"target {name!r} has {limit} reference samples per set; num_samples="
-                             f"{wanted} is too many: lower --num-samples")
+            raise SuiteError(
+                f"target {name!r} has {limit} reference samples per set; num_samples="
+                f"{wanted} is too many: lower --num-samples"
+            )
     return targets
 
 
@@ -162,8 +167,9 @@ def has_flow_solver(suite: Suite, registry) -> bool:
 def build_cells(suite: Suite, registry, targets: dict) -> list:
     """Floor cells and reference ODE solutions first (every table needs them), then the solver cells.  A target's
     ``target_overrides`` (nfe, seeds, num_samples, solvers, tolerances, max_nfe) apply to its cells."""
-    cells: list = [FloorCell(t, seed, suite.for_target(t).num_samples)
-                   for t in suite.targets for seed in suite.for_target(t).seeds]
+    cells: list = [
+        FloorCell(t, seed, suite.for_target(t).num_samples) for t in suite.targets for seed in suite.for_target(t).seeds
+    ]
     whole, solver_cells = suite, []
     for tname in whole.targets:
         suite = whole.for_target(tname)
@@ -172,14 +178,32 @@ def build_cells(suite: Suite, registry, targets: dict) -> list:
         flow_tol = suite.flow_tolerance if has_flow_solver(suite, registry) and any(deterministic.values()) else None
         for sde in target_sdes(targets[tname], suite.sdes):
             if flow_tol is not None:
-                cells += [FlowRefCell(tname, sde, seed, suite.num_samples, suite.dtype, flow_tol) for seed in suite.seeds]
+                cells += [
+                    FlowRefCell(tname, sde, seed, suite.num_samples, suite.dtype, flow_tol) for seed in suite.seeds
+                ]
             for spec in specs:
                 adaptive = is_adaptive(registry, spec.name)
-                budgets = [(suite.max_nfe, tol) for tol in (spec.tolerances or suite.tolerances)] if adaptive \
+                budgets = (
+                    [(suite.max_nfe, tol) for tol in (spec.tolerances or suite.tolerances)]
+                    if adaptive
                     else [(n, None) for n in suite.nfe]
+                )
                 for nfe, tol in budgets:
                     for seed in suite.seeds:
-                        solver_cells.append(Cell(tname, sde, spec.name, spec.label, dict(spec.options), nfe, seed,
-                                                 suite.num_samples, suite.dtype, tol, adaptive,
-                                                 flow_tol=flow_tol if deterministic[spec.label] else None))
+                        solver_cells.append(
+                            Cell(
+                                tname,
+                                sde,
+                                spec.name,
+                                spec.label,
+                                dict(spec.options),
+                                nfe,
+                                seed,
+                                suite.num_samples,
+                                suite.dtype,
+                                tol,
+                                adaptive,
+                                flow_tol=flow_tol if deterministic[spec.label] else None,
+                            )
+                        )
     return cells + solver_cells

@@ -33,31 +33,41 @@ class BenchOutcome:
     cells: list = field(default_factory=list)
 
 
-def run_suite(suite: Suite, out: str | Path, registry=None, extra_targets: dict | None = None,
-              progress: bool = True, retry_failed: bool = False, make_plots: bool = True,
-              echo=print) -> BenchOutcome:
+def run_suite(
+    suite: Suite,
+    out: str | Path,
+    registry=None,
+    extra_targets: dict | None = None,
+    progress: bool = True,
+    retry_failed: bool = False,
+    make_plots: bool = True,
+    echo=print,
+) -> BenchOutcome:
     registry = registry or get_registry()
     out = Path(out)
-    targets = validate(suite, registry, extra_targets)          # every name and option, before any work
+    targets = validate(suite, registry, extra_targets)  # every name and option, before any work
     cells = build_cells(suite, registry, targets)
     if suite.flow_reference and not has_flow_solver(suite, registry):
-        echo(f"warning: no distance to a reference ODE solution: the solver {FLOW_SOLVER!r} is not registered "
-             "(pip install 'samplekit[ode]')")
-    rank, size = shards.world()                                  # (0, 1) unless under torchrun
+        echo(
+            f"warning: no distance to a reference ODE solution: the solver {FLOW_SOLVER!r} is not registered "
+            "(pip install 'samplekit[ode]')"
+        )
+    rank, size = shards.world()  # (0, 1) unless under torchrun
     store = ResultsStore(out / shards.shard_name(rank, size))
-    with OutputLock(out, rank) as lock:                          # a second live run on `out` stops here
+    with OutputLock(out, rank) as lock:  # a second live run on `out` stops here
         if lock.took_over is not None:
             echo(f"took over a stale lock of pid {lock.took_over} (that run is gone)")
-        others, problems = shards.load_merged(out, skip=store.path)   # corruption stops here, files untouched
+        others, problems = shards.load_merged(out, skip=store.path)  # corruption stops here, files untouched
         store.load()
-        for problem in problems + store.problems():              # a torn last line, incomplete records
+        for problem in problems + store.problems():  # a torn last line, incomplete records
             echo(f"warning: {problem}")
         with store:
             ctx = BenchContext(registry, targets, list(suite.metrics), suite.bootstrap, suite.primary_metric)
-            counts = run_cells(shards.deal(cells, rank, size), ctx, store, progress, retry_failed,
-                               done={**others, **store.records})
+            counts = run_cells(
+                shards.deal(cells, rank, size), ctx, store, progress, retry_failed, done={**others, **store.records}
+            )
     if size > 1:
-        shards.barrier()                                         # every rank's cells are on disk
+        shards.barrier()  # every rank's cells are on disk
         if rank != 0:
             return BenchOutcome(out, counts, "", [store.path], store.records, cells)
     records, _ = shards.load_merged(out)
@@ -68,9 +78,14 @@ def run_suite(suite: Suite, out: str | Path, registry=None, extra_targets: dict 
     files = [*shards.result_files(out), out / "table.md"]
     if make_plots:
         files += write_plots(suite, registry, targets, cells, records, metric_info, out, echo)
-    return BenchOutcome(out, counts, report.render(records, cells, suite, metric_info, primary_only=True,
-                                                   target_notes=notes),
-                        files, records, cells)
+    return BenchOutcome(
+        out,
+        counts,
+        report.render(records, cells, suite, metric_info, primary_only=True, target_notes=notes),
+        files,
+        records,
+        cells,
+    )
 
 
 def _families(cells: list, records: dict) -> dict:
@@ -98,15 +113,29 @@ def write_plots(suite, registry, targets, cells, records, metric_info, out: Path
     primary = suite.primary_metric
     recommended: dict = {}
     for (target, sde), rows in rows_by.items():
-        picks = report.recommend(rows, [lab for lab in labels if lab in rows], adaptive,
-                                 sorted(suite.for_target(target).nfe), primary)
+        picks = report.recommend(
+            rows, [lab for lab in labels if lab in rows], adaptive, sorted(suite.for_target(target).nfe), primary
+        )
         for p in picks:
             recommended.setdefault((target, sde), {}).setdefault(p.best, []).append(p.nfe)
     family = _families(solver_cells, records)
     shown = metric_info[primary].get("label", primary)
-    files = [plots.quality_figure(rows_by, floors, labels, adaptive, family, primary, shown, recommended,
-                                  out / name, order=list(suite.targets), x=x)
-             for name, x in (("quality_vs_nfe.png", "nfe"), ("quality_vs_time.png", "time"))]
+    files = [
+        plots.quality_figure(
+            rows_by,
+            floors,
+            labels,
+            adaptive,
+            family,
+            primary,
+            shown,
+            recommended,
+            out / name,
+            order=list(suite.targets),
+            x=x,
+        )
+        for name, x in (("quality_vs_nfe.png", "nfe"), ("quality_vs_time.png", "time"))
+    ]
     for name, target in targets.items():
         shape = tuple(target.shape)
         picked = {lab for (t, _), r in recommended.items() if t == name for lab in r}
@@ -139,8 +168,16 @@ def _redraw(c: Cell, target, registry, n: int) -> tuple[torch.Tensor, int]:
     model = target.model(getattr(target, "fixed_sde", None) or registry.create("sde", c.sde))
     solver = build_solver(registry.get("solver", c.solver).factory, c.solver, c.solver_options)
     x_T = prior_draw(model, c.num_samples, c.seed, getattr(torch, c.dtype))[:n] if c.flow_tol is not None else None
-    res = sample(model, solver=solver, nfe=c.nfe, num_samples=n, seed=c.seed, progress=False,
-                 dtype=getattr(torch, c.dtype), x_T=x_T)
+    res = sample(
+        model,
+        solver=solver,
+        nfe=c.nfe,
+        num_samples=n,
+        seed=c.seed,
+        progress=False,
+        dtype=getattr(torch, c.dtype),
+        x_T=x_T,
+    )
     return res.samples.double(), res.nfe
 
 
@@ -156,11 +193,14 @@ def scatter_2d(name, target, suite, registry, solver_cells, records, out: Path, 
         metric = "flow_error" if rec["metrics"].get("flow_error") is not None else suite.primary_metric
         value = rec["metrics"].get(metric)
         shown = "dist" if metric == "flow_error" else registry.get("metric", metric).info.get("label", metric)
-        panels[f"{'★ ' if label in picked else ''}{label} @{spent}" + (f"  {shown} {value:.3g}" if value is not None
-                                                                        else "")] = samples.numpy()
+        panels[
+            f"{'★ ' if label in picked else ''}{label} @{spent}"
+            + (f"  {shown} {value:.3g}" if value is not None else "")
+        ] = samples.numpy()
     lim = float(panels["exact reference"].__abs__().max()) * 1.15
-    return plots.sample_scatter(panels, out / f"{name}_samples.png",
-                                title=f"{name}: samples at NFE {nfe} (seed {seed}); ★ recommended", lim=lim)
+    return plots.sample_scatter(
+        panels, out / f"{name}_samples.png", title=f"{name}: samples at NFE {nfe} (seed {seed}); ★ recommended", lim=lim
+    )
 
 
 def images(name, target, suite, registry, solver_cells, records, out: Path, picked=frozenset(), n: int = 16) -> Path:
@@ -170,9 +210,10 @@ def images(name, target, suite, registry, solver_cells, records, out: Path, pick
     for label, c in chosen.items():
         try:
             samples, spent = _redraw(c, target, registry, n)
-        except Exception:          # a model bound to one input per sample (CFG labels): the whole cell's batch
+        except Exception:  # a model bound to one input per sample (CFG labels): the whole cell's batch
             samples, spent = _redraw(c, target, registry, c.num_samples)
             samples = samples[:n]
         panels[f"{'★ ' if label in picked else ''}{label} @{spent}"] = samples.numpy()
-    return plots.image_grid(panels, out / f"{name}_samples.png",
-                            title=f"{name}: samples at NFE {nfe} (seed {seed}); ★ recommended")
+    return plots.image_grid(
+        panels, out / f"{name}_samples.png", title=f"{name}: samples at NFE {nfe} (seed {seed}); ★ recommended"
+    )

@@ -27,7 +27,7 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:        # exists, owned by someone else
+    except PermissionError:  # exists, owned by someone else
         return True
     return True
 
@@ -46,9 +46,9 @@ class OutputLock:
     def __init__(self, out: str | Path, rank: int = 0) -> None:
         self.out = Path(out)
         self.path = self.out / (LOCK_NAME if rank == 0 else f"{LOCK_NAME}.rank{rank}")
-        self.took_over: int | None = None     # the dead PID whose stale lock was taken over
+        self.took_over: int | None = None  # the dead PID whose stale lock was taken over
 
-    def acquire(self) -> "OutputLock":
+    def acquire(self) -> OutputLock:
         self.out.mkdir(parents=True, exist_ok=True)
         me = f"{os.getpid()} {socket.gethostname()}"
         for _ in range(3):
@@ -63,8 +63,9 @@ class OutputLock:
                     raise BenchLockedError(
                         f"another `samplekit bench` (pid {pid}{'' if same_host else ' on ' + host}) is writing to "
                         f"{str(self.out)!r}; wait for it to finish or pass another --out (if that run is gone, "
-                        f"delete {str(self.path)!r})") from None
-                self.took_over = pid                   # stale: its process is dead
+                        f"delete {str(self.path)!r})"
+                    ) from None
+                self.took_over = pid  # stale: its process is dead
                 try:
                     self.path.unlink()
                 except FileNotFoundError:
@@ -83,7 +84,7 @@ class OutputLock:
             except FileNotFoundError:
                 pass
 
-    def __enter__(self) -> "OutputLock":
+    def __enter__(self) -> OutputLock:
         return self.acquire()
 
     def __exit__(self, *exc) -> None:

@@ -149,8 +149,12 @@ METRICS: dict[str, tuple[Callable[..., float], dict[str, Any]]] = {
     "energy": (energy_distance, {"lower_is_better": True, "label": "energy"}),
     "mean_error": (mean_error, {"lower_is_better": True, "label": "mean err"}),
     "cov_error": (covariance_error, {"lower_is_better": True, "label": "cov rel err"}),
-    "logp_gap": (log_density_gap, {"lower_is_better": True, "label": "logp gap", "needs_log_prob": True,
-                                   "interval": "per_sample_logp"}),
-    "mode_tv": (mode_weight_tv, {"lower_is_better": True, "label": "mode TV", "needs_mixture": True,
-                                 "interval": "bootstrap_mode_tv"}),
+    "logp_gap": (
+        log_density_gap,
+        {"lower_is_better": True, "label": "logp gap", "needs_log_prob": True, "interval": "per_sample_logp"},
+    ),
+    "mode_tv": (
+        mode_weight_tv,
+        {"lower_is_better": True, "label": "mode TV", "needs_mixture": True, "interval": "bootstrap_mode_tv"},
+    ),
 }

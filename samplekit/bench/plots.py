@@ -52,29 +52,65 @@ def _panel_points(entries: dict, value) -> list:
     return sorted(pts, key=lambda p: p[0])
 
 
-def quality_figure(rows_by: dict, floors: dict, labels: list[str], adaptive: set, family: dict, primary: str,
-                   primary_label: str, recommended: dict, path: str | Path, order: list[str] | None = None,
-                   x: str = "nfe") -> Path:
+def quality_figure(
+    rows_by: dict,
+    floors: dict,
+    labels: list[str],
+    adaptive: set,
+    family: dict,
+    primary: str,
+    primary_label: str,
+    recommended: dict,
+    path: str | Path,
+    order: list[str] | None = None,
+    x: str = "nfe",
+) -> Path:
     """Two rows of panels, one panel per target: the distance to the reference ODE solution of the
     deterministic solvers (top) and the headline metric relative to its noise floor for every solver
     (bottom; 1 = indistinguishable from exact samples), against NFE (``x="nfe"``) or the wall time of the
     cell's sampling run (``x="time"``).  ``recommended[(target, sde)]`` = {label: [budgets]}: drawn thick, starred."""
     plt = _pyplot()
     panels = sorted(rows_by, key=lambda k: ((order or []).index(k[0]) if k[0] in (order or []) else 99, k))
-    has_flow = any(e.metrics.get("flow_error") is not None for k in panels for r in rows_by[k].values()
-                   for e in r.values() if e.status == "ok")
+    has_flow = any(
+        e.metrics.get("flow_error") is not None
+        for k in panels
+        for r in rows_by[k].values()
+        for e in r.values()
+        if e.status == "ok"
+    )
     nrows = 2 if has_flow else 1
     ncols = max(1, len(panels))
     fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 3.9 * nrows), squeeze=False)
     look = styles(labels, family)
     for col, (target, sde) in enumerate(panels):
         floor = floors.get(target, {}).get(primary)
-        what = [("flow_error", lambda e: e.metrics.get("flow_error") if e.stochastic is False else None,
-                 "distance to ODE reference")] if has_flow else []
+        what = (
+            [
+                (
+                    "flow_error",
+                    lambda e: e.metrics.get("flow_error") if e.stochastic is False else None,
+                    "distance to ODE reference",
+                )
+            ]
+            if has_flow
+            else []
+        )
         # the lambdas are called within this iteration (the panel's rows below), so the late binding of floor is safe
-        what.append((primary, (lambda e: e.metrics.get(primary) / floor if e.metrics.get(primary) is not None  # noqa: B023
-                               else None) if floor and floor > 0 else (lambda e: e.metrics.get(primary)),
-                     f"{primary_label} / noise floor" if floor and floor > 0 else primary_label))
+        what.append(
+            (
+                primary,
+                (
+                    lambda e: (
+                        e.metrics.get(primary) / floor  # noqa: B023
+                        if e.metrics.get(primary) is not None
+                        else None
+                    )
+                )
+                if floor and floor > 0
+                else (lambda e: e.metrics.get(primary)),
+                f"{primary_label} / noise floor" if floor and floor > 0 else primary_label,
+            )
+        )
         picks = recommended.get((target, sde), {})
         for row, (metric, value, ylabel) in enumerate(what):
             ax = axes[row][col]
@@ -90,8 +126,18 @@ def quality_figure(rows_by: dict, floors: dict, labels: list[str], adaptive: set
                 if label in adaptive:
                     ax.plot(xs, ys, ls=":", marker=marker, ms=5, lw=1, color=colour, label=name, zorder=3)
                 else:
-                    ax.plot(xs, ys, ls=ls, marker=marker, ms=4 if not star else 6, lw=3.2 if star else 1.2,
-                            color=colour, label=name, zorder=4 if star else 2, alpha=1 if star else 0.85)
+                    ax.plot(
+                        xs,
+                        ys,
+                        ls=ls,
+                        marker=marker,
+                        ms=4 if not star else 6,
+                        lw=3.2 if star else 1.2,
+                        color=colour,
+                        label=name,
+                        zorder=4 if star else 2,
+                        alpha=1 if star else 0.85,
+                    )
                 for p, xv in zip(pts, xs):
                     if star and x == "nfe" and label not in adaptive and p[0] in picks[label]:
                         ax.scatter([xv], [p[1]], marker="*", s=160, color=colour, edgecolor="black", zorder=5)
@@ -122,8 +168,14 @@ def quality_figure(rows_by: dict, floors: dict, labels: list[str], adaptive: set
                 if base in members and n not in handles:
                     handles[n] = h
                     names.append(n)
-    fig.legend([handles[n] for n in names], names, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=7,
-               ncol=1 + len(names) // 45)
+    fig.legend(
+        [handles[n] for n in names],
+        names,
+        loc="center left",
+        bbox_to_anchor=(1.0, 0.5),
+        fontsize=7,
+        ncol=1 + len(names) // 45,
+    )
     fig.suptitle("★ recommended at a budget (thick line); 1 on the lower row = the noise floor", fontsize=9)
     fig.tight_layout()
     path = Path(path)
@@ -147,12 +199,12 @@ def image_grid(panels: dict, path: str | Path, title: str = "", per_row: int = 4
         canvas = np.ones((rows * (h + 1), per_row * (w + 1))) * 1.0
         for i in range(n):
             r, k = divmod(i, per_row)
-            canvas[r * (h + 1):r * (h + 1) + h, k * (w + 1):k * (w + 1) + w] = imgs[i].mean(0)
+            canvas[r * (h + 1) : r * (h + 1) + h, k * (w + 1) : k * (w + 1) + w] = imgs[i].mean(0)
         ax.imshow(canvas, cmap="gray", vmin=-1, vmax=1, interpolation="nearest")
         ax.set_title(name, fontsize=7)
         ax.set_xticks([])
         ax.set_yticks([])
-    for ax in list(axes.flat)[len(panels):]:
+    for ax in list(axes.flat)[len(panels) :]:
         ax.axis("off")
     if title:
         fig.suptitle(title, fontsize=10)
@@ -178,7 +230,7 @@ def sample_scatter(panels: dict, path: str | Path, title: str = "", lim: float |
             ax.set_ylim(-lim, lim)
         ax.set_xticks([])
         ax.set_yticks([])
-    for ax in list(axes.flat)[len(panels):]:
+    for ax in list(axes.flat)[len(panels) :]:
         ax.axis("off")
     if title:
         fig.suptitle(title)

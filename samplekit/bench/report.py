@@ -22,15 +22,15 @@ class Entry:
     """One (row, budget) over seeds: the mean of each metric if every seed finished ok, and the 95%
     intervals (``estimates``) where the records carry what they need (see samplekit.bench.stats)."""
 
-    status: str                     # ok | failed | skipped | missing
-    nfe: float | None = None        # mean real NFE
+    status: str  # ok | failed | skipped | missing
+    nfe: float | None = None  # mean real NFE
     metrics: dict = field(default_factory=dict)
     note: str = ""
     estimates: dict = field(default_factory=dict)
     stochastic: bool | None = None
     schedule: str | None = None
     seconds: float | None = None
-    paired: object = None           # per-sample distances to the reference ODE solution (numpy), seeds in order
+    paired: object = None  # per-sample distances to the reference ODE solution (numpy), seeds in order
 
 
 FLOW = "flow_error"
@@ -95,13 +95,20 @@ def _entry(recs: list) -> Entry:
     names = recs[0]["metrics"].keys()
     metrics = {m: _mean([r["metrics"].get(m) for r in recs]) for m in names}
     if FLOW in metrics and recs[0].get("stats", {}).get(FLOW):
-        metrics[FLOW] = stats.pool([r["stats"][FLOW] for r in recs])[0]      # pooled over all samples
+        metrics[FLOW] = stats.pool([r["stats"][FLOW] for r in recs])[0]  # pooled over all samples
     paired = None
     if all(isinstance(r.get("paired"), dict) and FLOW in r["paired"] and FLOW in r.get("stats", {}) for r in recs):
         paired = np.concatenate([stats.decode_per_sample(r["paired"][FLOW], r["stats"][FLOW][0]) for r in recs])
-    return Entry("ok", _mean([r["nfe_spent"] for r in recs]), metrics, estimates=_estimates(recs),
-                 stochastic=recs[0].get("stochastic"), schedule=recs[0].get("schedule"),
-                 seconds=_mean([r.get("seconds") for r in recs]), paired=paired)
+    return Entry(
+        "ok",
+        _mean([r["nfe_spent"] for r in recs]),
+        metrics,
+        estimates=_estimates(recs),
+        stochastic=recs[0].get("stochastic"),
+        schedule=recs[0].get("schedule"),
+        seconds=_mean([r.get("seconds") for r in recs]),
+        paired=paired,
+    )
 
 
 def rank_metric(e: Entry, primary: str) -> str:
@@ -133,8 +140,9 @@ def fmt_ci(e: stats.Estimate | None) -> str:
 
 def _pick(entries: dict, budget: int, metric_of) -> Entry | None:
     """The best adaptive entry whose real NFE fits the budget."""
-    fits = [e for e in entries.values() if e.status == "ok" and e.nfe <= budget
-            and e.metrics.get(metric_of(e)) is not None]
+    fits = [
+        e for e in entries.values() if e.status == "ok" and e.nfe <= budget and e.metrics.get(metric_of(e)) is not None
+    ]
     return min(fits, key=lambda e: e.metrics[metric_of(e)]) if fits else None
 
 
@@ -175,18 +183,21 @@ def groups_of(entries: list[tuple[str, Entry]], metric: str) -> list[list[str]]:
     """Tie groups at one budget: paired per-sample differences for the distance to the reference ODE
     solution, overlapping intervals otherwise."""
     if metric == FLOW:
-        return stats.paired_tie_groups([(lab, estimate(e, metric), e.paired) for lab, e in entries
-                                        if estimate(e, metric) is not None])
+        return stats.paired_tie_groups(
+            [(lab, estimate(e, metric), e.paired) for lab, e in entries if estimate(e, metric) is not None]
+        )
     return stats.tie_groups([(lab, estimate(e, metric)) for lab, e in entries if estimate(e, metric) is not None])
 
 
-def ranked_table(rows: dict, labels: list[str], adaptive: set, nfe: list[int], metric: str, plugins: dict,
-                 floor: float | None = None) -> list[str]:
+def ranked_table(
+    rows: dict, labels: list[str], adaptive: set, nfe: list[int], metric: str, plugins: dict, floor: float | None = None
+) -> list[str]:
     """Solver x NFE: value ±95% half-width and (rank of its tie group); rank 1 in bold."""
     header = ["solver", "plugin", *[f"NFE {n}" for n in nfe]]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    grid = [(label, [column_entries(rows.get(label, {}), label in adaptive, n, metric) for n in nfe])
-            for label in labels]
+    grid = [
+        (label, [column_entries(rows.get(label, {}), label in adaptive, n, metric) for n in nfe]) for label in labels
+    ]
     texts = {label: [] for label in labels}
     for j in range(len(nfe)):
         items = [(label, estimate(es[j], metric)) for label, es in grid]
@@ -199,19 +210,32 @@ def ranked_table(rows: dict, labels: list[str], adaptive: set, nfe: list[int], m
             t = fmt_ci(est) + (f" @{e.nfe:.0f}" if label in adaptive else "") + f" ({r[label]})"
             texts[label].append(f"**{t}**" if r[label] == 1 else t)
     for label in labels:
-        lines.append(f"| {label}{' (adaptive)' if label in adaptive else ''} | {plugins.get(label) or ''} | "
-                     + " | ".join(texts[label]) + " |")
+        lines.append(
+            f"| {label}{' (adaptive)' if label in adaptive else ''} | {plugins.get(label) or ''} | "
+            + " | ".join(texts[label])
+            + " |"
+        )
     if floor is not None:
         lines.append("| *noise floor* | | " + " | ".join([f"*{fmt(floor)}*"] * len(nfe)) + " |")
     return lines
 
 
-def metrics_table(rows: dict, floor: dict, labels: list[str], adaptive: set, budget: int, metrics: list[str],
-                  primary: str, labels_of: dict) -> list[str]:
+def metrics_table(
+    rows: dict,
+    floor: dict,
+    labels: list[str],
+    adaptive: set,
+    budget: int,
+    metrics: list[str],
+    primary: str,
+    labels_of: dict,
+) -> list[str]:
     header = ["solver", *[labels_of.get(m, m) for m in metrics]]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    grid = [(label, column_entries(rows.get(label, {}), label in adaptive, budget,
-                                   lambda e: rank_metric(e, primary))) for label in labels]
+    grid = [
+        (label, column_entries(rows.get(label, {}), label in adaptive, budget, lambda e: rank_metric(e, primary)))
+        for label in labels
+    ]
     body = [[fmt_ci(estimate(e, m)) if e.status == "ok" else _status_text(e) for m in metrics] for _, e in grid]
     for j, m in enumerate(metrics):
         col = [e.metrics.get(m) if e.status == "ok" else None for _, e in grid]
@@ -244,7 +268,7 @@ class Pick:
     best: str
     metric: str
     estimate: stats.Estimate
-    tied: list                     # [(label, Estimate)]
+    tied: list  # [(label, Estimate)]
     grid: str
     why: str
 
@@ -261,8 +285,10 @@ def recommend(rows: dict, labels: list[str], adaptive: set, nfe: list[int], prim
     lies wholly below the deterministic one's (else the deterministic one, whose error is pathwise)."""
     picks = []
     for n in nfe:
-        ents = {lab: column_entries(rows.get(lab, {}), lab in adaptive, n, lambda e: rank_metric(e, primary))
-                for lab in labels}
+        ents = {
+            lab: column_entries(rows.get(lab, {}), lab in adaptive, n, lambda e: rank_metric(e, primary))
+            for lab in labels
+        }
         ok = {lab: e for lab, e in ents.items() if e.status == "ok"}
         det = [(lab, e) for lab, e in ok.items() if rank_metric(e, primary) == FLOW]
         other = [(lab, e) for lab, e in ok.items() if rank_metric(e, primary) != FLOW and estimate(e, primary)]
@@ -277,8 +303,9 @@ def recommend(rows: dict, labels: list[str], adaptive: set, nfe: list[int], prim
             best_o = est[group[0]]
             det_primary = estimate(ok[choice[0]], primary) if choice else None
             if choice is None or (det_primary is not None and best_o.hi < det_primary.lo):
-                why = f"lowest {primary}" + (f", below the best deterministic solver's ({fmt_ci(det_primary)})"
-                                             if choice else "")
+                why = f"lowest {primary}" + (
+                    f", below the best deterministic solver's ({fmt_ci(det_primary)})" if choice else ""
+                )
                 choice = (group[0], primary, [(g, est[g]) for g in group[1:]], why)
         if choice is None:
             continue
@@ -292,8 +319,10 @@ def recommended_lines(picks: list[Pick], labels_of: dict) -> list[str]:
     for p in picks:
         shown = labels_of.get(p.metric, p.metric)
         tied = ", ".join(f"{lab} ({fmt_ci(e)})" for lab, e in p.tied) or "none"
-        lines.append(f"| {p.nfe} | **{p.best}** | {p.grid} | {shown} {fmt_ci(p.estimate)} "
-                     f"[{p.estimate.lo:.3g}, {p.estimate.hi:.3g}] | {tied} |")
+        lines.append(
+            f"| {p.nfe} | **{p.best}** | {p.grid} | {shown} {fmt_ci(p.estimate)} "
+            f"[{p.estimate.lo:.3g}, {p.estimate.hi:.3g}] | {tied} |"
+        )
     return lines
 
 
@@ -311,31 +340,43 @@ def resolution(rows: dict, labels: list[str], adaptive: set, nfe: list[int]) -> 
         groups = groups_of(items, FLOW)
         ests = sorted((estimate(e, FLOW).value, e) for _, e in items)
         # the smallest gap between neighbours in the ranking that the paired test resolves, relative
-        gaps = [(b[0] - a[0]) / b[0] for a, b in zip(ests, ests[1:]) if b[0] > 0 and a[1].paired is not None
-                and b[1].paired is not None and a[1].paired.shape == b[1].paired.shape
-                and stats.paired_difference(b[1].paired, a[1].paired).lo > 0]
-        rel = statistics.median(estimate(e, FLOW).half_width / estimate(e, FLOW).value for _, e in items
-                                if estimate(e, FLOW).value > 0)
-        out.append(f"NFE {n}: {len(items)} deterministic solvers in {len(groups)} tie groups "
-                   f"(paired per-sample differences); each value's 95% half-width is {100 * rel:.2g}% of it (median)"
-                   + (f", and neighbours {100 * min(gaps):.2g}% apart are resolved" if gaps else ""))
+        gaps = [
+            (b[0] - a[0]) / b[0]
+            for a, b in zip(ests, ests[1:])
+            if b[0] > 0
+            and a[1].paired is not None
+            and b[1].paired is not None
+            and a[1].paired.shape == b[1].paired.shape
+            and stats.paired_difference(b[1].paired, a[1].paired).lo > 0
+        ]
+        rel = statistics.median(
+            estimate(e, FLOW).half_width / estimate(e, FLOW).value for _, e in items if estimate(e, FLOW).value > 0
+        )
+        out.append(
+            f"NFE {n}: {len(items)} deterministic solvers in {len(groups)} tie groups "
+            f"(paired per-sample differences); each value's 95% half-width is {100 * rel:.2g}% of it (median)"
+            + (f", and neighbours {100 * min(gaps):.2g}% apart are resolved" if gaps else "")
+        )
     return out
 
 
-INTRO = ("Deterministic solvers are ranked by their **distance to the reference ODE solution**: the RMS "
-         "per-coordinate distance |x - x_ref| / sqrt(d) of each sample to an `ode_dopri5` solve of the same "
-         "probability-flow ODE from the same x_T at a tight tolerance (its own NFE given per target), averaged "
-         "over samples and seeds with a 95% t interval. On exact targets x_ref is the exact flow, so this is the "
-         "pathwise error. On a trained model it is **the solver's error, not the model's**: how far the solver "
-         "is from what the same network's ODE gives. Stochastic solvers are ranked by the headline metric, "
-         "with a bootstrap interval over samples and seeds. `(k)` is the rank of the group of solvers tied "
-         "within noise with the group's best (for the distance to the ODE reference: the 95% interval of the paired "
-         "per-sample difference reaches zero, the samples starting from the same x_T; otherwise: overlapping 95% "
-         "intervals); rank 1 in bold.")
+INTRO = (
+    "Deterministic solvers are ranked by their **distance to the reference ODE solution**: the RMS "
+    "per-coordinate distance |x - x_ref| / sqrt(d) of each sample to an `ode_dopri5` solve of the same "
+    "probability-flow ODE from the same x_T at a tight tolerance (its own NFE given per target), averaged "
+    "over samples and seeds with a 95% t interval. On exact targets x_ref is the exact flow, so this is the "
+    "pathwise error. On a trained model it is **the solver's error, not the model's**: how far the solver "
+    "is from what the same network's ODE gives. Stochastic solvers are ranked by the headline metric, "
+    "with a bootstrap interval over samples and seeds. `(k)` is the rank of the group of solvers tied "
+    "within noise with the group's best (for the distance to the ODE reference: the 95% interval of the paired "
+    "per-sample difference reaches zero, the samples starting from the same x_T; otherwise: overlapping 95% "
+    "intervals); rank 1 in bold."
+)
 
 
-def render(records: dict, cells: list, suite, metric_info: dict, primary_only: bool = False,
-           target_notes: dict | None = None) -> str:
+def render(
+    records: dict, cells: list, suite, metric_info: dict, primary_only: bool = False, target_notes: dict | None = None
+) -> str:
     """The whole report as markdown (``primary_only``: the ranked tables and recommendations, for the terminal)."""
     rows_by, floors = aggregate(records, cells)
     refs = flow_references(records, cells)
@@ -348,14 +389,18 @@ def render(records: dict, cells: list, suite, metric_info: dict, primary_only: b
     labels_of = {m: metric_info.get(m, {}).get("label", m) for m in suite.metrics}
     labels_of[FLOW] = "dist. to ODE ref"
     shown = info.get("label", primary)
-    out = [f"# Benchmark `{suite.name}`", "",
-           f"{suite.num_samples} samples per cell ({suite.dtype}), seeds {list(suite.seeds)}. " + INTRO,
-           f"The headline metric is {shown} ({'lower' if info.get('lower_is_better', True) else 'higher'} is "
-           f"better); its noise floor is the same metric between two independent reference sets of that size. "
-           f"Adaptive solvers show their best tolerance whose real NFE fits the column, as `@NFE` "
-           f"(`–`: every tolerance needs more).", ""]
+    out = [
+        f"# Benchmark `{suite.name}`",
+        "",
+        f"{suite.num_samples} samples per cell ({suite.dtype}), seeds {list(suite.seeds)}. " + INTRO,
+        f"The headline metric is {shown} ({'lower' if info.get('lower_is_better', True) else 'higher'} is "
+        f"better); its noise floor is the same metric between two independent reference sets of that size. "
+        f"Adaptive solvers show their best tolerance whose real NFE fits the column, as `@NFE` "
+        f"(`–`: every tolerance needs more).",
+        "",
+    ]
     all_picks = {}
-    for (target, sde) in sorted(rows_by, key=lambda k: (suite.targets.index(k[0]), k[1])):
+    for target, sde in sorted(rows_by, key=lambda k: (suite.targets.index(k[0]), k[1])):
         rows, floor = rows_by[(target, sde)], floors.get(target, {})
         own = suite.for_target(target) if hasattr(suite, "for_target") else suite
         nfe = sorted(own.nfe)
@@ -363,15 +408,20 @@ def render(records: dict, cells: list, suite, metric_info: dict, primary_only: b
         if target_notes and target_notes.get(target):
             out += [target_notes[target], ""]
         if own is not suite:
-            out += [f"(target overrides: {own.num_samples} samples per cell, seeds {list(own.seeds)}, "
-                    f"NFE {nfe})", ""]
+            out += [f"(target overrides: {own.num_samples} samples per cell, seeds {list(own.seeds)}, NFE {nfe})", ""]
         labels = [lab for lab in all_labels if own is suite or lab in rows]
-        det_labels = [lab for lab in labels if any(e.stochastic is False and FLOW in e.metrics
-                                                   for e in rows.get(lab, {}).values())]
+        det_labels = [
+            lab
+            for lab in labels
+            if any(e.stochastic is False and FLOW in e.metrics for e in rows.get(lab, {}).values())
+        ]
         if det_labels and (target, sde) in refs:
             ref_nfe, ref_dtype, ref_tol = refs[(target, sde)]
-            out += [f"Deterministic solvers: distance to the reference ODE solution (ode_dopri5, rtol = atol = "
-                    f"{ref_tol:g}, {ref_dtype}, {ref_nfe:.0f} NFE per solve), 95% interval, (rank):", ""]
+            out += [
+                f"Deterministic solvers: distance to the reference ODE solution (ode_dopri5, rtol = atol = "
+                f"{ref_tol:g}, {ref_dtype}, {ref_nfe:.0f} NFE per solve), 95% interval, (rank):",
+                "",
+            ]
             out += ranked_table(rows, det_labels, adaptive, nfe, FLOW, plugins)
             out += [""]
         out += [f"All solvers: {shown} to the reference samples, 95% interval, (rank):", ""]
@@ -385,19 +435,28 @@ def render(records: dict, cells: list, suite, metric_info: dict, primary_only: b
             out += ["", "Resolution: " + "; ".join(res) + "."]
         if not primary_only:
             metrics = list(suite.metrics) + ([FLOW] if det_labels else [])
-            out += ["", f"All metrics at NFE {nfe[-1]} (95% intervals where available; adaptive: best tolerance "
-                        f"within it):", ""]
+            out += [
+                "",
+                f"All metrics at NFE {nfe[-1]} (95% intervals where available; adaptive: best tolerance within it):",
+                "",
+            ]
             out += metrics_table(rows, floor, labels, adaptive, nfe[-1], metrics, primary, labels_of)
             extra = notes(rows, labels)
             if extra:
                 out += ["", "Skipped and failed cells:", "", *extra]
         out.append("")
-    out += ["## Recommended", "", "| target | NFE | solver | grid | error (95% CI) | tied within noise |",
-            "|---|---|---|---|---|---|"]
+    out += [
+        "## Recommended",
+        "",
+        "| target | NFE | solver | grid | error (95% CI) | tied within noise |",
+        "|---|---|---|---|---|---|",
+    ]
     for (target, sde), picks in all_picks.items():
         for p in picks:
             tied = ", ".join(lab for lab, _ in p.tied) or "none"
-            out.append(f"| {target} ({sde}) | {p.nfe} | **{p.best}** | {p.grid} | "
-                       f"{labels_of.get(p.metric, p.metric)} {fmt_ci(p.estimate)} | {tied} |")
+            out.append(
+                f"| {target} ({sde}) | {p.nfe} | **{p.best}** | {p.grid} | "
+                f"{labels_of.get(p.metric, p.metric)} {fmt_ci(p.estimate)} | {tied} |"
+            )
     out.append("")
     return "\n".join(out)

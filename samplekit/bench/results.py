@@ -14,9 +14,29 @@ from pathlib import Path
 from samplekit.bench.shards import load_merged, result_files
 from samplekit.bench.store import ResultsStore
 
-FIELDS = ("kind", "target", "sde", "solver", "label", "nfe", "tol", "seed", "num_samples", "dtype", "status",
-          "nfe_spent", "seconds", "wall_seconds", "plugin", "stochastic", "schedule", "adaptive", "flow_tol",
-          "error", "reason")
+FIELDS = (
+    "kind",
+    "target",
+    "sde",
+    "solver",
+    "label",
+    "nfe",
+    "tol",
+    "seed",
+    "num_samples",
+    "dtype",
+    "status",
+    "nfe_spent",
+    "seconds",
+    "wall_seconds",
+    "plugin",
+    "stochastic",
+    "schedule",
+    "adaptive",
+    "flow_tol",
+    "error",
+    "reason",
+)
 
 
 def _flat(record: dict) -> dict:
@@ -43,7 +63,7 @@ def load_results(out: str | Path):
     if path.is_dir():
         if not result_files(path):
             raise FileNotFoundError(f"no benchmark results in {str(path)!r}; pass the --out directory of a run")
-        records, problems = load_merged(path)          # results.jsonl and every rank's shard
+        records, problems = load_merged(path)  # results.jsonl and every rank's shard
     elif path.is_file():
         store = ResultsStore(path)
         records, problems = store.load(), None

@@ -26,14 +26,15 @@ from samplekit.sampling import sample
 from samplekit.solver import SolverError, build_solver
 
 FLOOR_REPEAT_STRIDE = 1000  # the floor's k-th independent set is drawn with seed + 1000 k
-EXPECTED_LOGP_SAMPLES, EXPECTED_LOGP_SEED = 100_000, 987_654   # E_p log p of an exact target
+EXPECTED_LOGP_SAMPLES, EXPECTED_LOGP_SEED = 100_000, 987_654  # E_p log p of an exact target
 
 
 class BenchContext:
     """Built things shared by cells: targets, SDEs, models, reference sets, metrics (all cached)."""
 
-    def __init__(self, registry, targets: dict, metrics: list[str], bootstrap: int = 25,
-                 primary: str | None = None) -> None:
+    def __init__(
+        self, registry, targets: dict, metrics: list[str], bootstrap: int = 25, primary: str | None = None
+    ) -> None:
         self.registry, self.targets = registry, targets
         self.metrics = {m: registry.get("metric", m) for m in metrics}
         self.bootstrap = bootstrap
@@ -45,8 +46,14 @@ class BenchContext:
 
     def flow(self, cell) -> dict:
         """The reference ODE solution for (target, sde, seed, n, dtype, tol), computed once per run."""
-        key = (cell.target, cell.sde, cell.seed, cell.num_samples, cell.dtype, cell.flow_tol if isinstance(cell, Cell)
-               else cell.tol)
+        key = (
+            cell.target,
+            cell.sde,
+            cell.seed,
+            cell.num_samples,
+            cell.dtype,
+            cell.flow_tol if isinstance(cell, Cell) else cell.tol,
+        )
         if key not in self._flows:
             model = self.model(cell.target, cell.sde)
             x_T = prior_draw(model, cell.num_samples, cell.seed, getattr(torch, cell.dtype))
@@ -89,7 +96,7 @@ class BenchContext:
         expected = self.expected_logp(target_name)
         for name, info in self.metrics.items():
             kwargs: dict[str, Any] = {}
-            shape = info.info.get("sample_shape")   # a metric for one kind of data (e.g. 8x8 digits)
+            shape = info.info.get("sample_shape")  # a metric for one kind of data (e.g. 8x8 digits)
             if shape is not None and tuple(shape) != tuple(samples.shape[1:]):
                 values[name] = None
                 continue
@@ -124,13 +131,18 @@ class BenchContext:
         elif kind == "bootstrap_mode_tv":
             r = kwargs["mixture"].responsibilities(samples.flatten(1).double())
             w = kwargs["mixture"].weights.double()
-            extra["se"][name] = bootstrap_se(lambda ix, iy: 0.5 * (r[ix].mean(0) - w).abs().sum(), r.shape[0], 1,
-                                             self.bootstrap)
+            extra["se"][name] = bootstrap_se(
+                lambda ix, iy: 0.5 * (r[ix].mean(0) - w).abs().sum(), r.shape[0], 1, self.bootstrap
+            )
         elif kind == "per_sample_logp":
             extra["stats"]["logp"] = per_sample(kwargs["log_prob"](samples.flatten(1).double()))
-        elif name == self.primary:   # the headline always gets an interval: bootstrap the metric itself
-            extra["se"][name] = bootstrap_se(lambda ix, iy: info.factory(samples[ix], reference[iy], **kwargs),
-                                             samples.shape[0], reference.shape[0], self.bootstrap)
+        elif name == self.primary:  # the headline always gets an interval: bootstrap the metric itself
+            extra["se"][name] = bootstrap_se(
+                lambda ix, iy: info.factory(samples[ix], reference[iy], **kwargs),
+                samples.shape[0],
+                reference.shape[0],
+                self.bootstrap,
+            )
 
 
 def run_floor(cell: FloorCell, ctx: BenchContext) -> dict:
@@ -151,8 +163,14 @@ def run_flow_ref(cell: FlowRefCell, ctx: BenchContext) -> dict:
         ref = ctx.flow(cell)
     except Exception as exc:
         return {"status": "failed", "error": _error(exc)}
-    return {"status": "ok", "metrics": {}, "nfe_spent": ref["nfe_spent"], "seconds": ref["seconds"],
-            "ref_dtype": ref["dtype"], "solver": FLOW_SOLVER}
+    return {
+        "status": "ok",
+        "metrics": {},
+        "nfe_spent": ref["nfe_spent"],
+        "seconds": ref["seconds"],
+        "ref_dtype": ref["dtype"],
+        "solver": FLOW_SOLVER,
+    }
 
 
 def _mean_or_none(values: list) -> float | None:
@@ -183,12 +201,24 @@ def run_cell(cell: Cell, ctx: BenchContext) -> dict:
     try:
         # deterministic solvers start from the reference solution's x_T (the same draw sample() makes)
         x_T = prior_draw(model, cell.num_samples, cell.seed, dtype) if cell.flow_tol is not None else None
-        res = sample(model, solver=solver, nfe=cell.nfe, num_samples=cell.num_samples, seed=cell.seed,
-                     progress=False, dtype=dtype, x_T=x_T)
+        res = sample(
+            model,
+            solver=solver,
+            nfe=cell.nfe,
+            num_samples=cell.num_samples,
+            seed=cell.seed,
+            progress=False,
+            dtype=dtype,
+            x_T=x_T,
+        )
     except Exception as exc:
         return {"status": "failed", "error": _error(exc)}
-    out = {"nfe_spent": int(res.nfe), "seconds": round(res.seconds, 4), "stochastic": stochastic,
-           "schedule": None if solver.capabilities().adaptive else getattr(solver, "schedule", None)}
+    out = {
+        "nfe_spent": int(res.nfe),
+        "seconds": round(res.seconds, 4),
+        "stochastic": stochastic,
+        "schedule": None if solver.capabilities().adaptive else getattr(solver, "schedule", None),
+    }
     if not torch.isfinite(res.samples).all():
         return {"status": "failed", "error": "the samples hold NaN/Inf", **out}
     if not solver.capabilities().adaptive and res.nfe > cell.nfe:
@@ -213,8 +243,14 @@ def plugin_of(registry, cell) -> str | None:
     return registry.get("solver", cell.solver).plugin if isinstance(cell, Cell) else None
 
 
-def run_cells(cells: list, ctx: BenchContext, store: ResultsStore, progress: bool = True,
-              retry_failed: bool = False, done: dict | None = None) -> dict:
+def run_cells(
+    cells: list,
+    ctx: BenchContext,
+    store: ResultsStore,
+    progress: bool = True,
+    retry_failed: bool = False,
+    done: dict | None = None,
+) -> dict:
     """Run the cells not yet done (in ``done``, default the store's records); return counts of this call."""
     done = store.records if done is None else done
     todo = [c for c in cells if c.key not in done or (retry_failed and done[c.key].get("status") == "failed")]
@@ -224,11 +260,21 @@ def run_cells(cells: list, ctx: BenchContext, store: ResultsStore, progress: boo
         for cell in todo:
             bar.set_postfix_str(_describe(cell), refresh=False)
             start = time.perf_counter()
-            run = run_floor if isinstance(cell, FloorCell) else run_flow_ref if isinstance(cell, FlowRefCell) \
+            run = (
+                run_floor
+                if isinstance(cell, FloorCell)
+                else run_flow_ref
+                if isinstance(cell, FlowRefCell)
                 else run_cell
+            )
             result = run(cell, ctx)
-            record = {"key": cell.key, **_fields(cell), "plugin": plugin_of(ctx.registry, cell), **result,
-                      "wall_seconds": round(time.perf_counter() - start, 4)}
+            record = {
+                "key": cell.key,
+                **_fields(cell),
+                "plugin": plugin_of(ctx.registry, cell),
+                **result,
+                "wall_seconds": round(time.perf_counter() - start, 4),
+            }
             store.append(record)
             counts[record["status"]] += 1
             bar.update(1)

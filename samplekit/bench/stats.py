@@ -80,9 +80,13 @@ def bootstrap_se(statistic, n: int, m: int, reps: int = 50, seed: int = 0) -> fl
     """Standard deviation of ``statistic(ix, iy)`` over ``reps`` resamplings with replacement of the
     n generated and m reference indices (fixed seed: the same resamples on every rerun)."""
     g = torch.Generator().manual_seed(seed)
-    values = torch.tensor([float(statistic(torch.randint(0, n, (n,), generator=g),
-                                           torch.randint(0, m, (m,), generator=g))) for _ in range(reps)],
-                          dtype=torch.float64)
+    values = torch.tensor(
+        [
+            float(statistic(torch.randint(0, n, (n,), generator=g), torch.randint(0, m, (m,), generator=g)))
+            for _ in range(reps)
+        ],
+        dtype=torch.float64,
+    )
     return float(values.std())
 
 

@@ -46,8 +46,8 @@ class ResultsStore:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.records: dict[str, dict] = {}
-        self.invalid: list[tuple[int, str]] = []      # (line number, what is missing)
-        self.torn: str | None = None                  # the warning about a dropped last line
+        self.invalid: list[tuple[int, str]] = []  # (line number, what is missing)
+        self.torn: str | None = None  # the warning about a dropped last line
         self._good_bytes: int | None = None
         self._fh: BinaryIO | None = None
 
@@ -59,7 +59,7 @@ class ResultsStore:
         with self.path.open("rb") as fh:
             data = fh.read()
         lines = data.split(b"\n")
-        tail = lines.pop()                             # b"" when the file ends with a newline
+        tail = lines.pop()  # b"" when the file ends with a newline
         for number, raw in enumerate(lines, start=1):
             parsed = self._parse(number, raw, last=False)  # only a torn last line parses to None
             if parsed is not None:
@@ -69,9 +69,11 @@ class ResultsStore:
             record = self._parse(number, tail, last=True)
             if record is None:
                 self._good_bytes = len(data) - len(tail)
-                self.torn = (f"results file {str(self.path)!r}: its last line {number} is cut short (the cell "
-                             f"that was running when the process died); dropped, that cell runs again")
-            else:                                      # a whole record that only lacks its newline
+                self.torn = (
+                    f"results file {str(self.path)!r}: its last line {number} is cut short (the cell "
+                    f"that was running when the process died); dropped, that cell runs again"
+                )
+            else:  # a whole record that only lacks its newline
                 self._good_bytes = -1
                 self._take(number, record)
         return self.records
@@ -93,19 +95,23 @@ class ResultsStore:
         missing = missing_fields(record)
         if missing:
             self.invalid.append((number, ", ".join(missing)))
-            self.records.pop(record["key"], None)      # an incomplete later record undoes an earlier one
+            self.records.pop(record["key"], None)  # an incomplete later record undoes an earlier one
         else:
             self.records[record["key"]] = record
 
     def _bad(self, number: int, why: str) -> str:
-        return (f"results file {str(self.path)!r} line {number} is corrupt: {why}. It was left untouched; "
-                "move it away (or fix that line) to start afresh, or pass another --out")
+        return (
+            f"results file {str(self.path)!r} line {number} is corrupt: {why}. It was left untouched; "
+            "move it away (or fix that line) to start afresh, or pass another --out"
+        )
 
     def problems(self) -> list[str]:
         """Human-readable notes on what ``load`` dropped (a torn last line, incomplete records)."""
         notes = [self.torn] if self.torn else []
-        notes += [f"results file {str(self.path)!r} line {n}: record lacks {what}; ignored, its cell runs again"
-                  for n, what in self.invalid]
+        notes += [
+            f"results file {str(self.path)!r} line {n}: record lacks {what}; ignored, its cell runs again"
+            for n, what in self.invalid
+        ]
         return notes
 
     def repair(self) -> None:
@@ -136,7 +142,7 @@ class ResultsStore:
             self._fh.close()
             self._fh = None
 
-    def __enter__(self) -> "ResultsStore":
+    def __enter__(self) -> ResultsStore:
         return self
 
     def __exit__(self, *exc) -> None:

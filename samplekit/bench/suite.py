@@ -1,32 +1,32 @@
 """Benchmark suites: TOML files a user can copy and edit.
 
-    name = "default"
-    targets = ["ring2d", "gmm16_full"]      # registered targets (samplekit list target)
-    sdes = ["vp"]                           # targets with a fixed SDE (trained models) use their own
-    nfe = [5, 10, 20, 50]                   # budgets of the fixed-step solvers
-    seeds = [0, 1]
-    num_samples = 2000                      # generated samples per cell = reference samples
-    metrics = ["sliced_w2", "mmd", ...]     # registered metrics; the first is the headline unless
-    primary_metric = "sliced_w2"            #   primary_metric says otherwise
-    tolerances = [1e-2, 1e-3, 1e-4]         # adaptive solvers: rtol = atol swept over these
-    max_nfe = 2000                          # adaptive solvers: the cap on their spending
-    solvers = "all"                         # every registered solver, or a list of tables:
-    flow_reference = true                   # deterministic solvers: RMS distance per sample to an
-    flow_tolerance = 1e-7                   #   ode_dopri5 solve (this rtol = atol) from the same x_T
-    reference_sde_solver = "euler_maruyama" # a --model without --reference: its reference samples come
-    reference_sde_nfe = 1000                #   from this SDE solver at this many steps
-    bootstrap = 25                          # resamples per cell for the SW2 / mode-TV intervals
+name = "default"
+targets = ["ring2d", "gmm16_full"]      # registered targets (samplekit list target)
+sdes = ["vp"]                           # targets with a fixed SDE (trained models) use their own
+nfe = [5, 10, 20, 50]                   # budgets of the fixed-step solvers
+seeds = [0, 1]
+num_samples = 2000                      # generated samples per cell = reference samples
+metrics = ["sliced_w2", "mmd", ...]     # registered metrics; the first is the headline unless
+primary_metric = "sliced_w2"            #   primary_metric says otherwise
+tolerances = [1e-2, 1e-3, 1e-4]         # adaptive solvers: rtol = atol swept over these
+max_nfe = 2000                          # adaptive solvers: the cap on their spending
+solvers = "all"                         # every registered solver, or a list of tables:
+flow_reference = true                   # deterministic solvers: RMS distance per sample to an
+flow_tolerance = 1e-7                   #   ode_dopri5 solve (this rtol = atol) from the same x_T
+reference_sde_solver = "euler_maruyama" # a --model without --reference: its reference samples come
+reference_sde_nfe = 1000                #   from this SDE solver at this many steps
+bootstrap = 25                          # resamples per cell for the SW2 / mode-TV intervals
 
-    [[solvers]]
-    name = "ddim"
-    options = { eta = 0.0 }                 # keyword options of the solver
-    label = "ddim"                          # optional: the row name in the table
+[[solvers]]
+name = "ddim"
+options = { eta = 0.0 }                 # keyword options of the solver
+label = "ddim"                          # optional: the row name in the table
 
-    [target_overrides.digits_unet]          # optional, per target: nfe, seeds, num_samples, solvers,
-    nfe = [10, 20]                          #   tolerances, max_nfe, flow_tolerance, reference_sde_nfe
-                                            #   replace the suite's for that target
-    solvers = ["euler_maruyama"]            #   (e.g. to keep an expensive network cheap); a command-line
-                                            #   override of the same key replaces them too
+[target_overrides.digits_unet]          # optional, per target: nfe, seeds, num_samples, solvers,
+nfe = [10, 20]                          #   tolerances, max_nfe, flow_tolerance, reference_sde_nfe
+                                        #   replace the suite's for that target
+solvers = ["euler_maruyama"]            #   (e.g. to keep an expensive network cheap); a command-line
+                                        #   override of the same key replaces them too
 """
 
 from __future__ import annotations
@@ -97,16 +97,17 @@ class Suite:
             object.__setattr__(self, "scatter_nfe", sorted(self.nfe)[min(1, len(self.nfe) - 1)])
         check_suite(self)
 
-    def replace(self, **changes) -> "Suite":
+    def replace(self, **changes) -> Suite:
         changes = {k: v for k, v in changes.items() if v is not None}
         if "metrics" in changes and "primary_metric" not in changes:
-            changes["primary_metric"] = ""             # the first of the new metrics is the headline
-        if "target_overrides" not in changes:          # a key set here replaces the per-target ones too
-            changes["target_overrides"] = {t: {k: v for k, v in o.items() if k not in changes}
-                                           for t, o in self.target_overrides.items()}
+            changes["primary_metric"] = ""  # the first of the new metrics is the headline
+        if "target_overrides" not in changes:  # a key set here replaces the per-target ones too
+            changes["target_overrides"] = {
+                t: {k: v for k, v in o.items() if k not in changes} for t, o in self.target_overrides.items()
+            }
         return dataclasses.replace(self, **changes)
 
-    def for_target(self, target: str) -> "Suite":
+    def for_target(self, target: str) -> Suite:
         """This suite with the target's ``target_overrides`` applied (itself if it has none)."""
         override = self.target_overrides.get(target)
         if not override:
@@ -116,14 +117,23 @@ class Suite:
 
 KEYS = {f.name for f in dataclasses.fields(Suite)} - {"path"}
 SOLVER_KEYS = {"name", "options", "label", "tolerances"}
-OVERRIDE_KEYS = ("nfe", "seeds", "num_samples", "solvers", "tolerances", "max_nfe", "flow_tolerance",
-                 "reference_sde_nfe")
+OVERRIDE_KEYS = (
+    "nfe",
+    "seeds",
+    "num_samples",
+    "solvers",
+    "tolerances",
+    "max_nfe",
+    "flow_tolerance",
+    "reference_sde_nfe",
+)
 
 
 def _ints(value, key: str, positive: bool) -> tuple[int, ...]:
     values = value if isinstance(value, (list, tuple)) else [value]
-    if not values or any(isinstance(v, bool) or not isinstance(v, int) or (positive and v < 1) or v < 0
-                         for v in values):
+    if not values or any(
+        isinstance(v, bool) or not isinstance(v, int) or (positive and v < 1) or v < 0 for v in values
+    ):
         kind = "positive" if positive else "non-negative"
         raise SuiteError(f"{key}={value!r} must be a non-empty list of {kind} integers, e.g. {key} = [5, 10, 20]")
     return tuple(values)
@@ -140,10 +150,12 @@ def _solver_spec(entry, i: int) -> SolverSpec:
     if isinstance(entry, str):
         return SolverSpec(entry)
     if not isinstance(entry, dict) or "name" not in entry:
-        raise SuiteError(f"solvers[{i}] = {entry!r} must be a name or a table with name = \"...\"")
+        raise SuiteError(f'solvers[{i}] = {entry!r} must be a name or a table with name = "..."')
     unknown = set(entry) - SOLVER_KEYS
     if unknown:
-        raise SuiteError(f"solvers[{i}] ({entry['name']}) has unknown key(s) {sorted(unknown)}; use {sorted(SOLVER_KEYS)}")
+        raise SuiteError(
+            f"solvers[{i}] ({entry['name']}) has unknown key(s) {sorted(unknown)}; use {sorted(SOLVER_KEYS)}"
+        )
     options = entry.get("options", {})
     if not isinstance(options, dict):
         raise SuiteError(f"solvers[{i}].options must be a table of keyword options, e.g. options = {{ eta = 0.0 }}")
@@ -164,12 +176,12 @@ def parse_solvers(value) -> tuple[SolverSpec, ...] | str:
     if value == "all":
         return "all"
     if not isinstance(value, (list, tuple)) or not value:
-        raise SuiteError(f"solvers={value!r} must be \"all\" or a non-empty list of solver names or tables")
+        raise SuiteError(f'solvers={value!r} must be "all" or a non-empty list of solver names or tables')
     specs = tuple(_solver_spec(e, i) for i, e in enumerate(value))
     labels = [s.label for s in specs]
     dup = sorted({lab for lab in labels if labels.count(lab) > 1})
     if dup:
-        raise SuiteError(f"solver rows {dup} appear twice; give them distinct options or label = \"...\"")
+        raise SuiteError(f'solver rows {dup} appear twice; give them distinct options or label = "..."')
     return specs
 
 
@@ -185,8 +197,11 @@ def check_suite(s: Suite) -> None:
             raise SuiteError(f"{key}={v!r} must be an integer of at least 2")
     if isinstance(s.flow_reference, bool) is False:
         raise SuiteError(f"flow_reference={s.flow_reference!r} must be true or false")
-    if isinstance(s.flow_tolerance, bool) or not isinstance(s.flow_tolerance, (int, float)) \
-            or not 0 < s.flow_tolerance < 1e-2:
+    if (
+        isinstance(s.flow_tolerance, bool)
+        or not isinstance(s.flow_tolerance, (int, float))
+        or not 0 < s.flow_tolerance < 1e-2
+    ):
         raise SuiteError(f"flow_tolerance={s.flow_tolerance!r} must be a number in (0, 1e-2), e.g. 1e-7")
     for key in ("reference_sde_nfe", "bootstrap"):
         v = getattr(s, key)
@@ -197,7 +212,7 @@ def check_suite(s: Suite) -> None:
     if s.primary_metric not in s.metrics:
         raise SuiteError(f"primary_metric={s.primary_metric!r} is not among metrics {list(s.metrics)}")
     if s.dtype not in ("float32", "float64"):
-        raise SuiteError(f"dtype={s.dtype!r} must be \"float32\" or \"float64\"")
+        raise SuiteError(f'dtype={s.dtype!r} must be "float32" or "float64"')
     if not isinstance(s.target_overrides, dict):
         raise SuiteError("target_overrides must be a table of tables, e.g. [target_overrides.digits_unet]")
     for target, override in s.target_overrides.items():
@@ -205,7 +220,7 @@ def check_suite(s: Suite) -> None:
         # its keys are still checked, since a typo there is a typo in the file
         if not isinstance(override, dict) or set(override) - set(OVERRIDE_KEYS):
             raise SuiteError(f"target_overrides.{target} must be a table with keys among {list(OVERRIDE_KEYS)}")
-        dataclasses.replace(s, target_overrides={}, **override)   # checks its values like the suite's own
+        dataclasses.replace(s, target_overrides={}, **override)  # checks its values like the suite's own
 
 
 def suite_from_dict(data: dict, name: str = "suite", path: str = "") -> Suite:
@@ -237,7 +252,7 @@ def suite_from_dict(data: dict, name: str = "suite", path: str = "") -> Suite:
 def _override(table, target: str):
     """One [target_overrides.<target>] table, its values parsed like the suite's own keys."""
     if not isinstance(table, dict):
-        return table   # check_suite names the problem
+        return table  # check_suite names the problem
     out = dict(table)
     for key, positive in (("nfe", True), ("seeds", False)):
         if key in out:

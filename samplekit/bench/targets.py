@@ -56,13 +56,16 @@ def load_reference_file(path: str | Path) -> torch.Tensor:
     try:
         array = read_array(path, "samples")
     except ArrayChoiceError as exc:
-        raise SuiteError(f"--reference {str(path)!r} holds arrays {exc.names}; name the reference one 'samples'") from None
+        raise SuiteError(
+            f"--reference {str(path)!r} holds arrays {exc.names}; name the reference one 'samples'"
+        ) from None
     except Exception as exc:
         raise SuiteError(f"--reference {str(path)!r} could not be read as .npz/.npy: {exc}") from None
     ref = torch.as_tensor(np.asarray(array, dtype=np.float64))
     if ref.ndim < 2 or ref.shape[0] < 4 or not torch.isfinite(ref).all():
-        raise SuiteError(f"--reference {str(path)!r} must hold finite samples of shape (n >= 4, ...); "
-                         f"got {tuple(ref.shape)}")
+        raise SuiteError(
+            f"--reference {str(path)!r} must hold finite samples of shape (n >= 4, ...); got {tuple(ref.shape)}"
+        )
     return ref
 
 
@@ -80,13 +83,15 @@ class UserModelTarget:
         if not isinstance(model, ScoreModel):
             raise SuiteError(f"the model loader returned {type(model).__name__}, not a samplekit ScoreModel")
         if tuple(reference.shape[1:]) != model.shape:
-            raise SuiteError(f"reference samples have shape {tuple(reference.shape[1:])} per sample, the model "
-                             f"{model.shape}; pass a reference file of the model's data")
+            raise SuiteError(
+                f"reference samples have shape {tuple(reference.shape[1:])} per sample, the model "
+                f"{model.shape}; pass a reference file of the model's data"
+            )
         self.name, self._model, self.shape = name, model, model.shape
         self.fixed_sde = model.sde
         perm = torch.randperm(reference.shape[0], generator=torch.Generator().manual_seed(0))
         half = reference.shape[0] // 2
-        self._halves = (reference[perm[:half]], reference[perm[half:2 * half]])
+        self._halves = (reference[perm[:half]], reference[perm[half : 2 * half]])
 
     @property
     def max_samples(self) -> int:
@@ -98,8 +103,10 @@ class UserModelTarget:
     def _draw(self, half: int, n: int, seed: int) -> torch.Tensor:
         pool = self._halves[half]
         if n > pool.shape[0]:
-            raise SuiteError(f"num_samples={n} is more than half the reference file ({pool.shape[0]}); "
-                             f"lower --num-samples or give more reference samples")
+            raise SuiteError(
+                f"num_samples={n} is more than half the reference file ({pool.shape[0]}); "
+                f"lower --num-samples or give more reference samples"
+            )
         idx = torch.randperm(pool.shape[0], generator=torch.Generator().manual_seed(seed))[:n]
         return pool[idx]
 
@@ -132,8 +139,15 @@ class ReferenceFreeTarget:
     log_prob = None
     needs_sde_reference = True
 
-    def __init__(self, name: str, model: ScoreModel, registry, solver: str = "euler_maruyama", nfe: int = 1000,
-                 dtype: torch.dtype = torch.float32) -> None:
+    def __init__(
+        self,
+        name: str,
+        model: ScoreModel,
+        registry,
+        solver: str = "euler_maruyama",
+        nfe: int = 1000,
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
         if not isinstance(model, ScoreModel):
             raise SuiteError(f"the model loader returned {type(model).__name__}, not a samplekit ScoreModel")
         self.name, self._model, self.shape, self.fixed_sde = name, model, model.shape, model.sde
@@ -149,11 +163,13 @@ class ReferenceFreeTarget:
 
     @property
     def bench_note(self) -> str:
-        return (f"**No reference samples: `{self.name}` is measured against its own dynamics. This is the solver's "
-                f"error, not the model's** (it says nothing about how close the model is to its data): "
-                f"deterministic solvers by their distance to an ode_dopri5 solve of the same ODE from the same x_T, "
-                f"every solver's headline metric against samples of `{self.solver}` on {self.nfe} steps of the "
-                f"model's reverse SDE (the noise floor: a second such set).")
+        return (
+            f"**No reference samples: `{self.name}` is measured against its own dynamics. This is the solver's "
+            f"error, not the model's** (it says nothing about how close the model is to its data): "
+            f"deterministic solvers by their distance to an ode_dopri5 solve of the same ODE from the same x_T, "
+            f"every solver's headline metric against samples of `{self.solver}` on {self.nfe} steps of the "
+            f"model's reverse SDE (the noise floor: a second such set)."
+        )
 
 
 def reference_free_target(registry, model_path: str, loader: str, suite) -> ReferenceFreeTarget:
@@ -161,5 +177,11 @@ def reference_free_target(registry, model_path: str, loader: str, suite) -> Refe
     factory = registry.get("model_loader", loader).factory
     registry.get("solver", suite.reference_sde_solver)
     model = factory(model_path)
-    return ReferenceFreeTarget(Path(model_path).stem or "model", model, registry, suite.reference_sde_solver,
-                               suite.reference_sde_nfe, getattr(torch, suite.dtype))
+    return ReferenceFreeTarget(
+        Path(model_path).stem or "model",
+        model,
+        registry,
+        suite.reference_sde_solver,
+        suite.reference_sde_nfe,
+        getattr(torch, suite.dtype),
+    )

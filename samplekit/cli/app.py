@@ -79,8 +79,10 @@ class SamplekitGroup(click.Group):
         if name in self.commands and self.command_plugins.get(name) != owner:
             from samplekit.errors import DuplicateComponentError
 
-            raise DuplicateComponentError(f"command {name!r} is added by plugin {self.command_plugins.get(name)!r} "
-                                          f"and by plugin {owner!r}; rename one")
+            raise DuplicateComponentError(
+                f"command {name!r} is added by plugin {self.command_plugins.get(name)!r} "
+                f"and by plugin {owner!r}; rename one"
+            )
         super().add_command(cmd, name)
         self.command_plugins[name] = owner
 

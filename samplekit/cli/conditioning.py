@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 import click
@@ -42,14 +41,27 @@ def conditioning_options(command):
     """The click options of this module, for ``samplekit sample``."""
     options = [
         click.option("--class", "class_label", type=int, help="draw this class by classifier guidance"),
-        click.option("--guidance", type=float, help="guidance scale w for --class (default 1: the exact "
-                     "conditional if the classifier were exact; w > 1 sharpens)"),
-        click.option("--mask", type=click.Path(exists=True, dir_okay=False),
-                     help=".npy/.npz known-pixel mask (1 = known) for inpainting, with --observation"),
-        click.option("--observation", type=click.Path(exists=True, dir_okay=False),
-                     help=".npy/.npz observed image(s) for inpainting, with --mask"),
-        click.option("--inpaint", type=click.Choice(list(REGIONS)),
-                     help="inpaint held-out images of a shipped model with this region known"),
+        click.option(
+            "--guidance",
+            type=float,
+            help="guidance scale w for --class (default 1: the exact "
+            "conditional if the classifier were exact; w > 1 sharpens)",
+        ),
+        click.option(
+            "--mask",
+            type=click.Path(exists=True, dir_okay=False),
+            help=".npy/.npz known-pixel mask (1 = known) for inpainting, with --observation",
+        ),
+        click.option(
+            "--observation",
+            type=click.Path(exists=True, dir_okay=False),
+            help=".npy/.npz observed image(s) for inpainting, with --mask",
+        ),
+        click.option(
+            "--inpaint",
+            type=click.Choice(list(REGIONS)),
+            help="inpaint held-out images of a shipped model with this region known",
+        ),
         click.option("--conditioning", type=click.Choice(METHODS), help="inpainting method [replacement]"),
         click.option("--jumps", type=int, help="resample: repeats of every step [4]"),
     ]
@@ -68,9 +80,21 @@ class Conditioned:
     extras: dict = field(default_factory=dict)
 
 
-def prepare(model, source: str, solver: str, solver_options: dict, num_samples: int, seed: int,
-            class_label=None, guidance=None, mask=None, observation=None, inpaint=None, conditioning=None,
-            jumps=None) -> Conditioned:
+def prepare(
+    model,
+    source: str,
+    solver: str,
+    solver_options: dict,
+    num_samples: int,
+    seed: int,
+    class_label=None,
+    guidance=None,
+    mask=None,
+    observation=None,
+    inpaint=None,
+    conditioning=None,
+    jumps=None,
+) -> Conditioned:
     """Apply --class/--guidance and the inpainting options to ``model`` (``source``: --model or --target)."""
     out = Conditioned(model, solver, solver_options)
     if guidance is not None and class_label is None:
@@ -83,8 +107,10 @@ def prepare(model, source: str, solver: str, solver_options: dict, num_samples: 
         raise click.BadParameter("inpainting needs both --mask and --observation", param_hint="--mask")
     if mask is None and inpaint is None:
         if conditioning is not None or jumps is not None:
-            raise click.BadParameter("--conditioning/--jumps apply to inpainting: add --mask and --observation "
-                                     "or --inpaint", param_hint="--conditioning")
+            raise click.BadParameter(
+                "--conditioning/--jumps apply to inpainting: add --mask and --observation or --inpaint",
+                param_hint="--conditioning",
+            )
         return out
     shape = tuple(model.shape)
     if inpaint is not None:
@@ -102,12 +128,16 @@ def _guide(out: Conditioned, source: str, class_label: int, scale: float) -> Non
     cfg = getattr(shipped, "classifier_free", None)  # a class-conditional network: classifier-free guidance
     make = getattr(shipped, "guidance_classifier", None)
     if make is None and cfg is None:
-        raise click.BadParameter(f"{source!r} has no noise-conditional classifier, so --class/--guidance cannot "
-                                 "guide it; use a model that ships one (digits_unet)", param_hint="--class")
+        raise click.BadParameter(
+            f"{source!r} has no noise-conditional classifier, so --class/--guidance cannot "
+            "guide it; use a model that ships one (digits_unet)",
+            param_hint="--class",
+        )
     n_classes = int(shipped.num_classes)
     if not 0 <= class_label < n_classes:
-        raise click.BadParameter(f"--class {class_label} is out of range: {source} has classes 0..{n_classes - 1}",
-                                 param_hint="--class")
+        raise click.BadParameter(
+            f"--class {class_label} is out of range: {source} has classes 0..{n_classes - 1}", param_hint="--class"
+        )
     if cfg is not None:
         out.model = cfg(out.model, class_label, scale)
     elif make is not None:  # one of the two exists (checked above)
@@ -158,12 +188,16 @@ def _held_out_region(out: Conditioned, source: str, shape, region: str, n: int, 
 
     shipped = shipped_target(source)
     if getattr(shipped, "held_out", None) is None:
-        raise click.BadParameter(f"{source!r} ships no held-out images; give --mask and --observation instead",
-                                 param_hint="--inpaint")
+        raise click.BadParameter(
+            f"{source!r} ships no held-out images; give --mask and --observation instead", param_hint="--inpaint"
+        )
     images, labels = shipped.held_out()
     g = torch.Generator().manual_seed(seed)
-    pick = torch.randperm(images.shape[0], generator=g)[:n] if n <= images.shape[0] else \
-        torch.randint(0, images.shape[0], (n,), generator=g)
+    pick = (
+        torch.randperm(images.shape[0], generator=g)[:n]
+        if n <= images.shape[0]
+        else torch.randint(0, images.shape[0], (n,), generator=g)
+    )
     axis, second = REGIONS[region]
     size = shape[1 + axis]
     index = torch.arange(size)
@@ -181,8 +215,9 @@ def _load_array(path: str, name: str) -> np.ndarray:
     try:
         return read_array(path, name, what=f"--{name}")
     except ArrayChoiceError as exc:
-        raise click.BadParameter(f"{path} holds arrays {exc.names}; name the one to use {name!r} or save only one",
-                                 param_hint=f"--{name}") from None
+        raise click.BadParameter(
+            f"{path} holds arrays {exc.names}; name the one to use {name!r} or save only one", param_hint=f"--{name}"
+        ) from None
 
 
 def _mask_from_file(path: str, shape) -> torch.Tensor:
@@ -192,12 +227,15 @@ def _mask_from_file(path: str, shape) -> torch.Tensor:
     if tuple(mask.shape) == tuple(shape[1:]) and len(shape) == 3:
         mask = mask.expand(shape)
     if tuple(mask.shape) != tuple(shape):
-        raise click.BadParameter(f"the mask has shape {tuple(mask.shape)} but the model's samples have shape "
-                                 f"{tuple(shape)}; save a mask of shape {tuple(shape)} (or {tuple(shape[1:])})",
-                                 param_hint="--mask")
+        raise click.BadParameter(
+            f"the mask has shape {tuple(mask.shape)} but the model's samples have shape "
+            f"{tuple(shape)}; save a mask of shape {tuple(shape)} (or {tuple(shape[1:])})",
+            param_hint="--mask",
+        )
     if not bool(((mask == 0) | (mask == 1)).all()):
-        raise click.BadParameter("the mask must hold 0/1 (or booleans): 1 where the pixel is known",
-                                 param_hint="--mask")
+        raise click.BadParameter(
+            "the mask must hold 0/1 (or booleans): 1 where the pixel is known", param_hint="--mask"
+        )
     if not bool(mask.any()):
         raise click.BadParameter("the mask has no known pixel (all 0); mark known pixels with 1", param_hint="--mask")
     return mask.bool()
@@ -210,9 +248,15 @@ def _observation_from_file(path: str, shape, n: int) -> torch.Tensor:
     if tuple(ys.shape) == tuple(shape):
         ys = ys[None]
     if tuple(ys.shape[1:]) != tuple(shape):
-        raise click.BadParameter(f"the observation has shape {tuple(ys.shape)}; save one image {tuple(shape)} "
-                                 f"or a batch (B, *{tuple(shape)})", param_hint="--observation")
+        raise click.BadParameter(
+            f"the observation has shape {tuple(ys.shape)}; save one image {tuple(shape)} "
+            f"or a batch (B, *{tuple(shape)})",
+            param_hint="--observation",
+        )
     if n % ys.shape[0]:
-        raise click.BadParameter(f"-n {n} is not a multiple of the {ys.shape[0]} observed images; each image is "
-                                 "completed the same number of times", param_hint="--observation")
+        raise click.BadParameter(
+            f"-n {n} is not a multiple of the {ys.shape[0]} observed images; each image is "
+            "completed the same number of times",
+            param_hint="--observation",
+        )
     return ys.repeat_interleave(n // ys.shape[0], dim=0)

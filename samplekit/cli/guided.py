@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import click
 
-CLASS_INPUT = "class_labels"   # the class-label argument of diffusers' UNet2DModel and DiT
+CLASS_INPUT = "class_labels"  # the class-label argument of diffusers' UNet2DModel and DiT
 
 
 def class_embedding_rows(model) -> int | None:
@@ -50,19 +50,27 @@ def guide_loaded(model, class_label: int, scale: float, null_class: int | None):
     rows = class_embedding_rows(model)
     if null_class is None:
         if rows is None:
-            raise click.BadParameter(f"cannot tell the unconditional (null) label of {model.name!r}: give "
-                                     "--null-class (the label its training used for 'no class')", param_hint="--class")
+            raise click.BadParameter(
+                f"cannot tell the unconditional (null) label of {model.name!r}: give "
+                "--null-class (the label its training used for 'no class')",
+                param_hint="--class",
+            )
         null_class = rows - 1
     if rows is not None and not 0 <= class_label < rows:
-        raise click.BadParameter(f"--class {class_label} is out of range: the network embeds labels 0..{rows - 1}",
-                                 param_hint="--class")
+        raise click.BadParameter(
+            f"--class {class_label} is out of range: the network embeds labels 0..{rows - 1}", param_hint="--class"
+        )
     if class_label == null_class:
-        raise click.BadParameter(f"--class {class_label} is the null (unconditional) label; choose a class",
-                                 param_hint="--class")
+        raise click.BadParameter(
+            f"--class {class_label} is the null (unconditional) label; choose a class", param_hint="--class"
+        )
     try:
         cond = model.condition(**{CLASS_INPUT: torch.tensor([class_label])})
         uncond = model.condition(**{CLASS_INPUT: torch.tensor([null_class])})
     except SamplekitError as exc:
-        raise click.BadParameter(f"{model.name!r} takes no class labels ({exc}); --class needs a class-conditional "
-                                 "network, or a shipped model with a classifier", param_hint="--class") from None
+        raise click.BadParameter(
+            f"{model.name!r} takes no class labels ({exc}); --class needs a class-conditional "
+            "network, or a shipped model with a classifier",
+            param_hint="--class",
+        ) from None
     return classifier_free(cond, uncond, scale)

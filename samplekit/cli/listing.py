@@ -24,8 +24,10 @@ def list_command(ctx: click.Context, kind: str | None, as_json: bool) -> None:
     group = ctx.parent.command if ctx.parent is not None else None
     failures.update({f.plugin: f.error for f in getattr(group, "command_failures", ()) if f.plugin not in failures})
     if as_json:
-        payload = {"components": [c.as_dict() for c in items],
-                   "failed_plugins": [{"plugin": p, "error": e} for p, e in failures.items()]}
+        payload = {
+            "components": [c.as_dict() for c in items],
+            "failed_plugins": [{"plugin": p, "error": e} for p, e in failures.items()],
+        }
         click.echo(json.dumps(payload, indent=1))
         return
     width = max((len(c.name) for c in items), default=4)

@@ -13,16 +13,18 @@ from samplekit.errors import OutputError
 def _check_parent(path: Path, option: str) -> None:
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.exists():
-        raise OutputError(f"{option} {str(path)!r}: the directory {str(parent)!r} does not exist; create it first "
-                          f"(mkdir -p {parent})")
+        raise OutputError(
+            f"{option} {str(path)!r}: the directory {str(parent)!r} does not exist; create it first (mkdir -p {parent})"
+        )
     if not parent.is_dir():
         raise OutputError(f"{option} {str(path)!r}: {str(parent)!r} is not a directory")
     if not os.access(parent, os.W_OK):
         raise OutputError(f"{option} {str(path)!r}: the directory {str(parent)!r} is not writable")
 
 
-def output_file(out: str | os.PathLike, force: bool, option: str = "--out", suffix: str = ".npz",
-                default_name: str | None = None) -> Path:
+def output_file(
+    out: str | os.PathLike, force: bool, option: str = "--out", suffix: str = ".npz", default_name: str | None = None
+) -> Path:
     """The file a command will write for ``option``: ``out`` itself if it ends in ``suffix``; with
     ``default_name``, ``out/default_name`` when ``out`` is a directory or has no suffix (made if missing).
     Refuses another suffix, a missing or read-only parent directory, and an existing file without ``force``."""
@@ -33,8 +35,10 @@ def output_file(out: str | os.PathLike, force: bool, option: str = "--out", suff
         path = path / default_name
     elif path.suffix.lower() != suffix:
         also = " or a directory" if default_name else ""
-        raise OutputError(f"{option} {str(path)!r}: this file is written as {suffix}; give a name ending in "
-                          f"{suffix} (e.g. {path.with_suffix(suffix).name}){also}")
+        raise OutputError(
+            f"{option} {str(path)!r}: this file is written as {suffix}; give a name ending in "
+            f"{suffix} (e.g. {path.with_suffix(suffix).name}){also}"
+        )
     elif path.is_dir():
         raise OutputError(f"{option} {str(path)!r} is a directory; give a file name ending in {suffix}")
     else:
@@ -53,8 +57,10 @@ def output_dir(out: str | os.PathLike, force: bool, marker: str, option: str = "
     if not path.exists():
         _check_parent(path, option)
     elif (path / marker).exists() and not force:
-        raise OutputError(f"{option} {str(path)!r} already holds a result ({marker}); pass --force to overwrite "
-                          "it, or choose another directory")
+        raise OutputError(
+            f"{option} {str(path)!r} already holds a result ({marker}); pass --force to overwrite "
+            "it, or choose another directory"
+        )
     return path
 
 

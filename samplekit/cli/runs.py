@@ -33,11 +33,14 @@ class SamplingRun:
         if ts_path is not None:
             ts = torch.as_tensor(read_array(ts_path, "ts", what="--ts"), dtype=torch.float64)
             if ts.ndim != 1 or ts.numel() < 2:
-                raise click.BadParameter(f"the grid has shape {tuple(ts.shape)}; save a 1-d array of at least 2 "
-                                         "decreasing times", param_hint="--ts")
+                raise click.BadParameter(
+                    f"the grid has shape {tuple(ts.shape)}; save a 1-d array of at least 2 decreasing times",
+                    param_hint="--ts",
+                )
             if not bool(torch.isfinite(ts).all()) or not bool((ts[1:] < ts[:-1]).all()):
-                raise click.BadParameter("the grid must be finite and strictly decreasing (model times from T down)",
-                                         param_hint="--ts")
+                raise click.BadParameter(
+                    "the grid must be finite and strictly decreasing (model times from T down)", param_hint="--ts"
+                )
             self.kwargs["ts"] = ts
             self.extras["ts"] = ts.numpy()
         if init_path is not None:
@@ -46,8 +49,11 @@ class SamplingRun:
             if tuple(x.shape) == shape:
                 x = x.expand(self.num_samples, *shape)
             if tuple(x.shape) != (self.num_samples, *shape):
-                raise click.BadParameter(f"the start samples have shape {tuple(x.shape)}; save one sample {shape} or "
-                                         f"-n of them ({self.num_samples}, *{shape})", param_hint="--init")
+                raise click.BadParameter(
+                    f"the start samples have shape {tuple(x.shape)}; save one sample {shape} or "
+                    f"-n of them ({self.num_samples}, *{shape})",
+                    param_hint="--init",
+                )
             if not x.is_floating_point():
                 x = x.double()
             if not bool(torch.isfinite(x).all()):
@@ -55,8 +61,11 @@ class SamplingRun:
             sde = model.sde
             t_start = float(strength) * float(sde.T)
             if t_start <= float(sde.t_min):
-                raise click.BadParameter(f"--strength {strength:g} gives t_start = {t_start:g}, not above the SDE's "
-                                         f"t_min = {float(sde.t_min):g}; raise it", param_hint="--strength")
+                raise click.BadParameter(
+                    f"--strength {strength:g} gives t_start = {t_start:g}, not above the SDE's "
+                    f"t_min = {float(sde.t_min):g}; raise it",
+                    param_hint="--strength",
+                )
             self.kwargs.update(x_start=x.to(torch.float32), t_start=t_start)
             self.extras.update(t_start=t_start, strength=float(strength))
 
@@ -82,8 +91,9 @@ class SamplingRun:
 
         model = self.cond.model
         if not hasattr(model, "select") or not isinstance(self.cond.solver, str):
-            raise InvalidArgumentError("--batch-size cannot split this conditioned run (its wrappers hold "
-                                       "per-sample state); drop --batch-size")
+            raise InvalidArgumentError(
+                "--batch-size cannot split this conditioned run (its wrappers hold per-sample state); drop --batch-size"
+            )
         results, start = [], time.perf_counter()
         for k, a in enumerate(range(0, self.num_samples, size)):
             b = min(a + size, self.num_samples)

@@ -21,44 +21,108 @@ PARAMETRIZATION_HELP = "what the network outputs: score, eps, x0, v or flow (loa
 
 @click.command("sample")
 @click.option("--target", default="ring2d", show_default=True, help="a registered target (samplekit list target)")
-@click.option("--model", "model_source", metavar="PATH|NAME",
-              help="sample a network instead of a target: a path read by a model loader (see --loader), or a "
-                   "shipped model's name (e.g. digits_unet, ring2d_mlp)")
-@click.option("--loader", help="the model loader for --model: torch, denoiser, diffusers, samplekit "
-                               "(samplekit list model_loader); guessed for samplekit and diffusers directories")
+@click.option(
+    "--model",
+    "model_source",
+    metavar="PATH|NAME",
+    help="sample a network instead of a target: a path read by a model loader (see --loader), or a "
+    "shipped model's name (e.g. digits_unet, ring2d_mlp)",
+)
+@click.option(
+    "--loader",
+    help="the model loader for --model: torch, denoiser, diffusers, samplekit "
+    "(samplekit list model_loader); guessed for samplekit and diffusers directories",
+)
 @click.option("--parametrization", help=PARAMETRIZATION_HELP)
 @click.option("--sde", "sde_name", help="a registered SDE (samplekit list sde) [default: vp; a loaded model's own]")
 @click.option("--shape", "shape_text", metavar="C,H,W", help="one sample's shape, for loaders torch and denoiser")
-@click.option("--trust-code", is_flag=True,
-              help="allow a TorchScript archive (--loader torch/denoiser): it is code, run only files you trust")
+@click.option(
+    "--trust-code",
+    is_flag=True,
+    help="allow a TorchScript archive (--loader torch/denoiser): it is code, run only files you trust",
+)
 @click.option("--solver", default="euler_maruyama", show_default=True)
-@click.option("--nfe", default=None, type=int, help="network evaluations [default: 100; for an adaptive solver a cap of 10000]")
+@click.option(
+    "--nfe", default=None, type=int, help="network evaluations [default: 100; for an adaptive solver a cap of 10000]"
+)
 @click.option("-n", "--num-samples", default=1000, show_default=True, type=click.IntRange(1))
-@click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2 ** 63 - 1))
-@click.option("--per-sample-seeds", is_flag=True,
-              help="sample i gets its own seed SEED+i: it is the same whatever -n and --batch-size")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**63 - 1))
+@click.option(
+    "--per-sample-seeds",
+    is_flag=True,
+    help="sample i gets its own seed SEED+i: it is the same whatever -n and --batch-size",
+)
 @click.option("--batch-size", type=click.IntRange(1), help="sample this many at a time (bounds memory)")
-@click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
-              help="a solver option, parsed against the solver's declared type (repeatable), e.g. --option eta=0.5")
-@click.option("--null-class", type=click.IntRange(0), help="with --class on a loaded class-conditional network: "
-              "its unconditional label [default: the last row of its class-embedding table]")
-@click.option("--cond", "cond_path", type=click.Path(dir_okay=False),
-              help=".npz of named network inputs bound with model.condition(**arrays) (e.g. class_labels, "
-                   "encoder_hidden_states); an array with -n rows is per-sample, others are broadcast")
-@click.option("--ts", "ts_path", type=click.Path(dir_okay=False),
-              help=".npy/.npz of a decreasing time grid, used as given (the solver's schedule is not used)")
-@click.option("--init", "init_path", type=click.Path(dir_okay=False),
-              help="img2img/SDEdit: .npy/.npz of start samples (one, or one per sample), noised to --strength")
-@click.option("--strength", type=click.FloatRange(0, 1, min_open=True),
-              help="with --init: how far to noise it, t_start = strength * T (1 = from pure noise)")
-@click.option("--out", default="samples.npz", show_default=True,
-              help="an .npz file, or a directory (written as DIR/samples.npz)")
+@click.option(
+    "--option",
+    "options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="a solver option, parsed against the solver's declared type (repeatable), e.g. --option eta=0.5",
+)
+@click.option(
+    "--null-class",
+    type=click.IntRange(0),
+    help="with --class on a loaded class-conditional network: "
+    "its unconditional label [default: the last row of its class-embedding table]",
+)
+@click.option(
+    "--cond",
+    "cond_path",
+    type=click.Path(dir_okay=False),
+    help=".npz of named network inputs bound with model.condition(**arrays) (e.g. class_labels, "
+    "encoder_hidden_states); an array with -n rows is per-sample, others are broadcast",
+)
+@click.option(
+    "--ts",
+    "ts_path",
+    type=click.Path(dir_okay=False),
+    help=".npy/.npz of a decreasing time grid, used as given (the solver's schedule is not used)",
+)
+@click.option(
+    "--init",
+    "init_path",
+    type=click.Path(dir_okay=False),
+    help="img2img/SDEdit: .npy/.npz of start samples (one, or one per sample), noised to --strength",
+)
+@click.option(
+    "--strength",
+    type=click.FloatRange(0, 1, min_open=True),
+    help="with --init: how far to noise it, t_start = strength * T (1 = from pure noise)",
+)
+@click.option(
+    "--out", default="samples.npz", show_default=True, help="an .npz file, or a directory (written as DIR/samples.npz)"
+)
 @click.option("--force", is_flag=True, help="overwrite existing output files")
-@click.option("--grid", help="PNG grid of image samples (at most 100); default: --out with .png, for image-shaped models")
+@click.option(
+    "--grid", help="PNG grid of image samples (at most 100); default: --out with .png, for image-shaped models"
+)
 @conditioning_options
-def sample_command(target, model_source, loader, parametrization, sde_name, shape_text, trust_code, solver, nfe,
-                   num_samples, seed, per_sample_seeds, batch_size, options, null_class, cond_path, ts_path, init_path, strength,
-                   out, force, grid, **conditioning) -> None:
+def sample_command(
+    target,
+    model_source,
+    loader,
+    parametrization,
+    sde_name,
+    shape_text,
+    trust_code,
+    solver,
+    nfe,
+    num_samples,
+    seed,
+    per_sample_seeds,
+    batch_size,
+    options,
+    null_class,
+    cond_path,
+    ts_path,
+    init_path,
+    strength,
+    out,
+    force,
+    grid,
+    **conditioning,
+) -> None:
     """Sample a target (or a network, --model) with a solver; write the samples to an .npz file and, for
     images, a PNG grid.  --class/--guidance, --cond, --mask/--observation/--inpaint condition the samples."""
     from samplekit.cli.outputs import output_file, write_npz
@@ -66,8 +130,10 @@ def sample_command(target, model_source, loader, parametrization, sde_name, shap
     out_path = output_file(out, force, "--out", ".npz", default_name="samples.npz")
     grid_path = output_file(grid, force, "--grid", ".png") if grid else None
     if (init_path is None) != (strength is None):
-        raise click.BadParameter("--init and --strength go together: give both (e.g. --init x.npz --strength 0.6)",
-                                 param_hint="--init" if init_path is None else "--strength")
+        raise click.BadParameter(
+            "--init and --strength go together: give both (e.g. --init x.npz --strength 0.6)",
+            param_hint="--init" if init_path is None else "--strength",
+        )
     shape = parse_shape(shape_text)
 
     from samplekit.api import solver_options_from_text
@@ -78,9 +144,9 @@ def sample_command(target, model_source, loader, parametrization, sde_name, shap
     model, label = choose_model(target, model_source, loader, sde_name, parametrization, shape, trust_code)
     if cond_path is not None:
         model = bind_inputs_file(model, cond_path)
-    images = _is_image(model.shape) or getattr(model, "decoder", None) is not None   # a latent model decodes to images
+    images = _is_image(model.shape) or getattr(model, "decoder", None) is not None  # a latent model decodes to images
     if grid_path is None and images:
-        out_path.parent.mkdir(exist_ok=True)   # --out DIR (not made yet) holds the grid beside samples.npz
+        out_path.parent.mkdir(exist_ok=True)  # --out DIR (not made yet) holds the grid beside samples.npz
         grid_path = output_file(out_path.with_suffix(".png"), force, "--grid", ".png")
     elif grid_path is not None and not images:
         raise click.BadParameter(f"samples of shape {tuple(model.shape)} are not images (C, H, W)", param_hint="--grid")
@@ -95,22 +161,41 @@ def sample_command(target, model_source, loader, parametrization, sde_name, shap
         guided = {"class_label": conditioning.pop("class_label"), "guidance": scale}
         conditioning.update(class_label=None, guidance=None)
     elif null_class is not None:
-        raise click.BadParameter("--null-class applies to --class on a loaded class-conditional --model",
-                                 param_hint="--null-class")
-    cond = prepare(model, model_source or target, solver, solver_options_from_text(solver, options), num_samples,
-                   seed, **conditioning)
+        raise click.BadParameter(
+            "--null-class applies to --class on a loaded class-conditional --model", param_hint="--null-class"
+        )
+    cond = prepare(
+        model,
+        model_source or target,
+        solver,
+        solver_options_from_text(solver, options),
+        num_samples,
+        seed,
+        **conditioning,
+    )
     cond.extras.update(guided)
     run = SamplingRun(cond, nfe, num_samples, seed, per_sample_seeds, batch_size)
     run.read_inputs(ts_path, init_path, strength)
-    if not str(out).lower().endswith(".npz"):   # --out DIR: chunks on disk, resumable, sharded under torchrun
+    if not str(out).lower().endswith(".npz"):  # --out DIR: chunks on disk, resumable, sharded under torchrun
         from samplekit.chunks import cli_sample_to_dir
 
         return cli_sample_to_dir(run, out_path, label, model.sde.name, force, grid_path, {**cond.extras, **run.extras})
     res = run.sample()
-    written = write_npz(out_path, samples=res.samples.cpu().numpy(), nfe=res.nfe, solver=res.solver, target=label,
-                        sde=model.sde.name, seed=run.seed_record(), **cond.extras, **run.extras)
-    click.echo(f"wrote {num_samples} samples of {label} ({model.sde.name}, {res.solver}, {res.nfe} NFE, "
-               f"{res.seconds:.2f} s) to {written}")
+    written = write_npz(
+        out_path,
+        samples=res.samples.cpu().numpy(),
+        nfe=res.nfe,
+        solver=res.solver,
+        target=label,
+        sde=model.sde.name,
+        seed=run.seed_record(),
+        **cond.extras,
+        **run.extras,
+    )
+    click.echo(
+        f"wrote {num_samples} samples of {label} ({model.sde.name}, {res.solver}, {res.nfe} NFE, "
+        f"{res.seconds:.2f} s) to {written}"
+    )
     if grid_path is not None:
         from samplekit.io.images import save_image_grid
 
@@ -133,6 +218,8 @@ def bind_inputs_file(model, path: str):
 
     arrays = read_arrays(path, what="--cond")
     if not arrays:
-        raise click.BadParameter(f"{path} holds no arrays; save the network inputs by name, e.g. "
-                                 "numpy.savez(path, class_labels=labels)", param_hint="--cond")
+        raise click.BadParameter(
+            f"{path} holds no arrays; save the network inputs by name, e.g. numpy.savez(path, class_labels=labels)",
+            param_hint="--cond",
+        )
     return model.condition(**{name: torch.from_numpy(array) for name, array in arrays.items()})

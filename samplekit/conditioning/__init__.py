@@ -31,6 +31,18 @@ from samplekit.conditioning.observation import Colorization, DenseObservation, I
 from samplekit.conditioning.score import ObservedScore, observed_score
 from samplekit.conditioning.step_hooks import ConditionedSolver, Resampling, replacement, resample
 
-__all__ = ["LinearObservation", "DenseObservation", "Inpainting", "Colorization",
-           "observed_score", "ObservedScore", "replacement", "resample", "ConditionedSolver", "Resampling",
-           "observed_law", "replace_observed", "forward_jump"]
+__all__ = [
+    "LinearObservation",
+    "DenseObservation",
+    "Inpainting",
+    "Colorization",
+    "observed_score",
+    "ObservedScore",
+    "replacement",
+    "resample",
+    "ConditionedSolver",
+    "Resampling",
+    "observed_law",
+    "replace_observed",
+    "forward_jump",
+]

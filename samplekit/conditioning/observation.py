@@ -14,7 +14,7 @@ without a dense d x d matrix.  Every observation exposes:
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -71,8 +71,10 @@ class LinearObservation:
 
     def check_shape(self, shape: Sequence[int], argument: str = "model") -> None:
         if tuple(shape) != tuple(self.shape):
-            raise InvalidArgumentError(f"{argument} has sample shape {tuple(shape)} but the observation was built for "
-                             f"{tuple(self.shape)}; build the observation for the model's shape")
+            raise InvalidArgumentError(
+                f"{argument} has sample shape {tuple(shape)} but the observation was built for "
+                f"{tuple(self.shape)}; build the observation for the model's shape"
+            )
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(shape={self.shape}, observed={self.r}/{self.d}, noise_std={self.noise_std:g})"
@@ -90,7 +92,9 @@ class DenseObservation(LinearObservation):
         if math.prod(self.shape) != A.shape[1]:
             raise InvalidArgumentError(f"A has {A.shape[1]} columns for samples of shape {self.shape}; they must match")
         if y.shape != (A.shape[0],):
-            raise InvalidArgumentError(f"y has {y.numel()} entries for A with {A.shape[0]} rows; pass one value per row")
+            raise InvalidArgumentError(
+                f"y has {y.numel()} entries for A with {A.shape[0]} rows; pass one value per row"
+            )
         if not (torch.isfinite(A).all() and torch.isfinite(y).all()):
             raise InvalidArgumentError("A and y must be finite")
         self.noise_std = _noise_std(noise_std)
@@ -99,13 +103,13 @@ class DenseObservation(LinearObservation):
         if r == 0:
             raise InvalidArgumentError("A is zero: the observation carries no information")
         self.A, self.y = A, y
-        self.V = Vh.T                                   # (d, d), columns: observed first, then free
+        self.V = Vh.T  # (d, d), columns: observed first, then free
         self.singular_values = S[:r]
         self.ybar = (U[:, :r].T @ y) / S[:r]
 
     def split(self, x):
         z = x.flatten(1) @ self.V.to(x.dtype)
-        return z[:, :self.r], z[:, self.r:]
+        return z[:, : self.r], z[:, self.r :]
 
     def merge(self, z_obs, z_free):
         z = torch.cat([z_obs, z_free], dim=1)
@@ -139,8 +143,10 @@ class Inpainting(LinearObservation):
         if tuple(y.shape) == self.shape:
             y = y.flatten()[self.mask]
         elif y.shape != (int(self.mask.sum()),):
-            raise InvalidArgumentError(f"y has shape {tuple(y.shape)}; pass an array of the mask's shape {self.shape} "
-                             f"or the {int(self.mask.sum())} known values in mask order")
+            raise InvalidArgumentError(
+                f"y has shape {tuple(y.shape)}; pass an array of the mask's shape {self.shape} "
+                f"or the {int(self.mask.sum())} known values in mask order"
+            )
         if not torch.isfinite(y).all():
             raise InvalidArgumentError("y must be finite at the known pixels")
         self.noise_std = _noise_std(noise_std)
@@ -178,8 +184,10 @@ class Colorization(LinearObservation):
         c = torch.as_tensor(weights, dtype=torch.float64).flatten()
         self.shape = tuple(int(n) for n in shape)
         if len(self.shape) < 2 or self.shape[0] != c.numel() or c.numel() < 2:
-            raise InvalidArgumentError(f"weights has {c.numel()} entries for samples of shape {self.shape}; pass one "
-                             "weight per channel (at least 2 channels; shape = (C, H, W))")
+            raise InvalidArgumentError(
+                f"weights has {c.numel()} entries for samples of shape {self.shape}; pass one "
+                "weight per channel (at least 2 channels; shape = (C, H, W))"
+            )
         norm = float(c.norm())
         if norm == 0 or not math.isfinite(norm):
             raise InvalidArgumentError("weights must be finite and not all zero")
@@ -191,7 +199,7 @@ class Colorization(LinearObservation):
             raise InvalidArgumentError(f"y has shape {tuple(y.shape)}; pass the gray image of shape {pixels}")
         self.noise_std = _noise_std(noise_std)
         self.weights = c
-        self.Q = _orthogonal_with_first_row(c / norm)             # (C, C)
+        self.Q = _orthogonal_with_first_row(c / norm)  # (C, C)
         self.gray = y.flatten()
         self.ybar = self.gray / norm
         self.singular_values = torch.full_like(self.ybar, norm)

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import torch
 
-from samplekit.errors import InvalidArgumentError
 from samplekit.conditioning.observation import Inpainting
+from samplekit.errors import InvalidArgumentError
 
 
 class PerSampleInpainting(Inpainting):
@@ -23,13 +23,13 @@ class PerSampleInpainting(Inpainting):
 
     def __init__(self, mask, ys, noise_std: float = 0.0) -> None:
         ys = torch.as_tensor(ys, dtype=torch.float64)
-        super().__init__(mask, ys[0] if ys.ndim else ys, noise_std)   # validates the mask and one image
+        super().__init__(mask, ys[0] if ys.ndim else ys, noise_std)  # validates the mask and one image
         if tuple(ys.shape[1:]) != self.shape:
             raise InvalidArgumentError(f"ys has shape {tuple(ys.shape)}; pass one image per sample, (B, *{self.shape})")
         known = ys.flatten(1)[:, self.mask]
         if not torch.isfinite(known).all():
             raise InvalidArgumentError("ys must be finite at the known pixels")
-        self.ybar = known                                   # (B, r)
+        self.ybar = known  # (B, r)
         self.singular_values = torch.ones_like(known)
 
     @property
@@ -42,8 +42,10 @@ class PerSampleInpainting(Inpainting):
 
     def check_batch(self, num_samples: int, argument: str = "num_samples") -> None:
         if num_samples != self.batch:
-            raise InvalidArgumentError(f"{argument}={num_samples} but the observation holds {self.batch} images; "
-                             "sample one completion per observed image (repeat the images for several each)")
+            raise InvalidArgumentError(
+                f"{argument}={num_samples} but the observation holds {self.batch} images; "
+                "sample one completion per observed image (repeat the images for several each)"
+            )
 
     def matrix(self):
         raise NotImplementedError("a per-sample observation has no single matrix A; use Inpainting per image")

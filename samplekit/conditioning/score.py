@@ -19,13 +19,13 @@ x0_o = (alpha tau^2 z_o + sigma^2 ybar) / v, v = sigma^2 + alpha^2 tau^2, finite
 
 from __future__ import annotations
 
-import torch
-
 import copy
 
-from samplekit.errors import ArgumentTypeError
+import torch
+
 from samplekit.conditioning.noising import observed_law
 from samplekit.conditioning.observation import LinearObservation
+from samplekit.errors import ArgumentTypeError
 from samplekit.guidance.wrapper import WrappedModel
 from samplekit.score import Prediction, ScoreModel
 from samplekit.sde import as_time
@@ -38,15 +38,17 @@ class ObservedScore(WrappedModel):
 
     def __init__(self, model: ScoreModel, observation: LinearObservation) -> None:
         if not isinstance(observation, LinearObservation):
-            raise ArgumentTypeError(f"observation={observation!r} must be a samplekit.conditioning observation "
-                            "(Inpainting, Colorization or DenseObservation)")
+            raise ArgumentTypeError(
+                f"observation={observation!r} must be a samplekit.conditioning observation "
+                "(Inpainting, Colorization or DenseObservation)"
+            )
         observation.check_shape(model.shape)
         super().__init__([model], name=f"observed({getattr(model, 'name', 'model')})")
         self.model, self.observation = model, observation
 
     def _rebind(self, index) -> None:
         (self.model,) = self.models
-        if hasattr(self.observation, "batch"):   # one observation per sample: keep the selected rows
+        if hasattr(self.observation, "batch"):  # one observation per sample: keep the selected rows
             obs = copy.copy(self.observation)
             pick = index if isinstance(index, slice) else torch.as_tensor(index)
             obs.ybar, obs.singular_values = obs.ybar[pick], obs.singular_values[pick]
@@ -67,8 +69,10 @@ class ObservedScore(WrappedModel):
         ybar = obs.ybar.to(dtype=x.dtype, device=x.device)
         eps_o = sigma * (z_obs - mean) / var
         x0_o = (alpha * tau2 * z_obs + sigma * sigma * ybar) / var
-        merged = [obs.merge(o, obs.split(full)[1]) for o, full in
-                  ((-(z_obs - mean) / var, pred.score), (eps_o, pred.eps), (x0_o, pred.x0))]
+        merged = [
+            obs.merge(o, obs.split(full)[1])
+            for o, full in ((-(z_obs - mean) / var, pred.score), (eps_o, pred.eps), (x0_o, pred.x0))
+        ]
         return Prediction(*merged)
 
 

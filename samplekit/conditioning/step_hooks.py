@@ -38,11 +38,15 @@ class ConditionedSolver(Solver):
     def __init__(self, solver: str | Solver, observation: LinearObservation, jumps: int = 1, **solver_options) -> None:
         solver = resolve_solver(solver, solver_options)
         if solver.capabilities().adaptive:
-            raise SolverError(f"solver {solver.name!r} is adaptive (no steps to hook); use a fixed-step solver, "
-                              "or sk.conditioning.observed_score(model, observation), which works with any solver")
+            raise SolverError(
+                f"solver {solver.name!r} is adaptive (no steps to hook); use a fixed-step solver, "
+                "or sk.conditioning.observed_score(model, observation), which works with any solver"
+            )
         if not isinstance(observation, LinearObservation):
-            raise ArgumentTypeError(f"observation={observation!r} must be a samplekit.conditioning observation "
-                            "(Inpainting, Colorization or DenseObservation)")
+            raise ArgumentTypeError(
+                f"observation={observation!r} must be a samplekit.conditioning observation "
+                "(Inpainting, Colorization or DenseObservation)"
+            )
         jumps = positive_int(jumps, "jumps", "a positive integer (1 = no resampling)", error=SolverError)
         self.base, self.observation, self.jumps = solver, observation, jumps
         # the one per-instance name: a wrapper is named after the solver it wraps (e.g. ddim+replacement)

@@ -22,8 +22,16 @@ from samplekit.guidance.classifier_free import ClassifierFreeGuidance, classifie
 from samplekit.guidance.exact import mixture_classifier
 from samplekit.guidance.wrapper import WrappedModel
 
-__all__ = ["classifier", "classifier_free", "ClassifierGuidance", "ClassifierFreeGuidance", "WrappedModel",
-           "mixture_classifier", "get", "available"]
+__all__ = [
+    "classifier",
+    "classifier_free",
+    "ClassifierGuidance",
+    "ClassifierFreeGuidance",
+    "WrappedModel",
+    "mixture_classifier",
+    "get",
+    "available",
+]
 
 
 def get(name: str):

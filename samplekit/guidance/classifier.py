@@ -21,7 +21,7 @@ taken under a local ``torch.enable_grad``.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -36,8 +36,9 @@ Tensor = torch.Tensor
 class ClassifierGuidance(WrappedModel):
     """s(x, t) + w grad_x log p_t(y | x) from a noise-conditional classifier."""
 
-    def __init__(self, model: ScoreModel, log_prob_y_given_x_t: Callable[[Tensor, Tensor], Tensor], y=None,
-                 scale: float = 1.0) -> None:
+    def __init__(
+        self, model: ScoreModel, log_prob_y_given_x_t: Callable[[Tensor, Tensor], Tensor], y=None, scale: float = 1.0
+    ) -> None:
         if not callable(log_prob_y_given_x_t):
             raise ArgumentTypeError("log_prob_y_given_x_t must be a callable classifier(x, t) -> (B, K) logits")
         super().__init__([model], name=f"classifier_guidance({getattr(model, 'name', 'model')}, w={scale})")
@@ -71,15 +72,21 @@ class ClassifierGuidance(WrappedModel):
             raise ArgumentTypeError(f"the classifier returned {type(out).__name__}; it must return a tensor")
         if self.y is None:
             if out.shape != (x.shape[0],):
-                raise InvalidArgumentError(f"the classifier returned shape {tuple(out.shape)} with y=None; return log p_t(y|x) "
-                                 f"of shape ({x.shape[0]},), or pass y and return (B, K) logits")
+                raise InvalidArgumentError(
+                    f"the classifier returned shape {tuple(out.shape)} with y=None; return log p_t(y|x) "
+                    f"of shape ({x.shape[0]},), or pass y and return (B, K) logits"
+                )
             return out
         if out.ndim != 2 or out.shape[0] != x.shape[0]:
-            raise InvalidArgumentError(f"the classifier returned shape {tuple(out.shape)}; it must return (B, K) = "
-                             f"({x.shape[0]}, n_classes) logits or log probabilities")
+            raise InvalidArgumentError(
+                f"the classifier returned shape {tuple(out.shape)}; it must return (B, K) = "
+                f"({x.shape[0]}, n_classes) logits or log probabilities"
+            )
         y = self.y.to(out.device)
         if y.ndim == 1 and y.shape[0] != x.shape[0]:
-            raise InvalidArgumentError(f"y has {y.shape[0]} labels for a batch of {x.shape[0]}; pass one label or one per sample")
+            raise InvalidArgumentError(
+                f"y has {y.shape[0]} labels for a batch of {x.shape[0]}; pass one label or one per sample"
+            )
         if int(y.max()) >= out.shape[1]:
             raise InvalidArgumentError(f"y={int(y.max())} is out of range for a classifier of {out.shape[1]} classes")
         log_p = torch.log_softmax(out, dim=1)
@@ -118,7 +125,8 @@ def _check_labels(y):
     return y.long()
 
 
-def classifier(model: ScoreModel, log_prob_y_given_x_t: Callable[[Tensor, Tensor], Tensor], y=None,
-               scale: float = 1.0) -> ClassifierGuidance:
+def classifier(
+    model: ScoreModel, log_prob_y_given_x_t: Callable[[Tensor, Tensor], Tensor], y=None, scale: float = 1.0
+) -> ClassifierGuidance:
     """Classifier guidance: a ScoreModel with score s + scale * grad_x log p_t(y | x)."""
     return ClassifierGuidance(model, log_prob_y_given_x_t, y, scale=scale)

@@ -43,14 +43,21 @@ Tensor = torch.Tensor
 class ClassifierFreeGuidance(WrappedModel):
     """s_u + w (s_c - s_u) from a conditional and an unconditional score model (one batched call on one net)."""
 
-    def __init__(self, cond_model: ScoreModel, uncond_model: ScoreModel, scale: float = 1.0, rescale: float = 0.0,
-                 interval: tuple[float, float] | None = None) -> None:
+    def __init__(
+        self,
+        cond_model: ScoreModel,
+        uncond_model: ScoreModel,
+        scale: float = 1.0,
+        rescale: float = 0.0,
+        interval: tuple[float, float] | None = None,
+    ) -> None:
         if cond_model is uncond_model:
-            raise InvalidArgumentError("cond_model and uncond_model are the same object; classifier-free guidance "
-                             "needs the conditional and the unconditional model (e.g. model.condition(y=label) and "
-                             "model.condition(y=null_label))")
-        super().__init__([cond_model, uncond_model],
-                         name=f"cfg({getattr(cond_model, 'name', 'cond')}, w={scale})")
+            raise InvalidArgumentError(
+                "cond_model and uncond_model are the same object; classifier-free guidance "
+                "needs the conditional and the unconditional model (e.g. model.condition(y=label) and "
+                "model.condition(y=null_label))"
+            )
+        super().__init__([cond_model, uncond_model], name=f"cfg({getattr(cond_model, 'name', 'cond')}, w={scale})")
         self.cond_model, self.uncond_model = cond_model, uncond_model
         self.scale = check_scale(scale)
         self.rescale = _check_rescale(rescale)
@@ -63,9 +70,14 @@ class ClassifierFreeGuidance(WrappedModel):
     def one_network(self) -> bool:
         """Both models are plain views of one network (so an evaluation can be one batched call)."""
         c, u = self.cond_model, self.uncond_model
-        return (not isinstance(c, WrappedModel) and not isinstance(u, WrappedModel) and c.net is u.net
-                and c.parametrization == u.parametrization and c.time_convention == u.time_convention
-                and c.sde is u.sde)
+        return (
+            not isinstance(c, WrappedModel)
+            and not isinstance(u, WrappedModel)
+            and c.net is u.net
+            and c.parametrization == u.parametrization
+            and c.time_convention == u.time_convention
+            and c.sde is u.sde
+        )
 
     def evaluate(self, x: Tensor, t: Tensor) -> Prediction:
         if self.interval is not None:
@@ -76,8 +88,12 @@ class ClassifierFreeGuidance(WrappedModel):
         guided = self._combine(pred_c, pred_u, x, t)
         if self.interval is not None and not bool(on.all()):
             keep = on.reshape(-1, *([1] * (x.ndim - 1)))
-            guided = Prediction(*(torch.where(keep, g, c) for g, c in
-                                  zip((guided.score, guided.eps, guided.x0), (pred_c.score, pred_c.eps, pred_c.x0))))
+            guided = Prediction(
+                *(
+                    torch.where(keep, g, c)
+                    for g, c in zip((guided.score, guided.eps, guided.x0), (pred_c.score, pred_c.eps, pred_c.x0))
+                )
+            )
         return guided
 
     def _both(self, x: Tensor, t: Tensor) -> tuple[Prediction, Prediction]:
@@ -151,8 +167,13 @@ def _check_interval(interval, sde) -> tuple[float, float] | None:
     return lo, hi
 
 
-def classifier_free(cond: ScoreModel, uncond: ScoreModel, scale: float = 1.0, rescale: float = 0.0,
-                    interval: tuple[float, float] | None = None) -> ClassifierFreeGuidance:
+def classifier_free(
+    cond: ScoreModel,
+    uncond: ScoreModel,
+    scale: float = 1.0,
+    rescale: float = 0.0,
+    interval: tuple[float, float] | None = None,
+) -> ClassifierFreeGuidance:
     """Classifier-free guidance: a ScoreModel with s_u + scale (s_c - s_u), one batched call when ``cond`` and
     ``uncond`` are ``condition()``-ed views of one network; ``rescale`` (Lin et al. 2023) and ``interval``
     (Kynkaanniemi et al. 2024) as diffusers and EDM2 apply them."""

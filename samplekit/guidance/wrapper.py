@@ -34,18 +34,22 @@ class WrappedModel(ScoreModel):
         models = tuple(models)
         for i, m in enumerate(models):
             if not isinstance(m, ScoreModel):
-                raise ArgumentTypeError(f"model #{i} ({m!r}) is not a ScoreModel; wrap your network with "
-                                "sk.ScoreModel.from_eps(...) (or from_score/from_denoiser/from_v) first")
+                raise ArgumentTypeError(
+                    f"model #{i} ({m!r}) is not a ScoreModel; wrap your network with "
+                    "sk.ScoreModel.from_eps(...) (or from_score/from_denoiser/from_v) first"
+                )
         first = models[0]
         for m in models[1:]:
             if m.shape != first.shape:
-                raise InvalidArgumentError(f"models have different sample shapes {first.shape} and {m.shape}; "
-                                 "guide models of one data space")
+                raise InvalidArgumentError(
+                    f"models have different sample shapes {first.shape} and {m.shape}; guide models of one data space"
+                )
             if type(m.sde) is not type(first.sde) or m.sde.T != first.sde.T or m.sde.t_min != first.sde.t_min:
-                raise InvalidArgumentError(f"models have different SDEs ({first.sde!r} and {m.sde!r}); "
-                                 "build both with the same SDE")
+                raise InvalidArgumentError(
+                    f"models have different SDEs ({first.sde!r} and {m.sde!r}); build both with the same SDE"
+                )
         self.models = models
-        self._extra = [0]          # calls of networks that are not ScoreModels (e.g. a classifier)
+        self._extra = [0]  # calls of networks that are not ScoreModels (e.g. a classifier)
         self._offset = [0]
         super().__init__(self._no_net, first.sde, first.shape, "x0", name=name, decoder=first.decoder)
 
@@ -81,8 +85,10 @@ class WrappedModel(ScoreModel):
 
     # --- inputs and sub-batches ------------------------------------------------------------------
     def condition(self, **inputs):
-        raise ArgumentTypeError(f"{self.name} is a wrapper; bind network inputs on the models before wrapping them "
-                        "(model.condition(...)), then build the guidance from the conditioned models")
+        raise ArgumentTypeError(
+            f"{self.name} is a wrapper; bind network inputs on the models before wrapping them "
+            "(model.condition(...)), then build the guidance from the conditioned models"
+        )
 
     def check_inputs(self, num_samples: int) -> None:
         for m in self.models:

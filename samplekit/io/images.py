@@ -26,7 +26,7 @@ def grid_array(x: torch.Tensor, ncols: int | None = None, pad: int = 1, scale: i
     canvas = torch.full((c, nrows * (h + pad) + pad, ncols * (w + pad) + pad), -1.0, dtype=torch.float64)
     for i in range(b):
         r, q = divmod(i, ncols)
-        canvas[:, pad + r * (h + pad): pad + r * (h + pad) + h, pad + q * (w + pad): pad + q * (w + pad) + w] = x[i]
+        canvas[:, pad + r * (h + pad) : pad + r * (h + pad) + h, pad + q * (w + pad) : pad + q * (w + pad) + w] = x[i]
     return ((canvas + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0)
 
 
@@ -40,8 +40,9 @@ def write_png(path: str | Path, image: torch.Tensor) -> Path:
 
     header = struct.pack(">IIBBBBB", w, h, 8, 0 if c == 1 else 2, 0, 0, 0)
     path = Path(path)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 9))
-                     + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b"")
+    )
     return path
 
 

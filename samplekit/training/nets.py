@@ -18,8 +18,9 @@ Tensor = torch.Tensor
 class TimeMLP(nn.Module):
     """An MLP on (x, Fourier features of t): x (B, dim), t (B,) -> (B, dim); SiLU, ``depth`` hidden layers."""
 
-    def __init__(self, dim: int, hidden: int = 128, depth: int = 3, time_features: int = 16,
-                 max_frequency: float = 64.0) -> None:
+    def __init__(
+        self, dim: int, hidden: int = 128, depth: int = 3, time_features: int = 16, max_frequency: float = 64.0
+    ) -> None:
         super().__init__()
         if dim < 1 or hidden < 1 or depth < 1 or time_features < 2 or time_features % 2:
             raise ValueError("TimeMLP: dim, hidden, depth must be positive and time_features a positive even number")
@@ -57,16 +58,19 @@ class UNet2D(nn.Module):
         self.time_scale = float(time_scale)
         self.num_classes = config.get("num_class_embeds")
         if null_class is not None and not (self.num_classes and 0 <= int(null_class) < self.num_classes):
-            raise ValueError(f"UNet2D: null_class={null_class} must be a label of the class embedding "
-                             f"(0..{(self.num_classes or 0) - 1}); set num_class_embeds in config")
+            raise ValueError(
+                f"UNet2D: null_class={null_class} must be a label of the class embedding "
+                f"(0..{(self.num_classes or 0) - 1}); set num_class_embeds in config"
+            )
         self.null_class = None if null_class is None else int(null_class)
 
     def labels(self, class_labels, batch: int, device) -> Tensor | None:
         """class_labels as int64 (batch,), the null class when omitted; None for an unconditional net."""
         if self.num_classes is None:
             if class_labels is not None:
-                raise TypeError("class_labels were given to a UNet2D without a class embedding "
-                                "(config has no num_class_embeds)")
+                raise TypeError(
+                    "class_labels were given to a UNet2D without a class embedding (config has no num_class_embeds)"
+                )
             return None
         if class_labels is None:
             if self.null_class is None:
@@ -78,8 +82,9 @@ class UNet2D(nn.Module):
         if labels.ndim == 0 or labels.shape == (1,):
             return labels.reshape(()).expand(batch).long()
         if labels.shape != (batch,):
-            raise ValueError(f"class_labels has shape {tuple(labels.shape)}; pass one label or one per sample "
-                             f"({batch},)")
+            raise ValueError(
+                f"class_labels has shape {tuple(labels.shape)}; pass one label or one per sample ({batch},)"
+            )
         return labels.long()
 
     def forward(self, x: Tensor, t: Tensor, class_labels=None) -> Tensor:

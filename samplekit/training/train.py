@@ -18,8 +18,8 @@ optimizer state, step and random state) and resumes from them bit for bit.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 from tqdm.auto import tqdm
@@ -39,13 +39,13 @@ def weight(sde: SDE, t: Tensor, weighting: str) -> Tensor:
     """lambda(t) of a named weighting."""
     alpha, sigma = sde.marginal(t)
     if weighting == "eps":
-        return sigma ** 2
+        return sigma**2
     if weighting == "likelihood":
         return sde.diffusion(t) ** 2
     if weighting == "x0":
-        return sigma ** 4 / alpha ** 2
+        return sigma**4 / alpha**2
     if weighting == "v":
-        return sigma ** 2 * (alpha ** 2 + sigma ** 2) ** 2 / alpha ** 2
+        return sigma**2 * (alpha**2 + sigma**2) ** 2 / alpha**2
     raise InvalidArgumentError(f"weighting={weighting!r} is unknown; use one of {', '.join(WEIGHTINGS)}")
 
 
@@ -62,8 +62,16 @@ def _noised(sde, x0, t, generator):
     return alpha * x0 + sigma * eps, eps, alpha, sigma
 
 
-def dsm_loss(net: Callable, sde: SDE, x0: Tensor, parametrization: str = "eps", weighting: str = "eps",
-             t: Tensor | None = None, generator: torch.Generator | None = None, reduce: bool = True) -> Tensor:
+def dsm_loss(
+    net: Callable,
+    sde: SDE,
+    x0: Tensor,
+    parametrization: str = "eps",
+    weighting: str = "eps",
+    t: Tensor | None = None,
+    generator: torch.Generator | None = None,
+    reduce: bool = True,
+) -> Tensor:
     """Denoising score matching: lambda(t) |s_theta(x_t, t) + eps / sigma_t|^2 (summed over dimensions)."""
     _check_parametrization(parametrization)
     t = sample_times(sde, x0.shape[0], generator, x0.dtype, x0.device) if t is None else t.expand(x0.shape[0])
@@ -73,9 +81,18 @@ def dsm_loss(net: Callable, sde: SDE, x0: Tensor, parametrization: str = "eps", 
     return per.mean() if reduce else per
 
 
-def ssm_loss(net: Callable, sde: SDE, x0: Tensor, parametrization: str = "eps", weighting: str = "eps",
-             projection: str = "rademacher", n_projections: int = 1, t: Tensor | None = None,
-             generator: torch.Generator | None = None, reduce: bool = True) -> Tensor:
+def ssm_loss(
+    net: Callable,
+    sde: SDE,
+    x0: Tensor,
+    parametrization: str = "eps",
+    weighting: str = "eps",
+    projection: str = "rademacher",
+    n_projections: int = 1,
+    t: Tensor | None = None,
+    generator: torch.Generator | None = None,
+    reduce: bool = True,
+) -> Tensor:
     """Sliced score matching on x_t: lambda(t) [2 v^T (ds/dx) v + (v^T s)^2], averaged over projections v."""
     _check_parametrization(parametrization)
     if projection not in PROJECTIONS:
@@ -92,7 +109,7 @@ def ssm_loss(net: Callable, sde: SDE, x0: Tensor, parametrization: str = "eps", 
             v = v.sign()
         vs = (v * score).flatten(1).sum(1)
         (grad,) = torch.autograd.grad(vs.sum(), xt, create_graph=True)
-        total = total + 2 * (v * grad).flatten(1).sum(1) + vs ** 2
+        total = total + 2 * (v * grad).flatten(1).sum(1) + vs**2
     per = total / int(n_projections) * weight(sde, t, weighting)
     return per.mean() if reduce else per
 
@@ -107,10 +124,22 @@ class Trainer:
     count (a resumed trainer continues where its checkpoint stopped).
     """
 
-    def __init__(self, net: torch.nn.Module, sde: SDE, data: Tensor, parametrization: str = "eps",
-                 loss: str = "dsm", weighting: str = "eps", batch_size: int = 256, lr: float = 1e-3,
-                 seed: int = 0, loss_options: dict | None = None, checkpoint: str | Path | None = None,
-                 checkpoint_every: int = 500, progress: bool = True) -> None:
+    def __init__(
+        self,
+        net: torch.nn.Module,
+        sde: SDE,
+        data: Tensor,
+        parametrization: str = "eps",
+        loss: str = "dsm",
+        weighting: str = "eps",
+        batch_size: int = 256,
+        lr: float = 1e-3,
+        seed: int = 0,
+        loss_options: dict | None = None,
+        checkpoint: str | Path | None = None,
+        checkpoint_every: int = 500,
+        progress: bool = True,
+    ) -> None:
         _check_parametrization(parametrization)
         if loss not in LOSSES:
             raise InvalidArgumentError(f"loss={loss!r} is unknown; use 'dsm' or 'ssm'")
@@ -131,8 +160,9 @@ class Trainer:
     def train_step(self) -> float:
         idx = torch.randint(0, self.data.shape[0], (self.batch_size,), generator=self.generator)
         x0 = self.data[idx]
-        loss = LOSSES[self.loss_name](self.net, self.sde, x0, self.parametrization, self.weighting,
-                                      generator=self.generator, **self.loss_options)
+        loss = LOSSES[self.loss_name](
+            self.net, self.sde, x0, self.parametrization, self.weighting, generator=self.generator, **self.loss_options
+        )
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -177,14 +207,20 @@ class Trainer:
             for key, value in state.items():
                 tensors[f"optim.{pid}.{key}"] = torch.as_tensor(value).detach().contiguous().cpu()
         tensors["rng"] = self.generator.get_state()
-        meta = {"step": self.step, "param_groups": opt["param_groups"], "history": self.history,
-                "loss": self.loss_name, "weighting": self.weighting, "parametrization": self.parametrization}
+        meta = {
+            "step": self.step,
+            "param_groups": opt["param_groups"],
+            "history": self.history,
+            "loss": self.loss_name,
+            "weighting": self.weighting,
+            "parametrization": self.parametrization,
+        }
         tmp = path.with_suffix(path.suffix + ".tmp")
         save_file(tensors, str(tmp), metadata={"samplekit_trainer": json.dumps(meta)})
         tmp.replace(path)
         return path
 
-    def resume(self, path: str | Path) -> "Trainer":
+    def resume(self, path: str | Path) -> Trainer:
         """Restore a checkpoint written by ``save_checkpoint`` (same network and optimizer layout)."""
         from safetensors import safe_open
         from safetensors.torch import load_file
