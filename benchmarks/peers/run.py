@@ -45,6 +45,13 @@ def parse(argv=None) -> argparse.Namespace:
         default="default,karras,logsnr",
         help="samplekit schedules to try per solver ('default' = the solver's own)",
     )
+    p.add_argument(
+        "--denoise-final",
+        choices=tuple(samplekit_runs.DENOISE_FINAL),
+        default="off",
+        help="samplekit fixed-step solvers: without (off), with (on) or both with and without the final Tweedie "
+        "denoise (denoise_final=True, +1 NFE inside the budget; setting suffix '+df')",
+    )
     p.add_argument("--solvers", default=None, help="comma-separated samplekit solvers (default: every registered one)")
     p.add_argument("--no-floor", action="store_true", help="do not write noise-floor records (when adding to a run)")
     p.add_argument("--append", action="store_true", help="append to results.jsonl instead of starting it afresh")
@@ -73,7 +80,16 @@ def cell(task) -> tuple[str, list[dict]]:
     target, seed, library, args = task
     torch.set_num_threads(1)  # the exact models are small: intra-op threads only contend
     problem, start = common.Problem(target, seed, args.n), time.perf_counter()
-    kwargs = {"sdes": args.sdes, "only": args.solvers, "schedules": args.schedules} if library == "samplekit" else {}
+    kwargs = (
+        {
+            "sdes": args.sdes,
+            "only": args.solvers,
+            "schedules": args.schedules,
+            "denoise_final": samplekit_runs.DENOISE_FINAL[args.denoise_final],
+        }
+        if library == "samplekit"
+        else {}
+    )
     records = [r.to_json() for r in LIBRARIES[library](problem, args.nfe, **kwargs)]
     counts = {s: sum(r["status"] == s for r in records) for s in ("ok", "skipped", "failed")}
     return f"{target:>11} seed {seed} {library:>12}: {counts} in {time.perf_counter() - start:6.1f}s", records

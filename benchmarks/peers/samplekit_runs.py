@@ -2,9 +2,12 @@
 
 Every fixed-step solver runs with its default schedule and with ``schedule="karras"`` and
 ``schedule="logsnr"``, on each SDE of ``SDES``, at each budget (``sk.sample(..., nfe=budget)``; it
-spends at most the budget and reports what it spent).  Adaptive solvers run at a few tolerances with
-twice the largest budget as their cap and are placed at the NFE they really spent.  x_T = prior_std * z with
-the z every library shares; the solver's own noise comes from ``seed``.
+spends at most the budget and reports what it spent).  With ``denoise_final=(False, True)`` each fixed-step
+configuration also runs with the base option ``denoise_final=True`` (a last Tweedie step
+x0 = E[x0 | x_{t_min}] = (x + sigma^2 score) / alpha at t_min, one network call counted in the budget, as every
+k-diffusion sampler ends); its setting gets a ``+df`` suffix, e.g. ``vp/karras+df``.  Adaptive solvers run
+at a few tolerances with twice the largest budget as their cap and are placed at the NFE they really spent.
+x_T = prior_std * z with the z every library shares; the solver's own noise comes from ``seed``.
 """
 
 from __future__ import annotations
@@ -27,7 +30,10 @@ def solvers() -> tuple[list, list]:
     return ([c for c in found if not c.info.get("adaptive")], [c for c in found if c.info.get("adaptive")])
 
 
-def runs(problem: Problem, budgets, sdes=("vp", "edm"), only=None, schedules=SCHEDULES):
+DENOISE_FINAL = {"off": (False,), "on": (True,), "both": (False, True)}
+
+
+def runs(problem: Problem, budgets, sdes=("vp", "edm"), only=None, schedules=SCHEDULES, denoise_final=(False,)):
     fixed, adaptive = solvers()
     if only:
         fixed, adaptive = [c for c in fixed if c.name in only], [c for c in adaptive if c.name in only]
@@ -38,19 +44,26 @@ def runs(problem: Problem, budgets, sdes=("vp", "edm"), only=None, schedules=SCH
             for schedule in schedules:
                 if schedule == default and None in schedules:
                     continue  # the default run covers it
-                for budget in budgets:
-                    record = Record(
-                        "samplekit",
-                        info.name,
-                        f"{sde_name}/{schedule or default}",
-                        problem.name,
-                        budget,
-                        problem.seed,
-                        problem.n,
-                        extra={"plugin": info.plugin},
-                    )
-                    options = {"schedule": schedule} if schedule else {}
-                    yield timed_run(problem, record, lambda: _sample(problem, sde, info.name, budget, options, record))
+                for df in denoise_final:
+                    if df and schedule == "optimized":
+                        continue  # the optimizer fits its grid to the solver without the final denoise
+                    for budget in budgets:
+                        record = Record(
+                            "samplekit",
+                            info.name,
+                            f"{sde_name}/{schedule or default}" + ("+df" if df else ""),
+                            problem.name,
+                            budget,
+                            problem.seed,
+                            problem.n,
+                            extra={"plugin": info.plugin, "denoise_final": df},
+                        )
+                        options = {"schedule": schedule} if schedule else {}
+                        if df:
+                            options["denoise_final"] = True
+                        yield timed_run(
+                            problem, record, lambda: _sample(problem, sde, info.name, budget, options, record)
+                        )
         cap = ADAPTIVE_CAP * max(budgets)
         for info in adaptive:
             accepted = set(info.factory.option_specs())
