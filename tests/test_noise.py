@@ -1,9 +1,11 @@
 """samplekit.noise: per-sample counter-based streams (splitmix64 + Box-Muller) against exact answers.
 
-The splitmix64 output function against a plain-Python reference; the normals' law (moments, a
-Kolmogorov-Smirnov test against N(0, 1)); independence across samples, draws (steps) and elements
-(correlations, and neighbouring seeds); batch invariance (row i is the same in any batch, bitwise);
-dtype following; the int-seed mode still on torch.Generator.
+The splitmix64 output function against a plain-Python reference; the normals' law in float64 and in
+float32 (moments, a Kolmogorov-Smirnov test against N(0, 1)); independence across samples, draws (steps)
+and elements (correlations, neighbouring seeds, the two normals of one Box-Muller pair); batch invariance
+(row i is the same in any batch or chunking, bitwise, odd sizes included, whatever shapes were drawn
+before); dtype following (float32 is the float64 draw to float32 accuracy, half types the float32 draw
+rounded); the int-seed mode still on torch.Generator.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import pytest
 import torch
 from scipy import stats
 
-from samplekit.noise import NoiseSource, counter_normal, mix64, sample_keys
+from samplekit.noise import NoiseSource, Scratch, counter_normal, mix64, sample_keys
 
 M64 = (1 << 64) - 1
 
@@ -34,11 +36,13 @@ def test_mix64_is_splitmix64_bit_for_bit():
     assert [g & M64 for g in got] == [splitmix64_reference(v) for v in values]
 
 
-def test_per_sample_normals_have_the_standard_normal_law():
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_per_sample_normals_have_the_standard_normal_law(dtype):
     """200 samples x 10 draws x 500 elements = 1e6 normals: mean, variance, skew, kurtosis within a few
-    standard errors, and a KS test against N(0, 1) that does not reject at 1e-3."""
+    standard errors, and a KS test against N(0, 1) that does not reject at 1e-3 (float32 draws run their
+    own Box-Muller in float32, so both are tested)."""
     noise = NoiseSource(list(range(200)), 200)
-    z = torch.stack([noise.randn((500,), torch.float64) for _ in range(10)], dim=1).flatten()
+    z = torch.stack([noise.randn((500,), dtype) for _ in range(10)], dim=1).flatten().double()
     n = z.numel()
     assert abs(float(z.mean())) < 5 / math.sqrt(n)
     assert abs(float(z.var()) - 1) < 5 * math.sqrt(2 / n)
@@ -60,6 +64,11 @@ def test_streams_are_uncorrelated_across_samples_draws_and_elements():
     assert float(off.abs().max()) < bound, off.abs().max()
     lag = torch.corrcoef(torch.stack([first[0, :-1], first[0, 1:]]))[0, 1]
     assert abs(float(lag)) < bound
+    # elements k and k + d/2 come from one hash (r cos theta, r sin theta): uncorrelated, and so are their squares
+    half = d // 2
+    pair = torch.corrcoef(torch.stack([first[0, :half], first[0, half:]]))[0, 1]
+    squares = torch.corrcoef(torch.stack([first[0, :half] ** 2, first[0, half:] ** 2]))[0, 1]
+    assert abs(float(pair)) < bound * math.sqrt(2) and abs(float(squares)) < bound * math.sqrt(2)
 
 
 def test_a_sample_is_the_same_in_any_batch_and_draw_sequence_bitwise():
@@ -74,12 +83,45 @@ def test_a_sample_is_the_same_in_any_batch_and_draw_sequence_bitwise():
     assert torch.equal(again.randn((3, 4, 4), torch.float32), draws[0])
 
 
-@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
-def test_normals_follow_the_dtype_and_are_one_law_rounded(dtype):
-    noise64, noise = NoiseSource([3, 8], 2), NoiseSource([3, 8], 2)
-    z64, z = noise64.randn((64,), torch.float64), noise.randn((64,), dtype)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("shape", [(1,), (3,), (2,), (5, 7), (1, 8, 8)])
+def test_rows_are_bitwise_the_same_in_any_chunking_and_after_other_shapes(dtype, shape):
+    """37 samples drawn in one batch, in chunks of 8 (the last 5) and one by one, with a draw of another
+    shape in between (the scratch memory is reallocated and reused): every row bit for bit the same as
+    counter_normal on that sample alone without scratch.  Odd sizes put rows across vector-loop tails."""
+    seeds = list(range(1000, 1037))
+    whole = NoiseSource(seeds, 37)
+    first, _, third = whole.randn(shape, dtype), whole.randn((11,), dtype), whole.randn(shape, dtype)
+    chunks = [NoiseSource(seeds[i : i + 8], len(seeds[i : i + 8])) for i in range(0, 37, 8)]
+    got = [(c.randn(shape, dtype), c.randn((4, 3), dtype), c.randn(shape, dtype)) for c in chunks]
+    assert torch.equal(torch.cat([g[0] for g in got]), first)
+    assert torch.equal(torch.cat([g[2] for g in got]), third)
+    keys = sample_keys(seeds, "cpu")
+    for i in (0, 8, 36):
+        assert torch.equal(counter_normal(keys[i : i + 1], 2, shape, dtype)[0], third[i])
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_types_are_the_float32_draw_rounded(dtype):
+    noise32, noise = NoiseSource([3, 8], 2), NoiseSource([3, 8], 2)
+    z32, z = noise32.randn((64,), torch.float32), noise.randn((64,), dtype)
     assert z.dtype == dtype and z.shape == (2, 64)
-    assert torch.equal(z, z64.to(dtype))
+    assert torch.equal(z, z32.to(dtype))
+
+
+def test_float32_draw_is_the_float64_draw_to_float32_accuracy():
+    """Both take u1, u2 from the same 32-bit integers; float32 rounds u1 and theta to 24 bits and its
+    log, sqrt, cos, sin to about an ulp, so with r = sqrt(-2 log u1) (the pair's radius, from the float64
+    draw): |dz| <= |dr| + r |dtheta| + rounding, |dr| ~ |d log u1| / r, i.e.
+        |z32 - z64| <= 2^-22 / r + 2^-19 (1 + r)   (a factor 2 to 4 above the first-order terms)."""
+    n, d = 4000, 64
+    z64 = NoiseSource(list(range(n)), n).randn((d,), torch.float64)
+    z32 = NoiseSource(list(range(n)), n).randn((d,), torch.float32)
+    assert z32.dtype == torch.float32
+    r = torch.hypot(z64[:, : d // 2], z64[:, d // 2 :]).repeat(1, 2)
+    err = (z32.double() - z64).abs()
+    assert bool((err <= 2.0**-22 / r + 2.0**-19 * (1 + r)).all()), float((err * r).max())
+    assert float(err.median()) < 1e-6  # most elements agree to a few float32 ulps
 
 
 def test_counter_normal_is_a_pure_function_of_seed_draw_and_element():
@@ -89,6 +131,7 @@ def test_counter_normal_is_a_pure_function_of_seed_draw_and_element():
     assert torch.equal(counter_normal(keys[1:], 7, (10,), torch.float64)[0], a[1])
     assert torch.equal(counter_normal(keys, 7, (2, 5), torch.float64).flatten(1), a)
     assert not torch.equal(counter_normal(keys, 8, (10,), torch.float64), a)
+    assert torch.equal(counter_normal(keys, 7, (10,), torch.float64, Scratch()), a)
 
 
 def test_int_seed_stays_on_torch_generator():
