@@ -143,9 +143,11 @@ def odeint_adams(
             corr[j] = _combine(y, _weights(nodes, t, h), (fs_hist[len(ts_hist) - j :] if j > 0 else []) + [fp])
         y_new = corr[k]  # order k+1 (k past nodes + the new one)
 
-        def err_of(j):  # error estimate of the order-j formula
+        y_n = y
+
+        def err_of(j, corr=corr, y_n=y_n):  # error estimate of the order-j formula, scaled at y_n and y^{(j+1)}
             a, b = corr[j], corr[j - 1]
-            return _error_norm(tuple(u - v for u, v in zip(a, b)), y, a, rtol, atol)
+            return _error_norm(tuple(u - v for u, v in zip(a, b)), y_n, a, rtol, atol)
 
         e_k = err_of(k)
         if not math.isfinite(e_k):
@@ -185,7 +187,9 @@ def odeint_adams(
         elif k + 1 <= max_order and len(ts_hist) >= k + 1:
             best_k = k + 1 if best_k == k else best_k  # start-up: the history has just grown
         k = best_k
-        h = h * max(1.0, min(grow, safety * best_fac)) if best_fac * safety >= 1.0 else h * max(
-            shrink, safety * best_fac
+        h = (
+            h * max(1.0, min(grow, safety * best_fac))
+            if best_fac * safety >= 1.0
+            else h * max(shrink, safety * best_fac)
         )
     return y, {"n_steps": n_steps, "n_rejected": n_rejected, "nfe": nfe, "orders": orders}
