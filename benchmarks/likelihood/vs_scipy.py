@@ -1,5 +1,6 @@
-"""Likelihood NFE at a given tolerance: samplekit's torchdiffeq integration against scipy's RK45 and DOP853
-on the same augmented probability-flow ODE (x, Delta), exact trace, float64, and the time variable tried.
+"""Likelihood NFE at a given tolerance: samplekit's integrators (torchdiffeq dopri5, samplekit's adaptive
+Adams ``adams_pec`` / ``adams_pece``) against scipy's RK45, DOP853 and LSODA on the same augmented
+probability-flow ODE (x, Delta), exact trace, float64; and (``--timevars``) the time variable tried.
 
 Every integrator gets the same right-hand side: the probability-flow drift F(x, t) of the exact
 mixture score and its exact divergence (autograd), for a batch of 256 exact samples, integrated from
@@ -9,7 +10,8 @@ dx/du = F dt/dlambda) and ``sigma`` (u = s = sigma_t / alpha_t with the state x 
 ``err`` = mean |log p_est - log p_{t_min}| / d with the exact p_T in place of the prior (ODE + trace
 error only).  scipy is a benchmark dependency only.
 
-    .venv/bin/python benchmarks/likelihood/vs_scipy.py      # writes vs_scipy.json / vs_scipy.md here
+    .venv/bin/python benchmarks/likelihood/vs_scipy.py             # vs_scipy.json / vs_scipy.md (time t)
+    .venv/bin/python benchmarks/likelihood/vs_scipy.py --timevars  # vs_scipy_timevars.json / .md
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ import torch
 
 import samplekit as sk
 from samplekit import targets
+from samplekit.adams import odeint_adams
+from samplekit.likelihood import ADAMS
 from samplekit.ode import integrate
 from samplekit.reverse import probability_flow_drift
 
@@ -119,6 +123,16 @@ def run(name, library, method, variable, tol, n=256):
             f, (u0, u1), np.concatenate([y0.numpy().ravel(), np.zeros(n)]), method=method, rtol=tol, atol=tol
         )
         yT, delta = torch.as_tensor(sol.y[: n * d, -1].reshape(n, d)), torch.as_tensor(sol.y[n * d :, -1])
+    elif method in ADAMS:
+        (yT, delta), _ = odeint_adams(
+            lambda u, st: var.rhs(model, u, st[0]),
+            (y0, torch.zeros(n, dtype=torch.float64)),
+            u0,
+            u1,
+            tol,
+            tol,
+            final_eval=ADAMS[method],
+        )
     else:
         yT, delta = integrate(
             lambda u, st: var.rhs(model, u, st[0]), (y0, torch.zeros(n, dtype=torch.float64)), u0, u1, method, tol, tol
@@ -138,7 +152,29 @@ def run(name, library, method, variable, tol, n=256):
     }
 
 
-def main():
+METHODS = (
+    ("scipy", "RK45"),
+    ("scipy", "DOP853"),
+    ("scipy", "LSODA"),
+    ("samplekit", "dopri5"),
+    ("samplekit", "adams_pec"),
+    ("samplekit", "adams_pece"),
+)
+
+
+def main_methods(names=tuple(TARGETS), tols=(1e-4, 1e-5, 1e-6)):
+    """Time t only: the integrators side by side (what ``sk.log_likelihood(method=...)`` does)."""
+    torch.set_num_threads(1)
+    rows = []
+    for name in names:
+        for tol in tols:
+            for library, method in METHODS:
+                rows.append(run(name, library, method, "t", tol))
+                print(json.dumps(rows[-1]), flush=True)
+    write(rows, "vs_scipy")
+
+
+def main_timevars():
     torch.set_num_threads(1)
     rows = []
     for name in TARGETS:
@@ -153,12 +189,12 @@ def main():
                 for variable in ("t", "logsnr", "sigma"):
                     rows.append(run(name, library, method, variable, tol))
                     print(json.dumps(rows[-1]), flush=True)
-    write(rows)
+    write(rows, "vs_scipy_timevars")
 
 
-def write(rows):
-    """vs_scipy.json and vs_scipy.md from the rows (also from a run's log: ``--from-log LOG``)."""
-    (HERE / "vs_scipy.json").write_text(json.dumps(rows, indent=1))
+def write(rows, stem="vs_scipy"):
+    """<stem>.json and <stem>.md from the rows (also from a run's log: ``--from-log LOG [STEM]``)."""
+    (HERE / f"{stem}.json").write_text(json.dumps(rows, indent=1))
     lines = [
         "# Likelihood NFE vs scipy RK45 / DOP853 (recorded)",
         "",
@@ -186,13 +222,15 @@ def write(rows):
             f"| {r['target']} | {r['tol']:g} | {r['library']} | {r['method']} | {r['variable']} | {r['nfe']} | "
             f"{r['nfe'] / ref['nfe']:.2f} | {r['err']:.2e} |"
         )
-    (HERE / "vs_scipy.md").write_text("\n".join(lines) + "\n")
+    (HERE / f"{stem}.md").write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
     import sys
 
-    if len(sys.argv) == 3 and sys.argv[1] == "--from-log":
-        write([json.loads(line) for line in open(sys.argv[2]) if line.startswith("{")])
+    if len(sys.argv) in (3, 4) and sys.argv[1] == "--from-log":
+        write([json.loads(line) for line in open(sys.argv[2]) if line.startswith("{")], *sys.argv[3:])
+    elif sys.argv[1:] == ["--timevars"]:
+        main_timevars()
     else:
-        main()
+        main_methods(*(a.split(",") for a in sys.argv[1:2]))
