@@ -114,6 +114,13 @@ def main(argv=None):
     ap.add_argument("out")
     ap.add_argument("paths", nargs="+")
     ap.add_argument("--mode", choices=("mean", "min"), default="mean")
+    ap.add_argument(
+        "--contrast",
+        default=None,
+        metavar="SUFFIX",
+        help="mean mode: add a table of samplekit's best seed-mean among settings without / with this suffix "
+        "(e.g. '+df': without / with the final denoise)",
+    )
     args = ap.parse_args(argv)
     rows = load(args.paths)
     floors = defaultdict(lambda: defaultdict(list))
@@ -141,6 +148,7 @@ def main(argv=None):
     counts = defaultdict(int)
     per_metric = defaultdict(lambda: defaultdict(int))
     left_out = []
+    contrast = []
     targets = sorted(
         {r["target"] for r in rows if r["library"] in PEERS}
         & {r["target"] for r in rows if r["library"] == "samplekit"}
@@ -169,6 +177,13 @@ def main(argv=None):
                 if args.mode == "mean":
                     ours, theirs = best_mean(ours_rows, m, b, seeds), best_mean(peer_rows, m, b, seeds)
                     left_out += incomplete(ours_rows, peer_rows, target, m, b, seeds)
+                    if args.contrast:
+                        has = [r["setting"].endswith(args.contrast) for r in ours_rows]
+                        split = [
+                            best_mean([r for r, h in zip(ours_rows, has, strict=True) if h == want], m, b, seeds)
+                            for want in (False, True)
+                        ]
+                        contrast.append((target, b, m, *split, best_mean(peer_rows, m, b, seeds)))
                 else:
                     ours, theirs = best_min(ours_rows, m, b), best_min(peer_rows, m, b)
                 if ours is None or theirs is None:
@@ -207,6 +222,21 @@ def main(argv=None):
         lines += [
             f"| {t} | {b} | {m} | {s} | {v:.3g} ({r['sampler']} {r['setting']}{opt}) | {a:.3g} | {p:.3g} |"
             for t, b, m, s, v, r, opt, a, p in left_out
+        ]
+        lines.append("")
+    if contrast:
+
+        def show(best):
+            return "n/a" if best is None else f"{best[0]:.3g} ({best[1]['sampler']} {best[1]['setting']})"
+
+        lines += [
+            f"## samplekit's best seed-mean without / with `{args.contrast}` settings",
+            "",
+            f"| target | NFE | metric | without {args.contrast} | with {args.contrast} | best peer |",
+            "|---|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {t} | {b} | {m} | {show(no)} | {show(yes)} | {show(peer)} |" for t, b, m, no, yes, peer in contrast
         ]
         lines.append("")
     with open(args.out, "w") as f:
