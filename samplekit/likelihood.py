@@ -22,7 +22,7 @@ per evaluation, the Hutchinson estimators one per probe.
 Integrators (``method=``): any torchdiffeq method (default ``dopri5``), or samplekit's adaptive
 Adams-Bashforth-Moulton (``samplekit/adams.py``): ``adams_pece`` (two evaluations per step) and
 ``adams_pec`` (one).  On the exact mixtures of ``benchmarks/likelihood/vs_scipy.md`` at rtol = atol = 1e-5,
-``adams_pec`` spends 0.75-0.87x scipy RK45's NFE at 4-8x lower error: not the half asked by issue 12, so
+``adams_pec`` spends 0.75-0.89x scipy RK45's NFE at 4-7x lower error: not the half asked by issue 12, so
 dopri5 stays the default.
 
 torchdiffeq is imported when first needed (``pip install samplekit[ode]``).
