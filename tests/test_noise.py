@@ -16,7 +16,8 @@ import pytest
 import torch
 from scipy import stats
 
-from samplekit.noise import NoiseSource, Scratch, counter_normal, mix64, sample_keys
+from samplekit import noise as noise_module
+from samplekit.noise import NoiseSource, Scratch, counter_bits, counter_normal, mix64, sample_keys
 
 M64 = (1 << 64) - 1
 
@@ -34,6 +35,39 @@ def test_mix64_is_splitmix64_bit_for_bit():
     signed = [v - (1 << 64) if v >= 1 << 63 else v for v in values]
     got = mix64(torch.tensor(signed, dtype=torch.int64)).tolist()
     assert [g & M64 for g in got] == [splitmix64_reference(v) for v in values]
+
+
+def test_counter_normal_is_the_documented_hash_and_box_muller():
+    """Against plain Python: key = splitmix64(seed), bits = splitmix64(splitmix64(key + (c + 1) G) +
+    (k + 1) G) (mod 2^64), u1 = (lo + 1/2) 2^-32, theta = 2 pi (hi + 1/2) 2^-32 with hi the signed top
+    32 bits; element k = r cos theta and element k + H = r sin theta, r = sqrt(-2 log u1); in float64 to
+    a few ulps (libm against torch's vector kernels), and D odd (the last pair gives one element)."""
+    gold, seeds, draw, d = 0x9E3779B97F4A7C15, [0, 7, 2**40 + 3], 5, 9
+    h = (d + 1) // 2
+    z = counter_normal(sample_keys(seeds, "cpu"), draw, (d,), torch.float64)
+    bits = counter_bits(sample_keys(seeds, "cpu"), draw, h)
+    for i, seed in enumerate(seeds):
+        start = splitmix64_reference(splitmix64_reference(seed) + (draw + 1) * gold)
+        for k in range(h):
+            b = splitmix64_reference(start + (k + 1) * gold)
+            assert bits[i, k].item() & M64 == b
+            lo, hi = b & 0xFFFFFFFF, (b >> 32) - (1 << 32 if b >> 63 else 0)
+            r = math.sqrt(-2 * math.log((lo + 0.5) * 2.0**-32))
+            theta = 2 * math.pi * (hi + 0.5) * 2.0**-32
+            assert z[i, k].item() == pytest.approx(r * math.cos(theta), rel=1e-13, abs=1e-13)
+            if k + h < d:
+                assert z[i, k + h].item() == pytest.approx(r * math.sin(theta), rel=1e-13, abs=1e-13)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_tiles_of_rows_do_not_change_a_bit(monkeypatch, dtype):
+    """A large draw is hashed in tiles of rows (TILE_PAIRS, for cache): forcing tiles of 1, 2 and 3 rows
+    (the last one shorter) gives the one-tile result bit for bit, and so does a tile smaller than a row."""
+    keys = sample_keys(list(range(11)), "cpu")
+    whole = counter_normal(keys, 3, (2, 5), dtype)
+    for tile in (1, 5, 10, 15):  # pairs per tile; a row has 5 pairs
+        monkeypatch.setitem(noise_module.TILE_PAIRS, "cpu", tile)
+        assert torch.equal(counter_normal(keys, 3, (2, 5), dtype, Scratch()), whole)
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
