@@ -78,6 +78,7 @@ class Scratch:
 
     def __init__(self) -> None:
         self._flat: tuple[Tensor, Tensor] | None = None
+        self._views: tuple[tuple[int, int], Tensor, Tensor] | None = None
         self._steps: Tensor | None = None
 
     def get(self, rows: int, pairs: int, device) -> tuple[Tensor, Tensor]:
@@ -86,7 +87,10 @@ class Scratch:
         if flat is None or flat[0].numel() < n or flat[0].device != torch.device(device):
             first = torch.empty(n, dtype=torch.int64, device=device)
             flat = self._flat = (first, torch.empty_like(first))
-        return flat[0][:n].view(rows, pairs), flat[1][:n].view(rows, pairs)
+            self._views = None
+        if self._views is None or self._views[0] != (rows, pairs):
+            self._views = ((rows, pairs), flat[0][:n].view(rows, pairs), flat[1][:n].view(rows, pairs))
+        return self._views[1], self._views[2]
 
     def steps(self, pairs: int, device) -> Tensor:
         """(k + 1) * GOLDEN for k < pairs (wrapping), int64."""
@@ -96,10 +100,15 @@ class Scratch:
         return s
 
 
-def row_starts(keys: Tensor, draw: int) -> Tensor:
+def row_starts(keys: Tensor, draw: int, count: int = 1) -> Tensor:
     """Each (key, draw)'s own splitmix64 sequence starts at s = mix64(key + (draw + 1) * GOLDEN), derived
-    once per row (not per element)."""
-    return mix64_(keys + _int64((draw + 1) * GOLDEN), torch.empty_like(keys))
+    once per row (not per element): shape (count * len(keys),), draws draw .. draw + count - 1 in turn."""
+    if count == 1:
+        z = keys + _int64((draw + 1) * GOLDEN)
+    else:
+        offsets = torch.arange(draw + 1, draw + count + 1, dtype=torch.int64, device=keys.device).mul_(GOLDEN)
+        z = (offsets[:, None] + keys).flatten()
+    return mix64_(z, torch.empty_like(z))
 
 
 def _hash_pairs_(starts: Tensor, bits: Tensor, tmp: Tensor, steps: Tensor) -> Tensor:
@@ -117,18 +126,23 @@ def counter_bits(keys: Tensor, draw: int, pairs: int) -> Tensor:
 
 
 def _box_muller_(bits: Tensor, tmp: Tensor, out: Tensor) -> Tensor:
-    """Fill ``out`` (rows, D) with the normals of ``bits`` (rows, H = ceil(D / 2)), consuming bits and tmp
-    (see ``counter_normal`` for the equations)."""
-    pairs, second, work = bits.shape[1], out.shape[1] - bits.shape[1], out.dtype
-    cos_half, sin_half = out[:, :pairs], out[:, pairs:]
+    """Fill ``out`` (rows, D), contiguous, with the normals of ``bits`` (rows, H = ceil(D / 2)), consuming
+    bits and tmp (see ``counter_normal`` for the equations).  Every transcendental runs on a contiguous
+    (rows, H) block (on CPU twice as fast as on the strided half-rows of ``out``): r in out's memory, theta
+    and cos in bits', sin in tmp's; two copies then place the halves."""
+    rows, pairs = bits.shape
+    second, work, n = out.shape[1] - pairs, out.dtype, rows * pairs
     torch.bitwise_right_shift(bits, _SHIFT[32], out=tmp)  # hi, signed (the arithmetic shift needs no mask)
-    # r = sqrt(-2 log u1) into the first half, from the low 32 bits
-    lo = bits.bitwise_and_(_LOW32)
-    r = torch.add(_HALF_ULP[work], lo, alpha=2.0**-32, out=cos_half).log_().mul_(-2).sqrt_()
-    # theta = 2 pi u, u = (hi + 1/2) 2^-32 in (-1/2, 1/2), in bits' memory seen as the work dtype
-    theta = torch.add(_HALF_ULP[work], tmp, alpha=2.0**-32, out=bits.view(work)[:, :pairs]).mul_(2 * math.pi)
-    torch.sin(theta[:, :second], out=sin_half).mul_(r[:, :second])
-    r.mul_(theta.cos_())
+    # r = sqrt(-2 log u1), u1 = (lo + 1/2) 2^-32, from the low 32 bits
+    r = out.view(-1)[:n].view(rows, pairs)
+    torch.add(_HALF_ULP[work], bits.bitwise_and_(_LOW32), alpha=2.0**-32, out=r).log_().mul_(-2).sqrt_()
+    # theta = 2 pi u, u = (hi + 1/2) 2^-32 in (-1/2, 1/2)
+    theta = bits.view(-1).view(work)[:n].view(rows, pairs)
+    torch.add(_HALF_ULP[work], tmp, alpha=2.0**-32, out=theta).mul_(2 * math.pi)
+    sin = torch.sin(theta, out=tmp.view(-1).view(work)[:n].view(rows, pairs)).mul_(r)
+    cos = theta.cos_().mul_(r)
+    out[:, :pairs].copy_(cos)
+    out[:, pairs:].copy_(sin[:, :second])
     return out
 
 
@@ -152,26 +166,45 @@ def counter_normal(
     tiling.  Each affine map int -> float is one op, ``c + 2^-32 * n``: the product is exact (a power of
     2), so it rounds once whether or not the kernel fuses it (vector and scalar loops agree bit for bit).
     Rows are processed in tiles of ``TILE_PAIRS`` pairs (one tile unless the draw is large)."""
+    return counter_normals(keys, draw, 1, shape, dtype, scratch)[0]
+
+
+def counter_normals(
+    keys: Tensor, draw: int, count: int, shape: Sequence[int], dtype: torch.dtype, scratch: Scratch | None = None
+) -> Tensor:
+    """``counter_normal`` for draws draw .. draw + count - 1 at once: shape (count, len(keys), *shape),
+    entry c the same bits as ``counter_normal(keys, draw + c, shape, dtype)`` (one set of passes for all)."""
     shape = tuple(int(n) for n in shape)
-    rows, numel = len(keys), math.prod(shape)
+    rows, numel = count * len(keys), math.prod(shape)
     pairs = (numel + 1) // 2
     scratch = scratch if scratch is not None else Scratch()
     device = keys.device
     out = torch.empty((rows, numel), dtype=_work_dtype(dtype), device=device)
-    starts, steps = row_starts(keys, draw), scratch.steps(pairs, device)
+    starts, steps = row_starts(keys, draw, count), scratch.steps(pairs, device)
     tile = max(1, TILE_PAIRS.get(device.type, DEFAULT_TILE_PAIRS) // max(pairs, 1))
-    for i in range(0, rows, tile):  # one pass when rows * pairs fits a tile
-        bits, tmp = scratch.get(min(tile, rows - i), pairs, device)
-        _box_muller_(_hash_pairs_(starts[i : i + tile], bits, tmp, steps), tmp, out[i : i + tile])
+    if tile >= rows:  # one pass (the usual case)
+        bits, tmp = scratch.get(rows, pairs, device)
+        _box_muller_(_hash_pairs_(starts, bits, tmp, steps), tmp, out)
+    else:
+        for i in range(0, rows, tile):
+            bits, tmp = scratch.get(min(tile, rows - i), pairs, device)
+            _box_muller_(_hash_pairs_(starts[i : i + tile], bits, tmp, steps), tmp, out[i : i + tile])
     if out.dtype != dtype:
         out = out.to(dtype)
-    return out.reshape(rows, *shape)
+    return out.view(count, len(keys), *shape)
 
 
 def sample_keys(seeds: Sequence[int], device) -> Tensor:
     """One int64 key per sample seed: mix64 of the seed's 64-bit pattern (so nearby seeds are far apart)."""
     raw = torch.tensor([_int64(int(s)) for s in seeds], dtype=torch.int64, device=device)
     return mix64(raw)
+
+
+#: Per-sample draws of up to this many elements (all draws together) are made ahead in one block.
+DRAW_AHEAD_ELEMENTS = 1 << 18
+MAX_DRAW_AHEAD = 64
+
+
 def _generator(seed: int, device) -> torch.Generator:
     g = torch.Generator(device=device if device is not None else "cpu")
     g.manual_seed(int(seed))
@@ -203,14 +236,30 @@ class NoiseSource:
             self.keys = sample_keys(seeds, self.device)
             self._scratch = Scratch()  # int64 work tensors reused by every draw of one shape
         self.draws = 0  # draws made so far: the counter of the per-sample streams
+        self._ahead: tuple[int, tuple[int, ...], torch.dtype, Tensor] | None = (
+            None  # drawn ahead: first, shape, dtype, block
+        )
 
     def randn(self, shape: Sequence[int], dtype: torch.dtype = torch.float32) -> Tensor:
-        """N(0, I) of shape (num_samples, *shape); row i from sample i's own stream if per-sample."""
-        shape = tuple(shape)
+        """N(0, I) of shape (num_samples, *shape); row i from sample i's own stream if per-sample.
+
+        Per-sample draws of few elements are made ``DRAW_AHEAD_ELEMENTS // (num_samples * numel)`` draws
+        at a time (at most ``MAX_DRAW_AHEAD``): a small draw costs its ~50 op launches, not its arithmetic,
+        and the next draws (a sampler's steps) have the same shape.  Draw c's values are a pure function
+        of (seed, c, shape), so drawing ahead changes no value; a draw of another shape or dtype drops the
+        block."""
+        shape = tuple(int(n) for n in shape)
         draw, self.draws = self.draws, self.draws + 1
         if not self.per_sample:
             return torch.randn((self.num_samples, *shape), generator=self._generator, dtype=dtype, device=self.device)
-        return counter_normal(self.keys, draw, shape, dtype, self._scratch)
+        ahead = self._ahead
+        if ahead is not None and ahead[1] == shape and ahead[2] == dtype and 0 <= draw - ahead[0] < len(ahead[3]):
+            return ahead[3][draw - ahead[0]]
+        per_draw = max(1, self.num_samples * math.prod(shape))
+        count = max(1, min(MAX_DRAW_AHEAD, DRAW_AHEAD_ELEMENTS // per_draw))
+        block = counter_normals(self.keys, draw, count, shape, dtype, self._scratch)
+        self._ahead = (draw, shape, dtype, block) if count > 1 else None
+        return block[0]
 
     def randn_like(self, x: Tensor) -> Tensor:
         if x.shape[0] != self.num_samples:

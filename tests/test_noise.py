@@ -173,3 +173,19 @@ def test_int_seed_stays_on_torch_generator():
     assert torch.equal(noise.randn((4,)), torch.randn((3, 4), generator=torch.Generator().manual_seed(5)))
     with pytest.raises(ValueError, match="seed has 2 entries for num_samples=3"):
         NoiseSource([1, 2], 3)
+
+
+def test_drawing_ahead_changes_no_value_and_draws_stay_independent_tensors():
+    """Small per-sample draws are made in blocks ahead of need (NoiseSource.DRAW_AHEAD_ELEMENTS): the
+    sequence of draws, with shape and dtype changes inside a block, equals counter_normal called draw by
+    draw; writing into one draw does not touch the next."""
+    seeds = [5, 6, 7]
+    keys = sample_keys(seeds, "cpu")
+    plan = [((2,), torch.float32)] * 5 + [((3,), torch.float32), ((2,), torch.float64)] + [((2,), torch.float32)] * 70
+    noise = NoiseSource(seeds, 3)
+    for c, (shape, dtype) in enumerate(plan):
+        z = noise.randn(shape, dtype)
+        assert z.shape == (3, *shape) and z.dtype == dtype
+        assert torch.equal(z, counter_normal(keys, c, shape, dtype)), c
+        z.zero_()
+    assert noise.draws == len(plan)

@@ -1,77 +1,166 @@
-"""Per-sample-seed overhead against one int seed at batch 4096 (issue 16, item 4(a)).
+"""Per-sample-seed overhead against one int seed at batch 4096 (issue 16, items 4(a) and 5).
 
-1. Raw draws: one ``NoiseSource.randn`` of (4096, *shape): the int seed (one torch.Generator), the
-   per-sample counter-based streams (samplekit.noise), and the previous per-sample implementation (one
-   torch.Generator and one torch.randn per sample, stacked), rebuilt here as the "before" figure.
+1. Raw draws: ``NoiseSource.randn`` of (4096, *shape), per draw over a run of consecutive draws: the int
+   seed (one torch.Generator), the per-sample counter-based streams (samplekit.noise, now), the counter
+   streams as first landed (commit aa42986, loaded from git when it is at hand) and the per-sample
+   implementation before them (one torch.Generator and one torch.randn per sample, stacked), rebuilt here.
 2. End to end: ``sk.sample`` of 4096 samples with ``euler_maruyama`` (one draw a step), int seed vs one
    seed per sample, on the exact ring score (a cheap network: the worst case for the noise's share) and
-   on the shipped digits UNet (a real network).
+   on the shipped digits UNet (a real network), with the draw's share of a step.
+
+Timings are the CPU time of this process (one torch thread), best of ``--repeats``, the variants run in
+turn within each repeat: on a machine shared with other jobs, CPU time and interleaving keep the
+ratios meaningful where wall time is not.  On CUDA the clock is wall time after a synchronize.
 Run: ``OMP_NUM_THREADS=1 python benchmarks/scale/noise_overhead.py`` (results: noise.md here).
 """
 
 from __future__ import annotations
 
+import argparse
+import math
+import subprocess
 import time
+import types
+from pathlib import Path
 
 import torch
 
 import samplekit as sk
+import samplekit.sampling
 from samplekit.noise import NoiseSource
 from samplekit.targets import ring2d
 
 BATCH = 4096
+FIRST_COUNTER = "aa42986"  # the counter-based streams as first landed (int64 passes, fresh tensors)
 
 
-def best_of(fn, repeats: int = 5) -> float:
-    times = []
+def clock(device: torch.device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        return time.perf_counter()
+    return time.process_time()
+
+
+def interleaved(fns: dict, repeats: int, device: torch.device) -> dict[str, float]:
+    """Best time of each function, the functions run in turn within each repeat."""
+    times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+        for name, fn in fns.items():
+            start = clock(device)
+            fn()
+            times[name].append(clock(device) - start)
+    return {name: min(ts) for name, ts in times.items()}
 
 
-def loop_draw(generators, shape, dtype):
+def first_counter_source():
+    """NoiseSource as of FIRST_COUNTER, from git (None where git or that commit is not at hand)."""
+    root = Path(__file__).resolve().parents[2]
+    try:
+        text = subprocess.run(
+            ["git", "show", f"{FIRST_COUNTER}:samplekit/noise.py"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    module = types.ModuleType("noise_first_counter")
+    exec(compile(text, f"{FIRST_COUNTER}:samplekit/noise.py", "exec"), module.__dict__)
+    return module.NoiseSource
+
+
+def loop_draw(generators, shape, dtype, device):
     """The per-sample implementation before the counter-based streams: one randn per sample."""
-    return torch.stack([torch.randn(shape, generator=g, dtype=dtype) for g in generators])
+    return torch.stack([torch.randn(shape, generator=g, dtype=dtype, device=device) for g in generators])
 
 
-def raw_draws() -> None:
-    print("| shape | dtype | int seed (ms) | per-sample, counter (ms) | ratio | per-sample, loop before (ms) | ratio |")
-    print("|---|---|---|---|---|---|---|")
+def raw_draws(repeats: int, device: torch.device) -> None:
+    first = first_counter_source()
+    print(
+        f"| shape | dtype | int seed (ms) | per-sample, counter now (ms) | ratio | counter at {FIRST_COUNTER} (ms) "
+        "| ratio | per-sample loop before (ms) | ratio |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
     seeds = list(range(BATCH))
     for shape in [(2,), (1, 8, 8), (3, 32, 32)]:
         for dtype in (torch.float32, torch.float64):
-            one, per = NoiseSource(0, BATCH), NoiseSource(seeds, BATCH)
-            gens = [torch.Generator().manual_seed(s) for s in seeds]
-            t_int = best_of(lambda: one.randn(shape, dtype))
-            t_per = best_of(lambda: per.randn(shape, dtype))
-            t_loop = best_of(lambda: loop_draw(gens, shape, dtype), repeats=3)
+            one, per = NoiseSource(0, BATCH, device), NoiseSource(seeds, BATCH, device)
+            gens = [torch.Generator(device).manual_seed(s) for s in seeds]
+            # time a run of consecutive draws (a sampler's steps), per draw: small per-sample draws are made
+            # ahead in blocks, so one draw alone would be either a whole block or free
+            run = max(1, min(64, (1 << 22) // (BATCH * math.prod(shape))))
+            fns = {"int": lambda: one.randn(shape, dtype), "per": lambda: per.randn(shape, dtype)}
+            if first is not None:
+                old = first(seeds, BATCH, device)
+                fns["first"] = lambda: old.randn(shape, dtype)
+            fns["loop"] = lambda: loop_draw(gens, shape, dtype, device)
+            t = interleaved({k: (lambda f=f: [f() for _ in range(run)]) for k, f in fns.items()}, repeats, device)
+            t = {k: v / run for k, v in t.items()}
+            old_cells = f"{1e3 * t['first']:.2f} | {t['first'] / t['int']:.2f}x" if "first" in t else "- | -"
             print(
-                f"| {shape} | {str(dtype).replace('torch.', '')} | {1e3 * t_int:.2f} | {1e3 * t_per:.2f} | "
-                f"{t_per / t_int:.2f}x | {1e3 * t_loop:.1f} | {t_loop / t_int:.1f}x |"
+                f"| {shape} | {str(dtype).replace('torch.', '')} | {1e3 * t['int']:.2f} | {1e3 * t['per']:.2f} | "
+                f"{t['per'] / t['int']:.2f}x | {old_cells} | {1e3 * t['loop']:.1f} | {t['loop'] / t['int']:.1f}x |",
+                flush=True,
             )
 
 
-def end_to_end() -> None:
+def end_to_end(repeats: int, digits_nfe: int, device: torch.device, skip_digits: bool) -> None:
     print()
-    print("| model | nfe | int seed (s) | per-sample seeds (s) | ratio |")
-    print("|---|---|---|---|---|")
-    cases = [("ring2d exact score", ring2d().score_model(sk.VPSDE()), 100)]
-    try:
-        cases.append(("digits_unet (shipped)", sk.get_target("digits_unet").model(), 10))
-    except Exception as exc:  # pragma: no cover - reported, not fatal
-        print(f"(digits_unet unavailable: {exc})")
-    for name, model, nfe in cases:
-        kw = dict(nfe=nfe, num_samples=BATCH, progress=False)
+    print(
+        "| model | nfe | int seed (s) | per-sample seeds (s) | ratio | one draw, int / per-sample (ms) "
+        "| one step (ms) |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    cases = [("ring2d exact score", ring2d().score_model(sk.VPSDE()), 100, repeats)]
+    if not skip_digits:
+        try:
+            cases.append(("digits_unet (shipped)", sk.get_target("digits_unet").model(), digits_nfe, 2))
+        except Exception as exc:  # pragma: no cover - reported, not fatal
+            print(f"(digits_unet unavailable: {exc})")
+    seeds = list(range(BATCH))
+    for name, model, nfe, reps in cases:
+        kw = dict(nfe=nfe, num_samples=BATCH, progress=False, device=device)
         with torch.no_grad():
-            t_int = best_of(lambda: sk.sample(model, "euler_maruyama", seed=0, **kw), repeats=3)
-            t_per = best_of(lambda: sk.sample(model, "euler_maruyama", seed=list(range(BATCH)), **kw), repeats=3)
-        print(f"| {name} | {nfe} | {t_int:.3f} | {t_per:.3f} | {t_per / t_int:.2f}x |")
+            t = interleaved(
+                {
+                    "int": lambda: sk.sample(model, "euler_maruyama", seed=0, **kw),
+                    "per": lambda: sk.sample(model, "euler_maruyama", seed=seeds, **kw),
+                },
+                reps,
+                device,
+            )
+        one, per = NoiseSource(0, BATCH, device), NoiseSource(seeds, BATCH, device)
+        shape = tuple(model.shape)
+        draw = interleaved(
+            {
+                "int": lambda: [one.randn(shape) for _ in range(nfe)],
+                "per": lambda: [per.randn(shape) for _ in range(nfe)],
+            },
+            3,
+            device,
+        )
+        draw = {k: v / nfe for k, v in draw.items()}
+        step = t["int"] / nfe
+        print(
+            f"| {name} | {nfe} | {t['int']:.3f} | {t['per']:.3f} | {t['per'] / t['int']:.2f}x | "
+            f"{1e3 * draw['int']:.2f} / {1e3 * draw['per']:.2f} | {1e3 * step:.1f} |",
+            flush=True,
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--digits-nfe", type=int, default=4, help="euler_maruyama steps on digits_unet (4096 samples)")
+    parser.add_argument("--skip-digits", action="store_true")
+    parser.add_argument("--skip-raw", action="store_true")
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    device = torch.device(args.device)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread, batch {BATCH}, {device}")
+    assert samplekit.sampling.NoiseSource is NoiseSource
+    if not args.skip_raw:
+        raw_draws(args.repeats, device)
+    end_to_end(args.repeats, args.digits_nfe, device, args.skip_digits)
 
 
 if __name__ == "__main__":
-    torch.set_num_threads(1)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread, batch {BATCH}")
-    raw_draws()
-    end_to_end()
+    main()
