@@ -1,0 +1,230 @@
+"""Should ``log_likelihood``'s default integrator become ``adams_pec``?  adams_pec against dopri5 off the exact
+float64 VP mixtures of ``vs_scipy.md``: trained networks in float32, looser tolerances, Hutchinson trace
+estimators, and the VE / EDM / rectified-flow SDEs.
+
+Cases (one row per case, tolerance and method; NFE counted at the raw network by a counting wrapper):
+
+  digits_unet      the shipped diffusers UNet (DiscreteVPSDE), 32 held-out digits, float32,
+                   hutchinson_rademacher (the default estimator; 1 probe, seed 0), tol 1e-3, 1e-4, 1e-5
+  ring2d_mlp       the shipped MLP (VP), 256 exact ring2d samples, float32, exact trace, tol 1e-3, 1e-4, 1e-5
+  ring2d/gmm16_full under ve, edm, rectified_flow (exact score / denoiser), 256 samples, float64, exact trace,
+                   tol 1e-5; under vp at 1e-3 (the tolerance vs_scipy.md does not cover); gmm16_full also in
+                   float32 at 1e-5
+  ring2d hutchinson ring2d (VP, exact score), 256 samples, float64, hutchinson_rademacher and
+                   hutchinson_gaussian (1 probe, seed 0), tol 1e-4
+
+Error ``err`` = mean |log p - log p_ref| / d (nats/dim) against a reference run of the same model, points and
+probes (the Hutchinson probes are drawn once and held along the trajectory, so with a fixed seed the
+log-det integrand is a smooth function of t and ``err`` is the integrator's error alone): dopri5 at
+rtol = atol = 1e-9 in float64 (network weights cast to float64), 1e-8 for the digits UNet (its cost; the
+reference's own error is bounded by its distance to a 1e-7 run, column ``ref_check``).  For the exact targets
+``err_exact`` is the distance to the exact log p_{t_min} as well (it holds the prior mismatch and, for
+Hutchinson, the estimator's variance, which no integrator removes).
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/likelihood/adams_default.py [--only SUBSTRING] [--force]
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/likelihood/adams_default.py --report   # table only
+
+Rows are cached in adams_default.json (a rerun computes only missing rows); the table goes to adams_default.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+import samplekit as sk
+from samplekit import targets
+from samplekit.api import get_sde, get_target
+
+HERE = Path(__file__).parent
+JSON = HERE / "adams_default.json"
+MD = HERE / "adams_default.md"
+METHODS = ("dopri5", "adams_pec")
+# work-precision: adams_pec at tighter tolerances where it loses on error at 1e-5 (does it reach dopri5's error
+# for fewer NFE?)
+EXTRA = {
+    f"{name}/{sde}/f64/exact": [(3e-6, "adams_pec"), (1e-6, "adams_pec")]
+    for name in ("ring2d", "gmm16_full")
+    for sde in ("ve", "edm")
+}
+
+
+class CountingNet:
+    """Wraps the raw network: counts its forward calls (the NFE), whatever ScoreModel does around it."""
+
+    def __init__(self, net) -> None:
+        self.net, self.calls = net, 0
+
+    def __call__(self, *args, **kwargs):
+        self.calls += 1
+        return self.net(*args, **kwargs)
+
+
+def to_float64(net) -> None:
+    """Cast a loaded network's weights to float64 in place (the loaders' wrappers hold the module)."""
+    if hasattr(net, "module") and hasattr(net, "dtype"):  # diffusers wrapper: computes in its module's dtype
+        net.module.double()
+        net.dtype = torch.float64
+    elif isinstance(getattr(net, "net", None), torch.nn.Module):
+        net.net.double()
+    elif isinstance(net, torch.nn.Module):
+        net.double()
+    else:
+        raise TypeError(f"cannot cast {type(net).__name__} to float64")
+
+
+def save(store) -> None:
+    """Merge into the file on disk (several cases may run in parallel processes), then write."""
+    disk = json.loads(JSON.read_text()) if JSON.exists() else {"refs": {}, "rows": {}}
+    for part in ("refs", "rows"):
+        disk[part].update(store[part])
+        store[part].update(disk[part])
+    JSON.write_text(json.dumps(store, indent=1))
+
+
+def cases():
+    """(case id, builder, estimator, tolerances, ref tol, check tol); builder(dtype) -> (model, x, exact or None)."""
+
+    def shipped(name, n):
+        def build(dtype):
+            t = get_target(name)
+            model = t.model()
+            if dtype == torch.float64:
+                to_float64(model.net)
+            return model, t.reference(n, seed=0).to(dtype), None
+
+        return build
+
+    def mixture(name, sde_name, n=256):
+        def build(dtype):
+            mix = getattr(targets, name)()
+            sde = get_sde(sde_name)
+            model = mix.score_model(sde)
+            x = mix.sample(n, generator=torch.Generator().manual_seed(1000)).to(dtype)
+            a, s = sde.marginal(sde.t_min)
+            return model, x, mix.noised_log_prob(x.double(), a, s)
+
+        return build
+
+    yield "digits_unet/f32/hutch_rad", shipped("digits_unet", 32), "hutchinson_rademacher", (1e-3, 1e-4, 1e-5), 1e-8
+    yield "ring2d_mlp/f32/exact", shipped("ring2d_mlp", 256), "exact", (1e-3, 1e-4, 1e-5), 1e-9
+    for name in ("ring2d", "gmm16_full"):
+        for sde_name in ("ve", "edm", "rectified_flow"):
+            yield f"{name}/{sde_name}/f64/exact", mixture(name, sde_name), "exact", (1e-5,), 1e-9
+        yield f"{name}/vp/f64/exact", mixture(name, "vp"), "exact", (1e-3,), 1e-9
+    yield "gmm16_full/vp/f32/exact", mixture("gmm16_full", "vp"), "exact", (1e-5,), 1e-9
+    for est in ("hutchinson_rademacher", "hutchinson_gaussian"):
+        yield f"ring2d/vp/f64/{est}", mixture("ring2d", "vp"), est, (1e-4,), 1e-9
+
+
+def run_one(build, dtype, estimator, method, tol):
+    model, x, exact = build(dtype)
+    counter = CountingNet(model.net)
+    model.net = counter
+    start = time.perf_counter()
+    res = sk.log_likelihood(model, x, estimator=estimator, method=method, rtol=tol, atol=tol, seed=0)
+    seconds = time.perf_counter() - start
+    if counter.calls != res.nfe:
+        raise RuntimeError(f"NFE at the network {counter.calls} != result's {res.nfe}")
+    return res.log_prob.double(), counter.calls, seconds, exact, x[0].numel()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", default="", help="run the cases whose id contains this")
+    parser.add_argument("--force", action="store_true", help="recompute cached rows")
+    parser.add_argument("--report", action="store_true", help="write the table from the cache, compute nothing")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    store = {"refs": {}, "rows": {}}
+    save(store)  # loads what is on disk
+    if not args.report:
+        for case, build, est, tols, ref_tol in cases():
+            if args.only not in case:
+                continue
+            ref = store["refs"].get(case)
+            if ref is None or args.force:
+                lp, nfe, sec, exact, d = run_one(build, torch.float64, est, "dopri5", ref_tol)
+                lp_check, nfe_c, _, _, _ = run_one(build, torch.float64, est, "dopri5", ref_tol * 10)
+                ref = {
+                    "tol": ref_tol,
+                    "nfe": nfe,
+                    "seconds": sec,
+                    "log_prob": lp.tolist(),
+                    "d": d,
+                    "ref_check": (lp - lp_check).abs().mean().item() / d,
+                    "err_exact": None if exact is None else (lp - exact).abs().mean().item() / d,
+                }
+                store["refs"][case] = ref
+                save(store)
+                print(case, "ref", {k: v for k, v in ref.items() if k != "log_prob"}, flush=True)
+            lp_ref = torch.tensor(ref["log_prob"], dtype=torch.float64)
+            dtype = torch.float32 if "/f32/" in case else torch.float64
+            for tol, method in [(tol, m) for tol in tols for m in METHODS] + EXTRA.get(case, []):
+                key = f"{case}|{tol:g}|{method}"
+                if key in store["rows"] and not args.force:
+                    continue
+                lp, nfe, sec, exact, d = run_one(build, dtype, est, method, tol)
+                row = {
+                    "case": case,
+                    "tol": tol,
+                    "method": method,
+                    "nfe": nfe,
+                    "err": (lp - lp_ref).abs().mean().item() / d,
+                    "err_exact": None if exact is None else (lp - exact).abs().mean().item() / d,
+                    "seconds": sec,
+                }
+                store["rows"][key] = row
+                save(store)
+                print(json.dumps(row), flush=True)
+    store["env"] = {"torch": torch.__version__, "python": platform.python_version(), "threads": 1}
+    save(store)
+    MD.write_text(report(store))
+    print(f"wrote {MD}")
+
+
+def report(store) -> str:
+    order = [c for c, *_ in cases()]
+    pairs = {}
+    for row in store["rows"].values():
+        pairs.setdefault((row["case"], row["tol"]), {})[row["method"]] = row
+    lines = [
+        "| case | tol | dopri5 NFE | adams_pec NFE | NFE ratio | dopri5 err | adams_pec err | err ratio | "
+        "err_exact dopri5 / adams_pec | ref (tol, NFE, ref_check) | verdict |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for case, tol in sorted(pairs, key=lambda k: (order.index(k[0]) if k[0] in order else 99, -k[1])):
+        p = pairs[(case, tol)]
+        if set(p) != set(METHODS):
+            continue
+        a, b = p["dopri5"], p["adams_pec"]
+        ref = store["refs"][case]
+        nfe_ratio = b["nfe"] / a["nfe"]
+        err_ratio = b["err"] / a["err"] if a["err"] > 0 else float("inf")
+        ok = b["nfe"] <= a["nfe"] and err_ratio <= 1.5
+        ex = "" if a["err_exact"] is None else f"{a['err_exact']:.2e} / {b['err_exact']:.2e}"
+        lines.append(
+            f"| {case} | {tol:g} | {a['nfe']} | {b['nfe']} | {nfe_ratio:.2f} | {a['err']:.2e} | {b['err']:.2e} | "
+            f"{err_ratio:.2f} | {ex} | {ref['tol']:g}, {ref['nfe']}, {ref['ref_check']:.1e} | "
+            f"{'pass' if ok else 'FAIL'} |"
+        )
+    lines += [
+        "",
+        "Work-precision where adams_pec loses on error (every run of the case, by NFE):",
+        "",
+        "| case | method | tol | NFE | err |",
+        "|---|---|---|---|---|",
+    ]
+    for case in EXTRA:
+        rows = sorted((r for r in store["rows"].values() if r["case"] == case), key=lambda r: r["nfe"])
+        lines += [f"| {case} | {r['method']} | {r['tol']:g} | {r['nfe']} | {r['err']:.2e} |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
