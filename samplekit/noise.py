@@ -234,11 +234,10 @@ class NoiseSource:
             self.per_sample = True
             self.seed = seeds
             self.keys = sample_keys(seeds, self.device)
-            self._scratch = Scratch()  # int64 work tensors reused by every draw of one shape
+            self._scratch = Scratch()  # int64 work tensors (one tile) reused by every draw
         self.draws = 0  # draws made so far: the counter of the per-sample streams
-        self._ahead: tuple[int, tuple[int, ...], torch.dtype, Tensor] | None = (
-            None  # drawn ahead: first, shape, dtype, block
-        )
+        # draws made ahead (per-sample, small draws): (first draw, shape, dtype, block of draws)
+        self._ahead: tuple[int, tuple[int, ...], torch.dtype, Tensor] | None = None
 
     def randn(self, shape: Sequence[int], dtype: torch.dtype = torch.float32) -> Tensor:
         """N(0, I) of shape (num_samples, *shape); row i from sample i's own stream if per-sample.
