@@ -238,24 +238,27 @@ class NoiseSource:
         self.draws = 0  # draws made so far: the counter of the per-sample streams
         # draws made ahead (per-sample, small draws): (first draw, shape, dtype, block of draws)
         self._ahead: tuple[int, tuple[int, ...], torch.dtype, Tensor] | None = None
+        self._last: tuple[tuple[int, ...], torch.dtype] | None = None  # the last draw's shape and dtype
 
     def randn(self, shape: Sequence[int], dtype: torch.dtype = torch.float32) -> Tensor:
         """N(0, I) of shape (num_samples, *shape); row i from sample i's own stream if per-sample.
 
         Per-sample draws of few elements are made ``DRAW_AHEAD_ELEMENTS // (num_samples * numel)`` draws
         at a time (at most ``MAX_DRAW_AHEAD``): a small draw costs its ~50 op launches, not its arithmetic,
-        and the next draws (a sampler's steps) have the same shape.  Draw c's values are a pure function
-        of (seed, c, shape), so drawing ahead changes no value; a draw of another shape or dtype drops the
-        block."""
+        and the next draws (a sampler's steps) have the same shape; this starts at the second draw in a row
+        of one shape and dtype.  Draw c's values are a pure function of (seed, c, shape), so drawing ahead
+        changes no value; a draw of another shape or dtype drops the block."""
         shape = tuple(int(n) for n in shape)
         draw, self.draws = self.draws, self.draws + 1
         if not self.per_sample:
             return torch.randn((self.num_samples, *shape), generator=self._generator, dtype=dtype, device=self.device)
-        ahead = self._ahead
+        ahead, repeated = self._ahead, self._last == (shape, dtype)
+        self._last = (shape, dtype)
         if ahead is not None and ahead[1] == shape and ahead[2] == dtype and 0 <= draw - ahead[0] < len(ahead[3]):
             return ahead[3][draw - ahead[0]]
         per_draw = max(1, self.num_samples * math.prod(shape))
-        count = max(1, min(MAX_DRAW_AHEAD, DRAW_AHEAD_ELEMENTS // per_draw))
+        # ahead only from the second draw of a shape on: a run drawing once (x_T of an ODE solve) draws once
+        count = max(1, min(MAX_DRAW_AHEAD, DRAW_AHEAD_ELEMENTS // per_draw)) if repeated else 1
         block = counter_normals(self.keys, draw, count, shape, dtype, self._scratch)
         self._ahead = (draw, shape, dtype, block) if count > 1 else None
         return block[0]

@@ -183,6 +183,9 @@ def test_drawing_ahead_changes_no_value_and_draws_stay_independent_tensors():
     keys = sample_keys(seeds, "cpu")
     plan = [((2,), torch.float32)] * 5 + [((3,), torch.float32), ((2,), torch.float64)] + [((2,), torch.float32)] * 70
     noise = NoiseSource(seeds, 3)
+    noise.randn((2,), torch.float32)
+    assert noise._ahead is None  # one draw of a shape (x_T of an ODE solve) computes only itself
+    noise = NoiseSource(seeds, 3)
     for c, (shape, dtype) in enumerate(plan):
         z = noise.randn(shape, dtype)
         assert z.shape == (3, *shape) and z.dtype == dtype
