@@ -5,7 +5,7 @@ set -u
 cd "$(dirname "$0")/../../.."
 export OMP_NUM_THREADS=1
 PY=.venv/bin/python
-while kill -0 "$1" 2>/dev/null; do sleep 20; done  # after the round3 stress run (its PID)
+while [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null; do sleep 20; done  # optional: wait for a PID to end
 C="--targets grid2d_narrow,spiky3d,gmm32_illcond --n 1000 --nfe 5,10,20,50 --sdes vp --libraries samplekit
    --solvers dpmpp_2m,dpmpp_3m,unipc,ipndm,deis --schedules optimized --no-floor --jobs 1
    --out benchmarks/peers/round3_optimized"
