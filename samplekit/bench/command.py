@@ -10,8 +10,10 @@ from samplekit.registry import SamplekitError
 
 
 def _csv(value: str | None, option: str, cast=str) -> tuple | None:
-    if value is None:
-        return None
+    return None if value is None else _items(value, option, cast)
+
+
+def _items(value: str, option: str, cast=str) -> tuple:
     items = [v.strip() for v in value.split(",") if v.strip()]
     try:
         out = tuple(cast(v) for v in items)
@@ -104,7 +106,7 @@ def bench_command(
     """
     from samplekit.bench.harness import run_suite
     from samplekit.bench.suite import default_suite_path, load_suite
-    from samplekit.bench.targets import reference_free_target, user_model_target
+    from samplekit.bench.targets import ReferenceFreeTarget, UserModelTarget, reference_free_target, user_model_target
     from samplekit.plugins import get_registry
 
     try:
@@ -113,6 +115,7 @@ def bench_command(
         registry = get_registry()
         extra = {}
         target_names = _csv(targets, "--targets")
+        user: UserModelTarget | ReferenceFreeTarget | None = None
         if model_path or loader or reference_path:
             if not (model_path and loader):
                 raise click.UsageError(
@@ -134,12 +137,9 @@ def bench_command(
             num_samples=num_samples,
         )
         if solvers is not None:
-            suite = suite.replace(solvers=select_solvers(suite, _csv(solvers, "--solvers")))
-        if (
-            getattr(extra.get(target_names[-1] if target_names else ""), "needs_sde_reference", False)
-            and metrics is None
-        ):
-            suite = image_headline(suite, registry, extra[target_names[-1]])
+            suite = suite.replace(solvers=select_solvers(suite, _items(solvers, "--solvers")))
+        if user is not None and getattr(user, "needs_sde_reference", False) and metrics is None:
+            suite = image_headline(suite, registry, user)
         out_dir = Path(out) if out else Path("out") / suite.name  # never the committed benchmarks/results
         click.echo(f"suite {suite.name} ({path}) -> {out_dir}", err=True)
         outcome = run_suite(

@@ -26,11 +26,11 @@ class Entry:
     nfe: float | None = None  # mean real NFE
     metrics: dict = field(default_factory=dict)
     note: str = ""
-    estimates: dict = field(default_factory=dict)
+    estimates: dict[str, stats.Estimate] = field(default_factory=dict)
     stochastic: bool | None = None
     schedule: str | None = None
     seconds: float | None = None
-    paired: object = None  # per-sample distances to the reference ODE solution (numpy), seeds in order
+    paired: np.ndarray | None = None  # per-sample distances to the reference ODE solution, seeds in order
 
 
 FLOW = "flow_error"
@@ -126,6 +126,11 @@ def estimate(e: Entry, metric: str) -> stats.Estimate | None:
     return stats.Estimate(v, v, v)
 
 
+def estimated(entries: list[tuple[str, Entry]], metric: str) -> list[tuple[str, Entry, stats.Estimate]]:
+    """``(label, entry, estimate)`` for the entries with an interval of ``metric``, the others left out."""
+    return [(lab, e, est) for lab, e in entries if (est := estimate(e, metric)) is not None]
+
+
 def fmt(v) -> str:
     return "n/a" if v is None else f"{v:.3g}"
 
@@ -182,11 +187,10 @@ def _bold_best(texts: list[str], values: list, lower_is_better: bool) -> list[st
 def groups_of(entries: list[tuple[str, Entry]], metric: str) -> list[list[str]]:
     """Tie groups at one budget: paired per-sample differences for the distance to the reference ODE
     solution, overlapping intervals otherwise."""
+    found = estimated(entries, metric)
     if metric == FLOW:
-        return stats.paired_tie_groups(
-            [(lab, estimate(e, metric), e.paired) for lab, e in entries if estimate(e, metric) is not None]
-        )
-    return stats.tie_groups([(lab, estimate(e, metric)) for lab, e in entries if estimate(e, metric) is not None])
+        return stats.paired_tie_groups([(lab, est, e.paired) for lab, e, est in found])
+    return stats.tie_groups([(lab, est) for lab, _, est in found])
 
 
 def ranked_table(
@@ -198,7 +202,7 @@ def ranked_table(
     grid = [
         (label, [column_entries(rows.get(label, {}), label in adaptive, n, metric) for n in nfe]) for label in labels
     ]
-    texts = {label: [] for label in labels}
+    texts: dict[str, list[str]] = {label: [] for label in labels}
     for j in range(len(nfe)):
         items = [(label, estimate(es[j], metric)) for label, es in grid]
         r = {lab: k for k, g in enumerate(groups_of([(label, es[j]) for label, es in grid], metric), 1) for lab in g}
@@ -295,22 +299,28 @@ def recommend(rows: dict, labels: list[str], adaptive: set, nfe: list[int], prim
         choice = None
         if det:
             group = groups_of(det, FLOW)[0]
-            est = {lab: estimate(e, FLOW) for lab, e in det}
-            choice = (group[0], FLOW, [(g, est[g]) for g in group[1:]], "lowest distance to the reference ODE solution")
+            est = {lab: x for lab, _, x in estimated(det, FLOW)}
+            choice = (
+                group[0],
+                FLOW,
+                est[group[0]],
+                [(g, est[g]) for g in group[1:]],
+                "lowest distance to the reference ODE solution",
+            )
         if other:
             group = groups_of(other, primary)[0]
-            est = {lab: estimate(e, primary) for lab, e in other}
+            est = {lab: x for lab, _, x in estimated(other, primary)}
             best_o = est[group[0]]
             det_primary = estimate(ok[choice[0]], primary) if choice else None
             if choice is None or (det_primary is not None and best_o.hi < det_primary.lo):
                 why = f"lowest {primary}" + (
                     f", below the best deterministic solver's ({fmt_ci(det_primary)})" if choice else ""
                 )
-                choice = (group[0], primary, [(g, est[g]) for g in group[1:]], why)
+                choice = (group[0], primary, best_o, [(g, est[g]) for g in group[1:]], why)
         if choice is None:
             continue
-        best, metric, tied, why = choice
-        picks.append(Pick(n, best, metric, estimate(ok[best], metric), tied, _grid_of(ok[best], best, adaptive), why))
+        best, metric, best_est, tied, why = choice
+        picks.append(Pick(n, best, metric, best_est, tied, _grid_of(ok[best], best, adaptive), why))
     return picks
 
 
@@ -337,8 +347,9 @@ def resolution(rows: dict, labels: list[str], adaptive: set, nfe: list[int]) -> 
                 items.append((lab, e))
         if len(items) < 2:
             continue
+        found = estimated(items, FLOW)  # all of items: a record carries flow_error's value with its stats
         groups = groups_of(items, FLOW)
-        ests = sorted((estimate(e, FLOW).value, e) for _, e in items)
+        ests = sorted((est.value, e) for _, e, est in found)
         # the smallest gap between neighbours in the ranking that the paired test resolves, relative
         gaps = [
             (b[0] - a[0]) / b[0]
@@ -349,9 +360,7 @@ def resolution(rows: dict, labels: list[str], adaptive: set, nfe: list[int]) -> 
             and a[1].paired.shape == b[1].paired.shape
             and stats.paired_difference(b[1].paired, a[1].paired).lo > 0
         ]
-        rel = statistics.median(
-            estimate(e, FLOW).half_width / estimate(e, FLOW).value for _, e in items if estimate(e, FLOW).value > 0
-        )
+        rel = statistics.median(est.half_width / est.value for _, _, est in found if est.value > 0)
         out.append(
             f"NFE {n}: {len(items)} deterministic solvers in {len(groups)} tie groups "
             f"(paired per-sample differences); each value's 95% half-width is {100 * rel:.2g}% of it (median)"
