@@ -6,7 +6,9 @@
    implementation before them (one torch.Generator and one torch.randn per sample, stacked), rebuilt here.
 2. End to end: ``sk.sample`` of 4096 samples with ``euler_maruyama`` (one draw a step), int seed vs one
    seed per sample, on the exact ring score (a cheap network: the worst case for the noise's share) and
-   on the shipped digits UNet (a real network), with the draw's share of a step.
+   on the shipped digits UNet (a real network), with the draw's share of a step: the ratio of the best
+   times and the median (quartiles) of the ratios of runs made in pairs, the order alternating.
+3. ``--compile``: a torch.compile'd float32 draw against eager and the int seed (not shipped).
 
 Timings are the CPU time of this process (one torch thread), best of ``--repeats``, the variants run in
 turn within each repeat: on a machine shared with other jobs, CPU time and interleaving keep the
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import statistics
 import subprocess
 import time
 import types
@@ -151,15 +154,30 @@ def compiled(repeats: int, device: torch.device) -> None:
         )
 
 
+def paired(fn_int, fn_per, repeats: int, device: torch.device) -> tuple[float, float, list[float]]:
+    """Best times of the two runs and the per-repeat ratios per / int, the order alternating."""
+    t_int, t_per, ratios = [], [], []
+    for rep in range(repeats):
+        pair = {}
+        for name in ("int", "per") if rep % 2 == 0 else ("per", "int"):
+            start = clock(device)
+            (fn_int if name == "int" else fn_per)()
+            pair[name] = clock(device) - start
+        t_int.append(pair["int"])
+        t_per.append(pair["per"])
+        ratios.append(pair["per"] / pair["int"])
+    return min(t_int), min(t_per), ratios
+
+
 def end_to_end(repeats: int, digits_nfe: int, device: torch.device, skip_digits: bool) -> None:
     print()
     print(
-        "| model | nfe | int seed (s) | per-sample seeds (s) | ratio | one draw, int / per-sample (ms) "
-        "| one step (ms) |"
+        "| model | nfe | int seed (s) | per-sample seeds (s) | ratio of bests | paired ratios: median (quartiles) "
+        "| one draw, int / per-sample (ms) | one step (ms) |"
     )
-    print("|---|---|---|---|---|---|---|")
-    # the ring run is short (0.2 s) and its ratio is the noisiest: 4x the repeats
-    cases = [("ring2d exact score", ring2d().score_model(sk.VPSDE()), 100, 4 * repeats)]
+    print("|---|---|---|---|---|---|---|---|")
+    # the ring run is short (0.2 s) and its ratio is the noisiest: 8x the repeats
+    cases = [("ring2d exact score", ring2d().score_model(sk.VPSDE()), 100, 8 * repeats)]
     if not skip_digits:
         try:
             cases.append(("digits_unet (shipped)", sk.get_target("digits_unet").model(), digits_nfe, 2))
@@ -169,14 +187,13 @@ def end_to_end(repeats: int, digits_nfe: int, device: torch.device, skip_digits:
     for name, model, nfe, reps in cases:
         kw = dict(nfe=nfe, num_samples=BATCH, progress=False, device=device)
         with torch.no_grad():
-            t = interleaved(
-                {
-                    "int": lambda: sk.sample(model, "euler_maruyama", seed=0, **kw),
-                    "per": lambda: sk.sample(model, "euler_maruyama", seed=seeds, **kw),
-                },
+            t_int, t_per, ratios = paired(
+                lambda: sk.sample(model, "euler_maruyama", seed=0, **kw),
+                lambda: sk.sample(model, "euler_maruyama", seed=seeds, **kw),
                 reps,
                 device,
             )
+        spread = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3
         one, per = NoiseSource(0, BATCH, device), NoiseSource(seeds, BATCH, device)
         shape = tuple(model.shape)
         draw = interleaved(
@@ -188,10 +205,10 @@ def end_to_end(repeats: int, digits_nfe: int, device: torch.device, skip_digits:
             device,
         )
         draw = {k: v / nfe for k, v in draw.items()}
-        step = t["int"] / nfe
         print(
-            f"| {name} | {nfe} | {t['int']:.3f} | {t['per']:.3f} | {t['per'] / t['int']:.2f}x | "
-            f"{1e3 * draw['int']:.2f} / {1e3 * draw['per']:.2f} | {1e3 * step:.1f} |",
+            f"| {name} | {nfe} | {t_int:.3f} | {t_per:.3f} | {t_per / t_int:.2f}x | "
+            f"{statistics.median(ratios):.2f}x ({spread[0]:.2f}-{spread[2]:.2f}) | "
+            f"{1e3 * draw['int']:.2f} / {1e3 * draw['per']:.2f} | {1e3 * t_int / nfe:.1f} |",
             flush=True,
         )
 
