@@ -23,7 +23,10 @@ Integrators (``method=``): any torchdiffeq method (default ``dopri5``), or sampl
 Adams-Bashforth-Moulton (``samplekit/adams.py``): ``adams_pece`` (two evaluations per step) and
 ``adams_pec`` (one).  On the exact mixtures of ``benchmarks/likelihood/vs_scipy.md`` at rtol = atol = 1e-5,
 ``adams_pec`` spends 0.75-0.89x scipy RK45's NFE at 4-7x lower error: not the half asked by issue 12, so
-dopri5 stays the default.
+dopri5 stays the default.  Off those mixtures (``benchmarks/likelihood/adams_default.md``) ``adams_pec`` is not
+safe as a default either: on the shipped digits UNet (a DiscreteVPSDE, whose piecewise-constant beta(t) jumps at
+its 1000 grid times, a discontinuity a multistep history carries for several steps) it spends 1.66x dopri5's
+NFE at 1e-4 and 1.09x at 1e-5, and under the VE and EDM SDEs its error at rtol = atol = 1e-5 is 2-3x dopri5's.
 
 torchdiffeq is imported when first needed (``pip install samplekit[ode]``).
 """
