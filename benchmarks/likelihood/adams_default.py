@@ -260,15 +260,21 @@ def report(store) -> str:
     ]
     for case, tol in sorted(pairs, key=lambda k: (order.index(k[0]) if k[0] in order else 99, -k[1])):
         p = pairs[(case, tol)]
-        if set(p) != set(METHODS) or any("err" not in r for r in p.values()):
+        if set(p) != set(METHODS):
             continue
         a, b = p["dopri5"], p["adams_pec"]
-        ref = store["refs"][case]
+        ref = store["refs"].get(case)
         nfe_ratio = b["nfe"] / a["nfe"]
+        ex = "" if a["err_exact"] is None else f"{a['err_exact']:.2e} / {b['err_exact']:.2e}"
+        if ref is None or "err" not in a or "err" not in b:  # the reference is not computed yet: NFE only
+            verdict = "FAIL (NFE)" if b["nfe"] > a["nfe"] else "error pending"
+            lines.append(
+                f"| {case} | {tol:g} | {a['nfe']} | {b['nfe']} | {nfe_ratio:.2f} | – | – | – | {ex} | – | {verdict} |"
+            )
+            continue
         err_ratio = b["err"] / a["err"] if a["err"] > 0 else float("inf")
         ok = b["nfe"] <= a["nfe"] and err_ratio <= 1.5
         ref_txt = f"{ref['tol']:g} {ref.get('dtype', 'float64')}, {ref['nfe']}, {ref['ref_check']:.1e}"
-        ex = "" if a["err_exact"] is None else f"{a['err_exact']:.2e} / {b['err_exact']:.2e}"
         lines.append(
             f"| {case} | {tol:g} | {a['nfe']} | {b['nfe']} | {nfe_ratio:.2f} | {a['err']:.2e} | {b['err']:.2e} | "
             f"{err_ratio:.2f} | {ex} | {ref_txt} | "
