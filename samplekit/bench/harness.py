@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from samplekit import distributed
 from samplekit.bench import plots, report, shards
 from samplekit.bench.flow import FLOW_SOLVER, prior_draw
 from samplekit.bench.grid import Cell, build_cells, has_flow_solver, validate
@@ -52,7 +53,7 @@ def run_suite(
             f"warning: no distance to a reference ODE solution: the solver {FLOW_SOLVER!r} is not registered "
             "(pip install 'samplekit[ode]')"
         )
-    rank, size = shards.world()  # (0, 1) unless under torchrun
+    rank, size = distributed.world()  # (0, 1) unless under torchrun
     store = ResultsStore(out / shards.shard_name(rank, size))
     with OutputLock(out, rank) as lock:  # a second live run on `out` stops here
         if lock.took_over is not None:
@@ -67,7 +68,7 @@ def run_suite(
                 shards.deal(cells, rank, size), ctx, store, progress, retry_failed, done={**others, **store.records}
             )
     if size > 1:
-        shards.barrier()  # every rank's cells are on disk
+        distributed.barrier()  # every rank's cells are on disk
         if rank != 0:
             return BenchOutcome(out, counts, "", [store.path], store.records, cells)
     records, _ = shards.load_merged(out)

@@ -11,33 +11,11 @@ after which rank 0 writes the report.
 
 from __future__ import annotations
 
-import datetime
-import os
 from pathlib import Path
 
 from samplekit.bench.store import ResultsStore
 
 MAIN = "results.jsonl"
-
-
-def world() -> tuple[int, int]:
-    """(rank, world size): from torch.distributed under torchrun (gloo on CPU, nccl with CUDA), else (0, 1)."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return 0, 1
-    import torch
-    import torch.distributed as dist
-
-    if not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        dist.init_process_group(backend, timeout=datetime.timedelta(hours=12))
-    return dist.get_rank(), dist.get_world_size()
-
-
-def barrier() -> None:
-    import torch.distributed as dist
-
-    if dist.is_initialized():
-        dist.barrier()
 
 
 def shard_name(rank: int, size: int) -> str:
