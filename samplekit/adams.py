@@ -1,8 +1,8 @@
-"""Adaptive variable-step, variable-order Adams-Bashforth-Moulton (PECE) integration of an ODE system.
+"""Adaptive variable-step, variable-order Adams-Bashforth-Moulton (PECE or PEC) integration of an ODE system.
 
 Why by hand: torchdiffeq's ``adams``/``implicit_adams`` are fixed-grid (its only adaptive methods are
 Runge-Kutta), and an adaptive Adams method spends two right-hand-side evaluations per step where an
-embedded Runge-Kutta pair such as dopri5 spends six.  Used by ``log_likelihood(method="adams")``.
+embedded Runge-Kutta pair such as dopri5 spends six.  Used by ``log_likelihood(method="adams_pec" | "adams_pece")``.
 
 The method (Shampine & Gordon 1975, *Computer Solution of Ordinary Differential Equations*, ch. 4-5;
 Hairer, Norsett & Wanner, *Solving ODEs I*, sec. III.5 "variable step size multistep methods").  With
@@ -41,7 +41,7 @@ from collections.abc import Callable
 
 import torch
 
-from samplekit.errors import InvalidArgumentError
+from samplekit.errors import InvalidArgumentError, NonFiniteError, SamplekitError
 
 Tensor = torch.Tensor
 
@@ -127,7 +127,7 @@ def odeint_adams(
     orders = []
     while direction * (t1 - t) > 0:
         if n_steps + n_rejected >= max_steps:
-            raise RuntimeError(f"adams: more than max_steps={max_steps} steps; loosen rtol/atol")
+            raise SamplekitError(f"adams: more than max_steps={max_steps} steps; loosen rtol/atol or raise max_steps")
         if direction * (t + h - t1) > -1e-12 * abs(span):
             h = t1 - t
         t_new = t + h
@@ -151,7 +151,7 @@ def odeint_adams(
 
         e_k = err_of(k)
         if not math.isfinite(e_k):
-            raise FloatingPointError("adams: the error estimate is not finite; the right-hand side produced NaN/Inf")
+            raise NonFiniteError("adams: the error estimate is not finite; the right-hand side produced NaN/Inf")
         if e_k > 1.0:
             n_rejected += 1
             h = h * max(shrink, min(0.5, safety * e_k ** (-1.0 / (k + 1))))

@@ -124,3 +124,11 @@ def test_bad_arguments_named_before_work(kwargs, match):
     with pytest.raises(ValueError, match=match):
         sk.log_likelihood(model, torch.zeros(3, 2, dtype=F64), **kwargs)
     assert net.calls == 0
+
+
+def test_a_run_past_max_steps_is_a_samplekit_error_naming_the_fix():
+    mixture, sde = targets.ring2d(), sk.VPSDE()
+    model, net = counted(mixture, sde)
+    with pytest.raises(sk.errors.SamplekitError, match=r"max_steps=3 steps; loosen rtol/atol or raise max_steps"):
+        sk.log_likelihood(model, mixture.sample(4), method="adams_pec", options={"max_steps": 3}, estimator="exact")
+    assert net.calls == 4  # the initial derivative and the three steps it was allowed
