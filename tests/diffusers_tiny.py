@@ -208,24 +208,30 @@ def sd3_pipeline(shift: float = 3.0):
     return pipe
 
 
-def class_unet(seed: int = 0, num_classes: int = 10):
-    """UNet2DModel with class embeddings (8 x 8, 1 channel), as a class-conditional digits model."""
+def unet2d(seed: int = 0, size: int = LATENT, width: int = 8, groups: int = 4, **extra):
+    """A 1-channel UNet2DModel (size x size, two DownBlock2D / UpBlock2D levels of ``width`` channels),
+    seeded; ``extra`` goes to its config (e.g. ``num_class_embeds``)."""
     from diffusers import UNet2DModel
 
     return _seeded(
         seed,
         lambda: UNet2DModel(
-            sample_size=LATENT,
+            sample_size=size,
             in_channels=1,
             out_channels=1,
-            block_out_channels=(8, 8),
+            block_out_channels=(width, width),
             layers_per_block=1,
-            norm_num_groups=4,
+            norm_num_groups=groups,
             down_block_types=("DownBlock2D", "DownBlock2D"),
             up_block_types=("UpBlock2D", "UpBlock2D"),
-            num_class_embeds=num_classes,
+            **extra,
         ),
     )
+
+
+def class_unet(seed: int = 0, num_classes: int = 10):
+    """UNet2DModel with class embeddings (8 x 8, 1 channel), as a class-conditional digits model."""
+    return unet2d(seed, num_class_embeds=num_classes)
 
 
 def sdxl_unet(seed: int = 0):

@@ -178,16 +178,7 @@ def test_pickle_bearing_checkpoints_are_refused_with_a_clear_error_and_nothing_r
         with pytest.raises(UnsafeCheckpointError, match="safetensors"):
             sk.load_model(tmp_path / name, loader="torch", parametrization="eps", shape=(2,))
     # the same inside a diffusers directory (.bin weights) and a native one
-    net = diffusers.UNet2DModel(
-        sample_size=4,
-        in_channels=1,
-        out_channels=1,
-        block_out_channels=(4, 4),
-        layers_per_block=1,
-        norm_num_groups=2,
-        down_block_types=("DownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "UpBlock2D"),
-    )
+    net = tiny.unet2d(size=4, width=4, groups=2)
     net.save_pretrained(tmp_path / "unet", safe_serialization=False)
     ddpm_scheduler().save_pretrained(tmp_path / "unet")
     torch.save({"evil": Payload()}, tmp_path / "unet" / "diffusion_pytorch_model.bin")
@@ -213,17 +204,7 @@ def test_the_native_format_round_trips_and_is_guessed(tmp_path):
 
 
 def test_a_saved_unet_loads_with_its_scheduler_and_converts_its_prediction_type(tmp_path):
-    torch.manual_seed(0)
-    net = diffusers.UNet2DModel(
-        sample_size=8,
-        in_channels=1,
-        out_channels=1,
-        block_out_channels=(8, 8),
-        layers_per_block=1,
-        norm_num_groups=4,
-        down_block_types=("DownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "UpBlock2D"),
-    )
+    net = tiny.unet2d(seed=0)
     net.save_pretrained(tmp_path / "unet")
     ddpm_scheduler(prediction_type="v_prediction").save_pretrained(tmp_path / "scheduler")  # pipeline layout
     model = sk.load_model(tmp_path / "unet")

@@ -19,6 +19,7 @@ from samplekit.targets import ring2d
 
 diffusers = pytest.importorskip("diffusers")
 pytest.importorskip("sklearn")
+import diffusers_tiny as tiny  # noqa: E402  (tests/ is on sys.path under pytest)
 from samplekit_models import classifier  # noqa: E402
 from samplekit_models import targets as shipped  # noqa: E402
 from samplekit_models.digits import load_digits_split  # noqa: E402
@@ -104,18 +105,7 @@ def test_digit_metrics_give_no_value_on_other_targets_in_the_benchmark():
 @pytest.fixture(scope="module")
 def tiny_unet_dir(tmp_path_factory):
     path = tmp_path_factory.mktemp("unet")
-    torch.manual_seed(0)
-    net = diffusers.UNet2DModel(
-        sample_size=8,
-        in_channels=1,
-        out_channels=1,
-        block_out_channels=(8, 8),
-        layers_per_block=1,
-        norm_num_groups=4,
-        down_block_types=("DownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "UpBlock2D"),
-    )
-    net.save_pretrained(path)
+    tiny.unet2d(seed=0).save_pretrained(path)
     diffusers.DDPMScheduler(num_train_timesteps=1000).save_pretrained(path)
     return path
 
