@@ -13,6 +13,7 @@ import types
 from pathlib import Path
 
 import pytest
+import torch
 
 
 def kdiffusion_sampling():
@@ -38,3 +39,31 @@ def kdiffusion_sampling():
     sampling_spec.loader.exec_module(module)
     package.sampling = module
     return module
+
+
+def kdiff_denoiser(model):
+    """k-diffusion's model(y, s): D at the t whose log-SNR is -log s (clamped to [t_min, T]), with input
+    x = alpha_t y: a samplekit model in k-diffusion's convention (y = x / alpha, s = sigma / alpha)."""
+    sde = model.sde
+
+    def denoise(y, sigma):
+        t = sde.t_from_log_snr(-torch.log(sigma[0].to(torch.float64))).clamp(sde.t_min, sde.T)
+        return model.predict(sde.marginal(t)[0] * y, t).x0
+
+    return denoise
+
+
+def kdiff_trajectory(sampler, model, x_T, ts, **options):
+    """A k-diffusion sampler's trajectory in x = alpha y after every step on the grid ts (ts[1:]), from its
+    callback and its result; ``options`` go to the sampler (e.g. ``noise_sampler``, ``eta``)."""
+    alphas, sigmas = model.sde.marginal(ts)
+    seen = []
+    y = sampler(
+        kdiff_denoiser(model),
+        x_T / alphas[0],
+        sigmas / alphas,
+        disable=True,
+        callback=lambda d: seen.append(d["x"].clone()),
+        **options,
+    )
+    return [alphas[i + 1] * yi for i, yi in enumerate(seen[1:] + [y])]

@@ -21,7 +21,7 @@ import torch
 
 import samplekit as sk
 from exact_checks import fitted_slope
-from peers import kdiffusion_sampling
+from peers import kdiff_denoiser, kdiff_trajectory, kdiffusion_sampling
 from samplekit.noise import NoiseSource
 from samplekit.sampling import integrate
 from samplekit.schedules import karras, logsnr
@@ -77,32 +77,6 @@ def samplekit_trajectory(solver, model, x_T, ts):
         solver, model, x_T.clone(), ts, NoiseSource(0, x_T.shape[0]), callback=lambda info: traj.append(info.x.clone())
     )
     return traj
-
-
-def kdiff_denoiser(model):
-    """k-diffusion's model(y, s): D at the t whose log-SNR is -log s, with input x = alpha_t y."""
-    sde = model.sde
-
-    def denoise(y, sigma):
-        t = sde.t_from_log_snr(-torch.log(sigma[0].to(f64))).clamp(sde.t_min, sde.T)
-        return model.predict(sde.marginal(t)[0] * y, t).x0
-
-    return denoise
-
-
-def kdiff_trajectory(sampler, model, x_T, ts, **options):
-    """k-diffusion's x = alpha y after every step on the grid ts (from its callback and its result)."""
-    alphas, sigmas = model.sde.marginal(ts)
-    seen = []
-    y = sampler(
-        kdiff_denoiser(model),
-        x_T / alphas[0],
-        sigmas / alphas,
-        disable=True,
-        callback=lambda d: seen.append(d["x"].clone()),
-        **options,
-    )
-    return [alphas[i + 1] * yi for i, yi in enumerate(seen[1:] + [y])]
 
 
 def max_difference(ours, theirs) -> float:

@@ -18,7 +18,7 @@ import torch
 
 import samplekit as sk
 from exact_checks import fitted_slope
-from peers import kdiffusion_sampling
+from peers import kdiff_trajectory, kdiffusion_sampling
 from samplekit.noise import NoiseSource
 from samplekit.sampling import integrate, make_grid
 from samplekit.schedules import karras
@@ -58,36 +58,6 @@ def run_samplekit(solver, model, x_T, ts, seed=0):
     return traj, noise.recorded
 
 
-def kdiff_denoiser(model):
-    """k-diffusion's model(y, s~): D at the t with log-SNR -log s~, input x = alpha_t y."""
-    sde = model.sde
-
-    def denoise(y, sigma):
-        t = sde.t_from_log_snr(-torch.log(sigma[0].to(f64)))
-        alpha, _ = sde.marginal(t)
-        return model.predict(alpha * y, t).x0
-
-    return denoise
-
-
-def run_kdiffusion(sampler, model, x_T, ts, noise_sampler, **options):
-    """k-diffusion's trajectory in x = alpha y at ts[1:], from its callback and its result."""
-    sde = model.sde
-    alphas, sigmas = sde.marginal(ts)
-    seen = []
-    if noise_sampler is not None:
-        options = {**options, "noise_sampler": noise_sampler}
-    y = sampler(
-        kdiff_denoiser(model),
-        x_T / alphas[0],
-        sigmas / alphas,
-        disable=True,
-        callback=lambda d: seen.append(d["x"].clone()),
-        **options,
-    )
-    return [alphas[i + 1] * yi for i, yi in enumerate(seen[1:] + [y])]
-
-
 def replay(draws):
     """A k-diffusion noise_sampler returning samplekit's draws in order."""
     queue = list(draws)
@@ -100,9 +70,11 @@ def peer_difference(solver, sampler_name, sde_name, n_steps=12, kd_options=None,
     x_T = sde.prior_std * torch.randn((16, 2), generator=torch.Generator().manual_seed(3), dtype=f64)
     ts = karras(sde, n_steps)
     ours, draws = run_samplekit(solver, model, x_T, ts)
-    theirs = run_kdiffusion(
-        getattr(kdiffusion_sampling(), sampler_name), model, x_T, ts, noise_sampler(draws), **(kd_options or {})
-    )
+    options = dict(kd_options or {})
+    replayed = noise_sampler(draws)
+    if replayed is not None:
+        options["noise_sampler"] = replayed
+    theirs = kdiff_trajectory(getattr(kdiffusion_sampling(), sampler_name), model, x_T, ts, **options)
     assert len(ours) == len(theirs) == n_steps
     return max(float((a - b).abs().max()) for a, b in zip(ours, theirs))
 
