@@ -36,6 +36,7 @@ moment conditions sum_j w_j s_j^p = 1/(p+1), p < m, on nodes scaled to the step 
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable
 
@@ -193,3 +194,12 @@ def odeint_adams(
             else h * max(shrink, safety * best_fac)
         )
     return y, {"n_steps": n_steps, "n_rejected": n_rejected, "nfe": nfe, "orders": orders}
+
+
+#: The tuning options a caller may pass on (``log_likelihood(options=...)``): odeint_adams's parameters
+#: other than the problem, the tolerances and the PEC/PECE choice.
+OPTIONS = tuple(
+    name
+    for name in inspect.signature(odeint_adams).parameters
+    if name not in {"func", "state", "t0", "t1", "rtol", "atol", "final_eval"}
+)

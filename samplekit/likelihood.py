@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from samplekit.adams import OPTIONS as ADAMS_OPTIONS
 from samplekit.adams import odeint_adams
 from samplekit.checks import positive_int
 from samplekit.errors import ArgumentTypeError, InvalidArgumentError
@@ -138,18 +139,17 @@ def _flow(model: ScoreModel, x: Tensor, t0: float, t1: float, method, rtol, atol
 
 
 ADAMS = {"adams_pece": True, "adams_pec": False}  # method -> final evaluation (PECE) or not (PEC)
-_ADAMS_OPTIONS = ("max_order", "first_step", "safety", "grow", "shrink", "max_steps")
 
 
 def _check_method(method, rtol, atol, options) -> None:
     """``method`` a torchdiffeq method or an Adams one, with its options, checked before any work."""
     if method in ADAMS:
         _check_ode("dopri5", rtol, atol)  # the tolerance checks
-        unknown = sorted(set(options or {}) - set(_ADAMS_OPTIONS))
+        unknown = sorted(set(options or {}) - set(ADAMS_OPTIONS))
         if unknown:
             raise InvalidArgumentError(
                 f"options={options!r}: {', '.join(unknown)} not understood by method={method!r}; "
-                f"it takes {', '.join(_ADAMS_OPTIONS)}"
+                f"it takes {', '.join(ADAMS_OPTIONS)}"
             )
         return
     if not isinstance(method, str) or method not in _torchdiffeq_methods():
