@@ -33,6 +33,7 @@ torchdiffeq is imported when first needed (``pip install samplekit[ode]``).
 
 from __future__ import annotations
 
+import inspect
 import math
 import time
 from collections.abc import Sequence
@@ -44,11 +45,13 @@ from samplekit.adams import OPTIONS as ADAMS_OPTIONS
 from samplekit.adams import odeint_adams
 from samplekit.checks import positive_int
 from samplekit.errors import ArgumentTypeError, InvalidArgumentError
+from samplekit.hermite import OPTIONS as HERMITE_OPTIONS
+from samplekit.hermite import odeint_hermite
 from samplekit.noise import NoiseSource
 from samplekit.ode import check_ode as _check_ode  # torchdiffeq, shared with ode_* solvers
 from samplekit.ode import integrate as _integrate
 from samplekit.ode import methods as _torchdiffeq_methods
-from samplekit.reverse import probability_flow_drift
+from samplekit.reverse import flow_velocity, probability_flow_drift
 from samplekit.score import NonFiniteError, ScoreModel
 from samplekit.trace import TraceEstimator
 
@@ -139,28 +142,92 @@ def _flow(model: ScoreModel, x: Tensor, t0: float, t1: float, method, rtol, atol
 
 
 ADAMS = {"adams_pece": True, "adams_pec": False}  # method -> final evaluation (PECE) or not (PEC)
+HERMITE = "hermite_pec"
+#: samplekit's own integrators and the tuning options each takes
+OWN_METHODS = {**{m: ADAMS_OPTIONS for m in ADAMS}, HERMITE: HERMITE_OPTIONS}
 
 
 def _check_method(method, rtol, atol, options) -> None:
-    """``method`` a torchdiffeq method or an Adams one, with its options, checked before any work."""
-    if method in ADAMS:
+    """``method`` a torchdiffeq method or one of samplekit's, with its options, checked before any work."""
+    if isinstance(method, str) and method in OWN_METHODS:
         _check_ode("dopri5", rtol, atol)  # the tolerance checks
-        unknown = sorted(set(options or {}) - set(ADAMS_OPTIONS))
+        unknown = sorted(set(options or {}) - set(OWN_METHODS[method]))
         if unknown:
             raise InvalidArgumentError(
                 f"options={options!r}: {', '.join(unknown)} not understood by method={method!r}; "
-                f"it takes {', '.join(ADAMS_OPTIONS)}"
+                f"it takes {', '.join(OWN_METHODS[method])}"
             )
         return
     if not isinstance(method, str) or method not in _torchdiffeq_methods():
         raise InvalidArgumentError(
-            f"method={method!r} is not a torchdiffeq method nor samplekit's adaptive Adams; use one of "
-            f"{', '.join(sorted(ADAMS))} or of torchdiffeq's {', '.join(_torchdiffeq_methods())}"
+            f"method={method!r} is not a torchdiffeq method nor one of samplekit's; use one of "
+            f"{', '.join(sorted(OWN_METHODS))} or of torchdiffeq's {', '.join(_torchdiffeq_methods())}"
         )
     _check_ode(method, rtol, atol)
 
 
+def _check_differentiable_estimator(est, method) -> None:
+    """hermite_pec differentiates the divergence estimate: the estimator must take ``create_graph``."""
+    if method == HERMITE and "create_graph" not in inspect.signature(est.estimate).parameters:
+        raise ArgumentTypeError(
+            f"method={HERMITE!r} differentiates the divergence along the trajectory, so the estimator's "
+            f"estimate() must accept create_graph=True (as the built-in ones do); {type(est).__name__}.estimate "
+            "does not: add the keyword (pass it on to torch.autograd.grad) or use method='dopri5'"
+        )
+
+
+def _hermite_rhs(model: ScoreModel, est, probes, backward: list[int]):
+    """(t, (x, Delta)) -> ((F, div F), (d F/dt, d div F/dt)), the total derivatives along the flow.
+
+    One network call; the second derivatives by autodiff of that call, t a per-sample leaf:
+    d F/dt = dF/dt + (dF/dx) F, one Jacobian-vector product as two backward passes (the double-VJP
+    trick: u -> u^T [dF/dx, dF/dt] is linear in u, its gradient in u along (F, 1) is the JVP); and
+    d div/dt = d div/dt + grad_x(div) . F, one backward pass of the (differentiable) estimate per probe.
+    At the first call, one more backward pass checks that the network's output depends on t through
+    autograd (a detached or rounded time input would silently drop dF/dt).  ``backward`` accumulates
+    these backward passes beyond the estimator's own.
+    """
+    checked = [False]
+
+    def func(t, state):
+        x_t = state[0]
+        with torch.enable_grad():
+            x_in = x_t.detach().requires_grad_(True)
+            t_in = torch.full((x_t.shape[0],), float(t), dtype=x_t.dtype, device=x_t.device, requires_grad=True)
+            t_model = model.check_input(x_in, t_in)
+            out = model.network_output(x_in, t_model)
+            model.nfe += 1
+            if not checked[0]:
+                (g_net,) = torch.autograd.grad(out.sum(), t_in, retain_graph=True, allow_unused=True)
+                backward[0] += 1
+                if g_net is None or not bool(g_net.any()):
+                    raise InvalidArgumentError(
+                        f"method={HERMITE!r} differentiates the network in t, and {model.name!r} has no gradient "
+                        "in its time input (detached, rounded or unused); use method='dopri5' or 'adams_pec'"
+                    )
+                checked[0] = True
+            drift = flow_velocity(model, x_in, t_model, model.prediction(out, x_in, t_model))
+            div = est.estimate(drift, x_in, probes, create_graph=True)
+            velocity = drift.detach()
+            d_div = []
+            for p in range(div.shape[1]):
+                gx, gt = torch.autograd.grad(div[:, p].sum(), (x_in, t_in), retain_graph=True, allow_unused=True)
+                along = torch.zeros_like(div[:, p]) if gx is None else (gx * velocity).flatten(1).sum(1)
+                d_div.append(along if gt is None else along + gt)
+            u = torch.zeros_like(drift, requires_grad=True)
+            gx, gt = torch.autograd.grad(drift, (x_in, t_in), grad_outputs=u, create_graph=True, allow_unused=True)
+            lin = (gx * velocity).sum() + gt.sum()
+            (d_drift,) = torch.autograd.grad(lin, u)
+        backward[0] += div.shape[1] + 2
+        return (velocity, div.detach().to(x_t.dtype)), (d_drift.detach(), torch.stack(d_div, 1).detach().to(x_t.dtype))
+
+    return func
+
+
 def _integrate_augmented(func, state, t0, t1, method, rtol, atol, options):
+    if method == HERMITE:
+        out, _ = odeint_hermite(func, state, t0, t1, rtol, atol, **(options or {}))
+        return out
     if method in ADAMS:
         out, _ = odeint_adams(func, state, t0, t1, rtol, atol, final_eval=ADAMS[method], **(options or {}))
         return out
@@ -203,6 +270,7 @@ def log_likelihood(
     x = _check_points(model, x, "x")
     _check_method(method, rtol, atol, options)
     est = _resolve_estimator(estimator)
+    _check_differentiable_estimator(est, method)
     d = x[0].numel()
     n_probes = positive_int(n_probes, "n_probes")
     if hasattr(est, "check"):
@@ -222,9 +290,11 @@ def log_likelihood(
             div = est.estimate(drift, x_in, probes)
         return drift.detach(), div.detach().to(x_t.dtype)
 
+    backward = [0]  # hermite_pec's backward passes beyond the estimator's
+    rhs = _hermite_rhs(model, est, probes, backward) if method == HERMITE else func
     width = n_probes if est.stochastic else 1
     delta0 = torch.zeros(x.shape[0], width, dtype=x.dtype, device=x.device)
-    x_T, delta = _integrate_augmented(func, (x, delta0), sde.t_min, sde.T, method, rtol, atol, options)
+    x_T, delta = _integrate_augmented(rhs, (x, delta0), sde.t_min, sde.T, method, rtol, atol, options)
     if not (torch.isfinite(x_T).all() and torch.isfinite(delta).all()):
         raise NonFiniteError(f"the augmented probability-flow ODE ({method}) produced NaN/Inf; tighten rtol/atol")
     prior = sde.prior_log_prob(x_T)
@@ -240,7 +310,7 @@ def log_likelihood(
         per_probe,
         x_T,
         prior,
-        getattr(est, "n_vjp", 0) - n_vjp0,
+        getattr(est, "n_vjp", 0) - n_vjp0 + backward[0],
         time.perf_counter() - start,
         getattr(est, "name", type(est).__name__),
         method,

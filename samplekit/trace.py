@@ -46,14 +46,20 @@ class TraceEstimator:
         """Probes held fixed along one trajectory, shape (n_probes, B, *shape), or None."""
         return None
 
-    def estimate(self, out: Tensor, x: Tensor, probes: Tensor | None) -> Tensor:
-        """Divergence estimates of shape (B, P) for out = F(x) (x requires grad)."""
+    def estimate(self, out: Tensor, x: Tensor, probes: Tensor | None, create_graph: bool = False) -> Tensor:
+        """Divergence estimates of shape (B, P) for out = F(x) (x requires grad).
+
+        ``create_graph=True``: the estimates stay differentiable (in x and in whatever F depends on), for
+        ``log_likelihood(method="hermite_pec")``, which differentiates them along the trajectory.
+        """
         raise NotImplementedError
 
-    def vjp(self, out: Tensor, x: Tensor, v: Tensor, retain: bool) -> Tensor:
+    def vjp(self, out: Tensor, x: Tensor, v: Tensor, retain: bool, create_graph: bool = False) -> Tensor:
         """v^T dF/dx (one backward pass, counted)."""
         self.n_vjp += 1
-        (grad,) = torch.autograd.grad(out, x, grad_outputs=v, retain_graph=retain)
+        (grad,) = torch.autograd.grad(
+            out, x, grad_outputs=v, retain_graph=retain or create_graph, create_graph=create_graph
+        )
         return grad
 
     def __repr__(self) -> str:
@@ -82,7 +88,7 @@ class ExactTrace(TraceEstimator):
                 f"n_probes={n_probes} has no effect with estimator='exact' (it has no probes); pass n_probes=1"
             )
 
-    def estimate(self, out: Tensor, x: Tensor, probes: Tensor | None) -> Tensor:
+    def estimate(self, out: Tensor, x: Tensor, probes: Tensor | None, create_graph: bool = False) -> Tensor:
         flat_out = out.flatten(1)
         d = flat_out.shape[1]
         total = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
@@ -90,7 +96,7 @@ class ExactTrace(TraceEstimator):
         for i in range(d):  # a loop over dimensions, never over samples
             basis.zero_()
             basis[:, i] = 1
-            grad = self.vjp(out, x, basis.view_as(out), retain=i < d - 1)
+            grad = self.vjp(out, x, basis.view_as(out).clone(), retain=i < d - 1, create_graph=create_graph)
             total = total + grad.flatten(1)[:, i]
         return total[:, None]
 
@@ -108,11 +114,14 @@ class Hutchinson(TraceEstimator):
     def transform(self, gauss: Tensor) -> Tensor:
         return gauss
 
-    def estimate(self, out: Tensor, x: Tensor, probes: Tensor | None) -> Tensor:
+    def estimate(self, out: Tensor, x: Tensor, probes: Tensor | None, create_graph: bool = False) -> Tensor:
         if probes is None:
             raise TypeError(f"{type(self).__name__}.estimate needs probes (from draw_probes)")
         n = probes.shape[0]
-        ests = [(self.vjp(out, x, v, retain=p < n - 1) * v).flatten(1).sum(1) for p, v in enumerate(probes)]
+        ests = [
+            (self.vjp(out, x, v, retain=p < n - 1, create_graph=create_graph) * v).flatten(1).sum(1)
+            for p, v in enumerate(probes)
+        ]
         return torch.stack(ests, dim=1)
 
 

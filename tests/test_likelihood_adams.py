@@ -13,36 +13,12 @@ import pytest
 import torch
 
 import samplekit as sk
+from exact_likelihood import counted, integrator_error
 from samplekit import targets
 from samplekit.adams import odeint_adams
 
 F64 = torch.float64
 ADAMS = ("adams_pec", "adams_pece")
-
-
-class CountingNet:
-    """The raw exact-score network with its own call counter and the times it was called at."""
-
-    def __init__(self, net) -> None:
-        self.net, self.calls, self.times = net, 0, []
-
-    def __call__(self, x, t):
-        self.calls += 1
-        self.times.append(float(torch.as_tensor(t).reshape(-1)[0]))
-        return self.net(x, t)
-
-
-def counted(mixture, sde):
-    net = CountingNet(mixture.score_model(sde).net)
-    return sk.ScoreModel.from_score(net, sde, (mixture.d,), name="counted"), net
-
-
-def integrator_error(mixture, sde, x, res):
-    """mean |log p_est - log p_{t_min}| / d with the exact p_T at the end (the ODE + trace error only)."""
-    a0, s0 = sde.marginal(torch.tensor(sde.t_min, dtype=F64))
-    aT, sT = sde.marginal(torch.tensor(sde.T, dtype=F64))
-    exact_end = res.log_prob - res.prior_log_prob + mixture.noised_log_prob(res.latent, aT, sT)
-    return float((exact_end - mixture.noised_log_prob(x, a0, s0)).abs().mean()) / mixture.d
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +88,7 @@ def test_scalar_ode_against_closed_form_both_directions():
 @pytest.mark.parametrize(
     "kwargs,match",
     [
-        ({"method": "adams"}, r"method='adams' is not a torchdiffeq method nor samplekit's adaptive Adams.*adams_pec"),
+        ({"method": "adams"}, r"method='adams' is not a torchdiffeq method nor one of samplekit's.*adams_pec"),
         ({"method": "adams_pec", "options": {"step_size": 0.1}}, r"options=.*step_size.*method='adams_pec'"),
         ({"method": "adams_pec", "options": {"max_order": 0}}, r"max_order=0"),
         ({"method": "adams_pece", "rtol": 0.0}, "rtol"),
