@@ -19,14 +19,21 @@ NFE counts forward calls of the network (``model.nfe``): one per ODE function ev
 the estimator.  The divergence's backward passes are counted apart in ``n_vjp``: ``exact`` spends d
 per evaluation, the Hutchinson estimators one per probe.
 
-Integrators (``method=``): any torchdiffeq method (default ``dopri5``), or samplekit's adaptive
-Adams-Bashforth-Moulton (``samplekit/adams.py``): ``adams_pece`` (two evaluations per step) and
-``adams_pec`` (one).  On the exact mixtures of ``benchmarks/likelihood/vs_scipy.md`` at rtol = atol = 1e-5,
-``adams_pec`` spends 0.75-0.89x scipy RK45's NFE at 4-7x lower error: not the half asked by issue 12, so
-dopri5 stays the default.  Off those mixtures (``benchmarks/likelihood/adams_default.md``) ``adams_pec`` is not
-safe as a default either: on the shipped digits UNet (a DiscreteVPSDE, whose piecewise-constant beta(t) jumps at
-its 1000 grid times, a discontinuity a multistep history carries for several steps) it spends 1.66x dopri5's
-NFE at 1e-4 and 1.09x at 1e-5, and under the VE and EDM SDEs its error at rtol = atol = 1e-5 is 2-3x dopri5's.
+Integrators (``method=``): any torchdiffeq method (default ``dopri5``); samplekit's adaptive
+Adams-Bashforth-Moulton (``samplekit/adams.py``): ``adams_pece`` (two evaluations per step) and ``adams_pec``
+(one); and samplekit's two-derivative Hermite-Obreshkov multistep (``samplekit/hermite.py``): ``hermite_pec``,
+one evaluation per step, which also takes the second derivatives d F/dt and d (div F)/dt along the flow by
+autodiff of that evaluation (no extra network call; 3 + P more backward passes, P the probes, and the
+estimator's passes keep their graph).  Against scipy's RK45 on the same ODE at rtol = atol = 1e-5, over 10
+batches of 256 exact samples (``benchmarks/likelihood/vs_scipy_seeds.md``): ``hermite_pec`` spends
+0.41-0.48x of RK45's NFE (means per target; worst batch 0.55x) at 0.10-0.27x its error; ``adams_pec``
+0.79-0.86x.  ``hermite_pec`` is not the default because it buys NFE with backward passes: on the cheap
+networks of ``benchmarks/likelihood/hermite_cases.md`` its wall time is 0.76-2.9x dopri5's; and it needs a
+network differentiable in t (it refuses, at the first evaluation, one whose output has no gradient in t,
+such as the shipped digits UNet on its discrete timesteps).  Off the VP
+mixtures ``adams_pec`` is not safe as a default either (``benchmarks/likelihood/adams_default.md``): on the
+shipped digits UNet (a DiscreteVPSDE, whose piecewise-constant beta(t) jumps at its 1000 grid times) it spends
+1.66x dopri5's NFE at 1e-4, and under the VE and EDM SDEs its error at rtol = atol = 1e-5 is 2-3x dopri5's.
 
 torchdiffeq is imported when first needed (``pip install samplekit[ode]``).
 """
@@ -253,10 +260,13 @@ def log_likelihood(
     :param estimator: a registered trace estimator (``exact``, ``hutchinson_gaussian``,
         ``hutchinson_rademacher``) or an instance.
     :param method, rtol, atol, options: the integrator: ``adams_pece`` / ``adams_pec`` (samplekit's
-        adaptive Adams, ``samplekit.adams.odeint_adams``; options ``max_order`` (5), ``first_step``, ...)
-        or a torchdiffeq method, given to ``torchdiffeq.odeint`` (fixed-step methods take
+        adaptive Adams, ``samplekit.adams.odeint_adams``; options ``max_order`` (5), ``first_step``, ...),
+        ``hermite_pec`` (``samplekit.hermite.odeint_hermite``, about half RK45's NFE, needs a network
+        differentiable in t and an estimator whose ``estimate`` takes ``create_graph``; options ``max_order``
+        (3), ``safety``, ...) or a torchdiffeq method, given to ``torchdiffeq.odeint`` (fixed-step methods take
         ``options={"step_size": h}``).  Error control: the RMS of the error over rtol/atol-scaled entries,
-        per tensor of the state (x and the log-det Delta), the larger of the two.
+        per tensor of the state (x and the log-det Delta), the larger of the two; for ``hermite_pec`` the
+        RMS over the whole state (scipy's norm).
     :param n_probes: Hutchinson probes per sample, fixed along the trajectory and averaged; 2 or more
         give ``stderr``.
     :param seed: seeds the probes (an int, or one int per sample).

@@ -8,14 +8,17 @@ error is the integrator's).  NFE is checked at the raw network.
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
 import torch
+from click.testing import CliRunner
 
 import samplekit as sk
 from exact_likelihood import counted, integrator_error
 from samplekit import targets
+from samplekit.cli import cli
 from samplekit.hermite import hermite_weights, odeint_hermite
 from samplekit.likelihood import _hermite_rhs
 from samplekit.noise import NoiseSource
@@ -172,3 +175,16 @@ def test_a_time_input_without_gradient_is_refused_by_name():
     with pytest.raises(ValueError, match=r"'detached' has no gradient in its time input.*method='dopri5'"):
         sk.log_likelihood(model, mixture.sample(4).to(F64), method="hermite_pec", estimator="exact")
     assert net.calls == 1  # refused at the first evaluation
+
+
+def test_cli_runs_it_and_refuses_a_discrete_time_network_with_the_fix():
+    runner = CliRunner()
+    args = ["likelihood", "--target", "ring2d", "-n", "40", "--estimator", "exact", "--json"]
+    ours = runner.invoke(cli, [*args, "--method", "hermite_pec"])
+    base = runner.invoke(cli, args)
+    assert ours.exit_code == 0 and base.exit_code == 0, ours.output + base.output
+    ours, base = json.loads(ours.output), json.loads(base.output)
+    assert ours["nfe"] <= 0.6 * base["nfe"] and ours["mean_abs_error_nats_per_dim"] <= 0.01, (ours, base)
+    refused = runner.invoke(cli, ["likelihood", "--target", "digits_unet", "-n", "2", "--method", "hermite_pec"])
+    assert refused.exit_code != 0 and "Traceback" not in refused.output
+    assert "no gradient in its time input" in refused.output and "method='dopri5'" in refused.output

@@ -133,8 +133,8 @@ class Float32Probes:
     def draw_probes(self, noise, x, n_probes):
         return self.inner.draw_probes(noise, x.float(), n_probes).to(x.dtype)
 
-    def estimate(self, out, x, probes):
-        return self.inner.estimate(out, x, probes)
+    def estimate(self, out, x, probes, create_graph=False):
+        return self.inner.estimate(out, x, probes, create_graph=create_graph)
 
 
 def save(store) -> None:

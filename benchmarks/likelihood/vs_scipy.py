@@ -1,17 +1,22 @@
 """Likelihood NFE at a given tolerance: samplekit's integrators (torchdiffeq dopri5, samplekit's adaptive
-Adams ``adams_pec`` / ``adams_pece``) against scipy's RK45, DOP853 and LSODA on the same augmented
-probability-flow ODE (x, Delta), exact trace, float64; and (``--timevars``) the time variable tried.
+Adams ``adams_pec`` / ``adams_pece``, its two-derivative ``hermite_pec``) against scipy's RK45, DOP853 and
+LSODA on the same augmented probability-flow ODE (x, Delta), exact trace, float64; (``--seeds``) the ratios
+to RK45 over 10 independent batches at 1e-5; and (``--timevars``) the time variable tried.
 
 Every integrator gets the same right-hand side: the probability-flow drift F(x, t) of the exact
 mixture score and its exact divergence (autograd), for a batch of 256 exact samples, integrated from
-t_min to T at rtol = atol = tol.  NFE counts right-hand-side calls (each one batched network call).
+t_min to T at rtol = atol = tol (``hermite_pec`` also their derivatives along the flow, by autograd of the
+same call: ``samplekit.likelihood._hermite_rhs``).  NFE counts right-hand-side calls (each one batched network call).
 Time variables: ``t`` (the SDE's time, what ``sk.log_likelihood`` does), ``logsnr`` (u = lambda_t:
 dx/du = F dt/dlambda) and ``sigma`` (u = s = sigma_t / alpha_t with the state x / alpha_t, EDM's form).
 ``err`` = mean |log p_est - log p_{t_min}| / d with the exact p_T in place of the prior (ODE + trace
 error only).  scipy is a benchmark dependency only.
 
     .venv/bin/python benchmarks/likelihood/vs_scipy.py             # vs_scipy.json / vs_scipy.md (time t)
+    .venv/bin/python benchmarks/likelihood/vs_scipy.py --seeds     # vs_scipy_seeds.json / .md
     .venv/bin/python benchmarks/likelihood/vs_scipy.py --timevars  # vs_scipy_timevars.json / .md
+
+The .md files keep the hand-written finding above their marker line; the table below it is regenerated.
 """
 
 from __future__ import annotations
@@ -27,9 +32,11 @@ import torch
 import samplekit as sk
 from samplekit import targets
 from samplekit.adams import odeint_adams
-from samplekit.likelihood import ADAMS
+from samplekit.hermite import odeint_hermite
+from samplekit.likelihood import ADAMS, HERMITE, _hermite_rhs
 from samplekit.ode import integrate
 from samplekit.reverse import probability_flow_drift
+from samplekit.trace import ExactTrace
 
 HERE = Path(__file__).parent
 
@@ -99,11 +106,11 @@ class Variable:
         return y * self.sde.marginal(torch.tensor(t, dtype=torch.float64))[0] if self.name == "sigma" else y
 
 
-def run(name, library, method, variable, tol, n=256):
+def run(name, library, method, variable, tol, n=256, seed=1000):
     mixture = TARGETS[name]()
     sde = sk.VPSDE()
     model = mixture.score_model(sde)
-    x = mixture.sample(n, generator=torch.Generator().manual_seed(1000))
+    x = mixture.sample(n, generator=torch.Generator().manual_seed(seed))
     a0, s0 = sde.marginal(torch.tensor(sde.t_min, dtype=torch.float64))
     aT, sT = sde.marginal(torch.tensor(sde.T, dtype=torch.float64))
     truth = mixture.noised_log_prob(x, a0, s0)
@@ -123,6 +130,19 @@ def run(name, library, method, variable, tol, n=256):
             f, (u0, u1), np.concatenate([y0.numpy().ravel(), np.zeros(n)]), method=method, rtol=tol, atol=tol
         )
         yT, delta = torch.as_tensor(sol.y[: n * d, -1].reshape(n, d)), torch.as_tensor(sol.y[n * d :, -1])
+    elif method.startswith(HERMITE):  # "hermite_pec" or "hermite_pec:option=value"; time t only
+        assert variable == "t", "hermite_pec's second derivatives are taken in t"
+        options = dict(_option(kv) for kv in method.split(":")[1:])
+        (yT, delta), _ = odeint_hermite(
+            _hermite_rhs(model, ExactTrace(), None, [0]),
+            (y0, torch.zeros(n, 1, dtype=torch.float64)),
+            u0,
+            u1,
+            tol,
+            tol,
+            **options,
+        )
+        delta = delta[:, 0]
     elif method in ADAMS:
         (yT, delta), _ = odeint_adams(
             lambda u, st: var.rhs(model, u, st[0]),
@@ -149,7 +169,13 @@ def run(name, library, method, variable, tol, n=256):
         "nfe": model.nfe - nfe0,
         "err": err,
         "seconds": round(seconds, 2),
+        **({} if seed == 1000 else {"seed": seed}),
     }
+
+
+def _option(text):
+    key, value = text.split("=")
+    return key, float(value) if "." in value or "e" in value else int(value)
 
 
 METHODS = (
@@ -159,6 +185,7 @@ METHODS = (
     ("samplekit", "dopri5"),
     ("samplekit", "adams_pec"),
     ("samplekit", "adams_pece"),
+    ("samplekit", "hermite_pec"),
 )
 
 
@@ -172,6 +199,64 @@ def main_methods(names=tuple(TARGETS), tols=(1e-4, 1e-5, 1e-6)):
                 rows.append(run(name, library, method, "t", tol))
                 print(json.dumps(rows[-1]), flush=True)
     write(rows, "vs_scipy")
+
+
+SEED_METHODS = (("scipy", "RK45"), ("samplekit", "dopri5"), ("samplekit", "adams_pec"), ("samplekit", "hermite_pec"))
+
+
+def main_seeds(seeds=range(1000, 1010), tol=1e-5, extra=()):
+    """The NFE and error ratios to RK45 over independent batches of 256 points (the seed of the sample)."""
+    torch.set_num_threads(1)
+    rows = []
+    for name in TARGETS:
+        for seed in seeds:
+            for library, method in SEED_METHODS + tuple(("samplekit", m) for m in extra):
+                rows.append(run(name, library, method, "t", tol, seed=seed))
+                print(json.dumps(rows[-1]), flush=True)
+    write_seeds(rows)
+
+
+MARKER = "<!-- table: written by vs_scipy.py -->\n"
+
+
+def _keep_prose(path: Path, lines: list[str]) -> None:
+    """Write the generated lines below the marker, keeping the hand-written finding above it."""
+    text = path.read_text() if path.exists() else ""
+    prose = text.split(MARKER)[0] if MARKER in text else ""
+    path.write_text(prose + MARKER + "\n".join(lines) + "\n")
+
+
+def write_seeds(rows, stem="vs_scipy_seeds"):
+    """<stem>.json and <stem>.md: per target and method, the ratios to RK45 on the same batch, over batches."""
+    (HERE / f"{stem}.json").write_text(json.dumps(rows, indent=1))
+    key = lambda r: (r["target"], r.get("seed", 1000), r["tol"])  # noqa: E731
+    rk45 = {key(r): r for r in rows if r["method"] == "RK45"}
+    lines = [
+        "Produced by `benchmarks/likelihood/vs_scipy.py --seeds`: per target, batches of 256 exact samples drawn with",
+        "seeds 1000, 1001, ...; each method against scipy RK45 on the same batch at the same rtol = atol. VP SDE,",
+        "exact trace, float64, one thread; NFE = batched right-hand-side calls; err = mean |log p_est -",
+        "log p_{t_min}| / d with the exact p_T (ODE + trace error only). Ratios: method / RK45, same batch.",
+        "",
+        "| target | tol | method | batches | NFE mean (min-max) | RK45 NFE mean | NFE ratio mean (max) | "
+        "err ratio mean (max) | batches with NFE <= 0.5x RK45 and err <= RK45's |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    groups: dict = {}
+    for r in rows:
+        if r["method"] != "RK45":
+            groups.setdefault((r["target"], r["tol"], r["method"]), []).append(r)
+    for (target, tol, method), rs in groups.items():
+        ref = [rk45[key(r)] for r in rs]
+        nfe = [r["nfe"] for r in rs]
+        nr = [r["nfe"] / q["nfe"] for r, q in zip(rs, ref)]
+        er = [r["err"] / q["err"] for r, q in zip(rs, ref)]
+        both = sum(a <= 0.5 and b <= 1.0 for a, b in zip(nr, er))
+        lines.append(
+            f"| {target} | {tol:g} | {method} | {len(rs)} | {sum(nfe) / len(nfe):.1f} ({min(nfe)}-{max(nfe)}) | "
+            f"{sum(q['nfe'] for q in ref) / len(ref):.1f} | {sum(nr) / len(nr):.2f} ({max(nr):.2f}) | "
+            f"{sum(er) / len(er):.2f} ({max(er):.2f}) | {both} / {len(rs)} |"
+        )
+    _keep_prose(HERE / f"{stem}.md", lines)
 
 
 def main_timevars():
@@ -196,8 +281,6 @@ def write(rows, stem="vs_scipy"):
     """<stem>.json and <stem>.md from the rows (also from a run's log: ``--from-log LOG [STEM]``)."""
     (HERE / f"{stem}.json").write_text(json.dumps(rows, indent=1))
     lines = [
-        "# Likelihood NFE vs scipy RK45 / DOP853 (recorded)",
-        "",
         "Produced by `benchmarks/likelihood/vs_scipy.py` (see its docstring). 256 exact samples, VP SDE, exact "
         "trace, float64, one thread. `ratio` = NFE / scipy RK45's NFE (same target, tolerance, time variable t).",
         "",
@@ -222,7 +305,7 @@ def write(rows, stem="vs_scipy"):
             f"| {r['target']} | {r['tol']:g} | {r['library']} | {r['method']} | {r['variable']} | {r['nfe']} | "
             f"{r['nfe'] / ref['nfe']:.2f} | {r['err']:.2e} |"
         )
-    (HERE / f"{stem}.md").write_text("\n".join(lines) + "\n")
+    _keep_prose(HERE / f"{stem}.md", lines)
 
 
 if __name__ == "__main__":
@@ -232,5 +315,7 @@ if __name__ == "__main__":
         write([json.loads(line) for line in open(sys.argv[2]) if line.startswith("{")], *sys.argv[3:])
     elif sys.argv[1:] == ["--timevars"]:
         main_timevars()
+    elif sys.argv[1:2] == ["--seeds"]:
+        main_seeds(extra=tuple(sys.argv[2:]))
     else:
         main_methods(*(a.split(",") for a in sys.argv[1:2]))

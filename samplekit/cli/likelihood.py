@@ -42,7 +42,12 @@ def _load_points(path: str, key: str | None):
     show_default=True,
     help="trace estimator (samplekit list trace_estimator)",
 )
-@click.option("--method", default="dopri5", show_default=True, help="torchdiffeq method, or adams_pec / adams_pece")
+@click.option(
+    "--method",
+    default="dopri5",
+    show_default=True,
+    help="torchdiffeq method, adams_pec / adams_pece, or hermite_pec (half the NFE, needs a t-differentiable model)",
+)
 @click.option("--rtol", default=1e-5, show_default=True, type=float)
 @click.option("--atol", default=1e-5, show_default=True, type=float)
 @click.option("--n-probes", default=1, show_default=True, type=click.IntRange(1))
