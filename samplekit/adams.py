@@ -76,6 +76,15 @@ def _error_norm(err, y0, y1, rtol: float, atol: float) -> float:
     return max(ratios)
 
 
+def check_span_and_tolerances(t0: float, t1: float, rtol: float, atol: float) -> None:
+    """A non-empty interval and positive finite tolerances, or a clear error (before any evaluation)."""
+    for name, value in (("rtol", rtol), ("atol", atol)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+            raise InvalidArgumentError(f"{name}={value!r} must be a positive tolerance, e.g. 1e-5")
+    if t0 == t1:
+        raise InvalidArgumentError(f"t0 = t1 = {t0!r}: give an interval of non-zero length")
+
+
 def odeint_adams(
     func: Callable[[Tensor, tuple[Tensor, ...]], tuple[Tensor, ...]],
     state: tuple[Tensor, ...],
@@ -99,11 +108,7 @@ def odeint_adams(
     most 1% of the span.  ``grow``/``shrink``: limits on the step ratio.  Returns
     ``(state_t1, {"n_steps", "n_rejected", "nfe", "orders"})``; ``nfe`` counts calls of ``func``.
     """
-    for name, value in (("rtol", rtol), ("atol", atol)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-            raise InvalidArgumentError(f"{name}={value!r} must be a positive tolerance, e.g. 1e-5")
-    if t0 == t1:
-        raise InvalidArgumentError(f"t0 = t1 = {t0!r}: give an interval of non-zero length")
+    check_span_and_tolerances(t0, t1, rtol, atol)
     if isinstance(max_order, bool) or not isinstance(max_order, int) or not 1 <= max_order <= 12:
         raise InvalidArgumentError(f"max_order={max_order!r} must be an integer in [1, 12], e.g. 5")
     like = state[0]

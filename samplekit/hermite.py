@@ -51,7 +51,7 @@ from collections.abc import Callable
 
 import torch
 
-from samplekit.adams import _combine
+from samplekit.adams import _combine, check_span_and_tolerances
 from samplekit.errors import InvalidArgumentError, NonFiniteError, SamplekitError
 
 Tensor = torch.Tensor
@@ -103,11 +103,7 @@ def odeint_hermite(
     [t0, t1].  ``max_order`` (1-3) bounds k, the past nodes of the predictor (order 2k).  Returns
     ``(state_t1, {"n_steps", "n_rejected", "nfe", "orders"})``; ``nfe`` counts calls of ``func``.
     """
-    for name, value in (("rtol", rtol), ("atol", atol)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-            raise InvalidArgumentError(f"{name}={value!r} must be a positive tolerance, e.g. 1e-5")
-    if t0 == t1:
-        raise InvalidArgumentError(f"t0 = t1 = {t0!r}: give an interval of non-zero length")
+    check_span_and_tolerances(t0, t1, rtol, atol)
     if isinstance(max_order, bool) or not isinstance(max_order, int) or not 1 <= max_order <= 3:
         raise InvalidArgumentError(
             f"max_order={max_order!r} must be 1, 2 or 3 (past nodes of the Hermite predictor; 4 is unstable)"
