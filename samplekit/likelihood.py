@@ -173,9 +173,18 @@ def _check_method(method, rtol, atol, options) -> None:
     _check_ode(method, rtol, atol)
 
 
-def _check_differentiable_estimator(est, method) -> None:
-    """hermite_pec differentiates the divergence estimate: the estimator must take ``create_graph``."""
-    if method == HERMITE and "create_graph" not in inspect.signature(est.estimate).parameters:
+def _check_hermite(model: ScoreModel, est, method) -> None:
+    """hermite_pec differentiates the raw network output in t and the divergence estimate along the flow:
+    a plain ScoreModel (not a guidance / conditioning wrapper, whose ``predict`` combines several
+    networks) and an estimator whose ``estimate`` takes ``create_graph``."""
+    if method != HERMITE:
+        return
+    if type(model).predict is not ScoreModel.predict:
+        raise ArgumentTypeError(
+            f"method={HERMITE!r} differentiates one network's output in t, and {model.name!r} is a wrapper "
+            f"({type(model).__name__}: guidance or conditioning over several networks); use method='dopri5'"
+        )
+    if "create_graph" not in inspect.signature(est.estimate).parameters:
         raise ArgumentTypeError(
             f"method={HERMITE!r} differentiates the divergence along the trajectory, so the estimator's "
             f"estimate() must accept create_graph=True (as the built-in ones do); {type(est).__name__}.estimate "
@@ -222,7 +231,7 @@ def _hermite_rhs(model: ScoreModel, est, probes, backward: list[int]):
                 along = torch.zeros_like(div[:, p]) if gx is None else (gx * velocity).flatten(1).sum(1)
                 d_div.append(along if gt is None else along + gt)
             u = torch.zeros_like(drift, requires_grad=True)
-            gx, gt = torch.autograd.grad(drift, (x_in, t_in), grad_outputs=u, create_graph=True, allow_unused=True)
+            gx, gt = torch.autograd.grad(drift, (x_in, t_in), grad_outputs=u, create_graph=True)
             lin = (gx * velocity).sum() + gt.sum()
             (d_drift,) = torch.autograd.grad(lin, u)
         backward[0] += div.shape[1] + 2
@@ -261,8 +270,9 @@ def log_likelihood(
         ``hutchinson_rademacher``) or an instance.
     :param method, rtol, atol, options: the integrator: ``adams_pece`` / ``adams_pec`` (samplekit's
         adaptive Adams, ``samplekit.adams.odeint_adams``; options ``max_order`` (5), ``first_step``, ...),
-        ``hermite_pec`` (``samplekit.hermite.odeint_hermite``, about half RK45's NFE, needs a network
-        differentiable in t and an estimator whose ``estimate`` takes ``create_graph``; options ``max_order``
+        ``hermite_pec`` (``samplekit.hermite.odeint_hermite``, about half RK45's NFE, needs a plain
+        ScoreModel (not a guidance wrapper) whose network is differentiable in t, and an estimator whose
+        ``estimate`` takes ``create_graph``; options ``max_order``
         (3), ``safety``, ...) or a torchdiffeq method, given to ``torchdiffeq.odeint`` (fixed-step methods take
         ``options={"step_size": h}``).  Error control: the RMS of the error over rtol/atol-scaled entries,
         per tensor of the state (x and the log-det Delta), the larger of the two; for ``hermite_pec`` the
@@ -280,7 +290,7 @@ def log_likelihood(
     x = _check_points(model, x, "x")
     _check_method(method, rtol, atol, options)
     est = _resolve_estimator(estimator)
-    _check_differentiable_estimator(est, method)
+    _check_hermite(model, est, method)
     d = x[0].numel()
     n_probes = positive_int(n_probes, "n_probes")
     if hasattr(est, "check"):

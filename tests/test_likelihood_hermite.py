@@ -165,6 +165,9 @@ def test_bad_arguments_named_before_work():
         sk.log_likelihood(model, x, method="hermite_pec", options={"max_order": 4})
     with pytest.raises(TypeError, match=r"estimate\(\) must accept create_graph=True.*NoGraphTrace"):
         sk.log_likelihood(model, x, method="hermite_pec", estimator=NoGraphTrace())
+    guided = sk.guidance.classifier_free(model, counted(mixture, sde)[0], scale=2.0)
+    with pytest.raises(TypeError, match=r"is a wrapper \(ClassifierFreeGuidance.*method='dopri5'"):
+        sk.log_likelihood(guided, x, method="hermite_pec")
     assert net.calls == 0
 
 
