@@ -51,7 +51,7 @@ from collections.abc import Callable
 
 import torch
 
-from samplekit.adams import _combine, check_span_and_tolerances
+from samplekit.adams import _combine, _error_norm, check_span_and_tolerances
 from samplekit.errors import InvalidArgumentError, NonFiniteError, SamplekitError
 
 Tensor = torch.Tensor
@@ -120,7 +120,7 @@ def odeint_hermite(
     f, g = call(t0, y)
     nfe = 1
     hist: list[tuple[float, State, State]] = [(t0, f, g)]
-    scale_g = max(_rms_norm((gi,), (yi,), (yi,), rtol, atol) for gi, yi in zip(g, y))
+    scale_g = _error_norm(g, y, y, rtol, atol)  # the largest over the state's tensors
     h = min(0.1 * abs(span), math.sqrt(2.0 / scale_g) if scale_g > 0 else math.inf)
     h *= direction
     t = t0
@@ -142,8 +142,7 @@ def odeint_hermite(
         if direction * (t + stretch * h - t1) > -1e-12 * abs(span):
             h = t1 - t
         t_new = t + h
-        k = min(k, len(hist))
-        pred = integral(k, t, h, y, None)
+        pred = integral(k, t, h, y, None)  # k <= len(hist): k rises only once the history holds k + 1 nodes
         fp, gp = call(t_new, pred)
         nfe += 1
         new = (t_new, fp, gp)

@@ -210,9 +210,7 @@ def _hermite_rhs(model: ScoreModel, est, probes, backward: list[int]):
         with torch.enable_grad():
             x_in = x_t.detach().requires_grad_(True)
             t_in = torch.full((x_t.shape[0],), float(t), dtype=x_t.dtype, device=x_t.device, requires_grad=True)
-            t_model = model.check_input(x_in, t_in)
-            out = model.network_output(x_in, t_model)
-            model.nfe += 1
+            out, pred = model.predict_with_output(x_in, t_in)
             if not checked[0]:
                 (g_net,) = torch.autograd.grad(out.sum(), t_in, retain_graph=True, allow_unused=True)
                 backward[0] += 1
@@ -222,7 +220,7 @@ def _hermite_rhs(model: ScoreModel, est, probes, backward: list[int]):
                         "in its time input (detached, rounded or unused); use method='dopri5' or 'adams_pec'"
                     )
                 checked[0] = True
-            drift = flow_velocity(model, x_in, t_model, model.prediction(out, x_in, t_model))
+            drift = flow_velocity(model, x_in, t_in, pred)
             div = est.estimate(drift, x_in, probes, create_graph=True)
             velocity = drift.detach()
             d_div = []

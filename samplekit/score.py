@@ -329,10 +329,15 @@ class ScoreModel:
 
     def predict(self, x: Tensor, t) -> Prediction:
         """score, eps and x0 at (x, t) from one network call."""
+        return self.predict_with_output(x, t)[1]
+
+    def predict_with_output(self, x: Tensor, t) -> tuple[Tensor, Prediction]:
+        """(the raw network output, the prediction) at (x, t) from one counted network call (what
+        ``log_likelihood(method="hermite_pec")`` differentiates in t)."""
         t = self.check_input(x, t)
         out = self.network_output(x, t)
         self._counter[0] += 1
-        return self.prediction(out, x, t)
+        return out, self.prediction(out, x, t)
 
     def eps(self, x: Tensor, t) -> Tensor:
         return self.predict(x, t).eps

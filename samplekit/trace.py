@@ -96,7 +96,9 @@ class ExactTrace(TraceEstimator):
         for i in range(d):  # a loop over dimensions, never over samples
             basis.zero_()
             basis[:, i] = 1
-            grad = self.vjp(out, x, basis.view_as(out).clone(), retain=i < d - 1, create_graph=create_graph)
+            v = basis.view_as(out)
+            v = v.clone() if create_graph else v  # a kept graph holds v: basis is reused in place
+            grad = self.vjp(out, x, v, retain=i < d - 1, create_graph=create_graph)
             total = total + grad.flatten(1)[:, i]
         return total[:, None]
 
