@@ -14,9 +14,16 @@
     |   +-- UntrustedCodeError              a TorchScript archive without trust_code=True
     +-- ResourceLimitError (ValueError)     a config asking for more memory than allowed
     +-- NonFiniteError (FloatingPointError) NaN/Inf where a finite value is needed
+    +-- OptionError (ValueError)            an option that does not exist or does not fit its declared type
+    +-- SolverError (ValueError)            a solver cannot run as asked (budget, SDE, options, contract)
+    |   +-- BudgetExceededError             a run would pass its network-call cap
+    |   +-- PluginSolverError               a solver's step raised or returned something unusable
+    +-- SuiteError (ValueError)             a benchmark suite file or override that cannot run
+    +-- BenchLockedError                    another live benchmark run holds the output directory
+    +-- CorruptResultsError                 a results file that is not one JSON record per line
 
-Other modules define their own subclasses (``SolverError``, ``OptionError``, ``SuiteError``, ...)
-on these bases, keeping ValueError/TypeError as second bases so ``except ValueError`` still works.
+Every error class is defined here (other modules import them from here); ValueError/TypeError stay
+second bases so ``except ValueError`` still works.
 """
 
 from __future__ import annotations
@@ -28,15 +35,22 @@ from collections.abc import Iterator
 __all__ = [
     "ArgumentTypeError",
     "ArrayChoiceError",
+    "BenchLockedError",
+    "BudgetExceededError",
     "CheckpointError",
+    "CorruptResultsError",
     "DuplicateComponentError",
     "InputFileError",
     "InvalidArgumentError",
     "NonFiniteError",
+    "OptionError",
     "OutputError",
     "PluginError",
+    "PluginSolverError",
     "ResourceLimitError",
     "SamplekitError",
+    "SolverError",
+    "SuiteError",
     "UnknownComponentError",
     "UnsafeCheckpointError",
     "UntrustedCodeError",
@@ -115,6 +129,35 @@ class NonFiniteError(SamplekitError, FloatingPointError):
     """NaN/Inf where a finite value is needed (a network's output, a solver's state, an input)."""
 
     exit_code = 1
+
+
+class OptionError(SamplekitError, ValueError):
+    """An option that does not exist, or a value that does not fit its declared type or range."""
+
+
+class SolverError(SamplekitError, ValueError):
+    """A solver cannot run as asked (budget, SDE, options, or a solver written against another contract)."""
+
+
+class BudgetExceededError(SolverError):
+    """A network call that would pass the run's cap (``nfe``); the core's meter raises it before the call."""
+
+
+class PluginSolverError(SolverError):
+    """A solver's ``init``/``step``/``solve`` raised, or returned something that is not (x, state, denoised)
+    with x of the input's shape and dtype; the message names the solver, its plugin and the step."""
+
+
+class SuiteError(SamplekitError, ValueError):
+    """A suite file or a command-line override that cannot run."""
+
+
+class BenchLockedError(SamplekitError):
+    """Another live run holds the output directory."""
+
+
+class CorruptResultsError(SamplekitError):
+    """The results file holds something that is not one JSON record per line."""
 
 
 def _first_line(exc: BaseException, limit: int = 300) -> str:

@@ -58,29 +58,17 @@ def load_model(source, loader: str | None = None, **options) -> ScoreModel:
 
 def check_loader_options(factory, name: str, options: dict) -> None:
     """Refuse an option the loader does not take, listing those it does (before any file is read)."""
-    import inspect
+    from samplekit.options import check_arguments
 
-    from samplekit.errors import InvalidArgumentError
-
-    try:
-        params = inspect.signature(factory).parameters
-    except (TypeError, ValueError):
-        return
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return
-    takes = [n for n, p in list(params.items())[1:] if p.kind is not inspect.Parameter.VAR_POSITIONAL]
-    unknown = sorted(set(options) - set(takes))
-    if unknown:
-        raise InvalidArgumentError(
-            f"model loader {name!r} takes no option {', '.join(map(repr, unknown))}; it takes: "
-            f"{', '.join(takes) or 'none'}"
-        )
-    missing = [n for n in takes if params[n].default is inspect.Parameter.empty and n not in options]
-    if missing:
-        raise InvalidArgumentError(
-            f"model loader {name!r} needs {', '.join(f'{m}=' for m in missing)} (e.g. "
-            "parametrization='eps', shape=(2,)); it takes: " + ", ".join(takes)
-        )
+    check_arguments(
+        factory,
+        f"model loader {name!r}",
+        options,
+        skip=1,
+        required=True,
+        phrases=("takes no option", "it takes"),
+        needs_hint=" (e.g. parametrization='eps', shape=(2,))",
+    )
 
 
 def guess_loader(source) -> str:

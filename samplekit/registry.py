@@ -102,6 +102,9 @@ class Registry:
                         f"plugin {plugin!r} called register({cls!r}); solvers are registered as "
                         "register(SolverClass), a samplekit.Solver subclass that declares its name"
                     )
+                from samplekit.solver import check_contract  # the solver module imports the options' module
+
+                check_contract(cls)
                 solver_class: Any = cls  # a Solver subclass (checked above); its name is a class attribute
                 self.add(kind, solver_class.name, cls, plugin, **describe())
 
@@ -160,17 +163,6 @@ class Registry:
 
 
 def _check_options(factory: Callable, what: str, options: dict) -> None:
-    import inspect
+    from samplekit.options import check_arguments  # the options module imports the errors this one re-exports
 
-    try:
-        params = inspect.signature(factory).parameters
-    except (TypeError, ValueError):
-        return
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return
-    takes = [n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-    unknown = sorted(set(options) - set(takes))
-    if unknown:
-        raise InvalidArgumentError(
-            f"{what} takes no option {', '.join(map(repr, unknown))}; it takes: {', '.join(takes) or 'none'}"
-        )
+    check_arguments(factory, what, options, phrases=("takes no option", "it takes"))

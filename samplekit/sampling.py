@@ -4,6 +4,7 @@ counting every network call; no autograd graph unless ``grad=True``."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import math
 import time
@@ -15,10 +16,17 @@ from tqdm.auto import tqdm
 
 from samplekit import finite
 from samplekit.checks import check_sample_args
-from samplekit.errors import ArgumentTypeError, InvalidArgumentError
+from samplekit.errors import (
+    ArgumentTypeError,
+    BudgetExceededError,
+    InvalidArgumentError,
+    PluginSolverError,
+    SamplekitError,
+)
+from samplekit.metering import metered
 from samplekit.noise import NoiseSource
 from samplekit.score import NonFiniteError, ScoreModel
-from samplekit.solver import Solver, SolverError, StepInfo, resolve_solver
+from samplekit.solver import Plan, Solver, SolverError, StepInfo, resolve_solver
 from samplekit.timegrid import check_user_grid, make_grid  # noqa: F401  (make_grid: imported from here too)
 
 Tensor = torch.Tensor
@@ -153,10 +161,8 @@ def _sample(
             )
     # a wrapped model (guidance) may make several network calls per evaluation: plan evaluations
     per_eval = int(getattr(model, "nfe_per_eval", 1))
-    n_steps: int | None
     if ts is not None:
-        n_steps = len(ts) - 1
-        nfe = _check_grid_budget(solver, caps, n_steps, per_eval, nfe)
+        plan = _plan_for_grid(solver, len(ts) - 1, per_eval, nfe)
     else:
         if nfe is None:
             nfe = DEFAULT_ADAPTIVE_CAP if caps.adaptive else DEFAULT_NFE
@@ -164,7 +170,8 @@ def _sample(
             raise SolverError(
                 f"nfe={nfe} is too small: model {model.name!r} makes {per_eval} network calls per evaluation; raise nfe"
             )
-        n_steps = None if caps.adaptive else solver.steps_for(nfe // per_eval)
+        plan = solver.plan(nfe, per_eval)
+    n_steps: int | None = None if caps.adaptive else plan.n_steps
     model.check_inputs(num_samples)
     if x_T is not None:
         model.check_input(x_T, sde.T if ts is None else ts[0], argument="x_T")
@@ -183,17 +190,24 @@ def _sample(
     start_nfe, start = model.nfe, time.perf_counter()
     if caps.adaptive:  # adaptive step control reads the error on the host anyway: checks stay immediate
         run_model = model if t_start is None else _started_at(model, t_start)
-        x = solver.solve(run_model, x, noise, max_nfe=nfe)
+        final = per_eval if solver.denoise_final else 0  # the cap keeps one evaluation for the final denoise
+        fix = "loosen the tolerances or raise nfe"
+        x = _solve(
+            solver, metered(run_model, plan.nfe - final, _owner(solver), fix), x, noise, plan, progress, callback
+        )
         _check_finite(x, f"solver {solver.name!r} returned NaN/Inf")
         if solver.denoise_final:
-            x = model.denoise(x, sde.t_min)
+            x = metered(run_model, final, "the final denoise").denoise(x, sde.t_min)
     else:
+        fix = f"it spends more than its plan of {plan.n_steps} steps allows (its nfe_per_step or plan() is wrong)"
         if ts is None:
-            assert n_steps is not None  # fixed-step: planned above from nfe
-            ts = ts_given = make_grid(solver, model, n_steps, t_max=t_start)
+            ts = ts_given = make_grid(solver, model, plan.n_steps, t_max=t_start)
+        run_model = metered(model, plan.nfe, _owner(solver), fix)  # after the grid (an optimized one calls the model)
         with finite.deferred() as flag:
             try:
-                x = _integrate_and_denoise(solver, model, x, ts, noise, progress, callback)
+                x = integrate(solver, run_model, x, ts, noise, progress=progress, callback=callback, plan=plan)
+                if solver.denoise_final:
+                    x = run_model.denoise(x, ts[-1])
             except Exception:
                 flag.raise_first()  # NaN carried on may break a solver later: name the first bad step
                 raise
@@ -243,21 +257,59 @@ def _check_start(model: ScoreModel, x_start, t_start, x_T) -> float | None:
     return t
 
 
-def _check_grid_budget(solver: Solver, caps, n_steps: int, per_eval: int, nfe: int | None) -> int:
-    """The budget a user grid needs; a clear error if it exceeds nfe.  Returns the budget to spend."""
-    if n_steps < caps.min_steps:
-        raise SolverError(f"ts has {n_steps} step(s); solver {solver.name!r} needs at least {caps.min_steps}")
-    need = (n_steps * caps.nfe_per_step + (1 if solver.denoise_final else 0)) * per_eval
+def _plan_for_grid(solver: Solver, n_steps: int, per_eval: int, nfe: int | None) -> Plan:
+    """The plan for a user grid; a clear error if it needs more than nfe.  Its cap is nfe, if given."""
+    plan = solver.plan_for_grid(n_steps, per_eval)
     if nfe is None:
-        return need
-    if need > nfe:
+        return plan
+    if plan.nfe > nfe:
+        caps = solver.capabilities()
         raise SolverError(
             f"nfe={nfe} is too small for ts with {n_steps} steps: solver {solver.name!r} spends "
             f"{caps.nfe_per_step} call(s) a step x {per_eval} per evaluation"
-            f"{' + 1 for denoise_final' if solver.denoise_final else ''} = {need}; raise nfe to {need} "
+            f"{' + 1 for denoise_final' if solver.denoise_final else ''} = {plan.nfe}; raise nfe to {plan.nfe} "
             "or pass nfe=None"
         )
-    return nfe
+    return dataclasses.replace(plan, nfe=nfe)
+
+
+def _owner(solver: Solver) -> str:
+    """'solver NAME (plugin PLUGIN)', for error messages."""
+    return f"solver {solver.name!r} ({_origin(solver)})"
+
+
+def _origin(solver: Solver) -> str:
+    """'plugin PLUGIN' (the plugin that registered the solver's class), else its class's dotted name."""
+    from samplekit.plugins import get_registry  # the registry loads the plugins, which import this module
+
+    for info in get_registry().available("solver"):
+        if info.factory is type(solver):
+            return f"plugin {info.plugin!r}"
+    cls = type(solver)
+    return f"class {cls.__module__}.{cls.__qualname__}"
+
+
+def _solve(solver: Solver, model: ScoreModel, x: Tensor, noise: NoiseSource, plan: Plan, progress, callback) -> Tensor:
+    """Run an adaptive solver; each accepted step it reports goes to the progress bar and the callback."""
+    bar = tqdm(desc=solver.name, disable=not progress, leave=False, unit="step")
+    count = [0]
+
+    def on_step(t0, t1, x_t, denoised) -> None:
+        bar.update(1)
+        if callback is not None:
+            callback(StepInfo(count[0], None, float(t0), float(t1), x_t, denoised, model.nfe))
+        count[0] += 1
+
+    try:
+        out = solver.solve(model, x, noise, plan, on_step)
+    except (SamplekitError, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        raise PluginSolverError(f"{_owner(solver)} raised {type(exc).__name__}: {exc}") from exc
+    finally:
+        bar.close()
+    _check_output(solver, out, x, "solve()")
+    return out
 
 
 def _started_at(model: ScoreModel, t_start: float) -> ScoreModel:
@@ -265,13 +317,6 @@ def _started_at(model: ScoreModel, t_start: float) -> ScoreModel:
     view = copy.copy(model)
     view.sde = model.sde.restricted(t_start)
     return view
-
-
-def _integrate_and_denoise(solver, model, x, ts, noise, progress, callback) -> Tensor:
-    x = integrate(solver, model, x, ts, noise, progress=progress, callback=callback)
-    if solver.denoise_final:
-        x = model.denoise(x, ts[-1])
-    return x
 
 
 def integrate(
@@ -282,16 +327,22 @@ def integrate(
     noise: NoiseSource,
     progress: bool = False,
     callback: Callable[[StepInfo], None] | None = None,
+    plan: Plan | None = None,
 ) -> Tensor:
     """Walk the grid ts with the solver's step; check every step for NaN/Inf; report to the callback.
 
-    A grid that starts where alpha_t = 0 (rectified flow at T = 1) begins with ``alpha_zero_step``
-    taken here, unless the solver declares ``takes_alpha_zero_step = True``; the solver then runs on ts[1:].
+    ``plan`` defaults to ``solver.plan_for_grid(len(ts) - 1)``.  A grid that starts where alpha_t = 0
+    (rectified flow at T = 1) begins with ``alpha_zero_step`` taken here (solvers never see that
+    time); the solver then runs on ts[1:].  A step that raises something other than a samplekit
+    error, or returns something other than (x of x's shape and dtype, state, denoised), is a
+    :class:`PluginSolverError` naming the solver, its plugin and the step.
     """
     n = len(ts) - 1
+    if plan is None:
+        plan = solver.plan_for_grid(n, int(getattr(model, "nfe_per_eval", 1)))
     first = 0
     denoised: Tensor | None
-    if _starts_at_alpha_zero(model, ts) and not getattr(solver, "takes_alpha_zero_step", False):
+    if _starts_at_alpha_zero(model, ts):
         x, denoised = alpha_zero_step(model, x, ts[0], ts[1])
         _check_finite(
             x, lambda: f"the first step (t={float(ts[0]):g} -> {float(ts[1]):g}, from alpha_t = 0) produced NaN/Inf"
@@ -302,7 +353,12 @@ def integrate(
     if first == n:
         return x
     grid = ts[first:]
-    state = solver.init(model, x, grid, noise)
+    try:
+        state = solver.init(model, x, grid, noise, plan)
+    except (SamplekitError, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        raise PluginSolverError(f"{_owner(solver)}: init() raised {type(exc).__name__}: {exc}") from exc
     steps = tqdm(range(n - first), desc=solver.name, disable=not progress, leave=False)
     flag = finite.active()  # checks deferred to the end of the run (no host sync here): note the step
     for i in steps:
@@ -311,15 +367,48 @@ def integrate(
         if flag is not None:
             flag.where = where
         try:
-            x, state, denoised = solver.step(model, i, t0, t1, x, state, noise)
-        except NonFiniteError as exc:
-            raise NonFiniteError(f"{where()}: {exc}") from None
+            out = solver.step(model, i, t0, t1, x, state, noise, plan)
+        except (NonFiniteError, BudgetExceededError) as exc:
+            raise type(exc)(f"{where()}: {exc}") from None
+        except (SamplekitError, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            raise PluginSolverError(f"{where()} ({_origin(solver)}) raised {type(exc).__name__}: {exc}") from exc
+        x, state, denoised = _check_step_output(solver, out, x, where)
         if flag is not None:
             flag.where = None
         _check_finite(x, lambda where=where: f"{where()} produced NaN/Inf; use more steps or a more stable solver")
         if callback is not None:
             callback(StepInfo(i + first, n, float(t0), float(t1), x, denoised, model.nfe))
     return x
+
+
+def _check_step_output(solver: Solver, out, x: Tensor, where) -> tuple:
+    """(x, state, denoised) from a step's return value, or a PluginSolverError naming the step."""
+    if not isinstance(out, tuple) or len(out) != 3:
+        got = (
+            "None"
+            if out is None
+            else f"{type(out).__name__}" + (f" of length {len(out)}" if isinstance(out, tuple) else "")
+        )
+        raise PluginSolverError(
+            f"{where()} ({_origin(solver)}) returned {got}; step() must return a tuple (x, state, denoised)"
+        )
+    _check_output(solver, out[0], x, "step()", where)
+    return out
+
+
+def _check_output(solver: Solver, new: object, x: Tensor, method: str, where=None) -> None:
+    """The x a solver returned has x's shape, dtype and device, or a PluginSolverError."""
+    label = f"{where()} ({_origin(solver)})" if where is not None else _owner(solver)
+    if not isinstance(new, Tensor):
+        raise PluginSolverError(f"{label}: {method} returned x as {type(new).__name__}, not a tensor")
+    if new.shape != x.shape or new.dtype != x.dtype or new.device != x.device:
+        raise PluginSolverError(
+            f"{label}: {method} returned x of shape {tuple(new.shape)}, {new.dtype} on {new.device} for an input "
+            f"of shape {tuple(x.shape)}, {x.dtype} on {x.device}; a solver must keep the input's shape, dtype "
+            "and device"
+        )
 
 
 def _where(solver: Solver, i: int, n: int, t0: Tensor, t1: Tensor) -> str:

@@ -87,7 +87,7 @@ def optimize_schedule(
     """A strictly decreasing float64 grid (T ... t_min) for ``solver`` at budget ``nfe`` on ``model``.
 
     :param solver: a registered fixed-step solver name or a Solver instance (its options are kept).
-    :param nfe: the budget the grid is for (steps = ``solver.steps_for(nfe)``).
+    :param nfe: the budget the grid is for (steps = ``solver.plan(nfe).n_steps``).
     :param num_samples, seed: the batch of x_T (and the stochastic solver's noise) the loss is taken on.
     :param max_nfe: cap on network calls spent optimising (default 200 x nfe + 400).
     :param starts: schedule names tried as starting grids (the solver's default schedule is added).
@@ -108,7 +108,7 @@ def optimize_schedule(
             f"solver {solver.name!r} is adaptive: it picks its own steps, so it has no grid to optimise; "
             "pass a fixed-step solver"
         )
-    n_steps = solver.steps_for(nfe)
+    n_steps = solver.plan(nfe).n_steps
     num_samples = int(num_samples)
     if num_samples < 2:
         raise InvalidArgumentError(f"num_samples={num_samples} must be at least 2 (the loss is a batch mean)")

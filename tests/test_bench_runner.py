@@ -20,7 +20,7 @@ from samplekit.bench.store import CorruptResultsError
 from samplekit.bench.suite import SuiteError, suite_from_dict
 from samplekit.hookspecs import hookimpl
 from samplekit.reverse import probability_flow_drift
-from samplekit.solver import Solver
+from samplekit.solver import Plan, Solver
 from samplekit.targets import ExactTarget, ring2d
 from samplekit_builtin.euler_maruyama import EulerMaruyama
 
@@ -33,7 +33,7 @@ class CountedEM(EulerMaruyama):
 
     name = "counted_em"
 
-    def init(self, model, x, ts, noise):
+    def init(self, model, x, ts, noise, plan):
         CALLS["counted_em"] += 1
 
 
@@ -42,7 +42,7 @@ class Crasher(EulerMaruyama):
 
     name = "crasher"
 
-    def init(self, model, x, ts, noise):
+    def init(self, model, x, ts, noise, plan):
         if CRASH["on"]:
             raise KeyboardInterrupt
 
@@ -50,15 +50,15 @@ class Crasher(EulerMaruyama):
 class Boom(EulerMaruyama):
     name = "boom"
 
-    def step(self, model, i, t0, t1, x, state, noise):
+    def step(self, model, i, t0, t1, x, state, noise, plan):
         raise RuntimeError("kaboom")
 
 
 class NaNSolver(EulerMaruyama):
     name = "nan_solver"
 
-    def step(self, model, i, t0, t1, x, state, noise):
-        x, state, den = super().step(model, i, t0, t1, x, state, noise)
+    def step(self, model, i, t0, t1, x, state, noise, plan):
+        x, state, den = super().step(model, i, t0, t1, x, state, noise, plan)
         return x * float("nan"), state, den
 
 
@@ -75,8 +75,8 @@ class VEOnly(EulerMaruyama):
 class Overspender(EulerMaruyama):
     name = "overspender"
 
-    def steps_for(self, nfe):
-        return nfe + 2
+    def plan(self, nfe, calls_per_eval=1):
+        return Plan(nfe + 2, nfe, calls_per_eval)
 
 
 class ToyAdaptive(Solver):
@@ -89,7 +89,7 @@ class ToyAdaptive(Solver):
         super().__init__(**common)
         self.rtol, self.atol = rtol, atol
 
-    def solve(self, model, x, noise, max_nfe):
+    def solve(self, model, x, noise, plan, on_step):
         n = math.ceil(0.5 / self.rtol)
         ts = torch.linspace(model.sde.T, model.sde.t_min, n + 1, dtype=torch.float64)
         for t0, t1 in zip(ts[:-1], ts[1:]):
@@ -169,7 +169,7 @@ def test_failed_and_skipped_cells_are_recorded_and_the_run_goes_on(tmp_path, reg
         assert by[("nan_solver", nfe)]["status"] == "failed" and "NaN" in by[("nan_solver", nfe)]["error"]
         assert by[("ve_only", nfe)]["status"] == "skipped" and "does not support" in by[("ve_only", nfe)]["reason"]
         assert by[("overspender", nfe)]["status"] == "failed"
-        assert f"over its budget of {nfe}" in by[("overspender", nfe)]["error"]
+        assert f"would exceed max_nfe={nfe}" in by[("overspender", nfe)]["error"]  # the core's meter stops it
         assert by[("counted_em", nfe)]["status"] == "ok" and by[("counted_em", nfe)]["nfe_spent"] == nfe
     assert by[("needs_four", 2)]["status"] == "skipped" and "nfe=2 is too small" in by[("needs_four", 2)]["reason"]
     assert by[("needs_four", 8)]["status"] == "ok"

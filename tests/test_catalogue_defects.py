@@ -237,9 +237,9 @@ def test_pc_with_score_sdes_batch_norms_refuses_per_sample_seeds_before_any_call
     [(1, True, 2.0), (2, True, 3.0), (3, True, 4.0), (1, False, 1.0), (2, False, 2.0), (3, False, 3.0)],
 )
 def test_unipc_capabilities_follow_its_order_and_corrector_options(order, corrector, declared):
-    solver = sk.get_solver("unipc", order=order, corrector=corrector)
+    solver = sk.get_solver("unipc", solver_order=order, corrector=corrector)
     assert solver.capabilities().order == declared
-    assert solver.options()["order"] == order
+    assert solver.options()["solver_order"] == order
 
 
 def test_unipc_declared_order_is_the_fitted_order():
@@ -252,7 +252,7 @@ def test_unipc_declared_order_is_the_fitted_order():
     model = smooth.score_model(sde)
     x_T = sde.prior_sample((32, 2), torch.Generator().manual_seed(0), dtype=f64)
     exact = sk.decode(model, x_T, method="dopri5", rtol=1e-11, atol=1e-11)
-    solver = sk.get_solver("unipc", order=1)
+    solver = sk.get_solver("unipc", solver_order=1)
     steps, errors = [32, 64, 128], []
     for n in steps:
         res = sk.sample(model, solver, nfe=n, x_T=x_T, progress=False)

@@ -72,7 +72,7 @@ class VEOnlyEuler(sk.Solver):
 
     name, sde_families = "ve_only_euler", ("ve",)
 
-    def step(self, model, i, t0, t1, x, state, noise):
+    def step(self, model, i, t0, t1, x, state, noise, plan):
         raise AssertionError("a refused solver must not step")
 
 

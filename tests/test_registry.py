@@ -199,9 +199,9 @@ def test_registering_a_solver_by_name_is_a_clear_error(fresh_registry):
     "name, options, field, value",
     [
         ("unipc", {}, "order", 3.0),
-        ("unipc", {"order": 1}, "order", 2.0),
-        ("unipc", {"order": 3}, "order", 4.0),
-        ("unipc", {"order": 2, "corrector": False}, "order", 2.0),
+        ("unipc", {"solver_order": 1}, "order", 2.0),
+        ("unipc", {"solver_order": 3}, "order", 4.0),
+        ("unipc", {"solver_order": 2, "corrector": False}, "order", 2.0),
         ("ddim", {}, "stochastic", False),
         ("ddim", {"eta": 0.5}, "stochastic", True),
         ("pc", {"n_corrector": 3}, "nfe_per_step", 4),
@@ -217,7 +217,8 @@ def test_listing_is_the_default_instance_and_the_typed_options():
     for c in info.values():
         assert c.info["order"] == c.factory().capabilities().order, c.name
     ddim = info["ddim"].info["options"]
-    assert ddim["eta"] == {"type": "a float", "default": 0.0} and ddim["denoise_final"]["type"] == "a bool"
+    assert ddim["eta"] == {"type": "a float", "default": 0.0, "range": ">= 0 and <= 1"}
+    assert ddim["denoise_final"]["type"] == "a bool"
 
 
 @pytest.mark.parametrize("value", ["False", 1, None, 0.0])

@@ -60,7 +60,7 @@ def test_optimized_beats_uniform_karras_logsnr(solver):
     per_step = solver_obj.capabilities().nfe_per_step
     for steps in (4, 6, 10):
         nfe = steps * per_step
-        n = solver_obj.steps_for(nfe)  # dpm_fast plans its own step count for a budget
+        n = solver_obj.plan(nfe).n_steps  # dpm_fast plans its own step count for a budget
         cap = 12 * nfe + 150
         ts, report = sk.optimize_schedule(model, solver, nfe, num_samples=32, seed=1, max_nfe=cap, return_report=True)
         assert ts.shape == (n + 1,) and ts.dtype == torch.float64 and bool((ts[1:] < ts[:-1]).all())

@@ -62,8 +62,8 @@ ORDER_CASES = [  # (solver, options, expected order, step counts in the asymptot
     ("dpmpp_3m", {"lower_order_final": False}, 3.0, [32, 64, 128]),
     ("unipc", {"variant": "bh1"}, 3.0, [32, 64, 128]),
     ("unipc", {"variant": "bh2"}, 3.0, [32, 64, 128]),
-    ("unipc", {"variant": "bh2", "order": 1}, 2.0, [32, 64, 128]),
-    ("unipc", {"variant": "bh1", "order": 3, "lower_order_final": False}, 4.0, [32, 64, 128]),
+    ("unipc", {"variant": "bh2", "solver_order": 1}, 2.0, [32, 64, 128]),
+    ("unipc", {"variant": "bh1", "solver_order": 3, "lower_order_final": False}, 4.0, [32, 64, 128]),
     ("dpmpp_2m_sde", {"eta": 0.0, "solver_type": "heun"}, 2.0, [16, 32, 64]),
     ("edm_heun", {}, 2.0, [16, 32, 64]),
 ]
@@ -226,7 +226,7 @@ def test_float32_in_float32_out(name):
     "name,options,word",
     [
         ("unipc", {"variant": "bh3"}, "variant"),
-        ("unipc", {"order": 4}, "order"),
+        ("unipc", {"solver_order": 4}, "solver_order"),
         ("dpmpp_2m_sde", {"eta": -1.0}, "eta"),
         ("dpmpp_2m_sde", {"solver_type": "rk4"}, "solver_type"),
         ("edm_heun", {"S_churn": -1.0}, "S_churn"),

@@ -53,14 +53,14 @@ class AnnealedLangevin(Solver):
         """n_steps_each Langevin calls per noise level."""
         return replace(super().capabilities(), nfe_per_step=self.n_steps_each)
 
-    def init(self, model, x, ts, noise):
+    def init(self, model, x, ts, noise, plan):
         """The ratio eps / n_L^2 that sets a_i = ratio sigma_{t_i}^2."""
         if self.step_lr is None:
             return DEFAULT_RATIO
         alpha_L, sigma_L = model.sde.marginal(as_time(ts[-1], x))
         return self.step_lr * (alpha_L / sigma_L) ** 2
 
-    def step(self, model, i, t0, t1, x, ratio, noise):
+    def step(self, model, i, t0, t1, x, ratio, noise, plan):
         alpha0, _ = model.sde.marginal(as_time(t0, x))
         alpha1, sigma1 = model.sde.marginal(as_time(t1, x))
         x = x * (alpha1 / alpha0)

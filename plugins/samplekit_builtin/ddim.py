@@ -12,8 +12,10 @@ sigma_s^2 - c^2 >= 0 on every grid.  Default grid: ``logsnr``, as for the ODE so
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Annotated
 
-from samplekit.solver import Solver, SolverError
+from samplekit.options import Ge, Le
+from samplekit.solver import Solver
 from samplekit_builtin.gaussian_step import gaussian_step
 
 
@@ -32,18 +34,16 @@ class DDIM(Solver):
     nfe_per_step = 1
     default_schedule = "logsnr"
 
-    def __init__(self, eta: float = 0.0, **base) -> None:
+    def __init__(self, eta: Annotated[float, Ge(0), Le(1)] = 0.0, **base) -> None:
+        """``eta`` in [0, 1]: 0 = deterministic DDIM, 1 = DDPM-like noise."""
         super().__init__(**base)
-        eta = float(eta)
-        if not 0.0 <= eta <= 1.0:
-            raise SolverError(f"ddim: eta={eta!r} must lie in [0, 1] (0 = deterministic DDIM, 1 = DDPM-like noise)")
-        self.eta = eta
+        self.eta = float(eta)
 
     def capabilities(self):
         """The class declares the default (eta = 0); an instance with eta > 0 is stochastic."""
         return replace(super().capabilities(), stochastic=self.eta > 0)
 
-    def step(self, model, i, t0, t1, x, state, noise):
+    def step(self, model, i, t0, t1, x, state, noise, plan):
         pred = model.predict(x, t0)
         post = gaussian_step(model.sde, t0, t1, x)
         x_s = post.alpha_s * pred.x0

@@ -26,7 +26,7 @@ class DDPM(Solver):
     nfe_per_step = 1
     default_schedule = "uniform"
 
-    def step(self, model, i, t0, t1, x, state, noise):
+    def step(self, model, i, t0, t1, x, state, noise, plan):
         pred = model.predict(x, t0)
         post = gaussian_step(model.sde, t0, t1, x)
         return post.mean(x, pred.x0) + post.var.sqrt() * noise.randn_like(x), state, pred.x0

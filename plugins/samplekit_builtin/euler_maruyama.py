@@ -18,7 +18,7 @@ class EulerMaruyama(Solver):
     stochastic = True
     nfe_per_step = 1
 
-    def step(self, model, i, t0, t1, x, state, noise):
+    def step(self, model, i, t0, t1, x, state, noise, plan):
         h = t0 - t1
         drift, pred = reverse_drift(model, x, t0, lam=0.0)
         g = broadcast_to_batch(reverse_diffusion(model, t0, lam=0.0), x)

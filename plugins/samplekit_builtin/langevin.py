@@ -33,7 +33,7 @@ class Langevin(Solver):
             )
         self.step_size = float(step_size)
 
-    def step(self, model, i, t0, t1, x, state, noise):
+    def step(self, model, i, t0, t1, x, state, noise, plan):
         e = self.step_size
         pred = model.predict(x, model.sde.t_min)
         return x + e * pred.score + math.sqrt(2 * e) * noise.randn_like(x), state, pred.x0

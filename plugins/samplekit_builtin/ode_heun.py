@@ -22,7 +22,7 @@ class ODEHeun(Solver):
     nfe_per_step = 2
     default_schedule = "karras"
 
-    def step(self, model, i, t0, t1, x, state, noise):
+    def step(self, model, i, t0, t1, x, state, noise, plan):
         h = (t1 - t0).to(x.dtype)
         d0, pred = probability_flow_drift(model, x, t0)
         d1, _ = probability_flow_drift(model, x + h * d0, t1)

@@ -14,11 +14,8 @@ honoured; ``step_size="batch_norms"`` keeps it for reproducing score_sde and ref
 any network call.  The default gives every sample the step score_sde's ratio tends to for noise-dominated
 x, where |z| ~ sqrt(d) and |s| ~ sqrt(d) / sigma_t: r = snr sigma_t, the same for every sample and
 independent of the batch.  A ratio from each sample's own norms, |z_b| / |s_b|, is not a fix: a step that
-depends on the sample's state and on its own z changes the Langevin kernel's stationary law.  Measured
-(1000 NFE, ring, SW2 / exact-sample floor; 64 steps, smooth mixture, 20000 samples, mean + covariance
-error): per-sample norms 4.8x / 8.6x the floor (VP / VE; |s| -> 0 at modes gives unbounded steps);
-capped at sigma_t 1.05x / 0.95x but moment error 0.158 (vs 0.028 batch-mean); r = snr sigma_t: 0.98x /
-0.97x and 0.030 (VE 0.118 vs 0.078).  In high dimension near the data score_sde's ratio is larger than
+depends on the sample's state and on its own z changes the Langevin kernel's stationary law (and
+|s| -> 0 at the modes gives unbounded steps).  In high dimension near the data score_sde's ratio is larger than
 sigma_t (|s| ~ sqrt(d_normal) / sigma_t), so this step is the more cautious one there.
 ``snr`` defaults to 0.16, score_sde's value for its CIFAR-10 VE model (their VP configs use 0.16 or
 0.01 with fewer corrector steps).  NFE per step = 1 + n_corrector (1 with corrector="none").
@@ -90,18 +87,18 @@ class PredictorCorrector(Solver):
         """One predictor call and n_corrector corrector calls a step."""
         return replace(super().capabilities(), nfe_per_step=1 + self.n_corrector)
 
-    def init(self, model, x, ts, noise):
+    def init(self, model, x, ts, noise, plan):
         if self.n_corrector and self.step_size == "batch_norms" and noise.per_sample:
             raise SolverError(
                 "pc: step_size='batch_norms' couples the samples of a batch (score_sde's batch-mean "
                 "norms), so one seed per sample cannot make a sample independent of its batch; pass "
                 "seed=<int>, or keep the default step_size='noise_level'"
             )
-        return super().init(model, x, ts, noise)
+        return super().init(model, x, ts, noise, plan)
 
-    def step(self, model, i, t0, t1, x, state, noise):
+    def step(self, model, i, t0, t1, x, state, noise, plan):
         if self.n_corrector:
             a = gaussian_step(model.sde, t0, t1, x).alpha_ts ** 2
             for _ in range(self.n_corrector):
                 x = langevin_correct(model, t0, x, a, self.snr, noise, self.step_size)
-        return self._predict.step(model, i, t0, t1, x, state, noise)
+        return self._predict.step(model, i, t0, t1, x, state, noise, plan)

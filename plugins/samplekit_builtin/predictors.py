@@ -24,7 +24,7 @@ class ReverseDiffusion(Solver):
     order = 0.5
     stochastic = True
 
-    def step(self, model, i, t0, t1, x, state, noise):
+    def step(self, model, i, t0, t1, x, state, noise, plan):
         pred = model.predict(x, t0)
         post = gaussian_step(model.sde, t0, t1, x)
         x_mean = (2 - post.alpha_ts) * x + post.sigma_ts**2 * pred.score

@@ -18,11 +18,12 @@ to lambda_b written in x without dividing by alpha (which is 0 at T on rectified
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
 import torch
 
-from samplekit.solver import Solver, SolverError
+from samplekit.options import Ge
+from samplekit.solver import Solver
 from samplekit_fast.multistep import Interval, scalar
 
 Tensor = torch.Tensor
@@ -85,16 +86,10 @@ class NoisySolver(Solver):
     #: the order of the deterministic solver an instance with eta = 0 (or s_noise = 0) is
     deterministic_order: ClassVar[float] = 1.0
 
-    def __init__(self, eta: float = 1.0, s_noise: float = 1.0, **base) -> None:
+    def __init__(self, eta: Annotated[float, Ge(0)] = 1.0, s_noise: Annotated[float, Ge(0)] = 1.0, **base) -> None:
+        """``eta``: 1 = ancestral/DDPM noise, 0 = deterministic; ``s_noise``: 1 = unscaled noise."""
         super().__init__(**base)
-        eta, s_noise = float(eta), float(s_noise)
-        if not eta >= 0:
-            raise SolverError(
-                f"solver {self.name!r}: eta={eta!r} must be >= 0 (1 = ancestral/DDPM noise, 0 = deterministic)"
-            )
-        if not s_noise >= 0:
-            raise SolverError(f"solver {self.name!r}: s_noise={s_noise!r} must be >= 0 (1 = unscaled noise)")
-        self.eta, self.s_noise = eta, s_noise
+        self.eta, self.s_noise = float(eta), float(s_noise)
 
     @property
     def noisy(self) -> bool:

@@ -11,24 +11,24 @@ u = log s and integrates it exactly over the step:
     w_m = int_{log s_i}^{log s_{i+1}} e^u L_m(u) du,   L_m the Lagrange basis in u,
 
 with the moments int_0^H s_i e^v v^k dv = s_{i+1} H^k - k (moment k - 1), H = log(s_{i+1} / s_i).
-k = 1 is DDIM.  One call a step; order ``order`` (1-3, default 3), planned per grid by multistep.py's
+k = 1 is DDIM.  One call a step; order ``solver_order`` (1-3, default 3), planned per grid by multistep.py's
 ``plan_orders``: warm-up, and with ``lower_order_final`` (default) the last steps lowered at every step
 count (the last first order).  diffusers lowers them only on grids shorter than 15 steps, which agrees
 below 15 and, from 15 steps on grids uniform in t, extrapolates over a last log-SNR step 4-6x the one
-before (the error jumps, issue 17 defect 1); ``lower_order_final=False`` is diffusers' rule from 15 steps.
-Default ``schedule="logsnr"``.  A node at s = inf (rectified flow at T) has a vanishing Lagrange weight
-in the limit and is left out.
+before; ``lower_order_final=False`` is diffusers' rule from 15 steps.
+Default ``schedule="logsnr"``.  The step from s = inf (rectified flow at T) is the core's DDIM step.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
-from samplekit.solver import SolverError
 from samplekit_fast.multistep import MultistepSolver
-from samplekit_fast.noise_level import OrderOption, ddim, level, multistep_update, quadrature_weights
+from samplekit_fast.noise_level import level, multistep_update, quadrature_weights
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class EpsHistory:
     nodes: tuple = ()  # (s, eps) of earlier steps, newest first
 
 
-class DEIS(OrderOption, MultistepSolver):
+class DEIS(MultistepSolver):
     """tAB-DEIS of order 1-3: Lagrange interpolation of eps in log noise level, integrated exactly."""
 
     name = "deis"
@@ -47,23 +47,22 @@ class DEIS(OrderOption, MultistepSolver):
     nfe_per_step = 1
     default_schedule = "logsnr"
 
-    def __init__(self, order: int = 3, **options) -> None:
+    def __init__(self, solver_order: Literal[1, 2, 3] = 3, **options) -> None:
         super().__init__(**options)
-        if isinstance(order, bool) or order not in (1, 2, 3):
-            raise SolverError(f"solver {self.name!r}: order={order!r} must be 1, 2 or 3")
-        self.solver_order = int(order)
+        self.solver_order = int(solver_order)
 
-    def init(self, model, x, ts, noise):
+    def capabilities(self):
+        return dataclasses.replace(super().capabilities(), order=float(self.solver_order))
+
+    def init(self, model, x, ts, noise, plan):
         return EpsHistory(self.plan_orders(len(ts) - 1))
 
-    def step(self, model, i, t0, t1, x, state: EpsHistory, noise):
+    def step(self, model, i, t0, t1, x, state: EpsHistory, noise, plan):
         sde = model.sde
         s0, s1 = level(sde, t0), level(sde, t1)
         pred = model.predict(x, t0)
-        older = tuple(n for n in state.nodes if torch.isfinite(n[0]))
+        older = state.nodes
         keep = EpsHistory(state.orders, ((s0, pred.eps),) + older[: max(self.solver_order - 2, 0)])
-        if not torch.isfinite(s0):
-            return ddim(x, pred.x0, pred.eps, sde.marginal(t1)[0], s1), keep, pred.x0
         k = min(state.orders[i], len(older) + 1)
         nodes = ((s0, pred.eps),) + older[: k - 1]
         H = torch.log(s1 / s0)

@@ -10,7 +10,7 @@ DPM-Solver-2 with r = 1/2, written as Karras et al. 2022's midpoint in sigma, as
 with t_m the time at level s_m; x_{i+1} = alpha_{i+1} y_{i+1}.  Second order, two model calls a step,
 so a budget of N calls walks floor(N / 2) steps (default ``schedule="karras"``).  Samplekit's grid
 ends at t_min > 0, so unlike k-diffusion's last step to sigma = 0 every step is a DPM-Solver-2 step;
-a step from alpha_t = 0 (s_t = inf, no finite midpoint) is the DDIM step and spends one call.
+the step from alpha_t = 0 (s_t = inf, no finite midpoint) is the core's DDIM step (one call).
 """
 
 from __future__ import annotations
@@ -32,13 +32,11 @@ class DPM2(Solver):
     nfe_per_step = 2
     default_schedule = "karras"
 
-    def step(self, model, i, t0, t1, x, state, noise):
+    def step(self, model, i, t0, t1, x, state, noise, plan):
         sde = model.sde
         s0, s1 = level(sde, t0), level(sde, t1)
         alpha0, alpha1 = sde.marginal(t0)[0], sde.marginal(t1)[0]
         first = model.predict(x, t0)
-        if not torch.isfinite(s0):
-            return ddim(x, first.x0, first.eps, alpha1, s1), state, first.x0
         s_mid = torch.sqrt(s0 * s1)
         t_mid = time_at_level(sde, s_mid)
         x_mid = ddim(x, first.x0, first.eps, sde.marginal(t_mid)[0], s_mid)

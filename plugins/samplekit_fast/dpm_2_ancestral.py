@@ -34,7 +34,7 @@ class DPM2Ancestral(NoisySolver):
     nfe_per_step = 2
     default_schedule = "karras"
 
-    def step(self, model, i, t0, t1, x, state, noise):
+    def step(self, model, i, t0, t1, x, state, noise, plan):
         sde = model.sde
         st = AncestralStep.of(sde, t0, t1, self.eta)
         iv = st.iv

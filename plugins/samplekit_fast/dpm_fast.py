@@ -6,20 +6,18 @@ A budget of N model calls is spent on m = floor(N / 3) + 1 steps uniform in log-
     N = 3K:      orders 3, ..., 3, 2, 1       (K - 1 threes)
     N = 3K + j:  orders 3, ..., 3, j          (K threes, j = 1 or 2)
 
-so exactly N calls are spent.  On a grid given as ``ts=`` (no budget), n steps take orders 3, ..., 3, 2, 1;
-where the core takes the first step itself (from alpha_T = 0, one call) the rest follows the plan.
-A step from alpha_t = 0 (lambda_t = -inf, rectified flow at T) is the DDIM step x = alpha x0 + sigma eps
-(one call), the only finite limit there.  Declared order 3.
+so exactly N calls are spent (the orders are the plan's ``per_step``).  On a grid given as ``ts=``
+(no budget), n steps take orders 3, ..., 3, 2, 1; where the core takes the first step itself (from
+alpha_T = 0, one call) the rest follows the plan.  Declared order 3.
 """
 
 from __future__ import annotations
 
-import torch
+from dataclasses import replace
 
-from samplekit.solver import Solver, SolverError
+from samplekit.solver import Plan, Solver
 from samplekit_fast.dpm_solver import DPMSolverStep
 from samplekit_fast.multistep import scalar
-from samplekit_fast.noise_level import ddim, level
 
 
 def order_plan(budget: int) -> list[int]:
@@ -38,31 +36,26 @@ class DPMSolverFast(Solver):
     nfe_per_step = 3
     default_schedule = "logsnr"
 
-    def __init__(self, **base) -> None:
-        super().__init__(**base)
-        self._plan: list[int] = []
-
-    def steps_for(self, nfe: int) -> int:
-        budget = nfe - (1 if self.denoise_final else 0)
+    def plan(self, nfe: int, calls_per_eval: int = 1) -> Plan:
+        """k-diffusion's orders for the budget, in ``per_step``: exactly the budget's evaluations."""
+        budget = nfe // calls_per_eval - (1 if self.denoise_final else 0)
         if budget < 1:
-            raise SolverError(
-                f"nfe={nfe} is too small for solver {self.name!r}: it needs at least 2 "
-                "(1 for a DPM-Solver-1 step, +1 for denoise_final); raise nfe"
-            )
-        self._plan = order_plan(budget)
-        return len(self._plan)
+            self.refuse_budget(nfe, calls_per_eval, 1 + (1 if self.denoise_final else 0), "1 for a DPM-Solver-1 step")
+        orders = tuple(order_plan(budget))
+        return Plan(len(orders), nfe, calls_per_eval, orders)
 
-    def init(self, model, x, ts, noise):
-        n = len(ts) - 1
-        if 0 < n <= len(self._plan):  # the core took the first steps (from alpha_T = 0, one call): the rest of the plan
-            return self._plan[-n:]
-        return [3] * (n - 2) + [2, 1] if n >= 2 else [3]
+    def plan_for_grid(self, n_steps: int, calls_per_eval: int = 1) -> Plan:
+        """n steps on a given grid: orders 3, ..., 3, 2, 1."""
+        plan = super().plan_for_grid(n_steps, calls_per_eval)
+        orders = (3,) * (n_steps - 2) + (2, 1) if n_steps >= 2 else (3,)
+        return replace(plan, per_step=orders)
 
-    def step(self, model, i, t0, t1, x, orders, noise):
+    def init(self, model, x, ts, noise, plan):
+        n = len(ts) - 1  # fewer than planned where the core took the first step (from alpha_T = 0, one call)
+        return plan.per_step[-n:]
+
+    def step(self, model, i, t0, t1, x, orders, noise, plan):
         sde = model.sde
-        if not torch.isfinite(level(sde, t0)):
-            pred = model.predict(x, t0)
-            return ddim(x, pred.x0, pred.eps, sde.marginal(t1)[0], level(sde, t1)), orders, pred.x0
         step = DPMSolverStep(model, x, t0, sde.log_snr(t1))
         y_next = step.of_order(orders[i])
         return scalar(sde.marginal(t1)[0], x) * y_next, orders, step.x0

@@ -30,7 +30,7 @@ class DPMSolverPP2M(MultistepSolver):
     nfe_per_step = 1
     default_schedule = "logsnr"
 
-    def step(self, model, i, t0, t1, x, state: History, noise):
+    def step(self, model, i, t0, t1, x, state: History, noise, plan):
         iv = Interval.of(model.sde, t0, t1)
         x0 = model.predict(x, t0).x0
         x_next = iv.first_order(x, x0)

@@ -18,9 +18,11 @@ every grid (multistep.py).  One model call per step; default ``schedule="logsnr"
 
 from __future__ import annotations
 
+from typing import Annotated, Literal
+
 import torch
 
-from samplekit.solver import SolverError
+from samplekit.options import Ge
 from samplekit_fast.multistep import History, Interval, MultistepSolver, scalar
 
 SOLVER_TYPES = ("midpoint", "heun")
@@ -37,18 +39,15 @@ class SDEDPMSolverPP2M(MultistepSolver):
     nfe_per_step = 1
     default_schedule = "logsnr"
 
-    def __init__(self, eta: float = 1.0, solver_type: str = "midpoint", **options) -> None:
+    def __init__(
+        self, eta: Annotated[float, Ge(0)] = 1.0, solver_type: Literal["midpoint", "heun"] = "midpoint", **options
+    ) -> None:
+        """``eta``: 1 = reverse SDE, 0 = ODE."""
         super().__init__(**options)
-        if not float(eta) >= 0:
-            raise SolverError(f"solver {self.name!r}: eta={eta!r} must be >= 0 (1 = reverse SDE, 0 = ODE)")
-        if solver_type not in SOLVER_TYPES:
-            raise SolverError(
-                f"solver {self.name!r}: solver_type={solver_type!r} is unknown; use one of {', '.join(SOLVER_TYPES)}"
-            )
         self.eta = float(eta)
         self.solver_type = solver_type
 
-    def step(self, model, i, t0, t1, x, state: History, noise):
+    def step(self, model, i, t0, t1, x, state: History, noise, plan):
         iv = Interval.of(model.sde, t0, t1)
         lam_t, alpha_s, sigma_t, sigma_s, h = iv.lam_t, iv.alpha_s, iv.sigma_t, iv.sigma_s, iv.h
         x0 = model.predict(x, t0).x0

@@ -11,13 +11,10 @@ DPMSolverSinglestepScheduler with ``solver_order=2``, ``solver_type="midpoint"``
 
 with r computed from the intermediate time actually used.  Two model calls a step, so a budget of
 N calls walks floor(N / 2) steps (default ``schedule="logsnr"``).  From alpha_t = 0 (lambda_t = -inf,
-rectified flow at T) there is no finite midpoint: that step is DPM-Solver++(1), x_s = alpha_s x0 +
-sigma_s/sigma_t x_t, its exact limit there, and spends one call.
+rectified flow at T) there is no finite midpoint: that step is the core's DDIM step (one call).
 """
 
 from __future__ import annotations
-
-import torch
 
 from samplekit.solver import Solver
 from samplekit_fast.multistep import Interval, scalar
@@ -38,12 +35,10 @@ class DPMSolverPP2S(Solver):
     nfe_per_step = 2
     default_schedule = "logsnr"
 
-    def step(self, model, i, t0, t1, x, state, noise):
+    def step(self, model, i, t0, t1, x, state, noise, plan):
         sde = model.sde
         iv = Interval.of(sde, t0, t1)
         x0 = model.predict(x, t0).x0
-        if not torch.isfinite(iv.lam_t):
-            return iv.first_order(x, x0), state, x0
         t_m = midpoint_time(sde, iv, 0.5)
         to_m = Interval.of(sde, t0, t_m)
         x0_m = model.predict(to_m.first_order(x, x0), t_m).x0

@@ -33,7 +33,7 @@ class DPMSolverPP3M(MultistepSolver):
     nfe_per_step = 1
     default_schedule = "logsnr"
 
-    def step(self, model, i, t0, t1, x, state: History, noise):
+    def step(self, model, i, t0, t1, x, state: History, noise, plan):
         iv = Interval.of(model.sde, t0, t1)
         lam_t, alpha_s = iv.lam_t, iv.alpha_s
         x0 = model.predict(x, t0).x0

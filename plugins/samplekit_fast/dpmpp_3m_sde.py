@@ -13,7 +13,7 @@ D, D_1, D_2, the reverse-SDE family solved exactly in lambda with D polynomial i
 (second step: phi_2 (D - D_1)/r0 only; first step: first order).  d2 estimates h^2 D''/2, so the Taylor
 weight is w2 = 2: ``variant="taylor"``, third order at eta = 0.  k-diffusion (and diffusers'
 third-order multistep DPM-Solver++) use w2 = 1: ``variant="kdiffusion"`` (the default, k-diffusion's
-numbers), which converges at second order at eta = 0 — a documented disagreement (issue 17).
+numbers), which converges at second order at eta = 0 — a documented disagreement.
 ``lower_order_final`` (default on, as samplekit's multistep solvers): step i of n has order at most
 n - i.  samplekit's last step lands on t_min (k-diffusion's last step to sigma = 0 is a plain denoise),
 and on grids uniform in t that step is a long one in log-SNR: extrapolating the history over it costs
@@ -67,10 +67,10 @@ class DPMSolverPP3MSDE(NoisySolver):
         caps = super().capabilities()
         return caps if self.noisy or self.variant == "kdiffusion" else replace(caps, order=3.0)
 
-    def init(self, model, x, ts, noise):
+    def init(self, model, x, ts, noise, plan):
         return History(len(ts) - 1)
 
-    def step(self, model, i, t0, t1, x, state: History, noise):
+    def step(self, model, i, t0, t1, x, state: History, noise, plan):
         iv = Interval.of(model.sde, t0, t1)
         h, eta = iv.h, self.eta
         x0 = model.predict(x, t0).x0

@@ -14,13 +14,11 @@ DPMSolverSinglestepScheduler (``solver_order=3``, ``solver_type="midpoint"``) co
 DPM-Solver code weights that second-order term by ((e^{-h_2} - 1) / h_2 + 1) r_2 / r_1 instead.  Both
 are second-order accurate at s2, so the step is third order either way; samplekit follows diffusers
 (tested against it step by step).  Three model calls a step: a budget of N calls walks floor(N / 3)
-steps (default ``schedule="logsnr"``).  From alpha_t = 0 (lambda_t = -inf) the step is DPM-Solver++(1),
-its exact limit, and spends one call.
+steps (default ``schedule="logsnr"``).  From alpha_t = 0 (lambda_t = -inf) the step is the core's DDIM
+step (one call).
 """
 
 from __future__ import annotations
-
-import torch
 
 from samplekit.solver import Solver
 from samplekit_fast.dpmpp_2s import midpoint_time
@@ -37,12 +35,10 @@ class DPMSolverPP3S(Solver):
     nfe_per_step = 3
     default_schedule = "logsnr"
 
-    def step(self, model, i, t0, t1, x, state, noise):
+    def step(self, model, i, t0, t1, x, state, noise, plan):
         sde = model.sde
         iv = Interval.of(sde, t0, t1)
         x0 = model.predict(x, t0).x0
-        if not torch.isfinite(iv.lam_t):
-            return iv.first_order(x, x0), state, x0
         t_1, t_2 = midpoint_time(sde, iv, 1 / 3), midpoint_time(sde, iv, 2 / 3)
         to_1, to_2 = Interval.of(sde, t0, t_1), Interval.of(sde, t0, t_2)
         r1, r2 = to_1.h / iv.h, to_2.h / iv.h

@@ -46,7 +46,7 @@ class DPMSolverPPSDE(NoisySolver):
             )
         self.r = r
 
-    def step(self, model, i, t0, t1, x, state, noise):
+    def step(self, model, i, t0, t1, x, state, noise, plan):
         sde = model.sde
         iv = Interval.of(sde, t0, t1)
         lam_d2, c2 = ancestral_split(iv.lam_t, iv.lam_s, self.eta)

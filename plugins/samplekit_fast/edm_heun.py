@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from typing import Annotated
 
 import torch
 
-from samplekit.solver import Solver, SolverError
+from samplekit.options import Ge, Gt
+from samplekit.solver import Plan, Solver, SolverError
 from samplekit_fast.multistep import scalar
 
 
@@ -36,37 +38,35 @@ class EDMHeun(Solver):
     default_schedule = "karras"
 
     def __init__(
-        self, S_churn: float = 0.0, S_tmin: float = 0.0, S_tmax: float = math.inf, S_noise: float = 1.0, **base
+        self,
+        S_churn: Annotated[float, Ge(0)] = 0.0,
+        S_tmin: Annotated[float, Ge(0)] = 0.0,
+        S_tmax: Annotated[float, Ge(0)] = math.inf,
+        S_noise: Annotated[float, Gt(0)] = 1.0,
+        **base,
     ) -> None:
         super().__init__(**base)
-        if not float(S_churn) >= 0:
-            raise SolverError(f"solver {self.name!r}: S_churn={S_churn!r} must be >= 0 (0 = deterministic)")
-        if not 0 <= float(S_tmin) <= float(S_tmax):
+        if not float(S_tmin) <= float(S_tmax):
             raise SolverError(
                 f"solver {self.name!r}: need 0 <= S_tmin <= S_tmax, got S_tmin={S_tmin!r}, S_tmax={S_tmax!r}"
             )
-        if not float(S_noise) > 0:
-            raise SolverError(f"solver {self.name!r}: S_noise={S_noise!r} must be positive")
         self.S_churn, self.S_tmin, self.S_tmax, self.S_noise = map(float, (S_churn, S_tmin, S_tmax, S_noise))
 
     def capabilities(self):
         """The class declares the default (S_churn = 0); an instance with S_churn > 0 is stochastic."""
         return replace(super().capabilities(), stochastic=self.S_churn > 0)
 
-    def steps_for(self, nfe: int) -> int:
+    def plan(self, nfe: int, calls_per_eval: int = 1) -> Plan:
         """n steps cost 2 n - 1 calls (the last is Euler): the largest n within the budget."""
-        budget = nfe - (1 if self.denoise_final else 0)
+        budget = nfe // calls_per_eval - (1 if self.denoise_final else 0)
         if budget < 1:
-            raise SolverError(
-                f"nfe={nfe} is too small for solver {self.name!r}: it needs at least 2 "
-                "(1 for its single Euler step, +1 for denoise_final); raise nfe"
-            )
-        return (budget + 1) // 2
+            self.refuse_budget(nfe, calls_per_eval, 1 + (1 if self.denoise_final else 0), "1 for its single Euler step")
+        return Plan((budget + 1) // 2, nfe, calls_per_eval)
 
-    def init(self, model, x, ts, noise):
+    def init(self, model, x, ts, noise, plan):
         return len(ts) - 1
 
-    def step(self, model, i, t0, t1, x, n_steps, noise):
+    def step(self, model, i, t0, t1, x, n_steps, noise, plan):
         sde = model.sde
         s_max = torch.exp(-sde.log_snr(torch.as_tensor(sde.T, dtype=t0.dtype)))
         s0, s1 = torch.exp(-sde.log_snr(t0)), torch.exp(-sde.log_snr(t1))

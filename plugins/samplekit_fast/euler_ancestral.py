@@ -28,7 +28,7 @@ class EulerAncestral(NoisySolver):
     nfe_per_step = 1
     default_schedule = "karras"
 
-    def step(self, model, i, t0, t1, x, state, noise):
+    def step(self, model, i, t0, t1, x, state, noise, plan):
         st = AncestralStep.of(model.sde, t0, t1, self.eta)
         x0 = model.predict(x, t0).x0
         x_next = scaled_first_order(x, x0, st.iv.lam_t, st.iv.sigma_t, st.lam_down, st.iv.alpha_s)

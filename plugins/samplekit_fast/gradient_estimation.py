@@ -37,10 +37,10 @@ class GradientEstimation(Solver):
             raise SolverError(f"solver {self.name!r}: ge_gamma={ge_gamma!r} must be a finite number (2 is the default)")
         self.ge_gamma = float(ge_gamma)
 
-    def init(self, model, x, ts, noise):
+    def init(self, model, x, ts, noise, plan):
         return None  # eps of the previous step
 
-    def step(self, model, i, t0, t1, x, eps_prev, noise):
+    def step(self, model, i, t0, t1, x, eps_prev, noise, plan):
         sde = model.sde
         s0, s1 = level(sde, t0), level(sde, t1)
         pred = model.predict(x, t0)

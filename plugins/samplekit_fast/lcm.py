@@ -8,7 +8,7 @@ Each step denoises, then renoises to the next time with fresh noise:
 so the chain never carries x_t forward, only the model's estimate of x_0.  With a consistency-distilled
 network D is (nearly) a sample of p_0 given x_t and a few steps suffice; with any other network D is the
 posterior mean E[X_0 | X_t = x] and the chain is a baseline that shrinks the spread of each step's
-estimate (measured in tests/test_new_stochastic.py).  The last step lands on t_min with its tiny
+estimate.  The last step lands on t_min with its tiny
 noise, as every samplekit sampler; diffusers returns D there instead (``denoise_final=True`` does that
 after the last step).  The consistency boundary condition c_skip x + c_out F of a distilled network is the
 network's own parametrisation, not part of the sampler (ComfyUI's view).  A step from alpha_t = 0
@@ -28,13 +28,12 @@ class LCM(Solver):
     aliases = ("sample_lcm", "LCMScheduler", "lcm_sampler")
     order = 1.0
     stochastic = True
-    #: measured on the exact (not consistency-distilled) ring model: SW2 1.5-1.9x the noise floor from
-    #: 50 to 1000 NFE, growing with NFE; on a Gaussian the variance stays ~1.0 short at any NFE
+    #: on a network that is not consistency-distilled it shrinks the spread at any budget (not a sampler of p_0)
     samples_target = False
     nfe_per_step = 1
     default_schedule = "karras"
 
-    def step(self, model, i, t0, t1, x, state, noise):
+    def step(self, model, i, t0, t1, x, state, noise, plan):
         x0 = model.predict(x, t0).x0
         alpha_s, sigma_s = model.sde.marginal(t1)
         x_next = broadcast_to_batch(alpha_s, x) * x0 + broadcast_to_batch(sigma_s, x) * noise.randn_like(x)

@@ -9,21 +9,22 @@ s_{i-k+1}) by the Lagrange polynomial p and integrates it exactly:
     w_m = int_{s_i}^{s_{i+1}} L_m(s) ds,   L_m the Lagrange basis polynomials of the nodes,
 
 (k-diffusion's ``linear_multistep_coeff``, which integrates L_m with scipy's quad; diffusers'
-LMSDiscreteScheduler does the same on its discrete sigmas).  Order ``order`` (default 4) on any smooth
-grid, one call a step (default ``schedule="karras"``).  A node at s = inf (alpha = 0, rectified flow
-at T) has a vanishing Lagrange weight in the limit and is left out.
+LMSDiscreteScheduler does the same on its discrete sigmas).  Order ``solver_order`` (default 4) on any
+smooth grid, one call a step (default ``schedule="karras"``).  The step from s = inf (alpha = 0,
+rectified flow at T) is the core's DDIM step, and its node is not kept.
 """
 
 from __future__ import annotations
 
-import torch
+from dataclasses import replace
+from typing import Literal
 
-from samplekit.solver import Solver, SolverError
-from samplekit_fast.noise_level import OrderOption, ddim, level, multistep_update, quadrature_weights
+from samplekit.solver import Solver
+from samplekit_fast.noise_level import level, multistep_update, quadrature_weights
 
 
-class LMS(OrderOption, Solver):
-    """Linear multistep of order ``order`` (1-4) in the noise level: one call a step."""
+class LMS(Solver):
+    """Linear multistep of order ``solver_order`` (1-4) in the noise level: one call a step."""
 
     name = "lms"
     aliases = ("sample_lms", "LMSDiscreteScheduler", "lms")
@@ -32,22 +33,21 @@ class LMS(OrderOption, Solver):
     nfe_per_step = 1
     default_schedule = "karras"
 
-    def __init__(self, order: int = 4, **base) -> None:
+    def __init__(self, solver_order: Literal[1, 2, 3, 4] = 4, **base) -> None:
         super().__init__(**base)
-        if isinstance(order, bool) or order not in (1, 2, 3, 4):
-            raise SolverError(f"solver {self.name!r}: order={order!r} must be 1, 2, 3 or 4")
-        self.solver_order = int(order)
+        self.solver_order = int(solver_order)
 
-    def init(self, model, x, ts, noise):
+    def capabilities(self):
+        return replace(super().capabilities(), order=float(self.solver_order))
+
+    def init(self, model, x, ts, noise, plan):
         return ()  # (s, eps) of earlier steps, newest first
 
-    def step(self, model, i, t0, t1, x, history, noise):
+    def step(self, model, i, t0, t1, x, history, noise, plan):
         sde = model.sde
         s0, s1 = level(sde, t0), level(sde, t1)
         pred = model.predict(x, t0)
-        history = ((s0, pred.eps),) + tuple(h for h in history if torch.isfinite(h[0]))[: self.solver_order - 1]
-        if not torch.isfinite(s0):
-            return ddim(x, pred.x0, pred.eps, sde.marginal(t1)[0], s1), history, pred.x0
+        history = ((s0, pred.eps),) + history[: self.solver_order - 1]
         nodes = [s - s0 for s, _ in history]
         ds = s1 - s0
         weights = quadrature_weights(nodes, lambda c: [ds * (ds / c) ** k / (k + 1) for k in range(len(nodes))])

@@ -92,20 +92,14 @@ class MultistepSolver(Solver):
     the last step is first order, the one before at most second, and so on: diffusers' UniPC rule
     (``lower_order_final``) and, in effect, its DPM-Solver++ default (``final_sigmas_type="zero"`` forces a
     first-order last step), where DPM-Solver++'s own rule lowers the last steps only on grids shorter
-    than 15 steps.  That cut-off was the defect: at 15 steps the last step switches to full order and
-    extrapolates the history over a log-SNR step that on grids uniform in t (``uniform``, and the
-    ``discrete`` timesteps diffusers users take) is 4-6 times the one before (lambda ~ -log(t) / 2 near
-    t_min).  Measured on the ring (VP, uniform, max error against the converged ODE from the same x_T),
-    NFE 14 -> 15: dpmpp_3m 0.27 -> 7.5, dpmpp_2m 0.20 -> 1.0, unipc 0.23 -> 0.77, recovering only by 30.
+    than 15 steps: from 15 steps that rule extrapolates the history over a last log-SNR step that on grids
+    uniform in t is 4-6 times the one before (lambda ~ -log(t) / 2 near t_min).
 
-    Why always, not only when the last step is much longer than the one before (a rule on the step ratio
-    h_{n-1} / h_{n-2}, which we measured too): near t_min the denoised estimate saturates (x0 -> x, its
-    lambda-derivative O(sigma^2)), so a polynomial extrapolation of the x0 history over the last step
-    overshoots even at ratio ~1.1 (quadratic grid, unipc: 0.029 at 12 steps -> 0.052 at 15 with a
-    ratio rule, 0.036 with this one), while a first-order last step costs ~(h^2 / 2) |x0'| = O(h^2 sigma_min^2):
-    the fitted orders and the logsnr/karras errors at 20-40 steps are unchanged (dpmpp_3m, karras, 40:
-    0.0282 vs 0.0276).  One rule for every n also leaves no step count where it switches.  The sweep in
-    tests/test_catalogue_defects.py checks that the error never rises materially with NFE on any schedule.
+    Always, not only when the last step is much longer than the one before: near t_min the denoised
+    estimate saturates (x0 -> x, its lambda-derivative O(sigma^2)), so a polynomial extrapolation of the
+    x0 history over the last step overshoots even at step ratio ~1.1, while a first-order last step costs
+    ~(h^2 / 2) |x0'| = O(h^2 sigma_min^2) and leaves the fitted orders unchanged.  One rule for every n
+    also leaves no step count where it switches.
     ``lower_order_final=False``: every step after the warm-up has full order (k-diffusion's dpmpp_2m/3m).
     """
 
@@ -116,7 +110,7 @@ class MultistepSolver(Solver):
         super().__init__(**base)
         self.lower_order_final = bool(lower_order_final)
 
-    def init(self, model, x, ts, noise):
+    def init(self, model, x, ts, noise, plan):
         return History(len(ts) - 1, orders=self.plan_orders(len(ts) - 1))
 
     def plan_orders(self, n: int) -> tuple[int, ...]:

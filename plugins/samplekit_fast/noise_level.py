@@ -10,10 +10,9 @@ are written.  Euler in s from t to u is DDIM:
 
     y_u = y_t + (s_u - s_t) eps_t = x0_t + s_u eps_t,   i.e.  x_u = alpha_u x0_t + sigma_u eps_t,
 
-which stays finite where alpha_t = 0 (s_t = inf: rectified flow at T).  ``sample``/``integrate`` take
-that first step themselves (``samplekit.sampling.alpha_zero_step``, the same DDIM step); the solvers
-here take it too when stepped from s_t = inf directly, never forming inf - inf.  A linear multistep update
-y_u = y_t + sum_m w_m eps_m, with sum_m w_m = s_u - s_t, is evaluated as
+which stays finite where alpha_t = 0 (s_t = inf: rectified flow at T).  The core takes that first
+step (``samplekit.sampling.alpha_zero_step``, the same DDIM step): the solvers here never see s_t = inf.
+A linear multistep update y_u = y_t + sum_m w_m eps_m, with sum_m w_m = s_u - s_t, is evaluated as
 x0_t + s_u eps_t + sum_{m>=1} w_m (eps_m - eps_t) for the same reason.
 
 ``quadrature_weights`` gives the w_m of the Lagrange interpolant of eps through the nodes: with
@@ -23,11 +22,8 @@ which integrates the interpolating polynomial exactly (no numerical quadrature).
 
 from __future__ import annotations
 
-import dataclasses
-
 import torch
 
-from samplekit.solver import Capabilities, Solver
 from samplekit_fast.multistep import scalar
 
 Tensor = torch.Tensor
@@ -74,16 +70,3 @@ def quadrature_weights(nodes: list[Tensor], moments) -> list[Tensor]:
     vander = torch.stack([(v / scale) ** k for k in range(len(nodes))])  # row k: v_m^k
     mu = torch.stack(moments(scale))
     return list(torch.linalg.solve(vander, mu))
-
-
-class OrderOption(Solver):
-    """Base for a solver whose ``order`` option sets its declared order (stored as ``solver_order``,
-    since ``order`` is the class's capability declaration, as UniPC does)."""
-
-    solver_order: int
-
-    def capabilities(self) -> Capabilities:
-        return dataclasses.replace(super().capabilities(), order=float(self.solver_order))
-
-    def options(self) -> dict:
-        return {"order": self.solver_order, **{k: v for k, v in super().options().items() if k != "order"}}

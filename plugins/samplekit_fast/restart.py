@@ -11,9 +11,10 @@ s = ``restart_max`` and integrate down again with ``restart_steps`` Heun steps o
     restart jump s_lo -> s_hi:  x_hi = (alpha_hi / alpha_lo) x_lo + alpha_hi s_noise sqrt(s_hi^2 - s_lo^2) z,
 
 the jump being the exact forward kernel from t_lo to t_hi (so restarting keeps the marginals for an
-exact ODE; the added noise contracts the ODE's accumulated error, the paper's point).  A step from
-s_a = inf (alpha_a = 0, rectified flow at T) is the Euler/DDIM one.  Budget (``steps_for``): N calls
-give n = N // 2 Heun steps in all; with ``restart_steps`` and ``restart_times`` unset, ComfyUI's rule:
+exact ODE; the added noise contracts the ODE's accumulated error, the paper's point).  The step from
+s_a = inf (alpha_a = 0, rectified flow at T) is the core's (``sampling.alpha_zero_step``).
+Budget (``plan``): N calls give n = N // 2 Heun steps in all; with ``restart_steps`` and
+``restart_times`` unset, ComfyUI's rule:
 below 20 steps no restart, else 9 restart steps once, from 36 steps n // 4 restart steps twice; the
 main grid takes the rest.  Stochastic (its restarts draw noise); second order in its ODE steps.
 """
@@ -21,29 +22,31 @@ main grid takes the rest.  Stochastic (its restarts draw noise); second order in
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Annotated
 
 import torch
 
-from samplekit.solver import Solver, SolverError
+from samplekit.options import Ge, Gt
+from samplekit.solver import Plan, Solver, SolverError
 from samplekit_fast.multistep import scalar
 
 
 def heun(model, x, t_a, t_b):
-    """One Heun step of the probability-flow ODE in s (an Euler/DDIM step from s_a = inf); (x_b, x0_a)."""
+    """One Heun step of the probability-flow ODE in s; (x_b, x0_a)."""
     sde = model.sde
     s_a, s_b = torch.exp(-sde.log_snr(t_a)), torch.exp(-sde.log_snr(t_b))
     alpha_b, _ = sde.marginal(t_b)
     p = model.predict(x, t_a)
     x_euler = scalar(alpha_b, x) * (p.x0 + scalar(s_b, x) * p.eps)
-    if not bool(torch.isfinite(s_a)):
-        return x_euler, p.x0
     eps_b = model.predict(x_euler, t_b).eps
     y_b = p.x0 + scalar(s_a, x) * p.eps + scalar((s_b - s_a) / 2, x) * (p.eps + eps_b)
     return scalar(alpha_b, x) * y_b, p.x0
 
 
 @dataclass(frozen=True)
-class Plan:
+class Restarts:
+    """How the Heun steps are shared: main grid steps, steps of each restart, number of restarts."""
+
     main_steps: int
     restart_steps: int
     restart_times: int
@@ -62,39 +65,31 @@ class Restart(Solver):
 
     def __init__(
         self,
-        s_noise: float = 1.0,
-        restart_min: float = 0.1,
-        restart_max: float = 2.0,
-        restart_steps: int | None = None,
-        restart_times: int | None = None,
+        s_noise: Annotated[float, Ge(0)] = 1.0,
+        restart_min: Annotated[float, Gt(0)] = 0.1,
+        restart_max: Annotated[float, Gt(0)] = 2.0,
+        restart_steps: Annotated[int, Ge(0)] | None = None,
+        restart_times: Annotated[int, Ge(0)] | None = None,
         **base,
     ) -> None:
         super().__init__(**base)
-        if not float(s_noise) >= 0:
-            raise SolverError(f"solver {self.name!r}: s_noise={s_noise!r} must be >= 0")
-        if not 0 < float(restart_min) < float(restart_max):
+        if not float(restart_min) < float(restart_max):
             raise SolverError(
                 f"solver {self.name!r}: need 0 < restart_min < restart_max (noise levels "
                 f"sigma/alpha), got restart_min={restart_min!r}, restart_max={restart_max!r}"
             )
-        for key, value in (("restart_steps", restart_steps), ("restart_times", restart_times)):
-            if value is not None and not (int(value) == value and value >= 0):
-                raise SolverError(
-                    f"solver {self.name!r}: {key}={value!r} must be a non-negative integer or None (ComfyUI's rule)"
-                )
         self.s_noise, self.restart_min, self.restart_max = float(s_noise), float(restart_min), float(restart_max)
         self.restart_steps, self.restart_times = restart_steps, restart_times
-        self._plan: Plan | None = None
 
     def capabilities(self):
         quiet = self.s_noise == 0 or self.restart_times == 0 or self.restart_steps == 0
         return replace(super().capabilities(), stochastic=not quiet)
 
-    def plan(self, steps: int) -> Plan:
+    def restarts(self, steps: int) -> Restarts:
         """How n Heun steps are shared between the main grid and the restarts."""
         if self.restart_steps is None and self.restart_times is None:
             if steps < 20:
-                return Plan(steps, 0, 0)
+                return Restarts(steps, 0, 0)
             r, k = (steps // 4, 2) if steps >= 36 else (9, 1)
         else:
             r, k = self._explicit()
@@ -103,7 +98,7 @@ class Restart(Solver):
                 f"solver {self.name!r}: a budget of {steps} Heun steps (2 calls each) leaves none "
                 f"for the main grid after {k} restart(s) of {r} steps; raise nfe or lower them"
             )
-        return Plan(steps - r * k, r, k)
+        return Restarts(steps - r * k, r, k)
 
     def _explicit(self) -> tuple[int, int]:
         return (
@@ -111,30 +106,39 @@ class Restart(Solver):
             1 if self.restart_times is None else int(self.restart_times),
         )
 
-    def steps_for(self, nfe: int) -> int:
-        self._plan = self.plan(super().steps_for(nfe))
-        return self._plan.main_steps
+    def plan(self, nfe: int, calls_per_eval: int = 1) -> Plan:
+        """The Heun steps the budget buys, shared by ``restarts``; ``per_step`` is the Restarts."""
+        restarts = self.restarts(super().plan(nfe, calls_per_eval).n_steps)
+        return Plan(restarts.main_steps, nfe, calls_per_eval, (restarts,))
 
-    def init(self, model, x, ts, noise):
+    def plan_for_grid(self, n_steps: int, calls_per_eval: int = 1) -> Plan:
+        """A grid given as is: no restarts under ComfyUI's rule (it needs the budget), else the explicit ones."""
+        plan = super().plan_for_grid(n_steps, calls_per_eval)
+        if self.restart_steps is None and self.restart_times is None:
+            return replace(plan, per_step=(Restarts(n_steps, 0, 0),))
+        r, k = self._explicit()
+        return replace(plan, nfe=plan.nfe + r * k * 2 * calls_per_eval, per_step=(Restarts(n_steps, r, k),))
+
+    def init(self, model, x, ts, noise, plan):
         n = len(ts) - 1
-        planned, self._plan = self._plan, None  # a plan serves the run steps_for made it for
+        planned = plan.per_step[0] if plan.per_step else None
         if planned is not None and planned.main_steps == n:
-            plan = planned  # planned from the budget by steps_for
+            restarts = planned
         elif self.restart_steps is None and self.restart_times is None:
-            plan = Plan(n, 0, 0)  # a grid given as is: ComfyUI's rule needs the budget
+            restarts = Restarts(n, 0, 0)  # the core took the first step (alpha_T = 0): ComfyUI's rule needs the budget
         else:
-            plan = Plan(n, *self._explicit())
+            restarts = Restarts(n, *self._explicit())
         s = torch.exp(-model.sde.log_snr(ts))
         lo, hi = int(torch.argmin((s - self.restart_min).abs())), int(torch.argmin((s - self.restart_max).abs()))
-        if plan.restart_steps == 0 or plan.restart_times == 0 or not hi < lo or lo == 0:
+        if restarts.restart_steps == 0 or restarts.restart_times == 0 or not hi < lo or lo == 0:
             return None
-        rho, u = 7.0, torch.linspace(0, 1, plan.restart_steps + 1, dtype=torch.float64)
+        rho, u = 7.0, torch.linspace(0, 1, restarts.restart_steps + 1, dtype=torch.float64)
         s_sub = (s[hi] ** (1 / rho) + u * (s[lo] ** (1 / rho) - s[hi] ** (1 / rho))) ** rho
         sub = model.sde.time_at_log_snr(-torch.log(s_sub))
         sub[0], sub[-1] = ts[hi], ts[lo]
-        return lo - 1, sub, plan.restart_times
+        return lo - 1, sub, restarts.restart_times
 
-    def step(self, model, i, t0, t1, x, state, noise):
+    def step(self, model, i, t0, t1, x, state, noise, plan):
         x, x0 = heun(model, x, t0, t1)
         if state is not None and i == state[0]:
             _, sub, times = state

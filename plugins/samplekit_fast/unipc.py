@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from typing import Literal
 
 import torch
 
-from samplekit.solver import SolverError
 from samplekit_fast.multistep import History, Interval, MultistepSolver, phi_weights, scalar
 
 VARIANTS = ("bh1", "bh2")
@@ -41,22 +41,24 @@ class UniPCState:
 
 
 class UniPC(MultistepSolver):
-    """UniPC: UniP-p predictor + UniC corrector (options order in 1..3, variant bh1/bh2, corrector)."""
+    """UniPC: UniP-p predictor + UniC corrector (options solver_order in 1..3, variant bh1/bh2, corrector)."""
 
     name = "unipc"
     aliases = ("UniPCMultistepScheduler", "uni_pc", "uni_pc_bh2")
-    order = 3.0  # with the default order=2: a second-order predictor raised to third by the corrector
+    order = 3.0  # with the default solver_order=2: a second-order predictor raised to third by the corrector
     stochastic = False
     nfe_per_step = 1
     default_schedule = "logsnr"
 
-    def __init__(self, order: int = 2, variant: str = "bh2", corrector: bool = True, **options) -> None:
+    def __init__(
+        self,
+        solver_order: Literal[1, 2, 3] = 2,
+        variant: Literal["bh1", "bh2"] = "bh2",
+        corrector: bool = True,
+        **options,
+    ) -> None:
         super().__init__(**options)
-        if isinstance(order, bool) or order not in (1, 2, 3):
-            raise SolverError(f"solver {self.name!r}: order={order!r} must be 1, 2 or 3 (the predictor order)")
-        if variant not in VARIANTS:
-            raise SolverError(f"solver {self.name!r}: variant={variant!r} is unknown; use one of {', '.join(VARIANTS)}")
-        self.solver_order = int(order)
+        self.solver_order = int(solver_order)
         self.variant = variant
         self.corrector = bool(corrector)
 
@@ -64,18 +66,10 @@ class UniPC(MultistepSolver):
         """Order p of the UniP-p predictor, p + 1 with the UniC corrector (Zhao et al. 2023, Thm 3.1)."""
         return replace(super().capabilities(), order=float(self.solver_order + (1 if self.corrector else 0)))
 
-    def options(self) -> dict:
-        return {
-            "order": self.solver_order,
-            "variant": self.variant,
-            "corrector": self.corrector,
-            **{k: v for k, v in super().options().items() if k != "order"},
-        }
-
-    def init(self, model, x, ts, noise):
+    def init(self, model, x, ts, noise, plan):
         return UniPCState(History(len(ts) - 1, orders=self.plan_orders(len(ts) - 1)))
 
-    def step(self, model, i, t0, t1, x, state: UniPCState, noise):
+    def step(self, model, i, t0, t1, x, state: UniPCState, noise, plan):
         sde, hist = model.sde, state.history
         lam_t = sde.log_snr(t0)
         x0 = model.predict(x, t0).x0

@@ -144,7 +144,7 @@ def scheduler_solver(scheduler) -> tuple[str, dict]:
                 "a samplekit twin (unipc)"
             )
         return "unipc", {
-            "order": int(config.get("solver_order", 2)),
+            "solver_order": int(config.get("solver_order", 2)),
             "variant": config.get("solver_type", "bh2"),
             "lower_order_final": bool(config.get("lower_order_final", True)),
         }

@@ -4,12 +4,14 @@
 
 with the step size chosen by torchdiffeq's embedded error estimate so that the local error per
 component stays below atol + rtol |x|.  The last step lands exactly on t_min (never past it, where
-the score is undefined).  NFE is what the model counted; ``nfe`` given to ``sample`` is a cap
-(``max_nfe``): an evaluation that would pass it stops the run with an error instead.
+the score is undefined).  NFE is what the model counted; ``nfe`` given to ``sample`` is a cap that
+the core enforces (``samplekit.metering``).  Accepted steps are reported to the progress bar and callback.
 One solver a module beside this one: ``dopri5``, ``bosh3``, ``adaptive_heun``, ``dopri8``.
 """
 
 from __future__ import annotations
+
+import torch
 
 from samplekit.ode import check_ode, integrate
 from samplekit.reverse import probability_flow_drift
@@ -35,30 +37,21 @@ class TorchdiffeqODE(Solver):
         self.rtol, self.atol = float(rtol), float(atol)
         self.ode_options = dict(options or {})
 
-    def solve(self, model, x, noise, max_nfe):
-        sde, start = model.sde, model.nfe
-        per_eval = int(getattr(model, "nfe_per_eval", 1))
-        budget = None if max_nfe is None else max_nfe - (1 if self.denoise_final else 0)
+    def solve(self, model, x, noise, plan, on_step):
+        """Integrate from T to t_min; each accepted step is reported to ``on_step`` (the cap is the core's)."""
+        sde = model.sde
+        pending: list = []  # the accepted step (t0, t1) whose end state torchdiffeq has not shown yet
 
-        def func(t, x_t):
-            spent = model.nfe - start
-            if budget is not None and spent + per_eval > budget:
-                raise SolverError(
-                    f"solver {self.name!r} would exceed max_nfe={max_nfe}: it has spent nfe={spent} network calls "
-                    f"and reached t={float(t):g} of [{sde.t_min:g}, {sde.T:g}]; loosen the tolerances "
-                    f"(rtol={self.rtol:g}, atol={self.atol:g}) or raise nfe"
-                )
-            drift, _ = probability_flow_drift(model, x_t, t)
-            return drift
+        def func(t, state):
+            return (probability_flow_drift(model, state[0], t)[0],)
 
-        (out,) = integrate(
-            lambda t, state: (func(t, state[0]),),
-            (x,),
-            sde.T,
-            sde.t_min,
-            self.method,
-            self.rtol,
-            self.atol,
-            self.ode_options,
-        )
+        def accept(t0, state, dt):  # torchdiffeq shows an accepted step by its start: report the one before it
+            if pending:
+                on_step(pending[0], t0, state[0], None)
+            pending[:] = [t0, t0 - dt]
+
+        func.callback_accept_step = accept
+        (out,) = integrate(func, (x,), sde.T, sde.t_min, self.method, self.rtol, self.atol, self.ode_options)
+        if pending:
+            on_step(pending[0], torch.as_tensor(sde.t_min), out, None)
         return out

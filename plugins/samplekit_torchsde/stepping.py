@@ -23,12 +23,12 @@ class TorchsdeStep(Solver):
     levy_area = "none"
     stochastic = True
 
-    def init(self, model, x, ts, noise):
+    def init(self, model, x, ts, noise, plan):
         s = model.sde.T - ts.to(device="cpu", dtype=ts.dtype)
         flat = x.reshape(x.shape[0], -1)
         return ReverseSDE(model, x.shape[1:]), StepBrownian(s, noise, flat, self.levy_area), s
 
-    def step(self, model, i, t0, t1, x, state, noise):
+    def step(self, model, i, t0, t1, x, state, noise, plan):
         sde, bm, s = state
         y0 = x.reshape(x.shape[0], -1)
         ys = sdeint_step(sde, y0, s, i, bm, self.method)

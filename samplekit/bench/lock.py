@@ -11,13 +11,9 @@ import os
 import socket
 from pathlib import Path
 
-from samplekit.registry import SamplekitError
+from samplekit.errors import BenchLockedError
 
 LOCK_NAME = ".lock"
-
-
-class BenchLockedError(SamplekitError):
-    """Another live run holds the output directory."""
 
 
 def _alive(pid: int) -> bool:

@@ -193,7 +193,7 @@ def run_cell(cell: Cell, ctx: BenchContext) -> dict:
     try:
         solver.check_sde(model.sde)
         if not solver.capabilities().adaptive:
-            solver.steps_for(cell.nfe)
+            solver.plan(cell.nfe)
     except SolverError as exc:
         return {"status": "skipped", "reason": str(exc)}
     dtype = getattr(torch, cell.dtype)

@@ -18,16 +18,12 @@ import os
 from pathlib import Path
 from typing import BinaryIO
 
-from samplekit.registry import SamplekitError
+from samplekit.errors import CorruptResultsError
 
 STATUSES = ("ok", "failed", "skipped")
 #: fields every record of a status needs (besides ``key``); solver cells that finished also need nfe_spent
 REQUIRED = {"ok": ("metrics",), "failed": ("error",), "skipped": ("reason",)}
 REQUIRED_BY_KIND = {("cell", "ok"): ("nfe_spent",), ("flow_ref", "ok"): ("nfe_spent",)}
-
-
-class CorruptResultsError(SamplekitError):
-    """The results file holds something that is not one JSON record per line."""
 
 
 def missing_fields(record: dict) -> list[str]:

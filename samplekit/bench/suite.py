@@ -42,11 +42,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-from samplekit.registry import SamplekitError
-
-
-class SuiteError(SamplekitError, ValueError):
-    """A suite file or a command-line override that cannot run."""
+from samplekit.errors import SuiteError
 
 
 @dataclass(frozen=True)

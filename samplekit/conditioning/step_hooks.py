@@ -26,7 +26,7 @@ from samplekit.checks import positive_int
 from samplekit.conditioning.noising import forward_jump, replace_observed
 from samplekit.conditioning.observation import LinearObservation
 from samplekit.errors import ArgumentTypeError
-from samplekit.solver import Solver, SolverError, resolve_solver
+from samplekit.solver import Plan, Solver, SolverError, resolve_solver
 
 
 class ConditionedSolver(Solver):
@@ -59,17 +59,25 @@ class ConditionedSolver(Solver):
         base = self.base.capabilities()
         return replace(base, stochastic=True, nfe_per_step=base.nfe_per_step * self.jumps)
 
-    def steps_for(self, nfe: int) -> int:
+    def plan(self, nfe: int, calls_per_eval: int = 1) -> Plan:
+        """The wrapped solver's plan for the evaluations left after ``jumps`` repeats of each step."""
         df = 1 if self.denoise_final else 0
-        return self.base.steps_for(df + max(nfe - df, 0) // self.jumps)
+        evals = df + max(nfe // calls_per_eval - df, 0) // self.jumps
+        return replace(self.base.plan(evals * calls_per_eval, calls_per_eval), nfe=nfe)
 
-    def init(self, model, x, ts, noise):
+    def plan_for_grid(self, n_steps: int, calls_per_eval: int = 1) -> Plan:
+        """The wrapped solver's plan for the grid, its steps' calls ``jumps`` times."""
+        plan = self.base.plan_for_grid(n_steps, calls_per_eval)
+        final = (1 if self.denoise_final else 0) * calls_per_eval
+        return replace(plan, nfe=(plan.nfe - final) * self.jumps + final)
+
+    def init(self, model, x, ts, noise, plan):
         self.observation.check_shape(model.shape)
-        return self.base.init(model, x, ts, noise)
+        return self.base.init(model, x, ts, noise, plan)
 
-    def step(self, model, i, t0, t1, x, state, noise):
+    def step(self, model, i, t0, t1, x, state, noise, plan):
         for j in range(self.jumps):
-            x1, new_state, denoised = self.base.step(model, i, t0, t1, x, state, noise)
+            x1, new_state, denoised = self.base.step(model, i, t0, t1, x, state, noise, plan)
             x1 = replace_observed(self.observation, model.sde, x1, t1, noise)
             if j + 1 < self.jumps:
                 x = forward_jump(model.sde, x1, t1, t0, noise)

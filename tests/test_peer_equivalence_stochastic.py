@@ -1,4 +1,4 @@
-"""The stochastic solvers of issue 17 against implementations nobody here wrote, and against exact laws.
+"""The stochastic solvers against implementations nobody here wrote, and against exact laws.
 
 1. Peer equivalence, step by step, float64, on an exact Gaussian mixture: same x_T, same grid, same
    noise draws (samplekit's draws are recorded by a NoiseSource subclass and replayed to the peer's
@@ -29,7 +29,7 @@ from samplekit_fast.dpmpp_sde import DPMSolverPPSDE
 from samplekit_fast.er_sde import ERSDE
 from samplekit_fast.euler_ancestral import EulerAncestral
 from samplekit_fast.lcm import LCM
-from samplekit_fast.restart import Plan, Restart
+from samplekit_fast.restart import Restart, Restarts
 from samplekit_fast.sa_solver import SASolver
 
 f64 = torch.float64
@@ -101,8 +101,9 @@ def exact_law(solver, sde, nfe):
     rows = 2 + 3 * nfe  # at most 3 draws per network call
     x_T = torch.zeros((rows, 2), dtype=f64)
     x_T[0] = sde.prior_std
-    ts = make_grid(solver, model, solver.steps_for(nfe))
-    out = integrate(solver, model, x_T, ts, Probe(rows))
+    plan = solver.plan(nfe)
+    ts = make_grid(solver, model, plan.n_steps)
+    out = integrate(solver, model, x_T, ts, Probe(rows), plan=plan)
     c = out[1]
     var = (out[0] - c) ** 2 + ((out[2:] - c) ** 2).sum(0)
     return c, var
@@ -368,20 +369,21 @@ def test_restart_without_restarts_is_kdiffusion_heun(sde_name):
 
 def test_restart_budget_follows_comfyui_rule_and_is_spent_at_the_network():
     r = Restart()
-    assert [r.plan(n) for n in (19, 20, 35, 36, 100)] == [
-        Plan(19, 0, 0),
-        Plan(11, 9, 1),
-        Plan(26, 9, 1),
-        Plan(18, 9, 2),
-        Plan(50, 25, 2),
+    assert [r.restarts(n) for n in (19, 20, 35, 36, 100)] == [
+        Restarts(19, 0, 0),
+        Restarts(11, 9, 1),
+        Restarts(26, 9, 1),
+        Restarts(18, 9, 2),
+        Restarts(50, 25, 2),
     ]
+    assert r.plan(72).per_step == (Restarts(18, 9, 2),) and r.plan(72).n_steps == 18
     calls = []
     exact = MIX.score_model(SDES["edm"])
     model = sk.ScoreModel.from_score(lambda x, t: calls.append(1) or exact(x, t), SDES["edm"], (2,))
     res = sk.sample(model, solver=Restart(), nfe=81, num_samples=4, seed=0, dtype=f64, progress=False)
     assert len(calls) == res.nfe == 80
     with pytest.raises(sk.SolverError, match="nfe"):
-        Restart(restart_steps=10, restart_times=2).steps_for(30)
+        Restart(restart_steps=10, restart_times=2).plan(30)
 
 
 @pytest.mark.parametrize("sde_name", ["vp", "edm"])
