@@ -264,3 +264,30 @@ def test_every_cli_error_is_one_line_on_stderr_with_exit_status_2(args, message)
     assert result.exit_code == 2, result.output
     assert result.stdout == "" and result.stderr.startswith(message) and len(result.stderr.splitlines()) == 1
     assert "Usage:" not in result.stderr and "Traceback" not in result.stderr
+
+
+# --- 1. benchmark scripts write their recorded results only with --record ------------------------------
+
+
+def test_a_benchmark_script_writes_its_recorded_results_only_with_record(tmp_path, monkeypatch):
+    import importlib.util
+    import sys
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))  # the script puts its folders on sys.path: undo that
+    before = set(sys.modules)
+    script_path = Path(__file__).resolve().parents[1] / "benchmarks" / "peers" / "run.py"
+    spec = importlib.util.spec_from_file_location("peers_run_under_test", script_path)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+        quick = module.parse(["--quick"])
+        recorded = module.parse(["--quick", "--record"])
+        explicit = module.parse(["--quick", "--out", str(tmp_path / "mine")])
+    finally:
+        for name in set(sys.modules) - before:  # its sibling modules (common, report, ...) under benchmarks/
+            if str(script_path.parents[1]) in str(getattr(sys.modules[name], "__file__", "") or ""):
+                del sys.modules[name]
+    assert Path(quick.out) == Path("out") / "benchmarks" / "peers" and (tmp_path / quick.out).is_dir()
+    assert Path(recorded.out) == script_path.parent
+    assert Path(explicit.out) == tmp_path / "mine"
