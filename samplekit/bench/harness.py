@@ -201,7 +201,8 @@ def write_plots(suite, registry, targets, cells, records, metric_info, out: Path
                 )
             )
     if picks_by:
-        files.append(plots.recommended_figure(picks_by, out / "recommended.png", colours, order=order))
+        labels_of = {m: i.get("label", m) for m, i in metric_info.items()}
+        files.append(plots.recommended_figure(picks_by, out / "recommended.png", colours, order, labels_of))
     for name, target in targets.items():
         shape = tuple(target.shape)
         try:

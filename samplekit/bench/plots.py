@@ -6,6 +6,7 @@ a grid of sample images per solver."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -65,6 +66,21 @@ def highlight_colours(recommended: dict) -> dict:
 GREY = (0.55, 0.55, 0.55, 0.45)
 
 
+def _flow_value(e) -> float | None:
+    """A deterministic solver's distance to the reference ODE solution (None for a stochastic one)."""
+    return e.metrics.get("flow_error") if e.stochastic is False else None
+
+
+def _metric_value(metric: str, floor: float | None) -> Callable:
+    """The metric of an entry, divided by the noise floor when one is given."""
+
+    def value(e) -> float | None:
+        v = e.metrics.get(metric)
+        return None if v is None else (v / floor if floor else v)
+
+    return value
+
+
 def _log_axes(ax, budgets: list[int] | None) -> None:
     """Log-log axes whose ticks read as plain numbers: the budgets on x (NFE), 1-2-5 steps on y."""
     from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullFormatter
@@ -116,23 +132,17 @@ def quality_figure(
     )
     nrows = 2 if has_flow else 1
     ncols = max(1, len(panels))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.3 * ncols, 2.9 * nrows + 0.9), squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(max(3.3 * ncols, 7.5), 2.9 * nrows + 0.9), squeeze=False)
     colours = colours or highlight_colours({k: v for k, v in recommended.items() if k in panels})
     shown = [lab for lab in colours if any(lab in recommended.get(k, {}) for k in panels)]
     legend: dict[str, object] = {}
     for col, (target, sde) in enumerate(panels):
         floor = floors.get(target, {}).get(primary)
         relative = bool(floor and floor > 0)
-        what = []
-        if has_flow:
-            what.append(
-                (lambda e: e.metrics.get("flow_error") if e.stochastic is False else None, "distance to ODE reference")
-            )
+        what: list[tuple[Callable, str]] = [(_flow_value, "distance to ODE reference")] if has_flow else []
         what.append(
             (
-                (lambda e, f=floor: e.metrics.get(primary) / f if e.metrics.get(primary) is not None else None)
-                if relative
-                else (lambda e: e.metrics.get(primary)),
+                _metric_value(primary, floor if relative else None),
                 f"{primary_label} / noise floor" if relative else primary_label,
             )
         )
@@ -161,7 +171,10 @@ def quality_figure(
                     legend.setdefault(f"other {fam} solvers", line)
             if row == len(what) - 1 and relative:
                 ax.axhline(1.0, color="black", ls="--", lw=1)
-            _log_axes(ax, (budgets or {}).get(target) if x == "nfe" else None)
+            own = (budgets or {}).get(target) if x == "nfe" else None
+            _log_axes(ax, own)
+            if own:  # the budgets fill the panel; an adaptive solver's larger NFE is in table.md
+                ax.set_xlim(min(own) / 1.25, max(own) * 1.6)
             ax.set_title(f"{target} ({sde})" if row == 0 else "", fontsize=9)
             if row == len(what) - 1:
                 ax.set_xlabel("NFE" if x == "nfe" else "seconds per run", fontsize=8)
@@ -183,12 +196,14 @@ def quality_figure(
     rows_of_legend = math.ceil(len(names) / 5)
     fig.tight_layout(rect=(0, 0.04 + 0.035 * rows_of_legend, 1, 0.96))
     path = Path(path)
-    fig.savefig(path, dpi=90)
+    fig.savefig(path, dpi=90, bbox_inches="tight")
     plt.close(fig)
     return path
 
 
-def recommended_figure(picks: dict, path: str | Path, colours: dict, order: list[str] | None = None) -> Path:
+def recommended_figure(
+    picks: dict, path: str | Path, colours: dict, order: list[str] | None = None, metric_labels: dict | None = None
+) -> Path:
     """One row per target, one cell per budget: the recommended solver there (its colour as in the quality
     figures) and its error.  ``picks[(target, sde)]`` = [report.Pick]."""
     plt = _pyplot()
@@ -199,7 +214,7 @@ def recommended_figure(picks: dict, path: str | Path, colours: dict, order: list
         for j, p in enumerate(picks[key]):
             colour = colours.get(p.best, GREY)
             ax.add_patch(plt.Rectangle((j, r), 0.96, 0.9, color=colour, alpha=0.35, lw=0))
-            metric = "dist." if p.metric == "flow_error" else p.metric
+            metric = "dist." if p.metric == "flow_error" else (metric_labels or {}).get(p.metric, p.metric)
             ax.text(j + 0.48, r + 0.32, p.best, ha="center", va="center", fontsize=8, weight="bold")
             ax.text(
                 j + 0.48,
@@ -213,14 +228,14 @@ def recommended_figure(picks: dict, path: str | Path, colours: dict, order: list
     ax.set_ylim(len(keys), 0)
     ax.set_yticks([r + 0.45 for r in range(len(keys))])
     ax.set_yticklabels([f"{t} ({s})" for t, s in keys], fontsize=8)
-    ax.set_xticks([j + 0.48 for j in range(width)])
-    ax.set_xticklabels(
-        ["smallest budget", *["larger budget"] * max(0, width - 2), "largest budget"][:width], fontsize=7
-    )
+    ax.set_xticks([])
     ax.tick_params(length=0)
     for side in ("top", "right", "bottom", "left"):
         ax.spines[side].set_visible(False)
-    ax.set_title("Recommended solver per target and budget", fontsize=10)
+    ax.set_title(
+        "Recommended solver per target and budget (dist.: to the reference ODE solution; budgets left to right)",
+        fontsize=9,
+    )
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=100)
@@ -267,7 +282,11 @@ def sample_scatter(panels: dict, path: str | Path, title: str = "", lim: float |
     fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 3.2 * nrows), squeeze=False)
     for ax, (name, xy) in zip(axes.flat, panels.items()):
         ax.scatter(xy[:, 0], xy[:, 1], s=1.5, alpha=0.5, color="C0" if name.startswith("exact") else "C3")
-        ax.set_title(name, fontsize=9)
+        ax.set_title(name, fontsize=9, weight="bold" if name.startswith("★") else "normal")
+        if name.startswith("★"):  # the recommended solver's panel
+            for side in ax.spines.values():
+                side.set_linewidth(2.5)
+                side.set_color("C2")
         ax.set_aspect("equal")
         if lim:
             ax.set_xlim(-lim, lim)
@@ -276,9 +295,9 @@ def sample_scatter(panels: dict, path: str | Path, title: str = "", lim: float |
         ax.set_yticks([])
     for ax in list(axes.flat)[len(panels) :]:
         ax.axis("off")
-    if title:
-        fig.suptitle(title)
     fig.tight_layout()
+    if title:
+        fig.suptitle(title, y=1.0 + 0.25 / fig.get_figheight(), va="bottom")
     path = Path(path)
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)

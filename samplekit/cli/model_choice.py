@@ -10,10 +10,14 @@ import inspect
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from samplekit.errors import InvalidArgumentError
+
+if TYPE_CHECKING:
+    from samplekit.score import ScoreModel
 
 # --flag -> the loader parameters that may receive it
 LOADER_PARAMETERS = {
@@ -285,6 +289,7 @@ class ModelFlags:
     def _guide(self, model, target: str):
         from samplekit.cli.conditioning import prepare, shipped_target
 
+        assert self.class_label is not None  # build() calls this only with --class
         scale = 1.0 if self.guidance is None else self.guidance
         if self.source is not None and shipped_target(self.source) is None:
             from samplekit.cli.guided import guide_loaded  # a loaded conditional network: CFG on that one network
@@ -301,7 +306,7 @@ class ModelFlags:
 class ChosenModel:
     """A model built from ``ModelFlags``: the ScoreModel, its label, and what to record with its samples."""
 
-    model: object
+    model: ScoreModel
     label: str
     extras: dict = field(default_factory=dict)
 
