@@ -17,6 +17,7 @@ from pathlib import Path
 
 import click
 
+from samplekit.cli.app import SamplekitCommand
 from samplekit.cli.model_choice import ModelFlags, model_options
 from samplekit.errors import SamplekitError
 
@@ -83,7 +84,7 @@ def user_target(flags: ModelFlags, data_path: str | None, registry, suite):
     return name, reference_free_target(registry, name, chosen.model, suite)
 
 
-@click.command("bench")
+@click.command("bench", cls=SamplekitCommand)
 @click.option(
     "--suite",
     "suite_path",

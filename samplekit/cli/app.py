@@ -60,6 +60,28 @@ def as_command_error(exc: BaseException) -> CommandError | None:
     return None
 
 
+class SamplekitCommand(click.Command):
+    """A command that shows the errors a user can cause in the one style even when invoked on its own
+    (outside the ``samplekit`` group: a plugin's or a test's CliRunner)."""
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.ClickException as exc:
+            if isinstance(exc, HELP_ERRORS):
+                raise
+            raise from_click(exc) from None
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            error = as_command_error(exc)
+            if error is None:
+                raise
+            raise error from None
+
+
 class SamplekitGroup(click.Group):
     """A click group whose commands are registered through the plugin hook on first use, refusing a
     command name that another plugin already added, and turning user errors into messages."""
