@@ -320,8 +320,9 @@ def run_cells(
             ran += 1
             refresh()
         if shown.watch is not None and progress:  # this rank is done: follow the others to the end
-            bar.set_postfix_str("waiting for the other ranks", refresh=False)
             seen, since = refresh(), time.monotonic()
+            if seen < shown.others:
+                bar.set_postfix_str("waiting for the other ranks")
             while seen < shown.others and time.monotonic() - since < shown.stall_seconds:
                 time.sleep(1.0)
                 now = refresh()
