@@ -291,3 +291,56 @@ def test_a_benchmark_script_writes_its_recorded_results_only_with_record(tmp_pat
     assert Path(quick.out) == Path("out") / "benchmarks" / "peers" and (tmp_path / quick.out).is_dir()
     assert Path(recorded.out) == script_path.parent
     assert Path(explicit.out) == tmp_path / "mine"
+
+
+# --- 5. figures read at a glance ---------------------------------------------------------------------------
+
+
+def test_figures_have_a_short_legend_without_duplicates_budget_ticks_and_star_the_recommended_solver(
+    tmp_path, monkeypatch
+):
+    pytest.importorskip("matplotlib")
+    from matplotlib.figure import Figure
+
+    saved: dict[str, Figure] = {}
+    real_savefig = Figure.savefig
+
+    def keep(fig, path, *args, **kwargs):
+        saved[Path(path).name] = fig
+        fig.canvas.draw()  # tick labels exist once drawn
+        return real_savefig(fig, path, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", keep)
+    suite = tmp_path / "figs.toml"
+    suite.write_text(
+        SUITE.format(name="figs")
+        .replace('"ode_euler", "euler_maruyama"', '"ode_euler", "ddim", "dpmpp_2m", "ddpm"')
+        .replace("nfe = [4]", "nfe = [4, 8]\nscatter_nfe = 8")
+        .replace('targets = ["ring2d"]', 'targets = ["ring2d", "gmm16_full"]')
+    )
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["bench", "--no-progress", "--suite", str(suite), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert {"quality_vs_nfe_exact.png", "quality_vs_time_exact.png", "recommended.png", "ring2d_samples.png"} <= set(
+        saved
+    )
+    figure = saved["quality_vs_nfe_exact.png"]
+    names = [t.get_text() for t in figure.legends[0].get_texts()]
+    assert len(names) == len(set(names)) <= 6 and not any("★" in n for n in names)
+    recommended = {
+        line.split("|")[3].strip(" *")
+        for line in (out / "table.md").read_text().splitlines()
+        if line.startswith(("| ring2d (vp) |", "| gmm16_full (vp) |"))
+    }
+    assert set(names) - {"other deterministic ODE solvers", "other stochastic solvers"} == recommended
+    for ax in figure.axes:
+        assert [t.get_text() for t in ax.get_xticklabels() if t.get_text()] == ["4", "8"]
+        assert len([t for t in ax.get_yticklabels() if t.get_text()]) >= 2  # readable numbers on y
+    at8 = next(
+        line.split("|")[3].strip(" *")
+        for line in (out / "table.md").read_text().splitlines()
+        if line.startswith("| ring2d (vp) | 8 |")
+    )
+    titles = [ax.get_title() for ax in saved["ring2d_samples.png"].axes if ax.get_title()]
+    assert titles[0] == "exact reference" and titles[1].startswith(f"★ {at8} @8")
+    assert sum(t.startswith("★") for t in titles) == 1  # only the solver recommended at the figure's NFE
