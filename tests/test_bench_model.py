@@ -5,6 +5,7 @@ exits non-zero, one error style."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -108,7 +109,7 @@ def test_bench_without_out_writes_a_fresh_directory_and_leaves_make_bench_result
         result = bench("--suite", suite)
         assert result.exit_code == 0, result.output
         made = sorted(p for p in (tmp_path / "out").iterdir() if p != make_bench and p not in runs)
-        assert len(made) == 1 and made[0].name.endswith("-default")
+        assert len(made) == 1 and re.fullmatch(r"\d{8}-\d{6}-default(-\d+)?", made[0].name)  # -2: same second
         assert f"-> {Path('out') / made[0].name}" in result.stderr  # says where, before the run
         assert f"full table: {Path('out') / made[0].name / 'table.md'}" in result.stdout  # and after it
         runs += made
