@@ -110,7 +110,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=4096)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--write", action="store_true", help="write benchmarks/overhead.md")
+    parser.add_argument("--record", "--write", dest="write", action="store_true", help="write benchmarks/overhead.md")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     rows = [measure(n, args.batch, args.repeats) for n in args.nfe]

@@ -236,7 +236,13 @@ ROWS = [
     ),
     ("bench: unknown solver", "bench --solvers nope --out {d}/b1 --no-plots --no-progress", "nope", "b1"),
     ("bench: non-integer budgets", "bench --nfe a,b --out {d}/b2", "comma-separated list of ints", "b2"),
-    ("bench: --model alone", "bench --model {ring} --out {d}/b3", "go together", "b3"),
+    ("bench: --data without --model", "bench --data {d}/wide.npy --out {d}/b3", "--data applies to --model", "b3"),
+    (
+        "bench: too few data samples",
+        "bench --model {ring} --data {d}/wide.npy --out {d}/b4 --no-plots --no-progress",
+        "must hold finite samples of shape (n >= 4, ...)",
+        "b4",
+    ),
 ]
 
 
@@ -257,7 +263,7 @@ def files(tmp_path_factory):
 def test_bad_command_line_is_one_clear_line_and_writes_nothing(files, args, fragment, unwritten):
     d, mapping = files
     result = CliRunner().invoke(cli, argv(args, mapping))
-    assert result.exit_code == (1 if args.startswith("bench --solvers") else 2), (result.exit_code, result.output)
+    assert result.exit_code == 2, (result.exit_code, result.output)  # bad input: 2, from every command
     assert isinstance(result.exception, SystemExit)  # not an exception escaping the command
     assert "Traceback" not in result.output
     message = fragment.replace("{d}", str(d))
@@ -300,9 +306,10 @@ def test_every_row_through_the_console_entry_point_in_a_separate_process(files):
     results = [json.loads(line) for line in out.stdout.splitlines()]
     assert len(results) == len(ROWS)
     for (name, _, fragment, _), got in zip(ROWS, results):
-        assert got["code"] in (1, 2) and "Traceback" not in got["stderr"], (name, got)
+        assert got["code"] == 2 and "Traceback" not in got["stderr"], (name, got)
         assert fragment.replace("{d}", str(d)) in got["stderr"], (name, got)
-        assert any(ln.startswith(("error: ", "Error: ")) for ln in got["stderr"].splitlines()), (name, got)
+        errors = [ln for ln in got["stderr"].splitlines() if ln.startswith(("error: ", "Error: ", "Usage: "))]
+        assert len(errors) == 1 and errors[0].startswith("error: "), (name, got)  # one style: error: ...
 
 
 def test_python_dash_m_samplekit_prints_one_line_and_exits_2(files):

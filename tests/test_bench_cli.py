@@ -45,9 +45,22 @@ def test_bench_runs_a_suite_prints_the_table_and_writes_the_figures(tmp_path, sm
     out = tmp_path / "out"
     result = invoke("--suite", small_suite, "--out", out)
     assert result.exit_code == 0, result.output
-    assert "## ring2d (vp)" in result.output and "| em_quad |" in result.output and "*noise floor*" in result.output
-    for name in ("results.jsonl", "table.md", "quality_vs_nfe.png", "ring2d_samples.png"):
+    # the terminal: the Recommended table first, then where the full table is; the table itself is in table.md
+    assert result.stdout.startswith("## Recommended") and "| ring2d (vp) | 4 | **" in result.stdout
+    assert f"full table: {out / 'table.md'}" in result.stdout and "## ring2d (vp)" not in result.stdout
+    table = (out / "table.md").read_text()
+    assert "| em_quad |" in table and "*noise floor*" in table
+    assert table.index("## Recommended") < table.index("## ring2d (vp)")
+    for name in (
+        "results.jsonl",
+        "table.md",
+        "quality_vs_nfe_exact.png",
+        "quality_vs_time_exact.png",
+        "recommended.png",
+        "ring2d_samples.png",
+    ):
         assert (out / name).stat().st_size > 0, name
+    assert not (out / "quality_vs_nfe.png").exists()
     records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     assert len(records) == 1 + 2 * 2 and all(r["status"] == "ok" for r in records)
     assert {r["options"].get("schedule") for r in records if r["kind"] == "cell"} == {None, "quadratic"}
@@ -93,16 +106,22 @@ def test_options_override_the_suite(tmp_path, small_suite):
         (["--metrics", "mmdd"], "unknown metric 'mmdd'"),
         (["--nfe", "5,x"], "comma-separated list of ints"),
         (["--nfe", "0"], "positive integers"),
-        (["--model", "m.pt"], "--model and --loader go together"),
-        (["--reference", "r.npz"], "--model and --loader go together"),
-        (["--model", "m.pt", "--loader", "nope", "--reference", "r.npz"], "unknown model_loader 'nope'"),
+        (["--model", "m.pt"], "'m.pt' is neither a path nor a shipped model's name"),
+        (["--data", "r.npz"], "--data applies to --model"),
+        (["--reference", "r.npz"], "--data applies to --model"),
+        (["--loader", "torch"], "--loader applies to --model"),
+        (["--class", "3"], "--class applies to --model"),
+        (["--model", "m.pt", "--loader", "nope", "--data", "r.npz"], "unknown model_loader 'nope'"),
+        (["--model", "ring2d_mlp", "--shape", "2"], "--shape does not apply to the shipped model"),
+        (["--model", "ring2d_mlp", "--guidance", "2"], "--guidance needs --class"),
     ],
 )
 def test_bad_input_is_a_clear_error_before_any_work(tmp_path, small_suite, args, message):
     out = tmp_path / "out"
     result = invoke("--suite", small_suite, "--out", out, *args)
-    assert result.exit_code != 0
-    assert message in result.output
+    assert result.exit_code == 2
+    errors = [ln for ln in result.stderr.splitlines() if ln.startswith("error: ")]
+    assert len(errors) == 1 and message in result.stderr.split("error: ", 1)[1] and "Traceback" not in result.output
     assert not out.exists()
 
 
@@ -141,13 +160,13 @@ def test_bench_with_a_users_model_through_a_loader_plugin(tmp_path, fresh_regist
         tmp_path / "ring_model.npz",
         "--loader",
         "toy_npz",
-        "--reference",
+        "--data",
         tmp_path / "ref.npy",
     )
     assert result.exit_code == 0, result.output
     records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     assert {r["target"] for r in records} == {"gmm16_full", "ring_model"}
-    assert "## ring_model (vp)" in result.output
+    assert "## ring_model (vp)" in (out / "table.md").read_text() and "| ring_model (ve) |" not in result.stdout
 
 
 def test_the_default_suite_ships_inside_the_package_and_matches_the_repo_copy():
@@ -173,7 +192,7 @@ def test_ctrl_c_keeps_finished_cells_and_a_rerun_resumes(tmp_path, fresh_registr
     out = tmp_path / "out"
     toy.CALLS["counted_em"], toy.CRASH["on"] = 0, True
     result = invoke("--suite", suite, "--out", out, "--no-plots")
-    assert result.exit_code == 130 and "rerun the same command to resume" in result.output
+    assert result.exit_code == 130 and f"rerun with --out {out} to resume" in result.output
     assert len((out / "results.jsonl").read_text().splitlines()) == 1 + 2  # the floor and counted_em's cells
     toy.CRASH["on"] = False
     result = invoke("--suite", suite, "--out", out, "--no-plots")

@@ -31,7 +31,7 @@ TORCHRUN = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or sh
 pytestmark = pytest.mark.skipif(TORCHRUN is None, reason="torchrun is not installed")
 
 
-def torchrun(suite: Path, out: Path) -> str:
+def torchrun(suite: Path, out: Path, *extra: str) -> str:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "SAMPLEKIT_DISABLE_PLUGINS": "samplekit_models"}
     proc = subprocess.run(
         [
@@ -46,8 +46,8 @@ def torchrun(suite: Path, out: Path) -> str:
             str(suite),
             "--out",
             str(out),
-            "--no-progress",
             "--no-plots",
+            *(extra or ("--no-progress",)),
         ],
         env=env,
         capture_output=True,
@@ -75,9 +75,16 @@ def test_two_ranks_write_disjoint_shards_and_the_single_process_table(tmp_path, 
     )
     assert single.exit_code == 0, single.output
     out = tmp_path / "two"
-    torchrun(suite, out)
+    output = torchrun(suite, out, "--csv")  # with the progress bar
     r0, r1 = keys(out / "results.rank0.jsonl"), keys(out / "results.rank1.jsonl")
     assert r0 and r1 and not set(r0) & set(r1)
+    total = len(r0) + len(r1)
+    assert f"{total} cells ok, 0 failed, 0 skipped, 0 already done (all ranks)" in output  # every rank's cells
+    bars = {
+        line.split(":")[0].strip() for line in output.replace("\r", "\n").splitlines() if "cell" in line and "%" in line
+    }
+    assert bars == {"bench (2 ranks)"} and f"{total}/{total}" in output  # one bar, rank 0's, of the whole run
+    assert output.count("## Recommended") == 1
     assert sorted(r0 + r1) == sorted(keys(tmp_path / "one" / "results.jsonl"))
     assert not (out / "results.jsonl").exists() and not (out / ".lock").exists()
     assert (out / "table.md").read_text() == (tmp_path / "one" / "table.md").read_text()

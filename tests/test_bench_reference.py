@@ -159,22 +159,22 @@ def test_a_model_without_reference_samples_is_ranked_against_its_own_dynamics(tm
     out = tmp_path / "out"
     result = invoke("--suite", suite, "--model", RING2D_MLP, "--loader", "samplekit", "--out", out, "--csv")
     assert result.exit_code == 0, result.output
-    assert "This is the solver's error, not the model's" in result.output
-    assert "## ring2d_mlp (vp)" in result.output and "## ring2d (vp)" not in result.output
+    assert "This is the solver's error, not the model's" in result.stdout
+    table = (out / "table.md").read_text()
+    assert "## ring2d_mlp (vp)" in table and "## ring2d (vp)" not in table
     records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     refs = [r for r in records if r["kind"] == "flow_ref"]
     assert len(refs) == 1 and refs[0]["nfe_spent"] > 20
-    assert f"{refs[0]['nfe_spent']} NFE per solve" in result.output
+    assert f"{refs[0]['nfe_spent']} NFE per solve" in table
     det = {r["label"]: r for r in records if r["kind"] == "cell" and r["stochastic"] is False}
     assert set(det) == {"ode_euler", "dpmpp_2m", "ddim", "ode_bosh3"}
     assert all(r["metrics"]["flow_error"] > 0 and r["metrics"]["logp_gap"] is None for r in det.values())
     # the recommendation at NFE 12 is the deterministic solver nearest the reference solution
     at12 = {lab: r["metrics"]["flow_error"] for lab, r in det.items() if r["nfe"] == 12 and not r["adaptive"]}
-    table = (out / "table.md").read_text()
     line = next(ln for ln in table.splitlines() if ln.startswith("| ring2d_mlp (vp) | 12 |"))
     assert f"**{min(at12, key=at12.get)}**" in line
     assert "Recommended" in table and (out / "ring2d_mlp_samples.png").is_file()
-    assert (out / "quality_vs_nfe.png").is_file() and (out / "quality_vs_time.png").is_file()
+    assert (out / "quality_vs_nfe_networks.png").is_file() and (out / "quality_vs_time_networks.png").is_file()
     frame = load_results(out)
     assert len(frame) == len(records) and {"flow_error", "se_sliced_w2", "flow_error_sd"} <= set(frame.columns)
     csv = (out / "results.csv").read_text().splitlines()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -24,6 +25,8 @@ from samplekit_models import classifier as judge
 from samplekit_models import targets as shipped
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: recorded.py
+import recorded  # noqa: E402
 
 
 def main(argv=None) -> None:
@@ -34,8 +37,10 @@ def main(argv=None) -> None:
     parser.add_argument("--nfe", type=int, default=20)
     parser.add_argument("--per-class", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=HERE / "cfg_digits.png")
+    parser.add_argument("--out", type=Path, default=None, help="the figure (default: see --record)")
+    recorded.add_flag(parser)
     args = parser.parse_args(argv)
+    args.out = args.out or recorded.output_dir(HERE, args.record, "conditioning") / "cfg_digits.png"
 
     torch.set_num_threads(1)
     target = shipped.DigitsCondUNetTarget()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import torch
@@ -25,6 +26,8 @@ from samplekit_models import targets as shipped
 from samplekit_models.digits_classifier import load_digits_classifier
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: recorded.py
+import recorded  # noqa: E402
 
 
 def guided(model, per_class: int, scale: float, nfe: int, seed: int):
@@ -63,8 +66,10 @@ def main(argv=None) -> None:
     parser.add_argument("--nfe", type=int, default=40)
     parser.add_argument("--scale", type=float, default=2.0)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=HERE)
+    parser.add_argument("--out", type=Path, default=None, help="output directory (default: see --record)")
+    recorded.add_flag(parser)
     args = parser.parse_args(argv)
+    args.out = args.out or recorded.output_dir(HERE, args.record, "conditioning")
     torch.set_num_threads(1)
     model = sk.load_model(shipped.DIGITS_DIR, loader="diffusers")
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -26,6 +27,9 @@ from samplekit.posterior import observation_posterior
 from samplekit.targets import gmm16_full, ring2d
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: recorded.py
+import recorded  # noqa: E402
+
 C = sk.conditioning
 SDE = sk.VPSDE()
 F64 = dict(dtype=torch.float64)
@@ -177,10 +181,12 @@ def markdown(rows, nfes, title):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    recorded.add_flag(parser)
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--nfe", type=int, nargs="+", default=[50, 100, 200, 400, 800])
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
+    out = recorded.output_dir(HERE, args.record, "conditioning")
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
     inverse = run_inverse(args.nfe, args.n)
@@ -193,7 +199,7 @@ def main(argv=None):
         "seconds": round(time.perf_counter() - start, 1),
         "torch": torch.__version__,
     }
-    (HERE / "results.json").write_text(json.dumps({"meta": meta, "inverse": inverse, "guidance": guidance}, indent=1))
+    (out / "results.json").write_text(json.dumps({"meta": meta, "inverse": inverse, "guidance": guidance}, indent=1))
     text = [
         "# Conditioning benchmark (recorded)",
         "",
@@ -206,7 +212,7 @@ def main(argv=None):
         markdown(guidance, args.nfe, "Guidance: SW2 to the exact class-conditional (component k)"),
         f"Solvers: {meta['solvers']}; total {meta['seconds']} s.",
     ]
-    (HERE / "results.md").write_text("\n".join(text) + "\n")
+    (out / "results.md").write_text("\n".join(text) + "\n")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -26,6 +27,8 @@ from samplekit.plugins import get_registry
 from samplekit.solver import SolverError
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: recorded.py
+import recorded  # noqa: E402
 
 
 def rows_to_run(nfes):
@@ -42,11 +45,13 @@ def rows_to_run(nfes):
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    recorded.add_flag(parser)
     parser.add_argument("--num-samples", type=int, default=200)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--nfe", default="10,20,50")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    out = recorded.output_dir(HERE, args.record, "digits")
     nfes = [int(n) for n in args.nfe.split(",")]
     torch.set_num_threads(args.threads)
 
@@ -90,8 +95,8 @@ def main(argv=None) -> None:
         "seconds": round(time.time() - start, 1),
         "torch": torch.__version__,
     }
-    (HERE / "results.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
-    (HERE / "results.md").write_text(render(meta, rows, nfes) + "\n")
+    (out / "results.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
+    (out / "results.md").write_text(render(meta, rows, nfes) + "\n")
 
 
 def render(meta, rows, nfes) -> str:

@@ -10,6 +10,7 @@ rtol = atol = 1e-6 (adaptive, real NFE reported).
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -20,6 +21,8 @@ from samplekit.bench.noise_floor import distance_and_floor, floor_sdes, generous
 from samplekit.targets import ring2d
 
 HERE = Path(__file__).parent
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: recorded.py
+import recorded  # noqa: E402
 
 
 def main() -> None:
@@ -47,7 +50,7 @@ def main() -> None:
     lines += [
         f"| {n} | {p} | {f} | {nfe} | {g:.4f} | {fl:.4f} | {g / fl:.2f} | {s:.1f} |" for n, p, f, nfe, g, fl, s in rows
     ]
-    (HERE / "results.md").write_text("\n".join(lines) + "\n")
+    (recorded.output_dir(HERE, "--record" in sys.argv[1:], "floor") / "results.md").write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

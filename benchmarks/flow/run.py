@@ -49,7 +49,9 @@ sys.path.insert(0, str(HERE.parent / "peers"))
 from common import Problem  # noqa: E402
 
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))  # benchmarks/: recorded.py
 import digits  # noqa: E402
+import recorded  # noqa: E402
 
 TARGETS = {"ring2d": 4000, "gmm16_full": 2000}
 BUDGETS = (5, 10, 20, 50)
@@ -81,8 +83,10 @@ def parse(argv=None):
         "e.g. of runs split over processes) instead of running; a (target, seed) group without "
         "its closing diffusers records (an interrupted run) is left out",
     )
-    p.add_argument("--out", default=str(HERE))
+    p.add_argument("--out", default=None, help="output directory (default: see --record)")
+    recorded.add_flag(p)
     a = p.parse_args(argv)
+    a.out = a.out or str(recorded.output_dir(HERE, a.record, "flow"))
     if a.quick:
         a.targets, a.nfe, a.seeds, a.n = "ring2d", "10,20", "0", a.n or 1000
     a.targets, a.nfe = [t for t in a.targets.split(",") if t and t != "none"], tuple(int(b) for b in a.nfe.split(","))

@@ -39,6 +39,8 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -51,6 +53,9 @@ from samplekit.api import get_sde, get_target
 from samplekit.discrete import DiscreteVPSDE
 
 HERE = Path(__file__).parent
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: recorded.py
+import recorded  # noqa: E402
+
 JSON = HERE / "adams_default.json"
 MD = HERE / "adams_default.md"
 METHODS = ("dopri5", "adams_pec")
@@ -239,11 +244,18 @@ def adams_stats(store) -> None:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    recorded.add_flag(parser)
     parser.add_argument("--only", default="", help="run the cases whose id contains this")
     parser.add_argument("--force", action="store_true", help="recompute cached rows")
     parser.add_argument("--report", action="store_true", help="write the table from the cache, compute nothing")
     parser.add_argument("--stats", action="store_true", help="also record adams_pec's steps/rejections on ring2d")
     args = parser.parse_args()
+    global JSON, MD
+    out = recorded.output_dir(HERE, args.record, "likelihood")
+    if out != HERE:  # a scratch run starts from the recorded cache and never writes it
+        if JSON.exists() and not (out / JSON.name).exists():
+            shutil.copy(JSON, out / JSON.name)
+        JSON, MD = out / JSON.name, out / MD.name
     torch.set_num_threads(1)
     store = {"refs": {}, "rows": {}}
     save(store)  # loads what is on disk

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -25,6 +27,9 @@ from adams_default import REF_FLOAT32, CountingNet, Float32Probes, cases
 import samplekit as sk
 
 HERE = Path(__file__).parent
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: recorded.py
+import recorded  # noqa: E402
+
 JSON = HERE / "hermite_cases.json"
 MD = HERE / "hermite_cases.md"
 METHODS = ("dopri5", "hermite_pec")
@@ -47,8 +52,15 @@ def run_one(build, dtype, estimator, method, tol):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    recorded.add_flag(parser)
     parser.add_argument("--only", default="")
     args = parser.parse_args()
+    global JSON, MD
+    out = recorded.output_dir(HERE, args.record, "likelihood")
+    if out != HERE:  # a scratch run starts from the recorded cache and never writes it
+        if JSON.exists() and not (out / JSON.name).exists():
+            shutil.copy(JSON, out / JSON.name)
+        JSON, MD = out / JSON.name, out / MD.name
     torch.set_num_threads(1)
     refs = json.loads((HERE / "adams_default.json").read_text())["refs"]
     store = json.loads(JSON.read_text()) if JSON.exists() else {}

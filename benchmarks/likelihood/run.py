@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -29,6 +30,9 @@ import samplekit as sk
 from samplekit import targets
 
 HERE = Path(__file__).parent
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: recorded.py
+import recorded  # noqa: E402
+
 ADAPTIVE = ("dopri5", "dopri8", "bosh3", "fehlberg2", "adaptive_heun")
 FIXED = ("euler", "midpoint", "rk4")
 ESTIMATORS = ("exact", "hutchinson_rademacher", "hutchinson_gaussian")
@@ -122,8 +126,10 @@ def table(rows):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--out", default=str(HERE))
+    parser.add_argument("--out", default=None, help="output directory (default: see --record)")
+    recorded.add_flag(parser)
     args = parser.parse_args()
+    args.out = args.out or str(recorded.output_dir(HERE, args.record, "likelihood"))
     torch.set_num_threads(1)
     started = time.time()
     rows, timings = [], []

@@ -22,6 +22,7 @@ The .md files keep the hand-written finding above their marker line; the table b
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -39,6 +40,8 @@ from samplekit.reverse import probability_flow_drift
 from samplekit.trace import ExactTrace
 
 HERE = Path(__file__).parent
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: recorded.py
+import recorded  # noqa: E402
 
 
 def single2d():
@@ -228,7 +231,7 @@ def _keep_prose(path: Path, lines: list[str]) -> None:
 
 def write_seeds(rows, stem="vs_scipy_seeds"):
     """<stem>.json and <stem>.md: per target and method, the ratios to RK45 on the same batch, over batches."""
-    (HERE / f"{stem}.json").write_text(json.dumps(rows, indent=1))
+    (out_dir() / f"{stem}.json").write_text(json.dumps(rows, indent=1))
     key = lambda r: (r["target"], r.get("seed", 1000), r["tol"])  # noqa: E731
     rk45 = {key(r): r for r in rows if r["method"] == "RK45"}
     lines = [
@@ -256,7 +259,7 @@ def write_seeds(rows, stem="vs_scipy_seeds"):
             f"{sum(q['nfe'] for q in ref) / len(ref):.1f} | {sum(nr) / len(nr):.2f} ({max(nr):.2f}) | "
             f"{sum(er) / len(er):.2f} ({max(er):.2f}) | {both} / {len(rs)} |"
         )
-    _keep_prose(HERE / f"{stem}.md", lines)
+    _keep_prose(out_dir() / f"{stem}.md", lines)
 
 
 def main_timevars():
@@ -279,7 +282,7 @@ def main_timevars():
 
 def write(rows, stem="vs_scipy"):
     """<stem>.json and <stem>.md from the rows (also from a run's log: ``--from-log LOG [STEM]``)."""
-    (HERE / f"{stem}.json").write_text(json.dumps(rows, indent=1))
+    (out_dir() / f"{stem}.json").write_text(json.dumps(rows, indent=1))
     lines = [
         "Produced by `benchmarks/likelihood/vs_scipy.py` (see its docstring). 256 exact samples, VP SDE, exact "
         "trace, float64, one thread. `ratio` = NFE / scipy RK45's NFE (same target, tolerance, time variable t).",
@@ -305,12 +308,18 @@ def write(rows, stem="vs_scipy"):
             f"| {r['target']} | {r['tol']:g} | {r['library']} | {r['method']} | {r['variable']} | {r['nfe']} | "
             f"{r['nfe'] / ref['nfe']:.2f} | {r['err']:.2e} |"
         )
-    _keep_prose(HERE / f"{stem}.md", lines)
+    _keep_prose(out_dir() / f"{stem}.md", lines)
 
+
+def out_dir() -> Path:
+    """Beside this script with --record, else out/benchmarks/likelihood/."""
+    return recorded.output_dir(HERE, RECORD, "likelihood")
+
+
+RECORD = "--record" in sys.argv[1:]
 
 if __name__ == "__main__":
-    import sys
-
+    sys.argv = [a for a in sys.argv if a != "--record"]
     if len(sys.argv) in (3, 4) and sys.argv[1] == "--from-log":
         write([json.loads(line) for line in open(sys.argv[2]) if line.startswith("{")], *sys.argv[3:])
     elif sys.argv[1:] == ["--timevars"]:

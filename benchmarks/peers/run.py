@@ -1,12 +1,13 @@
 """Side-by-side peer benchmark: samplekit vs k-diffusion vs diffusers on the exact Gaussian-mixture targets.
 
-    .venv/bin/python benchmarks/peers/run.py            # the full run (~15 min on 2 idle cores)
+    .venv/bin/python benchmarks/peers/run.py --record   # the full run (~15 min on 2 idle cores), recorded
     .venv/bin/python benchmarks/peers/run.py --quick    # ring2d only, one seed, NFE 10 and 20, 1000 samples
 
 Every library gets the same exact model (the mixture's exact score / eps / denoiser in its own
 convention), the same x_T draw z (scaled by its prior std), the same NFE budgets (network calls
 counted, never assumed) and the same metrics against the same exact reference set.  Writes
-results.jsonl (one record per run) beside this script, then results.md and sw2_vs_nfe.png (report.py).
+results.jsonl (one record per run), then results.md and sw2_vs_nfe.png (report.py): beside this script
+with --record (the recorded results), else in out/benchmarks/peers/.
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))  # benchmarks/: recorded.py
 
 import common  # noqa: E402
 import diffusers_peers  # noqa: E402
 import kdiff_peers  # noqa: E402
+import recorded  # noqa: E402
 import report  # noqa: E402
 import samplekit_runs  # noqa: E402
 import torch  # noqa: E402
@@ -56,9 +59,11 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--no-floor", action="store_true", help="do not write noise-floor records (when adding to a run)")
     p.add_argument("--append", action="store_true", help="append to results.jsonl instead of starting it afresh")
     p.add_argument("--n", type=int, default=None, help="sample size (default: 4000 ring2d, 2000 otherwise)")
-    p.add_argument("--out", default=str(HERE), help="output directory")
+    p.add_argument("--out", default=None, help="output directory (default: see --record)")
+    recorded.add_flag(p)
     p.add_argument("--jobs", type=int, default=2, help="worker processes, one (target, seed, library) cell each")
     args = p.parse_args(argv)
+    args.out = args.out or str(recorded.output_dir(HERE, args.record, "peers"))
     if args.quick:
         args.targets, args.nfe, args.seeds, args.n = "ring2d", "10,20", "0", args.n or 1000
     args.targets = args.targets.split(",")

@@ -75,8 +75,13 @@ def samplekit_register_targets(register: Register) -> None:
 def samplekit_register_metrics(register: Register) -> None:
     from samplekit_models.classifier import SAMPLE_SHAPE, digits_class_balance, digits_fd
 
-    # sample_shape: these metrics apply only to targets of 8x8 digit images (others get no value)
-    register("digits_fd", digits_fd, lower_is_better=True, label="digits FD", sample_shape=SAMPLE_SHAPE)
+    # data="digits": these metrics apply only to the digits targets (``data = "digits"``), not to any 1x8x8 model
+    register("digits_fd", digits_fd, lower_is_better=True, label="digits FD", sample_shape=SAMPLE_SHAPE, data="digits")
     register(
-        "digits_class_balance", digits_class_balance, lower_is_better=True, label="class TV", sample_shape=SAMPLE_SHAPE
+        "digits_class_balance",
+        digits_class_balance,
+        lower_is_better=True,
+        label="class TV",
+        sample_shape=SAMPLE_SHAPE,
+        data="digits",
     )

@@ -73,6 +73,8 @@ class Ring2DMLPTarget(ShippedTarget):
 class DigitsTarget(ShippedTarget):
     """A shipped digits model: held-out digits as its reference."""
 
+    data = "digits"  # the digits metrics (digits_fd, digits_class_balance) apply to these targets only
+
     @cached_property
     def _halves(self) -> tuple[torch.Tensor, torch.Tensor]:
         from samplekit_models.digits import load_digits_split

@@ -1,10 +1,12 @@
-"""Figures (matplotlib, Agg): quality against NFE and against wall time, log-log, one panel per target
-(solvers grouped by family, each with its own colour and marker, the recommended ones drawn thick and
-starred); a scatter of samples per solver for a 2-D target; a grid of sample images per solver."""
+"""Figures (matplotlib, Agg): quality against NFE and against wall time, log-log, one figure per family of
+targets with a panel per target (the recommended solvers in colour and starred, the others grey); a
+"recommended" figure (the pick per target and budget); a scatter of samples per solver for a 2-D target;
+a grid of sample images per solver."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -52,6 +54,51 @@ def _panel_points(entries: dict, value) -> list:
     return sorted(pts, key=lambda p: p[0])
 
 
+def highlight_colours(recommended: dict) -> dict:
+    """label -> colour for every solver recommended somewhere (tab10, then tab20), in order of first
+    appearance: the same colour for a solver in every figure of a run."""
+    plt = _pyplot()
+    labels = list(dict.fromkeys(lab for picks in recommended.values() for lab in picks))
+    palette = [plt.get_cmap("tab10")(i) for i in range(10)] + [plt.get_cmap("tab20")(i) for i in range(1, 20, 2)]
+    return {lab: palette[i % len(palette)] for i, lab in enumerate(labels)}
+
+
+GREY = (0.55, 0.55, 0.55, 0.45)
+
+
+def _flow_value(e) -> float | None:
+    """A deterministic solver's distance to the reference ODE solution (None for a stochastic one)."""
+    return e.metrics.get("flow_error") if e.stochastic is False else None
+
+
+def _metric_value(metric: str, floor: float | None) -> Callable:
+    """The metric of an entry, divided by the noise floor when one is given."""
+
+    def value(e) -> float | None:
+        v = e.metrics.get(metric)
+        return None if v is None else (v / floor if floor else v)
+
+    return value
+
+
+def _log_axes(ax, budgets: list[int] | None) -> None:
+    """Log-log axes whose ticks read as plain numbers: the budgets on x (NFE), 1-2-5 steps on y."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullFormatter
+
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    plain = FuncFormatter(lambda v, _: f"{v:g}")
+    if budgets:
+        ax.xaxis.set_major_locator(FixedLocator(sorted(budgets)))
+        ax.xaxis.set_major_formatter(plain)
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0), numticks=12))
+    ax.yaxis.set_major_formatter(plain)
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.tick_params(labelsize=7)
+    ax.grid(True, which="major", alpha=0.25)
+
+
 def quality_figure(
     rows_by: dict,
     floors: dict,
@@ -64,11 +111,16 @@ def quality_figure(
     path: str | Path,
     order: list[str] | None = None,
     x: str = "nfe",
+    title: str = "",
+    budgets: dict | None = None,
+    colours: dict | None = None,
 ) -> Path:
-    """Two rows of panels, one panel per target: the distance to the reference ODE solution of the
-    deterministic solvers (top) and the headline metric relative to its noise floor for every solver
-    (bottom; 1 = indistinguishable from exact samples), against NFE (``x="nfe"``) or the wall time of the
-    cell's sampling run (``x="time"``).  ``recommended[(target, sde)]`` = {label: [budgets]}: drawn thick, starred."""
+    """Small multiples for one family of targets: a column per target, a row per measure (the distance to
+    the reference ODE solution of the deterministic solvers, if any; the headline metric relative to its
+    noise floor, 1 = indistinguishable from exact samples), against NFE (``x="nfe"``) or the wall time of
+    the cell's sampling run (``x="time"``).  The solvers recommended for one of these targets
+    (``recommended[(target, sde)]`` = {label: [budgets]}) are drawn in colour, starred where recommended;
+    every other solver is a grey line (one legend entry per family), so the legend stays short."""
     plt = _pyplot()
     panels = sorted(rows_by, key=lambda k: ((order or []).index(k[0]) if k[0] in (order or []) else 99, k))
     has_flow = any(
@@ -80,106 +132,113 @@ def quality_figure(
     )
     nrows = 2 if has_flow else 1
     ncols = max(1, len(panels))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 3.9 * nrows), squeeze=False)
-    look = styles(labels, family)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(max(3.3 * ncols, 7.5), 2.9 * nrows + 0.9), squeeze=False)
+    colours = colours or highlight_colours({k: v for k, v in recommended.items() if k in panels})
+    shown = [lab for lab in colours if any(lab in recommended.get(k, {}) for k in panels)]
+    legend: dict[str, object] = {}
     for col, (target, sde) in enumerate(panels):
         floor = floors.get(target, {}).get(primary)
-        what = (
-            [
-                (
-                    "flow_error",
-                    lambda e: e.metrics.get("flow_error") if e.stochastic is False else None,
-                    "distance to ODE reference",
-                )
-            ]
-            if has_flow
-            else []
-        )
-        # the lambdas are called within this iteration (the panel's rows below), so the late binding of floor is safe
+        relative = bool(floor and floor > 0)
+        what: list[tuple[Callable, str]] = [(_flow_value, "distance to ODE reference")] if has_flow else []
         what.append(
             (
-                primary,
-                (
-                    lambda e: (
-                        e.metrics.get(primary) / floor  # noqa: B023
-                        if e.metrics.get(primary) is not None
-                        else None
-                    )
-                )
-                if floor and floor > 0
-                else (lambda e: e.metrics.get(primary)),
-                f"{primary_label} / noise floor" if floor and floor > 0 else primary_label,
+                _metric_value(primary, floor if relative else None),
+                f"{primary_label} / noise floor" if relative else primary_label,
             )
         )
         picks = recommended.get((target, sde), {})
-        for row, (metric, value, ylabel) in enumerate(what):
+        for row, (value, ylabel) in enumerate(what):
             ax = axes[row][col]
             for label in labels:
                 pts = _panel_points(rows_by[(target, sde)].get(label, {}), value)
                 if not pts:
                     continue
-                colour, marker, ls = look[label]
                 xs = [p[0] for p in pts] if x == "nfe" else [p[2].seconds for p in pts]
                 ys = [p[1] for p in pts]
-                star = label in picks
-                name = f"{label}{' (adaptive)' if label in adaptive else ''}{' ★' if star else ''}"
-                if label in adaptive:
-                    ax.plot(xs, ys, ls=":", marker=marker, ms=5, lw=1, color=colour, label=name, zorder=3)
+                fam = "adaptive ODE" if label in adaptive else family.get(label, FAMILIES[0])
+                if label in shown:
+                    line = ax.plot(
+                        xs, ys, ls=FAMILY_STYLE[fam], marker="o", ms=3.5, lw=2.2, color=colours[label], zorder=4
+                    )[0]
+                    legend.setdefault(label + (" (adaptive)" if label in adaptive else ""), line)
+                    for p, xv in zip(pts, xs):
+                        if label in picks and label not in adaptive and p[0] in picks[label]:
+                            ax.scatter(
+                                [xv], [p[1]], marker="*", s=150, color=colours[label], edgecolor="black", zorder=5
+                            )
                 else:
-                    ax.plot(
-                        xs,
-                        ys,
-                        ls=ls,
-                        marker=marker,
-                        ms=4 if not star else 6,
-                        lw=3.2 if star else 1.2,
-                        color=colour,
-                        label=name,
-                        zorder=4 if star else 2,
-                        alpha=1 if star else 0.85,
-                    )
-                for p, xv in zip(pts, xs):
-                    if star and x == "nfe" and label not in adaptive and p[0] in picks[label]:
-                        ax.scatter([xv], [p[1]], marker="*", s=160, color=colour, edgecolor="black", zorder=5)
-            if metric == primary and floor and floor > 0:
+                    line = ax.plot(xs, ys, ls=FAMILY_STYLE[fam], lw=0.8, color=GREY, zorder=2)[0]
+                    legend.setdefault(f"other {fam} solvers", line)
+            if row == len(what) - 1 and relative:
                 ax.axhline(1.0, color="black", ls="--", lw=1)
-            ax.set_xscale("log")
-            ax.set_yscale("log")
-            from matplotlib.ticker import NullFormatter, ScalarFormatter
-
-            ax.xaxis.set_minor_formatter(NullFormatter())
-            if x == "nfe":
-                ax.xaxis.set_major_formatter(ScalarFormatter())
-            ax.set_title(f"{target} ({sde})", fontsize=10)
-            ax.set_xlabel("NFE (network evaluations)" if x == "nfe" else "wall time of the sampling run (s)")
-            ax.set_ylabel(ylabel)
-            ax.grid(True, which="both", alpha=0.25)
-    handles, names = {}, []
-    for fam in FAMILIES:
-        members = [lab for lab in labels if family.get(lab, FAMILIES[0]) == fam]
-        if not members:
-            continue
-        header = plt.Line2D([], [], ls="none")
-        handles[f"— {fam} —"] = header
-        names.append(f"— {fam} —")
-        for ax in axes.flat:
-            for h, n in zip(*ax.get_legend_handles_labels()):
-                base = n.replace(" (adaptive)", "").replace(" ★", "")
-                if base in members and n not in handles:
-                    handles[n] = h
-                    names.append(n)
+            own = (budgets or {}).get(target) if x == "nfe" else None
+            _log_axes(ax, own)
+            if own:  # the budgets fill the panel; an adaptive solver's larger NFE is in table.md
+                ax.set_xlim(min(own) / 1.25, max(own) * 1.6)
+            ax.set_title(f"{target} ({sde})" if row == 0 else "", fontsize=9)
+            if row == len(what) - 1:
+                ax.set_xlabel("NFE" if x == "nfe" else "seconds per run", fontsize=8)
+            if col == 0:
+                ax.set_ylabel(ylabel, fontsize=8)
+    names = [n for n in legend if not n.startswith("other ")] + [n for n in legend if n.startswith("other ")]
     fig.legend(
-        [handles[n] for n in names],
+        [legend[n] for n in names],
         names,
-        loc="center left",
-        bbox_to_anchor=(1.0, 0.5),
+        loc="lower center",
+        ncol=min(5, max(1, len(names))),
         fontsize=7,
-        ncol=1 + len(names) // 45,
+        frameon=False,
     )
-    fig.suptitle("★ recommended at a budget (thick line); 1 on the lower row = the noise floor", fontsize=9)
+    fig.suptitle(
+        (title + ": " if title else "") + "coloured = recommended somewhere (★ at its budget); grey = the others",
+        fontsize=9,
+    )
+    rows_of_legend = math.ceil(len(names) / 5)
+    fig.tight_layout(rect=(0, 0.04 + 0.035 * rows_of_legend, 1, 0.96))
+    path = Path(path)
+    fig.savefig(path, dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def recommended_figure(
+    picks: dict, path: str | Path, colours: dict, order: list[str] | None = None, metric_labels: dict | None = None
+) -> Path:
+    """One row per target, one cell per budget: the recommended solver there (its colour as in the quality
+    figures) and its error.  ``picks[(target, sde)]`` = [report.Pick]."""
+    plt = _pyplot()
+    keys = sorted(picks, key=lambda k: ((order or []).index(k[0]) if k[0] in (order or []) else 99, k))
+    width = max([len(picks[k]) for k in keys] + [1])
+    fig, ax = plt.subplots(figsize=(1.6 + 2.3 * width, 0.9 + 0.5 * len(keys)))
+    for r, key in enumerate(keys):
+        for j, p in enumerate(picks[key]):
+            colour = colours.get(p.best, GREY)
+            ax.add_patch(plt.Rectangle((j, r), 0.96, 0.9, color=colour, alpha=0.35, lw=0))
+            metric = "dist." if p.metric == "flow_error" else (metric_labels or {}).get(p.metric, p.metric)
+            ax.text(j + 0.48, r + 0.32, p.best, ha="center", va="center", fontsize=8, weight="bold")
+            ax.text(
+                j + 0.48,
+                r + 0.66,
+                f"NFE {p.nfe} · {metric} {p.estimate.value:.2g}",
+                ha="center",
+                va="center",
+                fontsize=6.5,
+            )
+    ax.set_xlim(0, width)
+    ax.set_ylim(len(keys), 0)
+    ax.set_yticks([r + 0.45 for r in range(len(keys))])
+    ax.set_yticklabels([f"{t} ({s})" for t, s in keys], fontsize=8)
+    ax.set_xticks([])
+    ax.tick_params(length=0)
+    for side in ("top", "right", "bottom", "left"):
+        ax.spines[side].set_visible(False)
+    ax.set_title(
+        "Recommended solver per target and budget (dist.: to the reference ODE solution; budgets left to right)",
+        fontsize=9,
+    )
     fig.tight_layout()
     path = Path(path)
-    fig.savefig(path, dpi=100, bbox_inches="tight")
+    fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
 
@@ -223,7 +282,11 @@ def sample_scatter(panels: dict, path: str | Path, title: str = "", lim: float |
     fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 3.2 * nrows), squeeze=False)
     for ax, (name, xy) in zip(axes.flat, panels.items()):
         ax.scatter(xy[:, 0], xy[:, 1], s=1.5, alpha=0.5, color="C0" if name.startswith("exact") else "C3")
-        ax.set_title(name, fontsize=9)
+        ax.set_title(name, fontsize=9, weight="bold" if name.startswith("★") else "normal")
+        if name.startswith("★"):  # the recommended solver's panel
+            for side in ax.spines.values():
+                side.set_linewidth(2.5)
+                side.set_color("C2")
         ax.set_aspect("equal")
         if lim:
             ax.set_xlim(-lim, lim)
@@ -232,9 +295,9 @@ def sample_scatter(panels: dict, path: str | Path, title: str = "", lim: float |
         ax.set_yticks([])
     for ax in list(axes.flat)[len(panels) :]:
         ax.axis("off")
-    if title:
-        fig.suptitle(title)
     fig.tight_layout()
+    if title:
+        fig.suptitle(title, y=1.0 + 0.25 / fig.get_figheight(), va="bottom")
     path = Path(path)
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)

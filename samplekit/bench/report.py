@@ -2,7 +2,8 @@
 ODE solution, every solver ranked by the headline metric (95% intervals, groups tied within noise,
 the noise floor as its own row), a "Recommended" table per budget, the resolution reached, and every
 metric at the largest budget; adaptive solvers in a column show their best tolerance whose real (mean)
-NFE fits that budget, as ``@nfe``.  A closing "Recommended" section gathers every target's picks.
+NFE fits that budget, as ``@nfe``.  An opening "Recommended" section gathers every target's picks (``summary``:
+that section alone, for the terminal).  A metric with no value for a target gets no column there.
 """
 
 from __future__ import annotations
@@ -408,16 +409,17 @@ def render(
         f"(`–`: every tolerance needs more).",
         "",
     ]
+    body: list[str] = []
     all_picks = {}
     for target, sde in sorted(rows_by, key=lambda k: (suite.targets.index(k[0]), k[1])):
         rows, floor = rows_by[(target, sde)], floors.get(target, {})
         own = suite.for_target(target) if hasattr(suite, "for_target") else suite
         nfe = sorted(own.nfe)
-        out += [f"## {target} ({sde})", ""]
+        body += [f"## {target} ({sde})", ""]
         if target_notes and target_notes.get(target):
-            out += [target_notes[target], ""]
+            body += [target_notes[target], ""]
         if own is not suite:
-            out += [f"(target overrides: {own.num_samples} samples per cell, seeds {list(own.seeds)}, NFE {nfe})", ""]
+            body += [f"(target overrides: {own.num_samples} samples per cell, seeds {list(own.seeds)}, NFE {nfe})", ""]
         labels = [lab for lab in all_labels if own is suite or lab in rows]
         det_labels = [
             lab
@@ -426,35 +428,49 @@ def render(
         ]
         if det_labels and (target, sde) in refs:
             ref_nfe, ref_dtype, ref_tol = refs[(target, sde)]
-            out += [
+            body += [
                 f"Deterministic solvers: distance to the reference ODE solution (ode_dopri5, rtol = atol = "
                 f"{ref_tol:g}, {ref_dtype}, {ref_nfe:.0f} NFE per solve), 95% interval, (rank):",
                 "",
             ]
-            out += ranked_table(rows, det_labels, adaptive, nfe, FLOW, plugins)
-            out += [""]
-        out += [f"All solvers: {shown} to the reference samples, 95% interval, (rank):", ""]
-        out += ranked_table(rows, labels, adaptive, nfe, primary, plugins, floor.get(primary))
+            body += ranked_table(rows, det_labels, adaptive, nfe, FLOW, plugins)
+            body += [""]
+        body += [f"All solvers: {shown} to the reference samples, 95% interval, (rank):", ""]
+        body += ranked_table(rows, labels, adaptive, nfe, primary, plugins, floor.get(primary))
         picks = recommend(rows, labels, adaptive, nfe, primary)
         all_picks[(target, sde)] = picks
-        out += ["", f"Recommended for {target} ({sde}), per budget:", ""]
-        out += recommended_lines(picks, labels_of)
+        body += ["", f"Recommended for {target} ({sde}), per budget:", ""]
+        body += recommended_lines(picks, labels_of)
         res = resolution(rows, det_labels, adaptive, nfe)
         if res:
-            out += ["", "Resolution: " + "; ".join(res) + "."]
+            body += ["", "Resolution: " + "; ".join(res) + "."]
         if not primary_only:
-            metrics = list(suite.metrics) + ([FLOW] if det_labels else [])
-            out += [
+            metrics = [m for m in [*suite.metrics, *([FLOW] if det_labels else [])] if _has_values(rows, floor, m)]
+            body += [
                 "",
                 f"All metrics at NFE {nfe[-1]} (95% intervals where available; adaptive: best tolerance within it):",
                 "",
             ]
-            out += metrics_table(rows, floor, labels, adaptive, nfe[-1], metrics, primary, labels_of)
+            body += metrics_table(rows, floor, labels, adaptive, nfe[-1], metrics, primary, labels_of)
             extra = notes(rows, labels)
             if extra:
-                out += ["", "Skipped and failed cells:", "", *extra]
-        out.append("")
-    out += [
+                body += ["", "Skipped and failed cells:", "", *extra]
+        body.append("")
+    out += recommended_section(all_picks, labels_of) + body
+    return "\n".join(out)
+
+
+def _has_values(rows: dict, floor: dict, metric: str) -> bool:
+    """True if some cell (or the floor) of a target has a value of ``metric``: a metric made for other
+    data (or needing an exact density the target lacks) gets no column."""
+    if floor.get(metric) is not None:
+        return True
+    return any(e.metrics.get(metric) is not None for r in rows.values() for e in r.values() if e.status == "ok")
+
+
+def recommended_section(all_picks: dict, labels_of: dict) -> list[str]:
+    """Every target's recommended solver per budget, one table (the report's first section)."""
+    out = [
         "## Recommended",
         "",
         "| target | NFE | solver | grid | error (95% CI) | tied within noise |",
@@ -467,5 +483,28 @@ def render(
                 f"| {target} ({sde}) | {p.nfe} | **{p.best}** | {p.grid} | "
                 f"{labels_of.get(p.metric, p.metric)} {fmt_ci(p.estimate)} | {tied} |"
             )
-    out.append("")
+    if not any(all_picks.values()):
+        out.append("| (none: no solver finished a cell) | | | | | |")
+    return [*out, ""]
+
+
+def summary(records: dict, cells: list, suite, metric_info: dict, target_notes: dict | None = None) -> str:
+    """What the terminal shows: the Recommended table (and each target's note, e.g. a model measured
+    against its own dynamics); the full report is table.md."""
+    rows_by, _ = aggregate(records, cells)
+    solver_cells = [c for c in cells if isinstance(c, Cell)]
+    all_labels = list(dict.fromkeys(c.label for c in solver_cells))
+    adaptive = {c.label for c in solver_cells if c.adaptive}
+    labels_of = {m: metric_info.get(m, {}).get("label", m) for m in suite.metrics}
+    labels_of[FLOW] = "dist. to ODE ref"
+    picks = {}
+    for target, sde in sorted(rows_by, key=lambda k: (suite.targets.index(k[0]), k[1])):
+        own = suite.for_target(target)
+        rows = rows_by[(target, sde)]
+        labels = [lab for lab in all_labels if own is suite or lab in rows]
+        picks[(target, sde)] = recommend(rows, labels, adaptive, sorted(own.nfe), suite.primary_metric)
+    out = recommended_section(picks, labels_of)
+    for target, note in (target_notes or {}).items():
+        if note:
+            out += [f"{target}: {note}", ""]
     return "\n".join(out)

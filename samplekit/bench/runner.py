@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import time
 import traceback
+from dataclasses import dataclass
 from typing import Any, cast
 
 import torch
@@ -19,6 +20,7 @@ from tqdm.auto import tqdm
 from samplekit.bench.flow import FLOW_SOLVER, flow_errors, flow_reference, prior_draw
 from samplekit.bench.grid import Cell, FloorCell, FlowRefCell
 from samplekit.bench.metrics import fixed_directions
+from samplekit.bench.shards import ShardWatch
 from samplekit.bench.stats import bootstrap_se, encode_per_sample, per_sample, sw2_bootstrap_se
 from samplekit.bench.store import ResultsStore
 from samplekit.bench.targets import floor_set, reference_set
@@ -86,7 +88,7 @@ class BenchContext:
 
     def score(self, target_name: str, samples: torch.Tensor, reference: torch.Tensor) -> tuple[dict, dict, dict]:
         """Every metric of samples against reference: (values, errors, intervals); a value is None where the
-        metric does not apply (no exact log-density or mixture, or a ``sample_shape`` the samples lack).
+        metric does not apply (no exact log-density or mixture, or made for other data: ``metric_applies``).
         ``intervals`` holds what the report turns into 95% intervals: ``se`` (bootstrap standard errors of
         set distances), ``stats`` ([mean, sd, n] of per-sample quantities) and ``expected_logp``."""
         target = self.targets[target_name]
@@ -96,8 +98,7 @@ class BenchContext:
         expected = self.expected_logp(target_name)
         for name, info in self.metrics.items():
             kwargs: dict[str, Any] = {}
-            shape = info.info.get("sample_shape")  # a metric for one kind of data (e.g. 8x8 digits)
-            if shape is not None and tuple(shape) != tuple(samples.shape[1:]):
+            if not metric_applies(info.info, target, samples.shape[1:]):
                 values[name] = None
                 continue
             if info.info.get("needs_log_prob"):
@@ -143,6 +144,17 @@ class BenchContext:
                 reference.shape[0],
                 self.bootstrap,
             )
+
+
+def metric_applies(info: dict, target, sample_shape) -> bool:
+    """A metric made for one kind of data (``data``, e.g. "digits": the shipped digit classifier's features)
+    applies only to the targets of that data (their ``data`` attribute); one with a ``sample_shape`` only to
+    samples of that shape.  A user's model has no ``data``, so it never gets them, whatever its shape."""
+    data = info.get("data")
+    if data is not None and getattr(target, "data", None) != data:
+        return False
+    shape = info.get("sample_shape")
+    return shape is None or tuple(shape) == tuple(sample_shape)
 
 
 def run_floor(cell: FloorCell, ctx: BenchContext) -> dict:
@@ -243,6 +255,24 @@ def plugin_of(registry, cell) -> str | None:
     return registry.get("solver", cell.solver).plugin if isinstance(cell, Cell) else None
 
 
+def pending(cells: list, done: dict, retry_failed: bool = False) -> list:
+    """The cells still to run: not in ``done`` (or recorded as failed, with ``retry_failed``)."""
+    return [c for c in cells if c.key not in done or (retry_failed and done[c.key].get("status") == "failed")]
+
+
+@dataclass
+class Progress:
+    """What the progress bar shows: the whole run (``total`` cells, ``initial`` already done), this rank's
+    cells plus the records that ``watch`` sees the other ranks write (``others`` of them expected)."""
+
+    total: int
+    initial: int
+    desc: str = "bench"
+    watch: ShardWatch | None = None
+    others: int = 0
+    stall_seconds: float = 600.0  # stop waiting for the other ranks' lines after this long without one
+
+
 def run_cells(
     cells: list,
     ctx: BenchContext,
@@ -250,12 +280,22 @@ def run_cells(
     progress: bool = True,
     retry_failed: bool = False,
     done: dict | None = None,
+    shown: Progress | None = None,
 ) -> dict:
     """Run the cells not yet done (in ``done``, default the store's records); return counts of this call."""
     done = store.records if done is None else done
-    todo = [c for c in cells if c.key not in done or (retry_failed and done[c.key].get("status") == "failed")]
+    todo = pending(cells, done, retry_failed)
     counts = {"ok": 0, "failed": 0, "skipped": 0, "already_done": len(cells) - len(todo)}
-    bar = tqdm(total=len(cells), initial=len(cells) - len(todo), desc="bench", unit="cell", disable=not progress)
+    shown = shown or Progress(len(cells), len(cells) - len(todo))
+    bar = tqdm(total=shown.total, initial=shown.initial, desc=shown.desc, unit="cell", disable=not progress)
+    ran = 0
+
+    def refresh() -> int:
+        others = shown.watch.new_records() if shown.watch is not None else 0
+        bar.n = min(shown.total, shown.initial + ran + others)
+        bar.refresh()
+        return others
+
     try:
         for cell in todo:
             bar.set_postfix_str(_describe(cell), refresh=False)
@@ -277,7 +317,17 @@ def run_cells(
             }
             store.append(record)
             counts[record["status"]] += 1
-            bar.update(1)
+            ran += 1
+            refresh()
+        if shown.watch is not None and progress:  # this rank is done: follow the others to the end
+            seen, since = refresh(), time.monotonic()
+            if seen < shown.others:
+                bar.set_postfix_str("waiting for the other ranks")
+            while seen < shown.others and time.monotonic() - since < shown.stall_seconds:
+                time.sleep(1.0)
+                now = refresh()
+                if now > seen:
+                    seen, since = now, time.monotonic()
     finally:
         bar.close()
     return counts

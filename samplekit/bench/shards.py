@@ -6,7 +6,8 @@ Rank r appends to its own shard ``results.rank<r>.jsonl`` under its own lock; a 
 ``results.jsonl``.  Every reader merges all of them, so a sweep can be finished or reported by any number
 of processes, and the table is the one a single process makes (each cell's seed fixes its result).
 No collective runs inside a cell (adaptive solvers spend different NFE per rank): one barrier at the end,
-after which rank 0 writes the report.
+then the counts are summed over ranks (``total``) and rank 0 writes the report.  Rank 0's progress bar
+shows every rank's cells (``ShardWatch`` reads the other shards' new lines); the other ranks show none.
 """
 
 from __future__ import annotations
@@ -43,3 +44,55 @@ def load_merged(out: Path, skip: Path | None = None) -> tuple[dict, list[str]]:
 def deal(cells: list, rank: int, size: int) -> list:
     """This rank's cells: every size-th one starting at rank."""
     return cells[rank::size]
+
+
+def _group_joined() -> bool:
+    import torch.distributed as dist
+
+    return dist.is_available() and dist.is_initialized()
+
+
+def agree(value):
+    """Rank 0's ``value`` on every rank (e.g. the name of a fresh output directory); itself in one process."""
+    if not _group_joined():
+        return value
+    import torch.distributed as dist
+
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def total(counts: dict[str, int]) -> dict[str, int]:
+    """The sum over ranks of each rank's counts (the same keys on every rank); itself in one process."""
+    if not _group_joined():
+        return dict(counts)
+    import torch
+    import torch.distributed as dist
+
+    keys = sorted(counts)
+    summed = torch.tensor([int(counts[k]) for k in keys], dtype=torch.int64)
+    if dist.get_backend() == "nccl":
+        summed = summed.cuda()
+    dist.all_reduce(summed)
+    return dict(zip(keys, (int(v) for v in summed.tolist())))
+
+
+class ShardWatch:
+    """Counts the records other ranks append to their shards (one line each) since it was made: what rank
+    0's progress bar adds to its own cells, so one bar shows the whole run."""
+
+    def __init__(self, paths: list[Path]) -> None:
+        self.offsets = {p: (p.stat().st_size if p.is_file() else 0) for p in paths}
+        self.seen = 0
+
+    def new_records(self) -> int:
+        for path, offset in self.offsets.items():
+            if not path.is_file():
+                continue
+            with open(path, "rb") as fh:
+                fh.seek(offset)
+                chunk = fh.read()
+            self.seen += chunk.count(b"\n")
+            self.offsets[path] = offset + len(chunk)
+        return self.seen

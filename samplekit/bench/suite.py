@@ -13,7 +13,7 @@ max_nfe = 2000                          # adaptive solvers: the cap on their spe
 solvers = "all"                         # every registered solver, or a list of tables:
 flow_reference = true                   # deterministic solvers: RMS distance per sample to an
 flow_tolerance = 1e-7                   #   ode_dopri5 solve (this rtol = atol) from the same x_T
-reference_sde_solver = "euler_maruyama" # a --model without --reference: its reference samples come
+reference_sde_solver = "euler_maruyama" # a --model without --data: its reference samples come
 reference_sde_nfe = 1000                #   from this SDE solver at this many steps
 bootstrap = 25                          # resamples per cell for the SW2 / mode-TV intervals
 

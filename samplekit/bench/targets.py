@@ -9,6 +9,8 @@ and may have
     fixed_sde               an SDE instance the model was trained with: the target runs with it only
     sde_names               the SDE names it runs with (a subset of the suite's ``sdes`` is used)
     log_prob(x)             the exact log-density (exact targets)
+    data                    the kind of data it draws (e.g. "digits"): metrics registered with the same
+                            ``data`` apply to it; a user's model has none, so it gets no such metric
     floor_reference(n, seed)  a second reference set independent of ``reference`` for the noise
                             floor (defaults to ``reference(n, seed + FLOOR_SEED_OFFSET)``)
 """
@@ -52,19 +54,17 @@ def load_reference_file(path: str | Path) -> torch.Tensor:
     """Reference samples from an .npz (array ``samples``, or its only array) or .npy file, one per row."""
     path = Path(path)
     if not path.is_file():
-        raise SuiteError(f"--reference {str(path)!r} does not exist; pass an .npz/.npy file of reference samples")
+        raise SuiteError(f"--data {str(path)!r} does not exist; pass an .npz/.npy file of samples of the model's data")
     try:
         array = read_array(path, "samples")
     except ArrayChoiceError as exc:
-        raise SuiteError(
-            f"--reference {str(path)!r} holds arrays {exc.names}; name the reference one 'samples'"
-        ) from None
+        raise SuiteError(f"--data {str(path)!r} holds arrays {exc.names}; name the data array 'samples'") from None
     except Exception as exc:
-        raise SuiteError(f"--reference {str(path)!r} could not be read as .npz/.npy: {exc}") from None
+        raise SuiteError(f"--data {str(path)!r} could not be read as .npz/.npy: {exc}") from None
     ref = torch.as_tensor(np.asarray(array, dtype=np.float64))
     if ref.ndim < 2 or ref.shape[0] < 4 or not torch.isfinite(ref).all():
         raise SuiteError(
-            f"--reference {str(path)!r} must hold finite samples of shape (n >= 4, ...); got {tuple(ref.shape)}"
+            f"--data {str(path)!r} must hold finite samples of shape (n >= 4, ...); got {tuple(ref.shape)}"
         )
     return ref
 
@@ -117,12 +117,9 @@ class UserModelTarget:
         return self._draw(1, n, seed)
 
 
-def user_model_target(registry, model_path: str, loader: str, reference_path: str) -> UserModelTarget:
-    """--model PATH --loader NAME --reference data.npz as a target named after the model file."""
-    factory = registry.get("model_loader", loader).factory
-    reference = load_reference_file(reference_path)
-    model = factory(model_path)
-    return UserModelTarget(Path(model_path).stem or "model", model, reference)
+def user_model_target(name: str, model: ScoreModel, data_path: str) -> UserModelTarget:
+    """--model ... --data data.npz: the model (built by ``ModelFlags.build``) with the user's data as reference."""
+    return UserModelTarget(name, model, load_reference_file(data_path))
 
 
 class ReferenceFreeTarget:
@@ -172,13 +169,11 @@ class ReferenceFreeTarget:
         )
 
 
-def reference_free_target(registry, model_path: str, loader: str, suite) -> ReferenceFreeTarget:
-    """--model PATH --loader NAME without --reference."""
-    factory = registry.get("model_loader", loader).factory
+def reference_free_target(registry, name: str, model: ScoreModel, suite) -> ReferenceFreeTarget:
+    """--model ... without --data: measured against the model's own dynamics."""
     registry.get("solver", suite.reference_sde_solver)
-    model = factory(model_path)
     return ReferenceFreeTarget(
-        Path(model_path).stem or "model",
+        name,
         model,
         registry,
         suite.reference_sde_solver,

@@ -13,10 +13,14 @@ import click
 from samplekit.errors import SamplekitError
 
 CORE_COMMANDS = "samplekit.cli.core"
+# click >= 8.2: a command called without the arguments it needs shows its help (not an error line)
+HELP_ERRORS = tuple(e for e in (getattr(click.exceptions, "NoArgsIsHelpError", None),) if e is not None)
 
 
 class CommandError(click.ClickException):
-    """A samplekit (or known library) error shown as ``error: <message>`` with its exit status."""
+    """An error a user can cause, shown as one line ``error: <message>`` on stderr with its exit status:
+    2 for bad input (click's usage errors, ``SamplekitError``), 1 for a run that went wrong (e.g. failed
+    benchmark cells, a non-finite result)."""
 
     def __init__(self, message: str, exit_code: int = 2) -> None:
         super().__init__(message)
@@ -26,11 +30,26 @@ class CommandError(click.ClickException):
         click.echo(f"error: {self.format_message()}", err=True, file=file)
 
 
+def from_click(exc: click.ClickException) -> CommandError:
+    """click's own errors in the one style: a usage error (bad option, bad value) as ``error: ...`` naming
+    the --help to read, exit status 2; any other ClickException with its own status."""
+    if isinstance(exc, CommandError):
+        return exc
+    message = " ".join(exc.format_message().split())
+    if isinstance(exc, click.UsageError):
+        ctx = exc.ctx
+        where = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        return CommandError(message + where, 2)
+    return CommandError(message, exc.exit_code)
+
+
 def as_command_error(exc: BaseException) -> CommandError | None:
     """The one-line error for an exception a user can cause; None for anything else (a bug keeps its traceback).
 
-    SamplekitError is the rule; OS errors about a path, and plain ValueError/TypeError raised by code not yet
-    on the hierarchy, are shown too, named by their type."""
+    SamplekitError is the rule; click's own errors, OS errors about a path, and plain ValueError/TypeError
+    raised by code not yet on the hierarchy, are shown too, named by their type."""
+    if isinstance(exc, click.ClickException):
+        return from_click(exc)
     if isinstance(exc, SamplekitError):
         return CommandError(str(exc), exc.exit_code)
     if isinstance(exc, (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)):
@@ -39,6 +58,28 @@ def as_command_error(exc: BaseException) -> CommandError | None:
     if isinstance(exc, (ValueError, TypeError)):
         return CommandError(str(exc))
     return None
+
+
+class SamplekitCommand(click.Command):
+    """A command that shows the errors a user can cause in the one style even when invoked on its own
+    (outside the ``samplekit`` group: a plugin's or a test's CliRunner)."""
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.ClickException as exc:
+            if isinstance(exc, HELP_ERRORS):
+                raise
+            raise from_click(exc) from None
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            error = as_command_error(exc)
+            if error is None:
+                raise
+            raise error from None
 
 
 class SamplekitGroup(click.Group):
@@ -95,11 +136,17 @@ class SamplekitGroup(click.Group):
         return super().get_command(ctx, cmd_name)
 
     # --- errors --------------------------------------------------------------------------------
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.ClickException as exc:  # `samplekit --bad-option`, a missing command
+            if isinstance(exc, HELP_ERRORS):  # `samplekit` alone prints its help
+                raise
+            raise from_click(exc) from None
+
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
-        except click.ClickException:
-            raise
         except Exception as exc:
             error = as_command_error(exc)
             if error is None:

@@ -38,15 +38,8 @@ REGIONS = {"top-half": (0, 0), "bottom-half": (0, 1), "left-half": (1, 0), "righ
 
 
 def conditioning_options(command):
-    """The click options of this module, for ``samplekit sample``."""
+    """The inpainting options of this module, for ``samplekit sample`` (--class/--guidance: ``model_options``)."""
     options = [
-        click.option("--class", "class_label", type=int, help="draw this class by classifier guidance"),
-        click.option(
-            "--guidance",
-            type=float,
-            help="guidance scale w for --class (default 1: the exact "
-            "conditional if the classifier were exact; w > 1 sharpens)",
-        ),
         click.option(
             "--mask",
             type=click.Path(exists=True, dir_okay=False),

@@ -14,33 +14,12 @@ from __future__ import annotations
 import click
 
 from samplekit.cli.conditioning import conditioning_options
-from samplekit.cli.model_choice import parse_shape
-
-PARAMETRIZATION_HELP = "what the network outputs: score, eps, x0, v or flow (loaders torch, diffusers)"
+from samplekit.cli.model_choice import ModelFlags, model_options
 
 
 @click.command("sample")
 @click.option("--target", default="ring2d", show_default=True, help="a registered target (samplekit list target)")
-@click.option(
-    "--model",
-    "model_source",
-    metavar="PATH|NAME",
-    help="sample a network instead of a target: a path read by a model loader (see --loader), or a "
-    "shipped model's name (e.g. digits_unet, ring2d_mlp)",
-)
-@click.option(
-    "--loader",
-    help="the model loader for --model: torch, denoiser, diffusers, samplekit "
-    "(samplekit list model_loader); guessed for samplekit and diffusers directories",
-)
-@click.option("--parametrization", help=PARAMETRIZATION_HELP)
-@click.option("--sde", "sde_name", help="a registered SDE (samplekit list sde) [default: vp; a loaded model's own]")
-@click.option("--shape", "shape_text", metavar="C,H,W", help="one sample's shape, for loaders torch and denoiser")
-@click.option(
-    "--trust-code",
-    is_flag=True,
-    help="allow a TorchScript archive (--loader torch/denoiser): it is code, run only files you trust",
-)
+@model_options
 @click.option("--solver", default="euler_maruyama", show_default=True)
 @click.option(
     "--nfe", default=None, type=int, help="network evaluations [default: 100; for an adaptive solver a cap of 10000]"
@@ -59,19 +38,6 @@ PARAMETRIZATION_HELP = "what the network outputs: score, eps, x0, v or flow (loa
     multiple=True,
     metavar="KEY=VALUE",
     help="a solver option, parsed against the solver's declared type (repeatable), e.g. --option eta=0.5",
-)
-@click.option(
-    "--null-class",
-    type=click.IntRange(0),
-    help="with --class on a loaded class-conditional network: "
-    "its unconditional label [default: the last row of its class-embedding table]",
-)
-@click.option(
-    "--cond",
-    "cond_path",
-    type=click.Path(dir_okay=False),
-    help=".npz of named network inputs bound with model.condition(**arrays) (e.g. class_labels, "
-    "encoder_hidden_states); an array with -n rows is per-sample, others are broadcast",
 )
 @click.option(
     "--ts",
@@ -100,12 +66,6 @@ PARAMETRIZATION_HELP = "what the network outputs: score, eps, x0, v or flow (loa
 @conditioning_options
 def sample_command(
     target,
-    model_source,
-    loader,
-    parametrization,
-    sde_name,
-    shape_text,
-    trust_code,
     solver,
     nfe,
     num_samples,
@@ -113,8 +73,6 @@ def sample_command(
     per_sample_seeds,
     batch_size,
     options,
-    null_class,
-    cond_path,
     ts_path,
     init_path,
     strength,
@@ -134,46 +92,30 @@ def sample_command(
             "--init and --strength go together: give both (e.g. --init x.npz --strength 0.6)",
             param_hint="--init" if init_path is None else "--strength",
         )
-    shape = parse_shape(shape_text)
+    flags = ModelFlags.from_options(conditioning)
 
     from samplekit.api import solver_options_from_text
-    from samplekit.cli.conditioning import prepare, shipped_target
-    from samplekit.cli.model_choice import choose_model
+    from samplekit.cli.conditioning import prepare
     from samplekit.cli.runs import SamplingRun
 
-    model, label = choose_model(target, model_source, loader, sde_name, parametrization, shape, trust_code)
-    if cond_path is not None:
-        model = bind_inputs_file(model, cond_path)
+    chosen = flags.build(target)
+    model, label = chosen.model, chosen.label
     images = _is_image(model.shape) or getattr(model, "decoder", None) is not None  # a latent model decodes to images
     if grid_path is None and images:
         out_path.parent.mkdir(exist_ok=True)  # --out DIR (not made yet) holds the grid beside samples.npz
         grid_path = output_file(out_path.with_suffix(".png"), force, "--grid", ".png")
     elif grid_path is not None and not images:
         raise click.BadParameter(f"samples of shape {tuple(model.shape)} are not images (C, H, W)", param_hint="--grid")
-    guided = {}
-    if model_source is not None and conditioning["class_label"] is not None and shipped_target(model_source) is None:
-        from samplekit.cli.guided import (
-            guide_loaded,  # a loaded conditional network: CFG on that one network
-        )
-
-        scale = 1.0 if conditioning["guidance"] is None else conditioning["guidance"]
-        model = guide_loaded(model, conditioning["class_label"], scale, null_class)
-        guided = {"class_label": conditioning.pop("class_label"), "guidance": scale}
-        conditioning.update(class_label=None, guidance=None)
-    elif null_class is not None:
-        raise click.BadParameter(
-            "--null-class applies to --class on a loaded class-conditional --model", param_hint="--null-class"
-        )
     cond = prepare(
         model,
-        model_source or target,
+        flags.source or target,
         solver,
         solver_options_from_text(solver, options),
         num_samples,
         seed,
         **conditioning,
     )
-    cond.extras.update(guided)
+    cond.extras.update(chosen.extras)
     run = SamplingRun(cond, nfe, num_samples, seed, per_sample_seeds, batch_size)
     run.read_inputs(ts_path, init_path, strength)
     if not str(out).lower().endswith(".npz"):  # --out DIR: chunks on disk, resumable, sharded under torchrun
@@ -208,18 +150,3 @@ def _is_image(shape) -> bool:
     from samplekit.io.images import is_image_shape
 
     return is_image_shape(tuple(shape))
-
-
-def bind_inputs_file(model, path: str):
-    """``model.condition(**arrays)`` with the named arrays of an .npz (--cond)."""
-    import torch
-
-    from samplekit.arrays import read_arrays
-
-    arrays = read_arrays(path, what="--cond")
-    if not arrays:
-        raise click.BadParameter(
-            f"{path} holds no arrays; save the network inputs by name, e.g. numpy.savez(path, class_labels=labels)",
-            param_hint="--cond",
-        )
-    return model.condition(**{name: torch.from_numpy(array) for name, array in arrays.items()})
