@@ -13,6 +13,8 @@ Flow matching (``FlowMatchEulerDiscreteScheduler``, SD3 / Flux):
     t_min is the smallest sigma the scheduler ever evaluates the network at (the last sigma before 0
     of its inference grid, whatever the number of steps), so diffusers' last Euler step to sigma = 0,
     x - sigma u = the x0 prediction there, is samplekit's ``denoise_final`` at t_min (see ``diffusers_grid``).
+The conventions themselves (abar from the config, prediction types, the flow t_min) live in
+``samplekit.diffusers.conventions``; this module reads configs and builds the process from them.
 """
 
 from __future__ import annotations
@@ -24,11 +26,12 @@ from pathlib import Path
 
 import torch
 
+from samplekit.diffusers.conventions import PREDICTION_TYPES, alphas_cumprod_of, flow_t_min, parametrization_of
 from samplekit.discrete import DiscreteVPSDE
 from samplekit.errors import CheckpointError, InputFileError, InvalidArgumentError, ResourceLimitError
 from samplekit.sde import SDE
 
-PREDICTION_TYPES = {"epsilon": "eps", "sample": "x0", "v_prediction": "v"}
+__all__ = ["PREDICTION_TYPES", "Process", "flow_t_min", "process_of", "read_scheduler_config"]
 SCHEDULER_FILE = "scheduler_config.json"
 #: a config asking for more training timesteps than this is refused (each costs a few floats per array)
 MAX_TRAIN_TIMESTEPS = 100_000
@@ -100,44 +103,13 @@ def process_of(
 
 
 def _vp_process(config: dict, class_name: str, prediction_type: str | None) -> Process:
-    from diffusers import DDPMScheduler
-
-    keys = (
-        "num_train_timesteps",
-        "beta_start",
-        "beta_end",
-        "beta_schedule",
-        "trained_betas",
-        "rescale_betas_zero_snr",
-        "prediction_type",
-    )
-    ddpm = DDPMScheduler.from_config({k: config[k] for k in keys if k in config})
-    abar = torch.as_tensor(ddpm.alphas_cumprod, dtype=torch.float64).clone()
-    abar[-1] = abar[-1].clamp_min(2.0**-24)  # zero-terminal-SNR schedules: the same floor diffusers uses
-    kind = prediction_type or config.get("prediction_type", "epsilon")
-    if kind not in PREDICTION_TYPES:
-        raise InvalidArgumentError(f"prediction_type={kind!r} is unknown; use one of {', '.join(PREDICTION_TYPES)}")
-    sde = DiscreteVPSDE(abar)
+    sde = DiscreteVPSDE(alphas_cumprod_of(config))
+    parametrization = parametrization_of(config, prediction_type)
 
     def timestep_of(t, dtype):
         return sde.timestep(t).to(dtype)
 
-    return Process(sde, PREDICTION_TYPES[kind], timestep_of, class_name or "DDPMScheduler")
-
-
-def flow_t_min(config: dict) -> float:
-    """The last sigma before 0 of FlowMatchEulerDiscreteScheduler's inference grid (any step count)."""
-    from diffusers import FlowMatchEulerDiscreteScheduler
-
-    if config.get("use_dynamic_shifting") or config.get("invert_sigmas") or config.get("shift_terminal"):
-        raise CheckpointError(
-            "flow-matching schedulers with use_dynamic_shifting, invert_sigmas or shift_terminal are "
-            "not supported; pass a scheduler config with a fixed shift"
-        )
-    keys = ("num_train_timesteps", "shift")
-    sched = FlowMatchEulerDiscreteScheduler.from_config({k: config[k] for k in keys if k in config})
-    sched.set_timesteps(2)
-    return float(sched.sigmas[-2])
+    return Process(sde, parametrization, timestep_of, class_name or "DDPMScheduler")
 
 
 def _flow_process(config: dict, n_train: int, class_name: str) -> Process:
