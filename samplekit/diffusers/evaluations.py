@@ -1,0 +1,58 @@
+"""Where a fixed-step solver calls the network on a grid: a dry run of samplekit's own loop.
+
+For a fixed-step solver the times of its network calls on a grid ts depend on ts and its options only,
+never on x or on the network's outputs (a step t0 -> t1 evaluates at times fixed by (t0, t1) and the
+solver's coefficients).  So one run of ``samplekit.sampling.integrate`` (plus the final denoise if the
+solver has ``denoise_final``) with a network that records its time argument and returns zeros, on a
+one-number sample, lists them: t^(0), t^(1), ..., t^(K-1), with the grid step each call belongs to.  A
+diffusers pipeline that calls the network once per entry of ``scheduler.timesteps`` then makes exactly
+these K calls, in this order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from samplekit.noise import NoiseSource
+from samplekit.sampling import _integrate_and_denoise
+from samplekit.score import ScoreModel
+from samplekit.sde import SDE
+from samplekit.solver import Solver
+
+Tensor = torch.Tensor
+
+
+@dataclass(frozen=True)
+class Evaluations:
+    """The network calls of one solver run: their times (float64) and, for each, its grid step
+    (``len(ts) - 1`` for the final denoise)."""
+
+    times: Tensor
+    steps: tuple[int, ...]
+
+    def first_of_step(self, step: int) -> int | None:
+        """The index of the first call made in grid step ``step`` (None if that step calls nothing)."""
+        return next((k for k, s in enumerate(self.steps) if s == step), None)
+
+
+def record_evaluations(solver: Solver, sde: SDE, parametrization: str, ts: Tensor) -> Evaluations:
+    """The calls ``solver`` makes on grid ``ts`` (run on a zero network and a one-number sample, float64)."""
+    times: list[float] = []
+    steps: list[int] = []
+    current = [0]
+
+    def net(x, t):
+        times.append(float(t.reshape(-1)[0]))
+        steps.append(current[0])
+        return torch.zeros_like(x)
+
+    def advance(info) -> None:
+        current[0] = info.step + 1
+
+    model = ScoreModel(net, sde, (1,), parametrization, name="recorder")
+    x = torch.zeros(1, 1, dtype=torch.float64)
+    with torch.no_grad():
+        _integrate_and_denoise(solver, model, x, ts.to(torch.float64), NoiseSource(0, 1), False, advance)
+    return Evaluations(torch.tensor(times, dtype=torch.float64), tuple(steps))
