@@ -7,6 +7,11 @@ solver has ``denoise_final``) with a network that records its time argument and 
 one-number sample, lists them: t^(0), t^(1), ..., t^(K-1), with the grid step each call belongs to.  A
 diffusers pipeline that calls the network once per entry of ``scheduler.timesteps`` then makes exactly
 these K calls, in this order.
+
+A solver whose first call is not at x_T itself (annealed Langevin rescales x first, EDM Heun with churn
+adds noise first) cannot take the pipeline's first output, which is at x_T: its list starts with one
+leading entry at ts[0] (``leading``, grid step -1) whose output is not used; the pipeline then evaluates
+at the x the solver asks for.  (Detected in the dry run, which starts from x_T = 1.)
 """
 
 from __future__ import annotations
@@ -27,10 +32,11 @@ Tensor = torch.Tensor
 @dataclass(frozen=True)
 class Evaluations:
     """The network calls of one solver run: their times (float64) and, for each, its grid step
-    (``len(ts) - 1`` for the final denoise)."""
+    (``len(ts) - 1`` for the final denoise; -1 for a leading entry, see the module doc)."""
 
     times: Tensor
     steps: tuple[int, ...]
+    leading: bool = False
 
     def first_of_step(self, step: int) -> int | None:
         """The index of the first call made in grid step ``step`` (None if that step calls nothing)."""
@@ -42,8 +48,12 @@ def record_evaluations(solver: Solver, sde: SDE, parametrization: str, ts: Tenso
     times: list[float] = []
     steps: list[int] = []
     current = [0]
+    x_T = torch.ones(1, 1, dtype=torch.float64)
+    first_at_x_T: list[bool] = []
 
     def net(x, t):
+        if not first_at_x_T:
+            first_at_x_T.append(torch.allclose(x, x_T, rtol=1e-12, atol=0.0))  # x / alpha * alpha: rounding only
         times.append(float(t.reshape(-1)[0]))
         steps.append(current[0])
         return torch.zeros_like(x)
@@ -52,7 +62,9 @@ def record_evaluations(solver: Solver, sde: SDE, parametrization: str, ts: Tenso
         current[0] = info.step + 1
 
     model = ScoreModel(net, sde, (1,), parametrization, name="recorder")
-    x = torch.zeros(1, 1, dtype=torch.float64)
+    ts = ts.to(torch.float64)
     with torch.no_grad():
-        _integrate_and_denoise(solver, model, x, ts.to(torch.float64), NoiseSource(0, 1), False, advance)
+        _integrate_and_denoise(solver, model, x_T.clone(), ts, NoiseSource(0, 1), False, advance)
+    if first_at_x_T and not first_at_x_T[0]:
+        return Evaluations(torch.tensor([float(ts[0]), *times], dtype=torch.float64), (-1, *steps), True)
     return Evaluations(torch.tensor(times, dtype=torch.float64), tuple(steps))

@@ -29,6 +29,7 @@ denoise (``denoise_final=True``: the x0 prediction at the last sigma, diffusers'
 
 from __future__ import annotations
 
+import inspect
 import math
 import weakref
 from dataclasses import dataclass
@@ -44,7 +45,7 @@ from samplekit.diffusers.evaluations import Evaluations, record_evaluations
 from samplekit.discrete import DiscreteVPSDE
 from samplekit.errors import InvalidArgumentError, SamplekitError
 from samplekit.plugins import get_registry
-from samplekit.score import ScoreModel
+from samplekit.score import ScoreModel, to_eps_x0
 from samplekit.sde import SDE, RectifiedFlowSDE
 from samplekit.solver import Solver, SolverError, resolve_solver
 from samplekit.timegrid import check_user_grid, make_grid
@@ -79,6 +80,25 @@ UNHONOURED = {
 }
 #: the grid choices of diffusers configs, honoured as samplekit schedules when no schedule= is given
 SIGMA_SCHEDULES = {"use_karras_sigmas": "karras", "use_exponential_sigmas": "exponential", "use_beta_sigmas": "beta"}
+
+
+def source_class(config: dict):
+    """The diffusers scheduler class a config comes from: its ``_class_name`` (a saved config), else the
+    compatible scheduler whose constructor takes exactly the config's fields (``scheduler.config`` of a live
+    scheduler carries no class name); None if neither says."""
+    import diffusers
+
+    name = config.get("_class_name")
+    if name == "SamplekitScheduler":
+        return SamplekitScheduler
+    if name:
+        return getattr(diffusers, name, None)
+    fields = {k for k in config if not k.startswith("_")}
+    for candidate in VP_COMPATIBLES + FLOW_COMPATIBLES:
+        cls = getattr(diffusers, candidate, None)
+        if cls is not None and set(inspect.signature(cls.__init__).parameters) - {"self", "kwargs"} == fields:
+            return cls
+    return None
 
 
 @dataclass
@@ -198,11 +218,16 @@ class SamplekitScheduler(SchedulerMixin, ConfigMixin):
     @classmethod
     def from_config(cls, config=None, return_unused_kwargs=False, **kwargs):
         """``from_config(pipe.scheduler.config, solver=..., schedule=..., **options)``: keyword arguments that
-        are not config fields are the solver's options (``eta=``, ``s_noise=``, ``order=`` ...)."""
+        are not config fields are the solver's options (``eta=``, ``s_noise=``, ``order=`` ...).  A diffusers
+        scheduler's config is read with that scheduler's defaults for the fields it left at their default."""
         config = dict(config or {})
-        source = config.get("_class_name")
-        if source and source != cls.__name__ and "source_scheduler" not in kwargs:
-            kwargs["source_scheduler"] = source
+        source = source_class(config)
+        if source is not None and source is not cls:
+            defaults = inspect.signature(source.__init__).parameters
+            for key in config.pop("_use_default_values", []):
+                if key in defaults and defaults[key].default is not inspect.Parameter.empty:
+                    config[key] = defaults[key].default
+            kwargs.setdefault("source_scheduler", source.__name__)
         keys = set(cls._get_init_keys(cls)) - {"self", "kwargs"}
         options = {k: kwargs.pop(k) for k in list(kwargs) if k not in keys and k != "pretrained_model_name_or_path"}
         if options:
@@ -278,7 +303,8 @@ class SamplekitScheduler(SchedulerMixin, ConfigMixin):
             given = given[given > 0]
             if process.shift is not None:
                 given = process.shift * given / (1 + (process.shift - 1) * given)
-            process = _Process(RectifiedFlowSDE(t_min=float(given[-1])), "flow", True, None)
+            process = _Process(RectifiedFlowSDE(t_min=float(given[-1])), "flow", True, process.shift)
+            sigmas = given  # already shifted: the grid itself
         self._current = process
         solver = self._new_solver()
         ts = self._grid(solver, process, num_inference_steps, timesteps, sigmas)
@@ -309,8 +335,6 @@ class SamplekitScheduler(SchedulerMixin, ConfigMixin):
             s = torch.as_tensor(sigmas, dtype=torch.float64).flatten()
             s = s[s > 0]
             ts = s if process.flow else sde.t_from_log_snr(-torch.log(s))
-            if process.flow and process.shift is not None:
-                ts = process.shift * ts / (1 + (process.shift - 1) * ts)
         else:
             if n is None:
                 raise InvalidArgumentError("set_timesteps needs num_inference_steps, timesteps= or sigmas=")
@@ -369,22 +393,38 @@ class SamplekitScheduler(SchedulerMixin, ConfigMixin):
             self._step_index = self._begin_index or 0
         k = self._step_index
         self._check_call(k, model_output, timestep, sample, generator)
-        if self._run is None:
-            self._start(sample, k)
-        run = self._run
-        assert run is not None
-        t = self.evaluations.times[k]
-        pred = ScoreModel(lambda x, _t: model_output, self._current.sde, tuple(sample.shape[1:]), self._current.parametrization)
-        x0 = pred.predict(sample, t.to(sample.dtype)).x0
-        prev = run.advance(model_output, sample, generator)
-        self._step_index = k + 1
-        if run.pending is not None:
-            self._check_planned(k + 1, run.pending[1])
+        try:
+            if self._run is None:
+                self._start(sample, k, generator)
+            run = self._run
+            assert run is not None
+            if k == 0 and self.evaluations.leading:  # the solver's first call is elsewhere: this output is unused
+                assert run.pending is not None
+                prev = run.pending[0].clone()
+            else:
+                prev = run.advance(model_output, sample, generator)
+            self._step_index = k + 1
+            if run.pending is not None:
+                self._check_planned(k + 1, run.pending[1])
+        except BaseException:
+            self.close()
+            raise
         if run.finished:
             self._run = None
+        x0 = self._x0(model_output, sample, self.evaluations.times[k])
         if not return_dict:
             return (prev, x0)
         return SamplekitSchedulerOutput(prev_sample=prev, pred_original_sample=x0)
+
+    def _x0(self, output: Tensor, x: Tensor, t: Tensor) -> Tensor:
+        """The x0 prediction of a network output at (x, t), by the model's parametrisation (``score.py``)."""
+        sde = self._current.sde
+        t = t.to(torch.float64)
+        alpha, sigma = (v.to(x.dtype) for v in sde.marginal(t))
+        d_alpha = d_sigma = None
+        if self._current.parametrization == "flow":
+            d_alpha, d_sigma = (v.to(x.dtype) for v in sde.marginal_derivative(t))
+        return to_eps_x0(self._current.parametrization, output.to(x.dtype), x, alpha, sigma, d_alpha, d_sigma)[1]
 
     def _check_call(self, k: int, model_output, timestep, sample, generator) -> None:
         assert self.timesteps is not None
@@ -431,10 +471,24 @@ class SamplekitScheduler(SchedulerMixin, ConfigMixin):
                 "scheduler; use another fixed-step solver"
             )
 
-    def _start(self, sample: Tensor, k: int) -> None:
+    def _check_planned(self, k: int, t: Tensor) -> None:
+        """The solver's call k is at the time the dry run planned (a fixed-step solver's times do not depend
+        on x); a solver that breaks this would feed the pipeline the wrong timesteps."""
+        assert self.evaluations is not None
+        got = float(t.reshape(-1)[0])
+        planned = float(self.evaluations.times[k]) if k < len(self.evaluations.times) else float("nan")
+        if not abs(got - planned) <= 1e-5 * self._current.sde.T:
+            self.close()
+            raise SamplekitError(
+                f"solver {self.solver_name!r} asked for the network at t={got:g} on call {k}, where its dry run "
+                f"planned t={planned:g}: its evaluation times depend on the sample, so it cannot run as a "
+                "scheduler; use another fixed-step solver"
+            )
+
+    def _start(self, sample: Tensor, k: int, generator) -> None:
         """Start the solver at call k from ``sample`` (k > 0: img2img, on the grid from that call's step)."""
         assert self.evaluations is not None and self.grid is not None
-        step = self.evaluations.steps[k]
+        step = max(self.evaluations.steps[k], 0)
         ts = self.grid[step:]
         if k > 0 and self.evaluations.first_of_step(step) != k:
             raise InvalidArgumentError(
@@ -446,19 +500,17 @@ class SamplekitScheduler(SchedulerMixin, ConfigMixin):
         if k > 0:
             tail = record_evaluations(solver, self._current.sde, self._current.parametrization, ts)
             want = self.evaluations.times[k:]
-            if len(tail.times) != len(want) or not torch.allclose(tail.times, want, rtol=1e-9, atol=1e-12):
+            if tail.leading or len(tail.times) != len(want) or not torch.allclose(tail.times, want, rtol=1e-9, atol=1e-12):
                 raise SamplekitError(
                     f"solver {self.solver_name!r} started at grid step {step} calls the network at other times "
                     "than the full grid's remaining calls (its first steps differ); call set_timesteps with "
                     "the img2img grid itself (timesteps= from the start time down)"
                 )
             solver = self._new_solver()
-        self._run = SolverThread(
-            solver, self._current.sde, self._current.parametrization, sample, ts, {}
-        )
+        self._run = SolverThread(solver, self._current.sde, self._current.parametrization, sample, ts, generator)
         self._finalizer = weakref.finalize(self, close_channel, self._run.channel, self._run.thread)
         assert self._run.pending is not None
-        self._check_planned(k, self._run.pending[1])
+        self._check_planned(k + int(k == 0 and self.evaluations.leading), self._run.pending[1])
 
     def close(self) -> None:
         """Stop the running solver, if any (``set_timesteps`` does this before a new run)."""
