@@ -117,7 +117,7 @@ def test_solver_options_and_schedules_reach_the_pipeline(sd, solver, options, sc
         assert torch.allclose(sched.grid, model_grid.ts.to(torch.float64), rtol=0, atol=1e-12)
 
 
-DENSE = {"dpmpp_3m": [*range(2, 17), 20, 25, 32, 40], "dpm_2": list(range(2, 13))}
+DENSE = {"dpmpp_3m": [*range(2, 17), 25, 40], "dpm_2": list(range(2, 9))}
 DENSE_SLOW = {"dpmpp_3m": list(range(2, 51)), "dpm_2": list(range(2, 51)), "restart": list(range(2, 31))}
 
 
@@ -135,8 +135,12 @@ def test_a_dense_range_of_step_counts_in_a_ddpm_pipeline(cases):
         for steps in counts:
             x_T = randn(steps, 2, 1, tiny.LATENT, tiny.LATENT)
             pipe.scheduler = SamplekitScheduler.from_config(config, solver=solver, schedule="karras")
-            got = pipe(batch_size=2, generator=torch.Generator().manual_seed(steps), num_inference_steps=steps,
-                       output_type="np").images
+            got = pipe(
+                batch_size=2,
+                generator=torch.Generator().manual_seed(steps),
+                num_inference_steps=steps,
+                output_type="np",
+            ).images
             assert len(pipe.scheduler.grid) == steps + 1
             want = sk.sample(model, solver, x_T=x_T, ts=pipe.scheduler.grid, seed=steps, progress=False).samples
             want = (want / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1).numpy()
@@ -146,7 +150,7 @@ def test_a_dense_range_of_step_counts_in_a_ddpm_pipeline(cases):
 
 
 def test_an_optimized_grid_through_ts(sd):
-    ts = sk.optimize_schedule(sd.guided, "dpmpp_2m", nfe=4, num_samples=2, max_nfe=120, teacher_tol=1e-4)
+    ts = sk.optimize_schedule(sd.guided, "dpmpp_2m", nfe=4, num_samples=2, max_nfe=40, teacher_tol=1e-3)
     sched = SamplekitScheduler.from_config(sd.config, solver="dpmpp_2m", ts=ts.tolist())
     got = sd.run(sched, len(ts) - 1)
     want = sk.sample(sd.guided, "dpmpp_2m", x_T=sd.latents, ts=ts, progress=False).samples
@@ -158,7 +162,7 @@ def test_an_optimized_grid_through_ts(sd):
 
 # --- (a) diffusers' own schedulers --------------------------------------------------------------------------
 @pytest.mark.parametrize("kind", ["ddim", "dpmpp_2m", "unipc"])
-@pytest.mark.parametrize("steps", [3, 4, 7, 20])
+@pytest.mark.parametrize("steps", [3, 4, 7, pytest.param(20, marks=pytest.mark.slow)])
 def test_the_twin_of_a_diffusers_scheduler_gives_its_latents(sd, kind, steps):
     ref = tiny.sd_scheduler(kind)
     want = sd.run(ref, steps)
@@ -208,7 +212,10 @@ def test_diffusers_heun_steps_are_reproduced(sd, steps):
     ts = sd.guided.sde.time_of(torch.as_tensor(ref.timesteps, dtype=torch.float64).unique_consecutive())
     sched = SamplekitScheduler.from_config(ref.config, solver="edm_heun", ts=ts.tolist())
     sd.run(sched, len(ts) - 1, callback_on_step_end=keep)
-    assert torch.equal(sched.timesteps, ref.timesteps[:-2].float()), (sched.timesteps, ref.timesteps)  # all but the last step
+    assert torch.equal(sched.timesteps, ref.timesteps[:-2].float()), (
+        sched.timesteps,
+        ref.timesteps,
+    )  # all but the last step
     ours, theirs = seen["SamplekitScheduler"], seen["HeunDiscreteScheduler"]
     for k in range(1, steps - 1):  # call 2k - 1 completes Heun step k - 1: x at ts[k]
         alpha, _ = sd.guided.sde.marginal(ts[k])
@@ -221,7 +228,9 @@ def sdxl_call(latents):
     pooled, neg_pooled = randn(11, 2, 32), randn(12, 2, 32)
     size = 2 * tiny.LATENT
     call = dict(prompt_embeds=emb, negative_prompt_embeds=neg, pooled_prompt_embeds=pooled)
-    call.update(negative_pooled_prompt_embeds=neg_pooled, latents=latents, guidance_scale=SCALE, height=size, width=size)
+    call.update(
+        negative_pooled_prompt_embeds=neg_pooled, latents=latents, guidance_scale=SCALE, height=size, width=size
+    )
     time_ids = torch.tensor([[size, size, 0, 0, size, size]], dtype=torch.float32)
     cond = dict(encoder_hidden_states=emb, text_embeds=pooled, time_ids=time_ids)
     uncond = dict(encoder_hidden_states=neg, text_embeds=neg_pooled, time_ids=time_ids)
@@ -288,7 +297,9 @@ def test_sd3_pipeline_with_its_shift_equals_sk_sample(sd3, solver):
     torch.manual_seed(2)  # SD3's pipeline does not pass its generator to step(): noise from torch's global generator
     got = sd3.run(sched, 4)
     # the grid is sk.sample's on the loaded model (its shift 3 applied; a guidance wrapper does not carry it)
-    model_grid = sk.sample(sd3.cond, solver, x_T=sd3.latents, nfe=4 * sched.order + 1, progress=False, denoise_final=True)
+    model_grid = sk.sample(
+        sd3.cond, solver, x_T=sd3.latents, nfe=4 * sched.order + 1, progress=False, denoise_final=True
+    )
     assert torch.allclose(sched.grid, model_grid.ts.to(torch.float64), atol=1e-12)
     want = sk.sample(sd3.guided, solver, x_T=sd3.latents, ts=sched.grid, seed=2, progress=False, denoise_final=True)
     assert_close(got, want.samples, f"SD3 + {solver}")
@@ -345,8 +356,13 @@ def test_img2img_starts_from_add_noise_at_the_begin_index(sd, solver):
     spy = Spy(pipe.unet)
     try:
         call = dict(prompt_embeds=sd.emb[:1], negative_prompt_embeds=sd.neg[:1], image=image(14), strength=0.6)
-        got = pipe(**call, num_inference_steps=5, guidance_scale=SCALE, output_type="latent",
-                   generator=torch.Generator().manual_seed(1)).images
+        got = pipe(
+            **call,
+            num_inference_steps=5,
+            guidance_scale=SCALE,
+            output_type="latent",
+            generator=torch.Generator().manual_seed(1),
+        ).images
     finally:
         spy.handle.remove()
     sched = pipe.scheduler
@@ -355,8 +371,9 @@ def test_img2img_starts_from_add_noise_at_the_begin_index(sd, solver):
     step = sched.evaluations.steps[start]
     # the pipeline noised its image latents to the first remaining call's time with add_noise
     assert sched.time_of(sched.timesteps[start]).item() == pytest.approx(float(sched.grid[step]), abs=1e-6)
-    want = sk.sample(guided_for(sd.pipe, sd.emb[:1], sd.neg[:1]), solver, x_T=spy.first, ts=sched.grid[step:],
-                     progress=False).samples
+    want = sk.sample(
+        guided_for(sd.pipe, sd.emb[:1], sd.neg[:1]), solver, x_T=spy.first, ts=sched.grid[step:], progress=False
+    ).samples
     assert_close(got, want, f"SD img2img + {solver}")
 
 
@@ -480,8 +497,9 @@ def test_an_error_in_the_solver_reaches_the_caller(sd):
 
 # --- config, save / load, bad input -----------------------------------------------------------------------------
 def test_save_pretrained_round_trip(sd, tmp_path):
-    sched = SamplekitScheduler.from_config(sd.config, solver="dpmpp_2s_ancestral", schedule="karras", eta=0.5,
-                                           schedule_options={"rho": 5.0})
+    sched = SamplekitScheduler.from_config(
+        sd.config, solver="dpmpp_2s_ancestral", schedule="karras", eta=0.5, schedule_options={"rho": 5.0}
+    )
     sched.save_pretrained(tmp_path)
     back = SamplekitScheduler.from_pretrained(tmp_path)
     public = lambda c: {k: v for k, v in c.items() if not k.startswith("_")}  # noqa: E731

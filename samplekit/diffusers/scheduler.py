@@ -121,7 +121,7 @@ class _Process:
 class SamplekitScheduler(SchedulerMixin, ConfigMixin):
     """A samplekit solver as a diffusers scheduler (see the module docstring)."""
 
-    config_name = "scheduler_config.json"
+    config_name = "scheduler_config.json"  # type: ignore[assignment]
     _compatibles = list(VP_COMPATIBLES + FLOW_COMPATIBLES)
     order = 1
 
@@ -241,7 +241,7 @@ class SamplekitScheduler(SchedulerMixin, ConfigMixin):
             options["schedule"] = self._schedule
         if self._schedule_options:
             options["schedule_options"] = self._schedule_options
-        return resolve_solver(self.config.solver, options)
+        return resolve_solver(self.config["solver"], options)
 
     def _process(self, mu: float | None) -> _Process:
         """The model's process from the config (flow: with the shift, e^mu or mu when dynamic)."""
@@ -318,11 +318,12 @@ class SamplekitScheduler(SchedulerMixin, ConfigMixin):
 
     def _grid(self, solver: Solver, process: _Process, n, timesteps, sigmas) -> Tensor:
         sde = process.sde
-        given = [name for name, v in (("ts", self.config.ts), ("timesteps", timesteps), ("sigmas", sigmas)) if v is not None]
+        grids = (("ts", self.config["ts"]), ("timesteps", timesteps), ("sigmas", sigmas))
+        given = [name for name, v in grids if v is not None]
         if len(given) > 1:
             raise InvalidArgumentError(f"{' and '.join(given)} were all given; pass one grid")
-        if self.config.ts is not None:
-            ts = check_user_grid(self.config.ts, sde, "ts")
+        if self.config["ts"] is not None:
+            ts = check_user_grid(self.config["ts"], sde, "ts")
             if n is not None and n != len(ts) - 1:
                 raise InvalidArgumentError(
                     f"num_inference_steps={n} but the scheduler's ts= has {len(ts) - 1} steps; call the pipeline "
@@ -349,7 +350,7 @@ class SamplekitScheduler(SchedulerMixin, ConfigMixin):
         """The network's timestep at model time t (float32): N t - 1 (DDPM family), N sigma (flow)."""
         sde = self._current.sde
         if self._current.flow:
-            return (t * self.config.num_train_timesteps).to(torch.float32)
+            return (t * self.config["num_train_timesteps"]).to(torch.float32)
         assert isinstance(sde, DiscreteVPSDE)
         return sde.timestep(t).to(torch.float32)
 
@@ -357,7 +358,7 @@ class SamplekitScheduler(SchedulerMixin, ConfigMixin):
         """Model time t of a network timestep (the inverse of ``timestep_of``), float64."""
         timestep = torch.as_tensor(timestep).to(torch.float64)
         if self._current_process().flow:
-            return timestep / self.config.num_train_timesteps
+            return timestep / self.config["num_train_timesteps"]
         sde = self._current_process().sde
         assert isinstance(sde, DiscreteVPSDE)
         return sde.time_of(timestep)
@@ -436,7 +437,11 @@ class SamplekitScheduler(SchedulerMixin, ConfigMixin):
         expected = float(self.timesteps[k])
         got = float(torch.as_tensor(timestep).reshape(-1)[0])
         if abs(got - expected) > 1e-4 * max(1.0, abs(expected)):
-            where = "is not in scheduler.timesteps" if not bool((self.timesteps.cpu() - got).abs().min() <= 1e-4 * max(1.0, abs(got))) else f"is not call {k}'s"
+            where = (
+                "is not in scheduler.timesteps"
+                if not bool((self.timesteps.cpu() - got).abs().min() <= 1e-4 * max(1.0, abs(got)))
+                else f"is not call {k}'s"
+            )
             raise InvalidArgumentError(
                 f"step() got timestep {got:g}, which {where} (call {k} is at timestep {expected:g}); call step "
                 "with the entries of scheduler.timesteps in order, once each"
@@ -471,20 +476,6 @@ class SamplekitScheduler(SchedulerMixin, ConfigMixin):
                 "scheduler; use another fixed-step solver"
             )
 
-    def _check_planned(self, k: int, t: Tensor) -> None:
-        """The solver's call k is at the time the dry run planned (a fixed-step solver's times do not depend
-        on x); a solver that breaks this would feed the pipeline the wrong timesteps."""
-        assert self.evaluations is not None
-        got = float(t.reshape(-1)[0])
-        planned = float(self.evaluations.times[k]) if k < len(self.evaluations.times) else float("nan")
-        if not abs(got - planned) <= 1e-5 * self._current.sde.T:
-            self.close()
-            raise SamplekitError(
-                f"solver {self.solver_name!r} asked for the network at t={got:g} on call {k}, where its dry run "
-                f"planned t={planned:g}: its evaluation times depend on the sample, so it cannot run as a "
-                "scheduler; use another fixed-step solver"
-            )
-
     def _start(self, sample: Tensor, k: int, generator) -> None:
         """Start the solver at call k from ``sample`` (k > 0: img2img, on the grid from that call's step)."""
         assert self.evaluations is not None and self.grid is not None
@@ -500,7 +491,11 @@ class SamplekitScheduler(SchedulerMixin, ConfigMixin):
         if k > 0:
             tail = record_evaluations(solver, self._current.sde, self._current.parametrization, ts)
             want = self.evaluations.times[k:]
-            if tail.leading or len(tail.times) != len(want) or not torch.allclose(tail.times, want, rtol=1e-9, atol=1e-12):
+            if (
+                tail.leading
+                or len(tail.times) != len(want)
+                or not torch.allclose(tail.times, want, rtol=1e-9, atol=1e-12)
+            ):
                 raise SamplekitError(
                     f"solver {self.solver_name!r} started at grid step {step} calls the network at other times "
                     "than the full grid's remaining calls (its first steps differ); call set_timesteps with "
@@ -520,4 +515,4 @@ class SamplekitScheduler(SchedulerMixin, ConfigMixin):
         self._run = None
 
     def __len__(self) -> int:
-        return self.config.num_train_timesteps
+        return self.config["num_train_timesteps"]
