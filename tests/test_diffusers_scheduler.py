@@ -385,6 +385,19 @@ def test_add_noise_is_the_marginal_at_the_timestep(sd):
     assert torch.allclose(sched.add_noise(x0, noise, steps), ref.add_noise(x0, noise, steps), atol=1e-6)
 
 
+def test_scale_noise_is_flow_matchings(sd3):
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    ref = FlowMatchEulerDiscreteScheduler(shift=3.0)
+    ref.set_timesteps(6)
+    sched = SamplekitScheduler.from_config(ref.config, solver="dpmpp_2m")
+    assert sched.flow and sched.compatibles == [FlowMatchEulerDiscreteScheduler]
+    x0, noise = randn(3, 2, 4, 2, 2), randn(4, 2, 4, 2, 2)
+    for t in ref.timesteps[[0, 3, 5]]:
+        want = ref.scale_noise(x0, t[None], noise)
+        assert torch.allclose(sched.scale_noise(x0, t[None], noise), want, atol=1e-6)
+
+
 @pytest.mark.parametrize("strength", [1.0, 0.7])
 def test_inpainting_blends_through_add_noise_as_with_ddim(sd, strength):
     """The inpainting pipeline (4-channel UNet) blends the known region back after every step: with DDIM on DDIM's

@@ -22,9 +22,21 @@ dry run of samplekit's loop (``evaluations``) lists the times of the solver's ne
 solver's calls per step (pipelines slice ``timesteps[t_start * order:]`` for img2img, as for diffusers' Heun).
 
 The run.  ``step`` hands each output to the solver, which runs in samplekit's own loop in a worker thread
-(``bridge``), and returns the next x the solver evaluates at (the final x after the last call).  Stochastic
-solvers draw from the pipeline's ``generator``.  For flow-matching configs the solver ends with its final
-denoise (``denoise_final=True``: the x0 prediction at the last sigma, diffusers' last step to sigma = 0).
+(``bridge``), and returns the next x the solver evaluates at (the final x after the last call).  Latents the
+pipeline changes between calls (inpainting) replace the solver's x at step boundaries; at an intermediate
+stage of a multi-stage step they only move that stage's evaluation (``bridge`` gives the rule).  A solver
+whose first call is not at x_T (annealed Langevin, EDM Heun with churn) gets one leading entry in
+``timesteps`` whose output is unused (``evaluations``).  Stochastic solvers draw from the ``generator``
+passed to ``step`` (one, or one per sample), as diffusers' ``randn_tensor`` draws; pipelines that pass none
+(SD3, Flux) leave them on torch's global generator (seed it with ``torch.manual_seed``).  For flow-matching
+configs the solver ends with its final denoise (``denoise_final=True``: the x0 prediction at the last sigma,
+diffusers' last step to sigma = 0).  ``pred_original_sample`` is the x0 prediction of each output.
+
+Refused with a ``SamplekitError`` naming the fix, before any work: an unknown solver, option or schedule, an
+adaptive solver, a config field no solver honours (``clip_sample``, ``thresholding``, ``invert_sigmas``,
+``shift_terminal``, ``use_flow_sigmas``; a diffusers scheduler's config is read with its own defaults, so
+``DDPMScheduler``'s default ``clip_sample=True`` is refused: pass ``clip_sample=False``), ``step`` with a
+timestep that is not the next entry of ``timesteps``, or a sample whose shape is not the run's.
 """
 
 from __future__ import annotations
