@@ -31,9 +31,9 @@ from dataclasses import dataclass
 
 import torch
 
+from samplekit.diffusers.evaluations import walk
 from samplekit.errors import SamplekitError
 from samplekit.noise import NoiseSource
-from samplekit.sampling import _integrate_and_denoise
 from samplekit.score import ScoreModel
 from samplekit.sde import SDE
 from samplekit.solver import Solver
@@ -97,7 +97,7 @@ def _work(channel: _Channel, solver: Solver, model: ScoreModel, x: Tensor, ts: T
     grad, inference = modes
     try:
         with torch.inference_mode(inference), torch.set_grad_enabled(grad):
-            x = _integrate_and_denoise(solver, model, x, ts, noise, False, channel.at_boundary)
+            x = walk(solver, model, x, ts, noise, channel.at_boundary)
         channel.to_main.put(("done", x, None))
     except _Stop:
         return

@@ -21,12 +21,21 @@ from dataclasses import dataclass
 import torch
 
 from samplekit.noise import NoiseSource
-from samplekit.sampling import _integrate_and_denoise
+from samplekit.sampling import integrate
 from samplekit.score import ScoreModel
 from samplekit.sde import SDE
 from samplekit.solver import Solver
 
 Tensor = torch.Tensor
+
+
+def walk(solver: Solver, model: ScoreModel, x: Tensor, ts: Tensor, noise: NoiseSource, callback=None) -> Tensor:
+    """samplekit's core loop on grid ts (``sampling.integrate``), then the solver's final denoise at ts[-1] if
+    it has ``denoise_final``: what ``sk.sample`` runs for a fixed-step solver from x."""
+    x = integrate(solver, model, x, ts, noise, progress=False, callback=callback)
+    if solver.denoise_final:
+        x = model.denoise(x, ts[-1])
+    return x
 
 
 @dataclass(frozen=True)
@@ -64,7 +73,7 @@ def record_evaluations(solver: Solver, sde: SDE, parametrization: str, ts: Tenso
     model = ScoreModel(net, sde, (1,), parametrization, name="recorder")
     ts = ts.to(torch.float64)
     with torch.no_grad():
-        _integrate_and_denoise(solver, model, x_T.clone(), ts, NoiseSource(0, 1), False, advance)
+        walk(solver, model, x_T.clone(), ts, NoiseSource(0, 1), advance)
     if first_at_x_T and not first_at_x_T[0]:
         return Evaluations(torch.tensor([float(ts[0]), *times], dtype=torch.float64), (-1, *steps), True)
     return Evaluations(torch.tensor(times, dtype=torch.float64), tuple(steps))
