@@ -92,9 +92,9 @@ def test_every_fixed_step_solver_in_the_sd_pipeline_equals_sk_sample(sd, solver)
 
 OPTION_CASES = [
     ("ddim", {"eta": 0.7}),
-    ("unipc", {"order": 3, "variant": "bh1"}),
-    ("deis", {"order": 2}),
-    ("lms", {"order": 3}),
+    ("unipc", {"solver_order": 3, "variant": "bh1"}),
+    ("deis", {"solver_order": 2}),
+    ("lms", {"solver_order": 3}),
     ("dpmpp_2m_sde", {"eta": 0.5, "solver_type": "heun"}),
     ("dpmpp_sde", {"r": 0.3}),
     ("restart", {"s_noise": 0.9}),

@@ -54,8 +54,8 @@ DIFFUSERS = [
 CANDIDATES = [
     ("dpmpp_2m", {}),
     ("dpmpp_3m", {}),
-    ("unipc", {"order": 3}),
-    ("deis", {"order": 3}),
+    ("unipc", {"solver_order": 3}),
+    ("deis", {"solver_order": 3}),
     ("ipndm", {}),
 ]
 SCHEDULES = ("logsnr", "karras", "discrete")
