@@ -27,7 +27,7 @@ from samplekit.metering import metered
 from samplekit.noise import NoiseSource
 from samplekit.score import NonFiniteError, ScoreModel
 from samplekit.solver import Plan, Solver, SolverError, StepInfo, resolve_solver
-from samplekit.timegrid import check_user_grid, make_grid  # noqa: F401  (make_grid: imported from here too)
+from samplekit.timegrid import check_user_grid, ends_at_zero, make_grid  # noqa: F401  (make_grid: imported too)
 
 Tensor = torch.Tensor
 
@@ -146,7 +146,7 @@ def _sample(
     caps = solver.capabilities()
     solver.check_sde(sde)
     if ts is not None:
-        checked = check_user_grid(ts, sde)
+        checked = check_user_grid(ts, sde, final_zero=True)
         ts_given = ts if isinstance(ts, Tensor) else checked
         ts = checked.to(torch.float64)
         if caps.adaptive:
@@ -162,7 +162,7 @@ def _sample(
     # a wrapped model (guidance) may make several network calls per evaluation: plan evaluations
     per_eval = int(getattr(model, "nfe_per_eval", 1))
     if ts is not None:
-        plan = _plan_for_grid(solver, len(ts) - 1, per_eval, nfe)
+        plan = _plan_for_grid(solver, ts, per_eval, nfe)
     else:
         if nfe is None:
             nfe = DEFAULT_ADAPTIVE_CAP if caps.adaptive else DEFAULT_NFE
@@ -171,7 +171,7 @@ def _sample(
                 f"nfe={nfe} is too small: model {model.name!r} makes {per_eval} network calls per evaluation; raise nfe"
             )
         plan = solver.plan(nfe, per_eval)
-    n_steps: int | None = None if caps.adaptive else plan.n_steps
+    n_steps: int | None = None if caps.adaptive else plan.n_steps if ts is None else len(ts) - 1
     model.check_inputs(num_samples)
     if x_T is not None:
         model.check_input(x_T, sde.T if ts is None else ts[0], argument="x_T")
@@ -199,19 +199,9 @@ def _sample(
         if solver.denoise_final:
             x = metered(run_model, final, "the final denoise").denoise(x, sde.t_min)
     else:
-        fix = f"it spends more than its plan of {plan.n_steps} steps allows (its nfe_per_step or plan() is wrong)"
         if ts is None:
             ts = ts_given = make_grid(solver, model, plan.n_steps, t_max=t_start)
-        run_model = metered(model, plan.nfe, _owner(solver), fix)  # after the grid (an optimized one calls the model)
-        with finite.deferred() as flag:
-            try:
-                x = integrate(solver, run_model, x, ts, noise, progress=progress, callback=callback, plan=plan)
-                if solver.denoise_final:
-                    x = run_model.denoise(x, ts[-1])
-            except Exception:
-                flag.raise_first()  # NaN carried on may break a solver later: name the first bad step
-                raise
-            flag.raise_first()  # the loop's one host synchronisation
+        x = run_grid(solver, model, x, ts, noise, plan, progress, callback)  # after the grid (an optimized one calls)
         ts = ts_given
     spent = model.nfe - start_nfe
     decoded = None
@@ -257,9 +247,53 @@ def _check_start(model: ScoreModel, x_start, t_start, x_T) -> float | None:
     return t
 
 
-def _plan_for_grid(solver: Solver, n_steps: int, per_eval: int, nfe: int | None) -> Plan:
+def run_grid(
+    solver: Solver,
+    model: ScoreModel,
+    x: Tensor,
+    ts: Tensor,
+    noise: NoiseSource,
+    plan: Plan,
+    progress: bool = False,
+    callback: Callable[[StepInfo], None] | None = None,
+) -> Tensor:
+    """A fixed-step solver over the checked grid ts (and its ``denoise_final``) on the model metered to
+    ``plan.nfe``, with the finiteness checks deferred to one host synchronisation at the end."""
+    fix = f"it spends more than its plan of {plan.n_steps} steps allows (its nfe_per_step or plan() is wrong)"
+    run_model = metered(model, plan.nfe, _owner(solver), fix)
+    with finite.deferred() as flag:
+        try:
+            x = integrate(solver, run_model, x, ts, noise, progress=progress, callback=callback, plan=plan)
+            if solver.denoise_final:
+                x = run_model.denoise(x, ts[-1])
+        except Exception:
+            flag.raise_first()  # NaN carried on may break a solver later: name the first bad step
+            raise
+        flag.raise_first()  # the loop's one host synchronisation
+    return x
+
+
+def grid_plan(solver: Solver, ts: Tensor, calls_per_eval: int = 1) -> Plan:
+    """The plan for a grid given as is: ``solver.plan_for_grid`` of the steps the solver takes, and one
+    evaluation more for a final step onto 0 that the core takes (``step_to_zero``)."""
+    n_steps = len(ts) - 1
+    if solver.denoise_final and ends_at_zero(ts):
+        raise SolverError(
+            "denoise_final=True with ts ending at 0: the last step already lands on the data (sigma = 0); "
+            "drop denoise_final, or end ts at t_min"
+        )
+    if not ends_at_zero(ts) or solver.steps_to_zero:
+        return solver.plan_for_grid(n_steps, calls_per_eval)
+    if n_steps == 1:
+        return Plan(0, calls_per_eval, calls_per_eval)
+    plan = solver.plan_for_grid(n_steps - 1, calls_per_eval)
+    return dataclasses.replace(plan, nfe=plan.nfe + calls_per_eval)
+
+
+def _plan_for_grid(solver: Solver, ts: Tensor, per_eval: int, nfe: int | None) -> Plan:
     """The plan for a user grid; a clear error if it needs more than nfe.  Its cap is nfe, if given."""
-    plan = solver.plan_for_grid(n_steps, per_eval)
+    n_steps = len(ts) - 1
+    plan = grid_plan(solver, ts, per_eval)
     if nfe is None:
         return plan
     if plan.nfe > nfe:
@@ -331,15 +365,18 @@ def integrate(
 ) -> Tensor:
     """Walk the grid ts with the solver's step; check every step for NaN/Inf; report to the callback.
 
-    ``plan`` defaults to ``solver.plan_for_grid(len(ts) - 1)``.  A grid that starts where alpha_t = 0
+    ``plan`` defaults to ``grid_plan(solver, ts)``.  A grid that starts where alpha_t = 0
     (rectified flow at T = 1) begins with ``alpha_zero_step`` taken here (solvers never see that
-    time); the solver then runs on ts[1:].  A step that raises something other than a samplekit
+    time); the solver then runs on ts[1:].  A grid that ends at 0 (sigma = 0: k-diffusion's sigma lists)
+    ends with ``step_to_zero`` taken here, unless the solver declares ``steps_to_zero = True``; the
+    solver then runs on ts[:-1].  A step that raises something other than a samplekit
     error, or returns something other than (x of x's shape and dtype, state, denoised), is a
     :class:`PluginSolverError` naming the solver, its plugin and the step.
     """
     n = len(ts) - 1
     if plan is None:
-        plan = solver.plan_for_grid(n, int(getattr(model, "nfe_per_eval", 1)))
+        plan = grid_plan(solver, ts, int(getattr(model, "nfe_per_eval", 1)))
+    last = n - 1 if ends_at_zero(ts) and not solver.steps_to_zero else n
     first = 0
     denoised: Tensor | None
     if _starts_at_alpha_zero(model, ts):
@@ -350,16 +387,27 @@ def integrate(
         if callback is not None:
             callback(StepInfo(0, n, float(ts[0]), float(ts[1]), x, denoised, model.nfe))
         first = 1
-    if first == n:
-        return x
-    grid = ts[first:]
+    if first < last:
+        x = _solver_steps(solver, model, x, ts, first, last, noise, plan, progress, callback)
+    if first <= last < n:
+        x, denoised = step_to_zero(model, x, ts[last])
+        _check_finite(x, lambda: f"the last step (t={float(ts[last]):g} -> 0) produced NaN/Inf")
+        if callback is not None:
+            callback(StepInfo(last, n, float(ts[last]), 0.0, x, denoised, model.nfe))
+    return x
+
+
+def _solver_steps(solver, model, x, ts, first, last, noise, plan, progress, callback) -> Tensor:
+    """The solver's steps ts[first] -> ... -> ts[last] (of the whole grid ts)."""
+    n = len(ts) - 1
+    grid = ts[first : last + 1]
     try:
         state = solver.init(model, x, grid, noise, plan)
     except (SamplekitError, KeyboardInterrupt):
         raise
     except Exception as exc:
         raise PluginSolverError(f"{_owner(solver)}: init() raised {type(exc).__name__}: {exc}") from exc
-    steps = tqdm(range(n - first), desc=solver.name, disable=not progress, leave=False)
+    steps = tqdm(range(last - first), desc=solver.name, disable=not progress, leave=False)
     flag = finite.active()  # checks deferred to the end of the run (no host sync here): note the step
     for i in steps:
         t0, t1 = grid[i], grid[i + 1]
@@ -420,6 +468,17 @@ def _starts_at_alpha_zero(model: ScoreModel, ts: Tensor) -> bool:
         return False
     alpha, _ = model.sde.marginal(ts[0].to(torch.float64))
     return bool(alpha == 0)
+
+
+def step_to_zero(model: ScoreModel, x: Tensor, t0: Tensor) -> tuple[Tensor, Tensor]:
+    """The step from t0 onto sigma = 0 (t = 0, where alpha_0 x0 is all that is left): x_0 = alpha_0 x0_hat,
+    x0_hat the model's prediction at (x_t0, t0).  It is every first-order step's limit there (Euler in the
+    noise level y + (0 - s_t0) (y - x0_hat) / s_t0 = x0_hat, DDIM, DPM-Solver++(1)) and k-diffusion's last
+    step onto a sigma list's final 0 in every sampler but LMS (whose solver takes that step itself).
+    One network evaluation; returns (x_0, x0_hat)."""
+    x0 = model.predict(x, t0).x0
+    alpha, _ = model.sde.marginal(torch.zeros((), dtype=torch.float64))
+    return alpha.to(x.dtype) * x0, x0
 
 
 def alpha_zero_step(model: ScoreModel, x: Tensor, t0: Tensor, t1: Tensor) -> tuple[Tensor, Tensor]:

@@ -39,11 +39,18 @@ def karras(sde: SDE, n_steps: int, rho: float = 7.0) -> Tensor:
             f"schedule option rho={rho!r} must be a positive finite number (7 is the EDM default)"
         )
     n = _check_steps(n_steps)
-    s_max = torch.exp(-sde.log_snr(torch.tensor(sde.T, dtype=torch.float64)))
-    s_min = torch.exp(-sde.log_snr(torch.tensor(sde.t_min, dtype=torch.float64)))
+    s_max, s_min = _noise_level(sde, sde.T), _noise_level(sde, sde.t_min)
     u = torch.linspace(0.0, 1.0, n + 1, dtype=torch.float64)
-    s = (s_max ** (1 / rho) + u * (s_min ** (1 / rho) - s_max ** (1 / rho))) ** rho
-    return _pin_ends(sde.t_from_log_snr(-torch.log(s)), sde)
+    # k-diffusion's get_sigmas_karras operation for operation (its list in float64, to the last bit)
+    max_inv_rho, min_inv_rho = s_max ** (1 / rho), s_min ** (1 / rho)
+    s = (max_inv_rho + u * (min_inv_rho - max_inv_rho)) ** rho
+    return _pin_ends(sde.t_from_noise_level(s), sde)
+
+
+def _noise_level(sde: SDE, t: float) -> float:
+    """s_t = sigma_t / alpha_t (inf where alpha_t = 0)."""
+    alpha, sigma = sde.marginal(torch.tensor(t, dtype=torch.float64))
+    return float(sigma / alpha) if bool(alpha > 0) else float("inf")
 
 
 def logsnr(sde: SDE, n_steps: int) -> Tensor:

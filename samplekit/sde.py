@@ -107,6 +107,11 @@ class SDE:
             hi = torch.where(above, hi, mid)
         return (lo + hi) / 2
 
+    def t_from_noise_level(self, s) -> Tensor:
+        """The t with sigma_t / alpha_t = s (k-diffusion's sigma): ``t_from_log_snr(-log s)``; subclasses
+        where s = t give it exactly."""
+        return self.t_from_log_snr(-torch.log(as_time(s)))
+
     def time_at_log_snr(self, lam) -> Tensor:
         """The model time of log-SNR ``lam`` kept inside [t_min, T]: ``t_from_log_snr`` clamped against
         rounding at the ends (solvers evaluate at log-SNRs between two grid times)."""
@@ -363,6 +368,9 @@ class EDMSDE(SDE):
 
     def t_from_log_snr(self, lam) -> Tensor:
         return torch.exp(-as_time(lam))
+
+    def t_from_noise_level(self, s) -> Tensor:
+        return as_time(s)  # sigma_t / alpha_t = t
 
     def params(self):
         return {"sigma_min": self.t_min, "sigma_max": self.sigma_max}

@@ -110,6 +110,13 @@ class Solver:
     name: ClassVar[str] = "solver"
     #: its names in k-diffusion, diffusers and ComfyUI; ``sk.sample(solver=...)`` accepts them too
     aliases: ClassVar[tuple[str, ...]] = ()
+    #: the peer's conventions selected by its name: alias -> option values that name defaults to, e.g.
+    #: ``{"sample_dpmpp_2m": {"lower_order_final": False}}``; the solver's own name keeps samplekit's
+    #: defaults, and options given by the caller win over both (applied in ``build_solver``)
+    alias_options: ClassVar[dict[str, dict[str, Any]]] = {}
+    #: True if ``step`` takes a step onto t1 = 0 (sigma = 0, the final entry of a k-diffusion sigma
+    #: list) itself; otherwise the core takes that step as x = x0(x, t0), one call (``sampling.step_to_zero``)
+    steps_to_zero: ClassVar[bool] = False
     order: ClassVar[float] = 1.0
     stochastic: ClassVar[bool] = False
     adaptive: ClassVar[bool] = False
@@ -159,11 +166,33 @@ class Solver:
     @classmethod
     def describe(cls) -> dict:
         """What the registry lists: aliases, the default instance's capabilities, the typed options."""
+        cls.check_alias_options()
         return {
             "aliases": list(cls.aliases),
+            "alias_options": {alias: dict(options) for alias, options in cls.alias_options.items()},
             **cls().capabilities().as_dict(),
             "options": {s.name: s.describe() for s in cls.option_specs().values()},
         }
+
+    @classmethod
+    def check_alias_options(cls) -> None:
+        """Every key of ``alias_options`` is one of ``aliases`` and its options are declared, well-typed ones."""
+        for alias, options in cls.alias_options.items():
+            if alias not in cls.aliases:
+                raise SolverError(
+                    f"solver {cls.name!r} declares alias_options for {alias!r}, which is not one of its aliases "
+                    f"({', '.join(cls.aliases) or 'none'}); add it to aliases or drop it"
+                )
+            try:
+                check_options(cls, f"solver {cls.name!r} (alias {alias!r})", options)
+            except OptionError as exc:
+                raise SolverError(str(exc)) from None
+
+    @classmethod
+    def options_for(cls, name: str, options: dict) -> dict:
+        """The options a solver looked up by ``name`` is built with: the alias's peer conventions
+        (``alias_options``), then ``options`` over them."""
+        return {**cls.alias_options.get(name, {}), **options}
 
     @classmethod
     def option_specs(cls) -> dict[str, OptionSpec]:
@@ -300,9 +329,11 @@ def check_contract(cls: type) -> None:
 
 
 def build_solver(factory, name: str, options: dict) -> Solver:
-    """Build a registered solver: options checked against its declared types before it is built."""
+    """Build a registered solver looked up by ``name`` (its name or an alias, whose ``alias_options`` then
+    apply under ``options``): options checked against its declared types before it is built."""
     check_contract(factory)
     if isinstance(factory, type) and issubclass(factory, Solver):
+        options = factory.options_for(name, options)
         try:
             options = check_options(factory, f"solver {name!r}", options)
         except OptionError as exc:

@@ -13,7 +13,9 @@
   sigma / alpha (``karras``, ``logsnr``) has no finite first point: it is built on [t_min, T_c] with
   log-SNR(T_c) = -log-SNR(t_min) (the range mirrored about SNR = 1, as wide as VP's), and its first
   point is then moved to T, so the first step starts from the prior itself.
-* ``check_user_grid``: a strictly decreasing, finite, 1-D grid of model times inside [t_min, T].
+* ``check_user_grid``: a strictly decreasing, finite, 1-D grid of model times inside [t_min, T]; with
+  ``final_zero=True`` its last entry may be exactly 0, sigma = 0 (k-diffusion's sigma lists end so),
+  on an SDE whose sigma_0 is 0.
 """
 
 from __future__ import annotations
@@ -73,8 +75,9 @@ def shifted(ts: Tensor, sde: SDE, shift) -> Tensor:
     return out
 
 
-def check_user_grid(ts, sde: SDE, argument: str = "ts") -> Tensor:
-    """A user's grid of model times, checked: 1-D, at least 2 points, finite, strictly decreasing, in [t_min, T]."""
+def check_user_grid(ts, sde: SDE, argument: str = "ts", final_zero: bool = False) -> Tensor:
+    """A user's grid of model times, checked: 1-D, at least 2 points, finite, strictly decreasing, in [t_min, T]
+    (with ``final_zero``, the last point may be 0 where sigma_0 = 0: the step onto the data)."""
     if not isinstance(ts, Tensor):
         try:
             ts = torch.as_tensor(ts, dtype=torch.float64)
@@ -93,5 +96,24 @@ def check_user_grid(ts, sde: SDE, argument: str = "ts") -> Tensor:
         raise InvalidArgumentError(f"{argument} holds NaN or Inf; pass finite model times in [t_min, T]")
     if not bool((ts[1:] < ts[:-1]).all()):
         raise InvalidArgumentError(f"{argument} must be strictly decreasing (from noise at large t to data at small t)")
-    sde.check_time(ts, argument)
+    if final_zero and bool(ts[-1] == 0):
+        check_zero_end(sde, argument)
+        sde.check_time(ts[:-1], argument)
+    else:
+        sde.check_time(ts, argument)
     return ts
+
+
+def ends_at_zero(ts: Tensor) -> bool:
+    """Whether a grid's last time is exactly 0 (sigma = 0: k-diffusion's final step to the data)."""
+    return bool(ts[-1] == 0)
+
+
+def check_zero_end(sde: SDE, argument: str = "ts") -> None:
+    """A grid may end at t = 0 only where the process has no noise left there (sigma_0 = 0, alpha_0 > 0)."""
+    alpha, sigma = sde.marginal(torch.zeros((), dtype=torch.float64))
+    if not (bool(sigma == 0) and bool(alpha > 0)):
+        raise InvalidArgumentError(
+            f"{argument} ends at 0, but {sde!r} has sigma_0 = {float(sigma):g} there (a final 0 means sigma = 0, "
+            f"the data, as k-diffusion's sigma lists end); end the grid at t_min = {sde.t_min:g} instead"
+        )

@@ -24,6 +24,8 @@ class DPMSolverPP2M(MultistepSolver):
 
     name = "dpmpp_2m"
     aliases = ("sample_dpmpp_2m", "DPMSolverMultistepScheduler", "DPM++ 2M")
+    # k-diffusion's sample_dpmpp_2m (A1111's "DPM++ 2M"): full order up to the step onto sigma = 0
+    alias_options = {"sample_dpmpp_2m": {"lower_order_final": False}, "DPM++ 2M": {"lower_order_final": False}}
     order = 2.0
     solver_order = 2
     stochastic = False

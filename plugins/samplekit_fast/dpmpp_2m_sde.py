@@ -33,6 +33,8 @@ class SDEDPMSolverPP2M(MultistepSolver):
 
     name = "dpmpp_2m_sde"
     aliases = ("sample_dpmpp_2m_sde", "DPM++ 2M SDE")
+    # k-diffusion's sample_dpmpp_2m_sde: full order up to the step onto sigma = 0
+    alias_options = {name: {"lower_order_final": False} for name in aliases}
     order = 1.0  # strong order of a stochastic solver; second order in the drift (and exactly so at eta=0)
     solver_order = 2
     stochastic = True

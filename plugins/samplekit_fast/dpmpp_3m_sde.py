@@ -41,6 +41,8 @@ class DPMSolverPP3MSDE(NoisySolver):
 
     name = "dpmpp_3m_sde"
     aliases = ("sample_dpmpp_3m_sde", "k_dpmpp_3m_sde", "DPM++ 3M SDE")
+    # k-diffusion's sample_dpmpp_3m_sde: full order up to the step onto sigma = 0 (variant "kdiffusion" is the default)
+    alias_options = {name: {"lower_order_final": False, "variant": "kdiffusion"} for name in aliases}
     order = 1.0
     deterministic_order = 2.0
     nfe_per_step = 1

@@ -10,6 +10,9 @@ so one step s_i -> s_{i+1} (x0 the model's denoised prediction) is
 and x_{i+1} = alpha_{i+1} y_{i+1}.  Times of s^ come from ``sde.t_from_log_snr(-log s^)``.
 The last step, onto t_min, is Euler (EDM's last step to sigma = 0): n steps cost 2 n - 1 calls,
 so a budget of N calls walks ceil(N / 2) steps (default ``schedule="karras"``, rho = 7).
+``final_euler=False`` is k-diffusion's ``sample_heun`` (the alias selects it): a Heun step onto every
+s_{i+1} > 0, Euler only onto s = 0, so a grid down to t_min costs 2 n calls and a k-diffusion sigma
+list ending in 0 costs 2 n - 1 (there both rules coincide: the step onto 0 is the last one).
 Churn (S_churn > 0) makes the sampler stochastic (z from the NoiseSource); the default S_churn = 0
 is the deterministic second-order Heun sampler.  s^ is capped at s_T, where the model is defined.
 """
@@ -32,6 +35,9 @@ class EDMHeun(Solver):
 
     name = "edm_heun"
     aliases = ("sample_heun", "HeunDiscreteScheduler", "heun")
+    # k-diffusion's sample_heun (and ComfyUI's heun): Heun onto every sigma > 0, Euler only onto sigma = 0
+    alias_options = {"sample_heun": {"final_euler": False}, "heun": {"final_euler": False}}
+    steps_to_zero = True  # the Euler step onto s = 0 lands on x0, as k-diffusion's
     order = 2.0
     stochastic = False  # the default S_churn = 0; see capabilities()
     nfe_per_step = 2
@@ -43,9 +49,11 @@ class EDMHeun(Solver):
         S_tmin: Annotated[float, Ge(0)] = 0.0,
         S_tmax: Annotated[float, Ge(0)] = math.inf,
         S_noise: Annotated[float, Gt(0)] = 1.0,
+        final_euler: bool = True,
         **base,
     ) -> None:
         super().__init__(**base)
+        self.final_euler = bool(final_euler)
         if not float(S_tmin) <= float(S_tmax):
             raise SolverError(
                 f"solver {self.name!r}: need 0 <= S_tmin <= S_tmax, got S_tmin={S_tmin!r}, S_tmax={S_tmax!r}"
@@ -57,11 +65,19 @@ class EDMHeun(Solver):
         return replace(super().capabilities(), stochastic=self.S_churn > 0)
 
     def plan(self, nfe: int, calls_per_eval: int = 1) -> Plan:
-        """n steps cost 2 n - 1 calls (the last is Euler): the largest n within the budget."""
+        """n steps cost 2 n - 1 calls (the last is Euler), or 2 n with ``final_euler=False``: the largest n
+        within the budget."""
         budget = nfe // calls_per_eval - (1 if self.denoise_final else 0)
-        if budget < 1:
-            self.refuse_budget(nfe, calls_per_eval, 1 + (1 if self.denoise_final else 0), "1 for its single Euler step")
-        return Plan((budget + 1) // 2, nfe, calls_per_eval)
+        need = 1 if self.final_euler else 2
+        if budget < need:
+            what = "1 for its single Euler step" if self.final_euler else "2 for its single Heun step"
+            self.refuse_budget(nfe, calls_per_eval, need + (1 if self.denoise_final else 0), what)
+        return Plan((budget + 1) // 2 if self.final_euler else budget // 2, nfe, calls_per_eval)
+
+    def plan_for_grid(self, n_steps: int, calls_per_eval: int = 1) -> Plan:
+        """A grid of n steps: 2 n - 1 calls (2 n with ``final_euler=False`` unless the grid ends at 0)."""
+        plan = super().plan_for_grid(n_steps, calls_per_eval)
+        return replace(plan, nfe=plan.nfe - calls_per_eval) if self.final_euler else plan
 
     def init(self, model, x, ts, noise, plan):
         return len(ts) - 1
@@ -81,7 +97,7 @@ class EDMHeun(Solver):
         x0 = model.predict(scalar(sde.marginal(t_hat)[0], x) * y, t_hat).x0
         d = (y - x0) / scalar(s_hat, x)
         y_next = y + scalar(s1 - s_hat, x) * d
-        if i < n_steps - 1:
+        if s1 > 0 and (i < n_steps - 1 or not self.final_euler):
             x0_next = model.predict(scalar(sde.marginal(t1)[0], x) * y_next, t1).x0
             d_next = (y_next - x0_next) / scalar(s1, x)
             y_next = y + scalar(s1 - s_hat, x) * (d + d_next) / 2

@@ -32,6 +32,7 @@ class LMS(Solver):
     stochastic = False
     nfe_per_step = 1
     default_schedule = "karras"
+    steps_to_zero = True  # its last step onto s = 0 is an LMS step, as k-diffusion's
 
     def __init__(self, solver_order: Literal[1, 2, 3, 4] = 4, **base) -> None:
         super().__init__(**base)
