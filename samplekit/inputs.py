@@ -25,6 +25,11 @@ _POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_O
 
 
 def _signature(net):
+    """The network's call signature; an adapter that forwards its inputs to a wrapped network names that
+    network's signature as ``inputs_signature`` (its first two parameters stand for (x, t))."""
+    declared = getattr(net, "inputs_signature", None)
+    if isinstance(declared, inspect.Signature):
+        return declared
     fn = net.forward if isinstance(net, torch.nn.Module) else net
     try:
         return inspect.signature(fn)

@@ -2,9 +2,9 @@
 
 ``sk.sample(model, "sample_<name>", ts=sigmas)`` on a k-diffusion denoiser, with k-diffusion's own sigma
 list (``get_sigmas_karras`` / ``get_sigmas_exponential`` in float64, final 0 included), is k-diffusion's
-sampler of that name step by step, at every step count 3..30, in float64: the same x after every step
-on an exact Gaussian-mixture denoiser, and the same number of
-calls counted at the network (max abs difference <= 1e-9; |x| reaches ~240).  Stochastic samplers get samplekit's own draws replayed as their
+sampler of that name step by step, at every step count 3..30, in float64, on an exact Gaussian-mixture
+denoiser: the same x after every step (max abs difference <= 1e-9; |x| reaches ~240) and the same number
+of calls counted at the network.  Stochastic samplers get samplekit's own draws replayed as their
 ``noise_sampler`` (``dpmpp_sde``'s as the Brownian increments k-diffusion asks for).  The aliases are read
 from the registry, so a solver that gains a k-diffusion alias is tested here without a hand-kept list.
 """
@@ -132,8 +132,12 @@ def test_the_unaliased_name_keeps_samplekits_conventions():
     assert sk.get_solver("dpmpp_2m").lower_order_final is True
     assert sk.get_solver("sample_dpmpp_2m").lower_order_final is False
     assert sk.get_solver("sample_dpmpp_2m", lower_order_final=True).lower_order_final is True
-    assert sk.get_solver("dpmpp_2m_sde").lower_order_final and not sk.get_solver("sample_dpmpp_2m_sde").lower_order_final
-    assert sk.get_solver("dpmpp_3m_sde").lower_order_final and not sk.get_solver("sample_dpmpp_3m_sde").lower_order_final
+    assert (
+        sk.get_solver("dpmpp_2m_sde").lower_order_final and not sk.get_solver("sample_dpmpp_2m_sde").lower_order_final
+    )
+    assert (
+        sk.get_solver("dpmpp_3m_sde").lower_order_final and not sk.get_solver("sample_dpmpp_3m_sde").lower_order_final
+    )
     assert sk.get_solver("edm_heun").final_euler and not sk.get_solver("sample_heun").final_euler
     listed = {c.name: c.info for c in sk.available("solver")}
     assert listed["dpmpp_2m"]["alias_options"]["sample_dpmpp_2m"] == {"lower_order_final": False}

@@ -6,10 +6,14 @@ SDE, sigma_t = t) the network is called on the rescaled input:
     x_t = alpha_t x0 + sigma_t eps  =>  x_t / alpha_t = x0 + (sigma_t / alpha_t) eps,
     net(x_t, t) = D(x_t / alpha_t, sigma_t / alpha_t)   (parametrisation x0),
 
-so a VP SDE works too.  ``source`` is a callable or a TorchScript file.
+so a VP SDE works too.  ``source`` is a callable or a TorchScript file.  Its extra keyword arguments
+(k-diffusion's ``extra_args``: ``D(x, sigma, cond=...)``) are bound with ``model.condition(cond=...)``
+under D's own names; per-sample ones follow their samples through ``batch_size`` chunks and ranks.
 """
 
 from __future__ import annotations
+
+import inspect
 
 import torch
 
@@ -20,16 +24,24 @@ from samplekit_loaders.torch_loader import load_callable
 
 
 class DenoiserNet(torch.nn.Module):
-    """net(x, t) = D(x / alpha_t, sigma_t / alpha_t)."""
+    """net(x, t, **inputs) = D(x / alpha_t, sigma_t / alpha_t, **inputs): extra inputs (``model.condition``)
+    reach D under D's own parameter names (``inputs_signature`` is D's signature), e.g. k-diffusion's
+    ``extra_args`` such as ``cond=``."""
 
     def __init__(self, denoiser, sde: SDE) -> None:
         super().__init__()
         self.denoiser, self.sde = denoiser, sde
+        self.inputs_signature: inspect.Signature | None = None  # not inspectable (TorchScript): any name passes
+        try:
+            self.inputs_signature = inspect.signature(denoiser)
+        except (TypeError, ValueError):
+            pass
 
-    def forward(self, x, t):
+    def forward(self, x, t, **inputs):
         alpha, sigma = self.sde.marginal(t)
+        level = (sigma / alpha).to(x.dtype).reshape(-1).expand(x.shape[0])  # k-diffusion's sigma: shape (batch,)
         with input_grad_only(x):
-            return self.denoiser(x / broadcast_to_batch(alpha, x), (sigma / alpha).to(x.dtype))
+            return self.denoiser(x / broadcast_to_batch(alpha, x), level, **inputs)
 
 
 def load_denoiser(
