@@ -9,9 +9,10 @@ at noise level sigma (the EDM SDE: alpha = 1, sigma_t = t, k-diffusion's sigma =
 The function walks the given ``sigmas`` (decreasing; a final 0 is the step onto the data, taken as
 k-diffusion does: ``samplekit.sampling.step_to_zero``, or the solver's own step where it declares
 ``steps_to_zero``) through samplekit's core loop, with the model seen as ``EDMSDE(sigma_min, sigma_max)``
-spanning the list.  A k-diffusion name (``"sample_dpmpp_2m"``) selects k-diffusion's conventions
-(``Solver.alias_options``) and gives k-diffusion's numbers; samplekit's own names (``"dpmpp_2m"``) give
-``sk.sample(..., ts=sigmas)``'s.  After each step ``callback`` receives k-diffusion's dict
+spanning the list.  ``sample_dpm_fast``, which k-diffusion calls with (sigma_min, sigma_max, n), runs as
+ComfyUI runs it from a list (``SPAN_SAMPLERS``).  A k-diffusion name (``"sample_dpmpp_2m"``) selects
+k-diffusion's conventions (``Solver.alias_options``) and gives k-diffusion's numbers; samplekit's own
+names (``"dpmpp_2m"``) give ``sk.sample(..., ts=sigmas)``'s.  After each step ``callback`` receives k-diffusion's dict
 ``{"x", "i", "sigma", "sigma_hat", "denoised"}`` with x the sample the step started from.
 
 Randomness: ``noise_sampler=`` (k-diffusion's ``noise_sampler(sigma, sigma_next)``) gives a stochastic
@@ -37,10 +38,14 @@ from samplekit.sampling import grid_plan, run_grid
 from samplekit.score import ScoreModel
 from samplekit.sde import EDMSDE
 from samplekit.solver import Solver, StepInfo, build_solver
-from samplekit.timegrid import check_user_grid, ends_at_zero
+from samplekit.timegrid import check_user_grid, ends_at_zero, make_grid
 
 Tensor = torch.Tensor
 
+#: k-diffusion samplers called as ``sample(model, x, sigma_min, sigma_max, n)``, not on a list: from a list they
+#: run as ComfyUI's ``KSAMPLER`` runs them, sigma_max = sigmas[0], sigma_min = the last positive sigma, n = the
+#: number of steps of the list as the budget of calls (the solver's own grid in between)
+SPAN_SAMPLERS = ("sample_dpm_fast",)
 #: solver options that choose the grid, which the host's sigmas fix instead
 HOST_GRID = ("schedule", "schedule_options")
 
@@ -75,6 +80,11 @@ def sampler(name: str, seed: int | None = None, **options) -> Callable[..., Tens
         ts = _checked_sigmas(sigmas, x)
         extra = dict(extra_args or {})
         score_model = _as_score_model(model, extra, ts, x)
+        if name in SPAN_SAMPLERS:  # k-diffusion's (sigma_min, sigma_max, n) form, read from the list as ComfyUI does
+            plan = solver.plan(len(ts) - 1)
+            ts = make_grid(solver, score_model, plan.n_steps)
+        else:
+            plan = grid_plan(solver, ts)
         noise = _noise_source(noise_sampler, solver, ts, x, _seed(seed, extra))
         start = x
         last = {"x": x}
@@ -83,14 +93,14 @@ def sampler(name: str, seed: int | None = None, **options) -> Callable[..., Tens
             if isinstance(noise, NoiseSamplerSource):
                 noise.next_step()
             if callback is not None:
-                sigma = sigmas[info.step]
+                sigma = ts[info.step].to(dtype=sigmas.dtype if isinstance(sigmas, Tensor) else torch.float64)
                 callback(
                     {"x": last["x"], "i": info.step, "sigma": sigma, "sigma_hat": sigma, "denoised": info.denoised}
                 )
             last["x"] = info.x
 
         solver.check_sde(score_model.sde)
-        return run_grid(solver, score_model, start, ts, noise, grid_plan(solver, ts), not disable, report)
+        return run_grid(solver, score_model, start, ts, noise, plan, not disable, report)
 
     sample.__name__ = f"sample_{info.name}"
     sample.__doc__ = f"samplekit solver {info.name!r} ({name!r}, options {options}) as a k-diffusion sampler."

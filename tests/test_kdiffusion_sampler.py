@@ -23,7 +23,7 @@ import torch
 import samplekit as sk
 from peers import kdiffusion_sampling
 from samplekit.kdiffusion import KDiffusionSamplerError, sampler
-from test_kdiffusion_aliases import ALIASES, MIX, SIGMA_MAX, SIGMA_MIN, sigma_lists
+from test_kdiffusion_aliases import ALIASES, MIX, SIGMA_MAX, SIGMA_MIN, STEPS, sigma_lists
 
 f64 = torch.float64
 N = 6
@@ -78,6 +78,25 @@ def test_kdiffusion_names_are_kdiffusion_samplers(alias, solver):
                 assert a["i"] == b["i"] and float(a["sigma"]) == float(b["sigma"]) == float(a["sigma_hat"])
                 assert float((a["x"] - b["x"]).abs().max()) <= tol, where
                 assert float((a["denoised"] - b["denoised"]).abs().max()) <= tol, where
+
+
+def test_sample_dpm_fast_runs_from_a_list_as_comfyui_calls_kdiffusions():
+    """k-diffusion's sample_dpm_fast(model, x, sigma_min, sigma_max, n) with sigma_min the list's last positive
+    sigma, sigma_max its first and n its number of steps (ComfyUI's KSAMPLER), at every n, float64."""
+    shift, x = inputs()
+    peer = kdiffusion_sampling().sample_dpm_fast
+    for n in STEPS:
+        for schedule, sigmas in sigma_lists(n).items():
+            ours_net, peer_net = CondDenoiser(), CondDenoiser()
+            ours = sampler("sample_dpm_fast")(ours_net, x, sigmas, extra_args={"shift": shift}, disable=True)
+            default = torch.get_default_dtype()
+            torch.set_default_dtype(f64)  # its time grid is built in the default dtype
+            try:
+                theirs = peer(peer_net, x, sigmas[-2], sigmas[0], n, extra_args={"shift": shift}, disable=True)
+            finally:
+                torch.set_default_dtype(default)
+            assert float((ours - theirs).abs().max()) <= 1e-9, (schedule, n)
+            assert ours_net.calls == peer_net.calls == n
 
 
 FIXED_STEP = [c.name for c in sk.available("solver") if not c.info.get("adaptive")]
