@@ -131,7 +131,7 @@ def _checked_sigmas(sigmas, x: Tensor) -> Tensor:
         sigmas = torch.as_tensor(sigmas, dtype=torch.float64)
     if not isinstance(x, Tensor) or x.ndim < 1:
         raise InvalidArgumentError("x must be a batch tensor (batch, ...) of noisy samples at sigmas[0]")
-    ts = sigmas.detach().to(dtype=torch.float64)
+    ts = sigmas.detach().to(device="cpu", dtype=torch.float64)  # the grid lives on the host, as make_grid's
     if ts.ndim != 1 or ts.numel() < 2:
         raise InvalidArgumentError(
             f"sigmas has shape {tuple(ts.shape)}; pass a 1-D list of at least 2 noise levels, largest first "

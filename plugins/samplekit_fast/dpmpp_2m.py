@@ -10,6 +10,9 @@ Step t -> s with h = lambda_s - lambda_t, x0_t the model's denoised prediction a
 
 One model call per step, so a budget of N calls walks an N-step grid (default: uniform in
 lambda, ``schedule="logsnr"``) from T to t_min; the last call is at the second-to-last grid point.
+Under k-diffusion's name ``sample_dpmpp_2m`` (``alias_options``) ``lower_order_final=False``: full order up
+to the end, k-diffusion's rule; on a sigma list ending in 0 the step onto 0 is x0 (first order, the only
+finite one: the core's ``step_to_zero``), as k-diffusion's.
 """
 
 from __future__ import annotations

@@ -13,7 +13,9 @@ With x0 linear in lambda through the previous output x0_p (at lambda_t - h_p, r 
         solver_type="midpoint": c = (1 - e^{-H}) / 2            (the paper's 2M form; default)
         solver_type="heun":     c = 1 + (e^{-H} - 1) / H         (the exact weight of the linear term)
 The first step is first order; ``lower_order_final`` (default on) makes the last step first order on
-every grid (multistep.py).  One model call per step; default ``schedule="logsnr"``.
+every grid (multistep.py); k-diffusion's name ``sample_dpmpp_2m_sde`` selects ``lower_order_final=False``
+(k-diffusion's numbers; its step onto a final sigma = 0 is the denoise, the core's ``step_to_zero``).
+One model call per step; default ``schedule="logsnr"``.
 """
 
 from __future__ import annotations

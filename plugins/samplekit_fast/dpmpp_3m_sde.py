@@ -18,7 +18,8 @@ numbers), which converges at second order at eta = 0 — a documented disagreeme
 n - i.  samplekit's last step lands on t_min (k-diffusion's last step to sigma = 0 is a plain denoise),
 and on grids uniform in t that step is a long one in log-SNR: extrapolating the history over it costs
 much (VP ring, eta = 0, uniform, max error at NFE 10/20/30: 6.53/3.25/0.30 without, 0.23/0.19/0.04
-with).  ``lower_order_final=False`` gives k-diffusion's numbers.
+with).  ``lower_order_final=False`` gives k-diffusion's numbers; k-diffusion's names (``sample_dpmpp_3m_sde``,
+``DPM++ 3M SDE``) select it (``alias_options``), and a sigma list's final 0 is reached by the denoise step.
 One model call per step.  A step from alpha_t = 0 (lambda_t = -inf) is first order and not kept in
 the history.
 """
