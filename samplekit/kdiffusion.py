@@ -78,6 +78,10 @@ def sampler(name: str, seed: int | None = None, **options) -> Callable[..., Tens
         call_options = _checked_call_options(factory, name, kwargs)
         solver = build_solver(factory, name, {**options, **call_options})
         ts = _checked_sigmas(sigmas, x)
+        if solver.denoise_final and ends_at_zero(ts):
+            raise KDiffusionSamplerError(
+                "denoise_final=True with sigmas ending at 0: the last step already lands on the data; drop it"
+            )
         extra = dict(extra_args or {})
         score_model = _as_score_model(model, extra, ts, x)
         if name in SPAN_SAMPLERS:  # k-diffusion's (sigma_min, sigma_max, n) form, read from the list as ComfyUI does
@@ -86,6 +90,8 @@ def sampler(name: str, seed: int | None = None, **options) -> Callable[..., Tens
         else:
             plan = grid_plan(solver, ts)
         noise = _noise_source(noise_sampler, solver, ts, x, _seed(seed, extra))
+        # the callback's sigma: the host's own list entry (its dtype and device), or the walked grid's
+        walked = sigmas if isinstance(sigmas, Tensor) and name not in SPAN_SAMPLERS else ts
         start = x
         last = {"x": x}
 
@@ -93,7 +99,7 @@ def sampler(name: str, seed: int | None = None, **options) -> Callable[..., Tens
             if isinstance(noise, NoiseSamplerSource):
                 noise.next_step()
             if callback is not None:
-                sigma = ts[info.step].to(dtype=sigmas.dtype if isinstance(sigmas, Tensor) else torch.float64)
+                sigma = walked[info.step]
                 callback(
                     {"x": last["x"], "i": info.step, "sigma": sigma, "sigma_hat": sigma, "denoised": info.denoised}
                 )

@@ -189,3 +189,35 @@ def test_final_zero_budget_and_refusals():
         sk.sample(model, "sample_dpm_adaptive", ts=sigmas, num_samples=4, progress=False)
     with pytest.raises(sk.SamplekitError, match="outside"):  # a 0 inside the list is not a final 0
         sk.sample(model, "dpm_2", ts=torch.tensor([80.0, 0.0, -1.0], dtype=f64), num_samples=4, progress=False)
+
+
+def test_sample_refuses_denoise_final_past_a_final_zero():
+    model = sk.load_model(Denoiser(), loader="denoiser", shape=(2,))
+    with pytest.raises(sk.SolverError, match="denoise_final"):
+        sk.sample(model, "dpmpp_2m", ts=sigma_lists(5)["karras"], num_samples=2, denoise_final=True, progress=False)
+
+
+def test_alias_options_must_name_an_alias_and_declared_options(fresh_registry):
+    """A solver whose alias_options name a non-alias or an undeclared option fails to register, with the reason."""
+    from samplekit.hookspecs import hookimpl
+    from samplekit_fast.dpmpp_2m import DPMSolverPP2M
+
+    class NotAnAlias(DPMSolverPP2M):
+        name, aliases = "bad_alias_key", ("bad_alias",)
+        alias_options = {"elsewhere": {"lower_order_final": False}}
+
+    class UnknownOption(DPMSolverPP2M):
+        name, aliases = "bad_alias_option", ("bad_option",)
+        alias_options = {"bad_option": {"eta": 1.0}}
+
+    def plugin(cls):
+        class Plugin:
+            @hookimpl
+            def samplekit_register_solvers(self, register):
+                register(cls)
+
+        return Plugin()
+
+    reg = fresh_registry(plugin(NotAnAlias), plugin(UnknownOption))
+    errors = " ".join(f.error for f in reg.failures)
+    assert "'elsewhere', which is not one of its aliases" in errors and "no option 'eta'" in errors

@@ -157,6 +157,8 @@ def test_refusals_name_the_fix():
         sampler("dpmpp_2m", eta=1.0)
     with pytest.raises(KDiffusionSamplerError, match="schedule"):
         sampler("dpmpp_2m", schedule="karras")
+    with pytest.raises(KDiffusionSamplerError, match="denoise_final"):
+        sampler("dpmpp_2m", denoise_final=True)(CondDenoiser(), x, sigmas, extra_args={"shift": shift})
     fn = sampler("dpmpp_2m")
     with pytest.raises(KDiffusionSamplerError, match="no option 'foo'"):
         fn(CondDenoiser(), x, sigmas, extra_args={"shift": shift}, foo=1)
