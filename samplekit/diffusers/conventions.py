@@ -327,10 +327,10 @@ def _flow_grid(scheduler, sde: SDE) -> tuple[Tensor, dict]:
 
 # --- the solver that takes the scheduler's steps -------------------------------------------------------
 def dpm_solver_orders(scheduler, n_steps: int) -> tuple[int, ...]:
-    """The order of each of the first ``n_steps`` steps of DPMSolverMultistepScheduler's loop over its m
-    timesteps: step i has order min(solver_order, i + 1), except the last (i = m - 1) order 1 when
-    ``euler_at_final``, ``final_sigmas_type="zero"`` or (``lower_order_final`` and m < 15), and the one
-    before at most 2 when ``lower_order_final`` and m < 15."""
+    """The order of each of the first ``n_steps`` steps of DPMSolverMultistepScheduler's (and
+    DEISMultistepScheduler's) loop over its m timesteps: step i has order min(solver_order, i + 1), except
+    the last (i = m - 1) order 1 when ``euler_at_final``, ``final_sigmas_type="zero"`` or
+    (``lower_order_final`` and m < 15), and the one before at most 2 when ``lower_order_final`` and m < 15."""
     config, m = scheduler.config, len(scheduler.timesteps)
     order, lof = int(config.get("solver_order", 2)), bool(config.get("lower_order_final", True))
     plan = []
@@ -357,6 +357,7 @@ def scheduler_solver(scheduler) -> tuple[str, dict]:
       ``orders`` the scheduler's own plan (``dpm_solver_orders``) and, for order 3, ``midpoint_weights=True``
       (its weights); samplekit's plain names keep their own defaults (lower_order_final
       at every step count, the interpolant's full second derivative)
+    * DEISMultistepScheduler (deis, logrho, order p) -> ``deis`` (order p, ``orders`` its plan)
     * UniPCMultistepScheduler (predict_x0, bh1 / bh2, order p, ``final_sigmas_type="sigma_min"``, a grid
       ending above sigma_min) -> ``unipc``
     * FlowMatchEulerDiscreteScheduler -> ``ode_euler`` (Euler in t on u = eps - x0)
@@ -395,10 +396,24 @@ def scheduler_solver(scheduler) -> tuple[str, dict]:
                 "'midpoint', solver_order=2 or 3) has a samplekit twin (dpmpp_2m / dpmpp_3m)"
             )
         steps = _grid_steps(scheduler)
-        options: dict = {"orders": dpm_solver_orders(scheduler, steps)}
+        plan = dpm_solver_orders(scheduler, len(scheduler.timesteps))
+        if plan[-1] == 3 and _ends_at_final_sigma(scheduler):
+            raise InvalidArgumentError(
+                f"DPMSolverMultistepScheduler(solver_order=3) with {len(plan)} steps ends on a third-order step "
+                "from sigma_min to sigma_min (h = 0), which divides by h: diffusers' own result is NaN. Use "
+                "fewer than 15 steps, lower_order_final, final_sigmas_type='zero' or the training sigmas"
+            )
+        options: dict = {"orders": plan[:steps]}
         if order == 3:
             options["midpoint_weights"] = True
         return f"dpmpp_{order}m", options
+    if name == "DEISMultistepScheduler":
+        if config.get("algorithm_type", "deis") != "deis" or config.get("solver_type", "logrho") != "logrho":
+            raise InvalidArgumentError(
+                "only DEISMultistepScheduler(algorithm_type='deis', solver_type='logrho') has a twin"
+            )
+        order = int(config.get("solver_order", 3))
+        return "deis", {"order": order, "orders": dpm_solver_orders(scheduler, _grid_steps(scheduler))}
     if name == "UniPCMultistepScheduler":
         if not config.get("predict_x0", True) or config.get("disable_corrector"):
             raise InvalidArgumentError(
