@@ -112,11 +112,21 @@ def check_case(unet, cls, config, spacing, pred, steps_list):
     latents = torch.randn(2, 1, 8, 8, generator=torch.Generator().manual_seed(0))
     labels, null = torch.tensor([3, 7]), torch.tensor([0, 0])
     rescale = 0.7 if pred == "v_prediction" else 0.0
-    worst = 0.0
+    worst = None
     for steps in steps_list:
         scheduler.set_timesteps(steps)
         if int(scheduler.timesteps[1]) == int(scheduler.timesteps[0]):  # diffusers skips a step, then fails
             with pytest.raises(SamplekitError, match="twice"):
+                samplekit_run(model, scheduler, latents, labels, null, 3.0, rescale, steps)
+            continue
+        first, second = (int(k) for k in scheduler.timesteps[:2])
+        if (
+            config.get("rescale_betas_zero_snr")
+            and cls == "DDIMScheduler"
+            and first == 999
+            and first - 1000 // steps != second
+        ):
+            with pytest.raises(SamplekitError, match="alpha_T = 0"):  # its first step lands between grid times
                 samplekit_run(model, scheduler, latents, labels, null, 3.0, rescale, steps)
             continue
         want = diffusers_run(unet, copy.deepcopy(scheduler), latents, labels, null, 3.0, rescale, steps)
@@ -127,20 +137,22 @@ def check_case(unet, cls, config, spacing, pred, steps_list):
         res = samplekit_run(model, scheduler, latents, labels, null, 3.0, rescale, steps)
         err = ((res.samples - want).abs().max() / want.abs().max().clamp_min(1)).item()
         assert err <= TOL, f"{steps} steps: relative max difference {err:.3g} > {TOL}"
-        worst = max(worst, err)
+        worst = err if worst is None else max(worst, err)
     return worst
 
 
 @pytest.mark.parametrize("case", DEFAULT, ids=case_id)
 def test_a_diffusers_scheduler_config_is_reproduced(unet, case):
     *head, steps = case
-    print(f"worst {check_case(unet, *head, [steps]):.2e}")
+    worst = check_case(unet, *head, [steps])
+    print("refused, as asserted" if worst is None else f"worst {worst:.2e}")
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("case", CASES, ids=case_id)
 def test_a_diffusers_scheduler_config_is_reproduced_at_every_step_count(unet, case):
-    print(f"worst {check_case(unet, *case, range(4, 51)):.2e}")
+    worst = check_case(unet, *case, range(4, 51))
+    print("all refused, as asserted" if worst is None else f"worst {worst:.2e}")
 
 
 RULE_CLASSES = [

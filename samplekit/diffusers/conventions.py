@@ -372,6 +372,15 @@ def scheduler_solver(scheduler) -> tuple[str, dict]:
         )
     if name == "DDIMScheduler":
         N = int(config.get("num_train_timesteps", 1000))
+        steps = [int(k) for k in scheduler.timesteps[:2]]
+        if float(scheduler.alphas_cumprod[-1]) == 0 and steps[0] == N - 1 and len(steps) > 1:
+            if steps[0] - N // n != steps[1]:
+                raise InvalidArgumentError(
+                    f"DDIMScheduler with zero terminal SNR and {n} steps takes its first step from alpha_T = 0 to "
+                    f"timestep {steps[0] - N // n}, then evaluates at {steps[1]}; samplekit's first step from "
+                    "alpha_T = 0 (the core's alpha_zero_step) lands on the next grid time. Pick a step count "
+                    "with the two equal (e.g. one dividing num_train_timesteps) or leading spacing"
+                )
         return "ddim", {"stride": (N // n) / N}
     if name == "EulerDiscreteScheduler":
         if config.get("prediction_type", "epsilon") not in ("epsilon", "v_prediction", "sample"):
@@ -413,7 +422,7 @@ def scheduler_solver(scheduler) -> tuple[str, dict]:
                 "only DEISMultistepScheduler(algorithm_type='deis', solver_type='logrho') has a twin"
             )
         order = int(config.get("solver_order", 3))
-        return "deis", {"order": order, "orders": dpm_solver_orders(scheduler, _grid_steps(scheduler))}
+        return "deis", {"solver_order": order, "orders": dpm_solver_orders(scheduler, _grid_steps(scheduler))}
     if name == "UniPCMultistepScheduler":
         if not config.get("predict_x0", True) or config.get("disable_corrector"):
             raise InvalidArgumentError(
