@@ -372,12 +372,12 @@ def scheduler_solver(scheduler) -> tuple[str, dict]:
         )
     if name == "DDIMScheduler":
         N = int(config.get("num_train_timesteps", 1000))
-        steps = [int(k) for k in scheduler.timesteps[:2]]
-        if float(scheduler.alphas_cumprod[-1]) == 0 and steps[0] == N - 1 and len(steps) > 1:
-            if steps[0] - N // n != steps[1]:
+        first = [int(k) for k in scheduler.timesteps[:2]]
+        if float(scheduler.alphas_cumprod[-1]) == 0 and first[0] == N - 1 and len(first) > 1:
+            if first[0] - N // n != first[1]:
                 raise InvalidArgumentError(
                     f"DDIMScheduler with zero terminal SNR and {n} steps takes its first step from alpha_T = 0 to "
-                    f"timestep {steps[0] - N // n}, then evaluates at {steps[1]}; samplekit's first step from "
+                    f"timestep {first[0] - N // n}, then evaluates at {first[1]}; samplekit's first step from "
                     "alpha_T = 0 (the core's alpha_zero_step) lands on the next grid time. Pick a step count "
                     "with the two equal (e.g. one dividing num_train_timesteps) or leading spacing"
                 )
