@@ -76,14 +76,15 @@ SCHEDULE_KEYS = (
 #: the floor these schedulers put under a zero-terminal-SNR schedule's last abar (it would be 0)
 ZERO_SNR_FLOOR = 2.0**-24
 #: the schedulers that keep abar_{N-1} = 0 exactly under ``rescale_betas_zero_snr`` (no floor)
-ZERO_SNR_EXACT = ("DDIMScheduler", "DDPMScheduler", "")
+ZERO_SNR_EXACT = ("DDIMScheduler", "DDPMScheduler")
 
 
 def alphas_cumprod_of(config: dict, class_name: str = "") -> Tensor:
     """abar_n = prod_{i <= n} (1 - beta_i), n = 0..N-1, float64, of a DDPM-family scheduler config, built by
     diffusers' own DDPMScheduler (``beta_schedule`` linear / scaled_linear / squaredcos_cap_v2 / ...,
     ``trained_betas``); with ``rescale_betas_zero_snr`` (Lin et al. 2023, alg. 1) the last abar is 0: kept so
-    for DDIM / DDPM (and a bare config), floored at 2^-24 for the other schedulers, as each does."""
+    for ``class_name`` DDIMScheduler / DDPMScheduler, floored at 2^-24 for the other schedulers (as each does)
+    and for a config without a class name."""
     from diffusers import DDPMScheduler
 
     ddpm = DDPMScheduler.from_config({k: config[k] for k in SCHEDULE_KEYS if k in config})
