@@ -11,6 +11,10 @@ and B is interpolated linearly in t between grid points, from B(0) = 0 (the data
     B(t_n) = -log abar_n,   B piecewise linear,   beta(t) = B'(t) piecewise constant,
     alpha_t = exp(-B(t)/2),   sigma_t^2 = 1 - exp(-B(t)),   f = -beta(t) x / 2,   g = sqrt(beta(t)).
 
+Zero terminal SNR (Lin et al. 2023; diffusers' ``rescale_betas_zero_snr`` in DDIM / DDPM): abar_{N-1} = 0
+is accepted; on the last interval abar (not B) is linear in t, B(t) = B(t_{N-1}) - log(1 - (N t - N + 1)),
+so alpha_T = 0 exactly and the first step from T is ``sampling.alpha_zero_step`` (a v or x0 network).
+
 On the grid (t = t_n) alpha_t^2 equals abar_n exactly, so a solver stepping between grid times meets
 the network only at its training timesteps; between them the network receives the fractional
 timestep N t - 1 (diffusers' sinusoidal embeddings accept it).  The ``discrete`` schedule gives
@@ -27,7 +31,9 @@ from samplekit.errors import InvalidArgumentError
 from samplekit.sde import SDE, VPSDE, VariancePreserving, as_time
 
 Tensor = torch.Tensor
-GRID_SNAP = 1e-3  # |N t - round(N t)| below this (in timesteps) counts as a grid time
+#: N t within this many units in the last place (of N t's dtype) of an integer is that integer: the rounding
+#: error of computing (n + 1) / N * N, and nothing more (an evaluation 1e-6 timesteps off the grid stays off it)
+GRID_ULPS = 4
 
 
 class DiscreteVPSDE(VariancePreserving):
@@ -40,24 +46,27 @@ class DiscreteVPSDE(VariancePreserving):
         abar = torch.as_tensor(alphas_cumprod, dtype=torch.float64).flatten()
         if abar.numel() < 2 or not torch.isfinite(abar).all():
             raise InvalidArgumentError("alphas_cumprod must hold at least 2 finite values, one per training timestep")
-        if (abar <= 0).any() or (abar >= 1).any() or (abar[1:] >= abar[:-1]).any():
+        if (abar[:-1] <= 0).any() or abar[-1] < 0 or (abar >= 1).any() or (abar[1:] >= abar[:-1]).any():
             raise InvalidArgumentError(
-                "alphas_cumprod must decrease strictly within (0, 1), as diffusers' "
-                "scheduler.alphas_cumprod does; pass the training schedule's values"
+                "alphas_cumprod must decrease strictly within (0, 1) (the last may be 0: zero terminal SNR), "
+                "as diffusers' scheduler.alphas_cumprod does; pass the training schedule's values"
             )
         self.num_timesteps = N = abar.numel()
         super().__init__(T=1.0, t_min=1.0 / N)
         self.alphas_cumprod = abar
-        self._B = torch.cat([abar.new_zeros(1), -torch.log(abar)])  # B at t = 0, 1/N, ..., 1
-        self._beta = (self._B[1:] - self._B[:-1]) * N  # piecewise-constant rate
+        self.zero_terminal_snr = bool(abar[-1] == 0)
+        self._B = torch.cat([abar.new_zeros(1), -torch.log(abar)])  # B at t = 0, 1/N, ..., 1 (inf at 1: zero SNR)
+        self._beta = (self._B[1:] - self._B[:-1]) * N  # piecewise-constant rate (the last: see _last_segment)
 
     # --- the t <-> timestep mapping ---------------------------------------------------------------
     def _grid_units(self, t: Tensor) -> Tensor:
-        """N t, snapped to the integer within GRID_SNAP of it: a grid time computed in floating point
-        ((n + 1) / N * N is not always exactly n + 1, notably in float32) lands exactly on the grid."""
+        """N t, set to the integer n + 1 when it is within ``GRID_ULPS`` units in the last place of it: the
+        time of timestep n computed in floating point ((n + 1) / N * N is not always exactly n + 1, by an
+        ulp or two) lands exactly on the grid, and every other time keeps its fractional timestep."""
         u = t * self.num_timesteps
         r = u.round()
-        return torch.where((u - r).abs() <= GRID_SNAP, r, u)
+        ulp = torch.finfo(u.dtype).eps * r.abs().clamp_min(1)
+        return torch.where((u - r).abs() <= GRID_ULPS * ulp, r, u)
 
     def timestep(self, t) -> Tensor:
         """The (fractional) training timestep n = N t - 1 of time t (an exact integer at grid times)."""
@@ -75,16 +84,24 @@ class DiscreteVPSDE(VariancePreserving):
         return k.long(), u - k
 
     def B(self, t) -> Tensor:
-        """B(t) = -log alpha_t^2, linear in t between grid points."""
+        """B(t) = -log alpha_t^2, linear in t between grid points (with zero terminal SNR, abar linear on
+        the last interval: B = B_{N-1} - log(1 - frac), infinite at T)."""
         t = as_time(t)
         k, frac = self._segment(t)
         B = self._B.to(dtype=t.dtype, device=t.device)
-        return B[k] + frac * (B[k + 1] - B[k])
+        if not self.zero_terminal_snr:
+            return B[k] + frac * (B[k + 1] - B[k])
+        last = k == self.num_timesteps - 1
+        inner = B[k] + torch.where(last, 0.0, frac) * torch.where(last, 0.0, B[k + 1] - B[k])
+        return torch.where(last, B[k] - torch.log1p(-frac), inner)
 
     def beta(self, t) -> Tensor:
         t = as_time(t)
-        k, _ = self._segment(t)
-        return self._beta.to(dtype=t.dtype, device=t.device)[k]
+        k, frac = self._segment(t)
+        rate = self._beta.to(dtype=t.dtype, device=t.device)[k]
+        if self.zero_terminal_snr:  # d/dt of -log(1 - frac) = N / (1 - frac)
+            rate = torch.where(k == self.num_timesteps - 1, self.num_timesteps / (1 - frac), rate)
+        return rate
 
     def t_from_log_snr(self, lam) -> Tensor:
         """Exact inverse of the piecewise-linear B: sigma^2 / alpha^2 = e^B - 1 = e^{-2 lambda}."""
@@ -93,7 +110,12 @@ class DiscreteVPSDE(VariancePreserving):
         B = self._B.to(dtype=lam.dtype, device=lam.device)
         k = (torch.searchsorted(B, target.reshape(-1).contiguous()) - 1).clamp(0, self.num_timesteps - 1)
         k = k.reshape(target.shape)
-        frac = (target - B[k]) / (B[k + 1] - B[k])
+        if self.zero_terminal_snr:
+            last = k == self.num_timesteps - 1
+            linear = (target - B[k]) / torch.where(last, 1.0, B[k + 1] - B[k])
+            frac = torch.where(last, -torch.expm1(B[k] - target), linear)
+        else:
+            frac = (target - B[k]) / (B[k + 1] - B[k])
         return (k + frac) / self.num_timesteps
 
     def params(self) -> dict[str, float]:

@@ -5,13 +5,14 @@ embeddings, classifier-free guidance on; samplekit walks the pipeline's own grid
 its own solver, and its latents and decoded images match the pipeline's output (``output_type="latent"``
 and ``"pt"``) to 1e-4 in float32.
 
-Conventions matched (see plugins/samplekit_loaders/diffusers_grid.py):
+Conventions matched (see samplekit/diffusers/conventions.py):
 * SD 1.x schedule (scaled_linear, ``steps_offset=1``, ``timestep_spacing="leading"``): 4 steps visit
   timesteps 751, 501, 251, 1; DDIM with ``set_alpha_to_one=False`` and DPM-Solver / UniPC with
   ``final_sigmas_type="sigma_min"`` then step to abar_0, i.e. samplekit's t_min (timestep 0): the grid is
   those times plus t_min.  The solver is the scheduler's twin (``scheduler_solver``): DPM-Solver++(2M)
-  lowers its last step's order below 15 steps only, as diffusers does (``lower_order_final = n < 15``; a
-  20-step case checks the longer grid); UniPC lowers it (diffusers: on every grid; samplekit: below 15).
+  takes diffusers' own order plan (``orders=``: the last step lowered below 15 steps only; a 20-step case
+  checks the longer grid); UniPC lowers it on every grid, as diffusers does.  Every step count, spacing and
+  sigma option: tests/test_diffusers_schedulers.py.
 * DiTPipeline with its test's ``DDIMScheduler()`` (``set_alpha_to_one=True``, leading spacing, no offset):
   timesteps 750, 500, 250, 0 and a final step to abar = 1, which returns the x0 prediction at timestep 0:
   samplekit's grid ends at t_min (= timestep 0) with ``denoise_final=True``.  DiT's learned sigma (8 output

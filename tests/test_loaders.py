@@ -331,7 +331,7 @@ def test_a_flow_matching_scheduler_gives_an_exact_rectified_flow_model_with_its_
         assert torch.allclose(net.seen[-1], torch.full((32,), t * 1000, **f64))  # timestep = N sigma
 
 
-def test_scheduler_grid_refuses_what_samplekit_would_compute_differently():
+def test_scheduler_grid_refuses_what_samplekit_would_compute_differently_and_maps_the_rest():
     from diffusers import DDIMScheduler, DPMSolverMultistepScheduler
 
     gm = mixture()
@@ -345,10 +345,12 @@ def test_scheduler_grid_refuses_what_samplekit_would_compute_differently():
     clipped.set_timesteps(4)
     with pytest.raises(ValueError, match="clip_sample"):
         scheduler_grid(clipped, model.sde)
-    zero = DPMSolverMultistepScheduler(final_sigmas_type="zero")  # x0 at timestep 250: not t_min
+    zero = DPMSolverMultistepScheduler(final_sigmas_type="zero")  # diffusers' x0 at timestep 250: its convention
     zero.set_timesteps(4)
-    with pytest.raises(ValueError, match="t_min"):
-        scheduler_grid(zero, model.sde)
+    ts, options = scheduler_grid(zero, model.sde)
+    assert options == {"denoise_final": True} and torch.equal(
+        model.sde.timestep(ts), torch.tensor([999.0, 749, 500, 250], **f64)
+    )
     ddim = DDIMScheduler(clip_sample=False, set_alpha_to_one=False, steps_offset=1)
     ddim.set_timesteps(4)
     ts, options = scheduler_grid(ddim, model.sde)

@@ -15,10 +15,18 @@ x0_t, x0_p (at lambda_t - h_0) and x0_q (at lambda_t - h_0 - h_1):
 (multistep.py explains why at every step count, not only below 15 as DPM-Solver++); off, every step
 after the warm-up is third order.)
 
+``midpoint_weights=True`` takes the weights of diffusers' DPMSolverMultistepScheduler (dpmsolver++, order 3,
+solver_type "midpoint"): a second-order step adds alpha_s (h I_0 / 2) d_0 (the midpoint rule, as dpmpp_2m)
+instead of alpha_s I_1 d_0, and a third-order step takes x0'' = dd, half the interpolant's second derivative
+(its D2 term; k-diffusion's ``sample_dpmpp_3m_sde`` weights it so too).  The diffusers config selects it;
+the plain name keeps the Taylor weights above.
+
 One model call per step: a budget of N calls walks an N-step grid (default ``schedule="logsnr"``).
 """
 
 from __future__ import annotations
+
+import torch
 
 from samplekit_fast.multistep import History, Interval, MultistepSolver, phi_weights, scalar
 
@@ -33,6 +41,12 @@ class DPMSolverPP3M(MultistepSolver):
     nfe_per_step = 1
     default_schedule = "logsnr"
 
+    def __init__(self, midpoint_weights: bool = False, **base) -> None:
+        """``midpoint_weights``: diffusers' weights (module docstring): h I_0 / 2 on d_0 at second order,
+        x0'' = dd at third."""
+        super().__init__(**base)
+        self.midpoint_weights = bool(midpoint_weights)
+
     def step(self, model, i, t0, t1, x, state: History, noise, plan):
         iv = Interval.of(model.sde, t0, t1)
         lam_t, alpha_s = iv.lam_t, iv.alpha_s
@@ -43,11 +57,13 @@ class DPMSolverPP3M(MultistepSolver):
         if order >= 2:
             h0 = lam_t - state.lams[-1]
             d0 = (x0 - state.x0s[-1]) / scalar(h0, x)
-            slope = d0
+            slope, weight = d0, i1
+            if order == 2 and self.midpoint_weights:
+                weight = -iv.h * torch.expm1(-iv.h) / 2  # h I_0 / 2
             if order == 3:
                 h1 = state.lams[-1] - state.lams[-2]
                 dd = (d0 - (state.x0s[-1] - state.x0s[-2]) / scalar(h1, x)) / scalar(h0 + h1, x)
                 slope = d0 + scalar(h0, x) * dd
-                x_next = x_next + scalar(2 * alpha_s * i2, x) * dd
-            x_next = x_next + scalar(alpha_s * i1, x) * slope
+                x_next = x_next + scalar((1 if self.midpoint_weights else 2) * alpha_s * i2, x) * dd
+            x_next = x_next + scalar(alpha_s * weight, x) * slope
         return x_next, state.push(lam_t, x0, keep=2), x0

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from samplekit.solver import Solver
+from samplekit.solver import Solver, SolverError
 
 Tensor = torch.Tensor
 
@@ -106,19 +106,42 @@ class MultistepSolver(Solver):
     #: the highest order of a step (the number of model outputs it combines)
     solver_order: int = 2
 
-    def __init__(self, lower_order_final: bool = True, **base) -> None:
+    def __init__(self, lower_order_final: bool = True, orders: tuple[int, ...] | None = None, **base) -> None:
+        """``orders``: the order of every step, as a peer plans them (e.g. diffusers' DPMSolverMultistep
+        rule, given by ``samplekit.diffusers.conventions.scheduler_solver``); each within 1..solver_order and
+        at most i + 1 at step i, one per grid step.  None: planned by ``lower_order_final`` (class docstring)."""
         super().__init__(**base)
         self.lower_order_final = bool(lower_order_final)
+        self.orders = None if orders is None else tuple(int(p) for p in orders)
+        if self.orders is not None and any(p < 1 or p > i + 1 for i, p in enumerate(self.orders)):
+            self.check_orders(self.orders)
 
     def init(self, model, x, ts, noise, plan):
         return History(len(ts) - 1, orders=self.plan_orders(len(ts) - 1))
 
     def plan_orders(self, n: int) -> tuple[int, ...]:
-        """The order of each step of an n-step grid (see the class docstring)."""
+        """The order of each step of an n-step grid (see the class docstring), or the given ``orders``."""
+        if self.orders is not None:
+            if len(self.orders) != n:
+                raise SolverError(
+                    f"{self.name}: orders= plans {len(self.orders)} steps but the grid has {n}; pass one "
+                    "order per step of ts"
+                )
+            return self.check_orders(self.orders)
         orders = [min(self.solver_order, i + 1) for i in range(n)]
         if self.lower_order_final:
             orders = [min(p, n - i) for i, p in enumerate(orders)]
         return tuple(orders)
+
+    def check_orders(self, orders: tuple[int, ...]) -> tuple[int, ...]:
+        """``orders`` if step i asks for an order within 1..min(solver_order, i + 1), else a SolverError."""
+        bad = [i for i, p in enumerate(orders) if not 1 <= p <= min(self.solver_order, i + 1)]
+        if bad:
+            raise SolverError(
+                f"{self.name}: orders={orders} asks step {bad[0]} for order {orders[bad[0]]}; step i takes "
+                f"an order within 1..min({self.solver_order}, i + 1) (only i earlier outputs exist)"
+            )
+        return orders
 
     def step_order(self, i: int, n_steps: int) -> int:
         """DPM-Solver++'s rule: warm-up, and the last steps lowered only below 15 steps (kept for solvers

@@ -141,11 +141,16 @@ def load_diffusers(
     max_params: float = MAX_PARAMS,
     max_train_timesteps: int = MAX_TRAIN_TIMESTEPS,
     max_sample_numel: float = MAX_SAMPLE_NUMEL,
+    network_timesteps: str | None = None,
 ) -> ScoreModel:
     """A diffusers model or pipeline (directory or object) with its scheduler as a ScoreModel.
 
     ``vae``: an autoencoder (object or directory) whose decoder fills ``res.decoded`` (a pipeline's own VAE
-    is used by default).  ``prediction_type`` overrides the scheduler config's."""
+    is used by default).  ``prediction_type`` overrides the scheduler config's.  ``network_timesteps``: how a
+    time between training timesteps becomes the network's timestep, one of
+    ``samplekit.diffusers.conventions.TIMESTEP_RULES`` ("linear", "sigma", "log_sigma", "log_sigma_round",
+    "log_sigma_floor"); by default the scheduler config's own (e.g. DPMSolverMultistep with
+    ``use_karras_sigmas`` rounds to integers), so that its grid is reproduced."""
     if isinstance(source, (str, Path)):
         directory = Path(source)
         if not directory.is_dir():
@@ -156,7 +161,7 @@ def load_diffusers(
             parts = pipeline_parts(directory)
             module_dir = parts["denoiser"]
         scheduler = scheduler if scheduler is not None else parts.get("scheduler") or find_scheduler(module_dir)
-        process = process_of(scheduler, prediction_type, max_train_timesteps)  # cheap checks first
+        process = process_of(scheduler, prediction_type, max_train_timesteps, network_timesteps)  # cheap checks first
         module = load_module_dir(module_dir, max_params)
         if vae is None and "vae" in parts:
             vae = load_module_dir(parts["vae"], max_params)
@@ -174,14 +179,14 @@ def load_diffusers(
                 "loading a diffusers model object needs its scheduler: pass scheduler= (a diffusers "
                 "scheduler, its config dict or a scheduler_config.json path)"
             )
-        process = process_of(scheduler, prediction_type, max_train_timesteps)
+        process = process_of(scheduler, prediction_type, max_train_timesteps, network_timesteps)
         name = name or type(source).__name__
     if isinstance(vae, (str, Path)):
         vae = load_module_dir(Path(vae), max_params)
     if isinstance(module, torch.nn.Module):
         module.eval()
     model = ScoreModel(
-        DiffusersNet(module, process.timestep_of),
+        DiffusersNet(module, process.timestep_of, process.timestep_rule),
         process.sde,
         shape_of(module, shape, max_sample_numel),
         process.parametrization,

@@ -94,9 +94,10 @@ def input_signature(module) -> inspect.Signature:
 class DiffusersNet(torch.nn.Module):
     """net(x, t, **inputs) = module(x, timestep_of(t), **inputs), first C output channels."""
 
-    def __init__(self, module, timestep_of) -> None:
+    def __init__(self, module, timestep_of, timestep_rule: str | None = None) -> None:
         super().__init__()
         self.module, self.timestep_of = module, timestep_of
+        self.timestep_rule = timestep_rule  # read by scheduler_grid(scheduler, model) to check the grid
         params = list(module.parameters()) if isinstance(module, torch.nn.Module) else []
         self.dtype = params[0].dtype if params else None
         signature = input_signature(module)

@@ -26,7 +26,14 @@ from pathlib import Path
 
 import torch
 
-from samplekit.diffusers.conventions import PREDICTION_TYPES, alphas_cumprod_of, flow_t_min, parametrization_of
+from samplekit.diffusers.conventions import (
+    PREDICTION_TYPES,
+    alphas_cumprod_of,
+    flow_t_min,
+    network_timestep,
+    parametrization_of,
+    timestep_rule_of,
+)
 from samplekit.discrete import DiscreteVPSDE
 from samplekit.errors import CheckpointError, InputFileError, InvalidArgumentError, ResourceLimitError
 from samplekit.sde import SDE
@@ -46,6 +53,7 @@ class Process:
     timestep_of: Callable[[torch.Tensor, torch.dtype], torch.Tensor]  # (t, network dtype) -> timestep
     scheduler_class: str
     schedule_options: dict = field(default_factory=dict)  # e.g. {"shift": 3.0} for SD3
+    timestep_rule: str | None = None  # DDPM family: how a noise level becomes the network's timestep
 
 
 def read_scheduler_config(scheduler) -> tuple[dict, str]:
@@ -81,9 +89,14 @@ def check_train_timesteps(config: dict, limit: int = MAX_TRAIN_TIMESTEPS) -> int
 
 
 def process_of(
-    scheduler, prediction_type: str | None = None, max_train_timesteps: int = MAX_TRAIN_TIMESTEPS
+    scheduler,
+    prediction_type: str | None = None,
+    max_train_timesteps: int = MAX_TRAIN_TIMESTEPS,
+    network_timesteps: str | None = None,
 ) -> Process:
-    """The samplekit process of a diffusers scheduler (object, config dict or path)."""
+    """The samplekit process of a diffusers scheduler (object, config dict or path).  ``network_timesteps``:
+    the rule giving the network's timestep between training timesteps (``conventions.TIMESTEP_RULES``);
+    None takes the scheduler's own (``conventions.timestep_rule_of``)."""
     config, class_name = read_scheduler_config(scheduler)
     n_train = check_train_timesteps(config, max_train_timesteps)
     if config.get("use_flow_sigmas") or config.get("prediction_type") == "flow_prediction":
@@ -98,18 +111,24 @@ def process_of(
                 f"prediction_type={prediction_type!r} does not fit {class_name}: a flow-matching model "
                 "predicts the velocity (parametrisation 'flow'); leave prediction_type unset"
             )
+        if network_timesteps is not None:
+            raise InvalidArgumentError(
+                "network_timesteps= applies to DDPM-family schedulers; a flow-matching model is fed N sigma"
+            )
         return _flow_process(config, n_train, class_name)
-    return _vp_process(config, class_name, prediction_type)
+    return _vp_process(config, class_name, prediction_type, network_timesteps)
 
 
-def _vp_process(config: dict, class_name: str, prediction_type: str | None) -> Process:
-    sde = DiscreteVPSDE(alphas_cumprod_of(config))
+def _vp_process(config: dict, class_name: str, prediction_type: str | None, rule: str | None) -> Process:
+    sde = DiscreteVPSDE(alphas_cumprod_of(config, class_name))
     parametrization = parametrization_of(config, prediction_type)
+    rule = rule or timestep_rule_of(config, class_name)
+    network_timestep(sde, torch.tensor([0.5], dtype=torch.float64), rule)  # an unknown rule: refused now
 
     def timestep_of(t, dtype):
-        return sde.timestep(t).to(dtype)
+        return network_timestep(sde, t, rule).to(dtype)
 
-    return Process(sde, parametrization, timestep_of, class_name or "DDPMScheduler")
+    return Process(sde, parametrization, timestep_of, class_name or "DDPMScheduler", timestep_rule=rule)
 
 
 def _flow_process(config: dict, n_train: int, class_name: str) -> Process:

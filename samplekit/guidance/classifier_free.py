@@ -16,9 +16,11 @@ side only, a value that cannot be batched) two calls.  Either way ``nfe`` grows 
 per the counters of both views, so budgets mean the same; ``nfe_per_eval`` is derived from the models.
 
 **Guidance rescale** (Lin et al. 2023, "Common diffusion noise schedules and sample steps are
-flawed", arXiv 2305.08891, eqs. 15-16), as diffusers' ``rescale_noise_cfg``: per sample,
-    eps_rescaled = eps_w * std(eps_c) / std(eps_w),   eps_final = phi eps_rescaled + (1 - phi) eps_w,
-the std over all but the batch dimension, phi = ``rescale``; x0 and the score follow from eps_final
+flawed", arXiv 2305.08891, eqs. 15-16), as diffusers' ``rescale_noise_cfg``, in the network's own output
+space o (eps for an eps network, v for a v-prediction one, as the pipelines apply it): per sample,
+    o_w = o_u + w (o_c - o_u),   o_rescaled = o_w * std(o_c) / std(o_w),   o_final = phi o_rescaled + (1 - phi) o_w,
+the std over all but the batch dimension, phi = ``rescale``; score, eps and x0 follow from o_final.  When
+either side is itself a wrapped model (no raw output) or the two differ in parametrisation, o is eps
 (x0 = x0_w where alpha_t = 0, where eps carries nothing of x0).
 
 **Guidance interval** (Kynkaanniemi et al. 2024, "Applying guidance in a limited interval improves
@@ -84,8 +86,11 @@ class ClassifierFreeGuidance(WrappedModel):
             on = (t >= self.interval[0]) & (t <= self.interval[1])
             if not bool(on.any()):
                 return self.cond_model.predict(x, t)
-        pred_c, pred_u = self._both(x, t)
-        guided = self._combine(pred_c, pred_u, x, t)
+        (out_c, pred_c), (out_u, pred_u) = self._both(x, t)
+        if self.rescale != 0.0 and out_c is not None and out_u is not None:
+            guided = self._rescaled_output(out_c, out_u, x, t)
+        else:
+            guided = self._combine(pred_c, pred_u, x, t)
         if self.interval is not None and not bool(on.all()):
             keep = on.reshape(-1, *([1] * (x.ndim - 1)))
             guided = Prediction(
@@ -96,17 +101,39 @@ class ClassifierFreeGuidance(WrappedModel):
             )
         return guided
 
-    def _both(self, x: Tensor, t: Tensor) -> tuple[Prediction, Prediction]:
+    def _both(self, x: Tensor, t: Tensor) -> tuple[tuple[Tensor | None, Prediction], tuple[Tensor | None, Prediction]]:
+        """((raw output, prediction) of cond, the same of uncond); the raw output is None for a wrapped
+        model, or when the two sides' outputs are not in one space (different parametrisation, time or SDE)."""
         c, u = self.cond_model, self.uncond_model
         inputs = self._batched_inputs(x) if self.one_network else None
         if inputs is None:
-            return c.predict(x, t), u.predict(x, t)
+            if not self._same_output_space():
+                return (None, c.predict(x, t)), (None, u.predict(x, t))
+            return c.predict_with_output(x, t), u.predict_with_output(x, t)
         c.check_input(x, t)
         out = c.network_output(torch.cat([x, x]), torch.cat([t, t]), inputs)
         c.nfe += 1
         u.nfe += 1
         out_c, out_u = out.chunk(2)
-        return c.prediction(out_c, x, t), u.prediction(out_u, x, t)
+        return (out_c, c.prediction(out_c, x, t)), (out_u, u.prediction(out_u, x, t))
+
+    def _same_output_space(self) -> bool:
+        c, u = self.cond_model, self.uncond_model
+        return (
+            not isinstance(c, WrappedModel)
+            and not isinstance(u, WrappedModel)
+            and c.parametrization == u.parametrization
+            and c.time_convention == u.time_convention
+            and c.sde is u.sde
+        )
+
+    def _rescaled_output(self, out_c: Tensor, out_u: Tensor, x: Tensor, t: Tensor) -> Prediction:
+        """Guidance and its rescale on the raw outputs (module docstring), then converted as the cond model does."""
+        out = out_u + self.scale * (out_c - out_u)
+        dims = tuple(range(1, x.ndim))
+        factor = out_c.std(dim=dims, keepdim=True) / out.std(dim=dims, keepdim=True)
+        out = self.rescale * (out * factor) + (1.0 - self.rescale) * out
+        return self.cond_model.prediction(out, x, t)
 
     def _batched_inputs(self, x: Tensor) -> dict | None:
         """The keyword inputs of one call on [x; x] (cond rows first), or None if they cannot be batched."""
