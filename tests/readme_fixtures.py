@@ -51,7 +51,7 @@ def _clip_text_encoder(length: int = 16):
 
 
 def sd_pipe() -> dict:
-    """A tiny random-weight StableDiffusionPipeline with a text encoder (``pipe``) and a ``prompt``."""
+    """``pipe``: a tiny random-weight StableDiffusionPipeline with a text encoder and tokenizer."""
     from diffusers import StableDiffusionPipeline
 
     from diffusers_tiny import kl_vae, sd_scheduler, sd_unet
@@ -69,7 +69,7 @@ def sd_pipe() -> dict:
         requires_safety_checker=False,
     )
     pipe.set_progress_bar_config(disable=True)
-    return {"pipe": pipe, "prompt": "a photo of an astronaut riding a horse"}
+    return {"pipe": pipe}
 
 
 def kdiffusion_denoiser() -> dict:
