@@ -22,7 +22,7 @@ def _exact_edm_denoiser():
     return denoiser
 
 
-def _clip_text_encoder(length: int = 16):
+def _clip_text_encoder(length: int = 77):
     """A tiny CLIP tokenizer (byte-level vocabulary, no merges) and a random-weight text encoder whose width
     matches the tiny SD UNet's cross-attention."""
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer

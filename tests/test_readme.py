@@ -141,6 +141,7 @@ def test_every_block_runs_as_written(tmp_path, monkeypatch):
     """Every runnable block, in order, in one temporary directory (files one block writes are there for the
     next), python blocks in one namespace. A failing block does not stop the rest: all failures are listed."""
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SAMPLEKIT_CACHE_DIR", str(tmp_path / ".cache"))  # fresh: no fitted grid from a past run
     namespace: dict = {"__name__": "readme"}
     failures = []
     ran = 0
