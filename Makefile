@@ -1,11 +1,12 @@
 # The two commands of the README: `make bench` (the default benchmark) and `make test` (the whole suite);
-# `make lint` runs ruff (lint + format check) and mypy as CI does.
+# `make lint` runs ruff (lint + format check) and mypy as CI does; `make test-wheel` builds the wheel and
+# installs it into a fresh virtual environment (tests/test_wheel.py, a few minutes; CI runs it).
 # Each creates .venv on first use: the CPU torch wheel first, then samplekit with every extra.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: bench test lint install clean
+.PHONY: bench test test-wheel lint install clean
 
 $(BIN)/.installed: pyproject.toml plugins/example_plugin/pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +27,9 @@ bench: $(BIN)/.installed
 
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest -n 2 -q
+
+test-wheel: $(BIN)/.installed
+	$(BIN)/python -m pytest -m slow -q tests/test_wheel.py
 
 # ruff and mypy read their settings from pyproject.toml (mypy checks samplekit/ and plugins/).
 lint: $(BIN)/.installed
