@@ -51,6 +51,8 @@ _EXPORTS = {
     "DiscreteVPSDE": "samplekit.discrete",
     "optimize_schedule": "samplekit.schedule_optimizer",
     "ScheduleReport": "samplekit.schedule_optimizer",
+    "fit_solver": "samplekit.fitted",
+    "FittedSampler": "samplekit.fitted",
 }
 _SUBMODULES = ("guidance", "conditioning", "errors")  # namespaces: sk.guidance, sk.conditioning, sk.errors
 
@@ -84,6 +86,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
         get_trace_estimator,
     )
     from samplekit.discrete import DiscreteVPSDE  # noqa: F401
+    from samplekit.fitted import FittedSampler, fit_solver  # noqa: F401
     from samplekit.errors import (  # noqa: F401
         DuplicateComponentError,
         NonFiniteError,

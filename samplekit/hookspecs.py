@@ -34,6 +34,7 @@ __all__ = [
     "samplekit_register_metrics",
     "samplekit_register_targets",
     "samplekit_register_guidance",
+    "samplekit_register_fitters",
     "samplekit_register_commands",
 ]
 
@@ -130,6 +131,16 @@ def samplekit_register_guidance(register: Register) -> None:
 
 
 @hookspec
+def samplekit_register_fitters(register: Register) -> None:
+    """Register solver-fitting methods for ``sk.fit_solver``: ``register(name, FitterClass)``; the class
+    has ``fit(model, nfe, x_T, teacher, budget, **options)`` and ``build(fitted) -> (Solver, ts)``
+    (``samplekit.fitted``).
+
+    :param register: ``register(name, factory, **info)`` scoped to this plugin.
+    """
+
+
+@hookspec
 def samplekit_register_commands(cli: Any) -> None:
     """Add commands to the ``samplekit`` click group.
 
@@ -146,4 +157,5 @@ REGISTER_HOOKS = {
     "metric": "samplekit_register_metrics",
     "target": "samplekit_register_targets",
     "guidance": "samplekit_register_guidance",
+    "fitter": "samplekit_register_fitters",
 }

@@ -31,6 +31,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "samplekit_loaders",
     "samplekit_models",
     "samplekit_schedules",
+    "samplekit_fitted",
 )
 
 

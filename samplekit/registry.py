@@ -16,7 +16,7 @@ from samplekit.errors import (  # noqa: F401
     UnknownComponentError,
 )
 
-KINDS = ("solver", "sde", "schedule", "trace_estimator", "model_loader", "metric", "target", "guidance")
+KINDS = ("solver", "sde", "schedule", "trace_estimator", "model_loader", "metric", "target", "guidance", "fitter")
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from samplekit.errors import (
     SamplekitError,
 )
 from samplekit.metering import metered
+from samplekit.fitted import FittedSampler, resolve_fitted
 from samplekit.noise import NoiseSource
 from samplekit.score import NonFiniteError, ScoreModel
 from samplekit.solver import Plan, Solver, SolverError, StepInfo, resolve_solver
@@ -52,7 +53,7 @@ DEFAULT_ADAPTIVE_CAP = 10_000  # an adaptive solver's cap when none is given (it
 
 def sample(
     model: ScoreModel,
-    solver: str | Solver = "euler_maruyama",
+    solver: str | Solver | FittedSampler = "euler_maruyama",
     nfe: int | None = None,
     num_samples: int | None = None,
     seed: int | Sequence[int] | None = 0,
@@ -71,7 +72,8 @@ def sample(
     """Sample ``num_samples`` points with ``solver`` spending at most ``nfe`` network calls.
 
     ``seed`` is an int or one int per sample (each sample then the same whatever batch it is in).
-    ``x_T`` replaces the prior draw; ``dtype``/``device`` default to x_T's, else float32 on CPU.
+    ``solver`` may be a fitted sampler of ``sk.fit_solver`` (its solver, grid and budget; refused for another
+    model, SDE or nfe).  ``x_T`` replaces the prior draw; ``dtype``/``device`` default to x_T's, else float32 on CPU.
     Adaptive solvers treat ``nfe`` as a cap and report what they spent.  ``nfe=None`` means
     ``DEFAULT_NFE`` (100) for a fixed-step solver (or what the grid ``ts`` needs) and a cap of
     ``DEFAULT_ADAPTIVE_CAP`` for an adaptive one.
@@ -91,6 +93,9 @@ def sample(
     device-side flag read once at the end (``finite.py``); if it is set, the run is replayed with
     per-step checks to name the first bad step and its t.
     """
+    if isinstance(solver, FittedSampler):  # sk.fit_solver's result: its solver and grid set the calls
+        solver, ts = resolve_fitted(model, solver, nfe, ts, solver_options)
+        nfe = None
     with torch.set_grad_enabled(bool(grad)):
         if batch_size is not None:
             from samplekit.chunks import sample_in_chunks

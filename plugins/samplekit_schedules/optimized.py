@@ -21,69 +21,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-from pathlib import Path
 
 import torch
 
 from samplekit.errors import InvalidArgumentError
+from samplekit.fingerprint import _feed, default_cache_dir  # noqa: F401  (default_cache_dir: imported from here too)
 from samplekit.schedule_optimizer import optimize_schedule
 from samplekit.sde import SDE
-
-
-def default_cache_dir(option=None) -> Path:
-    if option is not None:
-        return Path(option)
-    if os.environ.get("SAMPLEKIT_CACHE_DIR"):
-        return Path(os.environ["SAMPLEKIT_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "samplekit"
-
-
-def _feed(h, obj, depth: int = 0, seen=None, scalars: bool = True) -> None:
-    """Hash the content of obj: tensors by bytes, modules by state_dict, functions by code and closure.
-
-    With ``scalars=False`` (the model's walk) Python numbers are left out: a network's identity is its
-    weights and code, not mutable counters kept beside it (a call counter must not move the key)."""
-    seen = set() if seen is None else seen
-    if not scalars and isinstance(obj, (int, float, bool)):
-        return
-    if id(obj) in seen or depth > 6:
-        return
-    seen.add(id(obj))
-    if isinstance(obj, torch.Tensor):
-        t = obj.detach().cpu().contiguous()
-        h.update(f"T{t.dtype}{tuple(t.shape)}".encode())
-        h.update(t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.float().numpy().tobytes())
-    elif isinstance(obj, torch.nn.Module):
-        h.update(type(obj).__qualname__.encode())
-        for k, v in obj.state_dict().items():
-            h.update(k.encode())
-            _feed(h, v, depth + 1, seen, scalars)
-    elif isinstance(obj, (int, float, str, bool, type(None))):
-        h.update(repr(obj).encode())
-    elif isinstance(obj, (list, tuple)):
-        for v in obj:
-            _feed(h, v, depth + 1, seen, scalars)
-    elif isinstance(obj, dict):
-        for k in sorted(obj, key=repr):
-            h.update(repr(k).encode())
-            _feed(h, obj[k], depth + 1, seen, scalars)
-    elif callable(obj) and hasattr(obj, "__code__"):
-        h.update(obj.__code__.co_code)
-        h.update(repr(obj.__code__.co_consts).encode())
-        for cell in obj.__closure__ or ():
-            try:
-                _feed(h, cell.cell_contents, depth + 1, seen, scalars)
-            except ValueError:  # an empty cell
-                pass
-        if getattr(obj, "__self__", None) is not None:
-            _feed(h, obj.__self__, depth + 1, seen, scalars)
-    elif hasattr(obj, "__dict__"):
-        h.update(type(obj).__qualname__.encode())
-        _feed(h, vars(obj), depth + 1, seen, scalars)
-    else:
-        h.update(repr(obj).encode())
 
 
 def fingerprint(model, sde: SDE, solver, n_steps: int, options: dict) -> str:
