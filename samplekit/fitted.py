@@ -82,13 +82,20 @@ class FittedSampler:
         """Read a file written by :meth:`save`; a clear error for a missing, foreign or damaged file."""
         path = Path(path)
         if not path.is_file():
-            raise InputFileError(f"fitted sampler file {str(path)!r} does not exist; write one with `samplekit fit-solver`")
+            raise InputFileError(
+                f"fitted sampler file {str(path)!r} does not exist; write one with `samplekit fit-solver`"
+            )
         try:
             data = json.loads(path.read_text())
-            fitted = cls(**{k: data[k] for k in ("method", "solver", "nfe", "ts", "params", "model_key", "sde")},
-                         fit=data.get("fit", {}), format=data.get("format", 0))
+            fitted = cls(
+                **{k: data[k] for k in ("method", "solver", "nfe", "ts", "params", "model_key", "sde")},
+                fit=data.get("fit", {}),
+                format=data.get("format", 0),
+            )
         except (ValueError, KeyError, TypeError) as exc:
-            raise InputFileError(f"{str(path)!r} is not a fitted sampler file ({exc}); write one with `samplekit fit-solver`") from None
+            raise InputFileError(
+                f"{str(path)!r} is not a fitted sampler file ({exc}); write one with `samplekit fit-solver`"
+            ) from None
         if fitted.format != FORMAT:
             raise InputFileError(f"{str(path)!r} has format {fitted.format}, this samplekit reads {FORMAT}; fit again")
         return fitted
@@ -104,7 +111,8 @@ def check_fitted_for(model: ScoreModel, fitted: FittedSampler, nfe: int | None) 
     here = describe_sde(model.sde)
     if fitted.sde != here:
         raise FittedSamplerError(
-            f"the fitted sampler was fitted under the SDE {fitted.sde['name']}{fitted.sde['params']}, but the model runs "
+            f"the fitted sampler was fitted under the SDE {fitted.sde['name']}{fitted.sde['params']}, "
+            "but the model runs "
             f"{here['name']}{here['params']}; fit one for this SDE with sk.fit_solver(model, nfe)"
         )
     if fitted.model_key != model_key(model):
@@ -141,7 +149,7 @@ def fit_solver(
     model: ScoreModel,
     nfe: int,
     method: str = "amed",
-    num_fit: int = 128,
+    num_fit: int = 512,
     seed: int = 0,
     max_nfe: int | None = None,
     max_seconds: float = 300.0,
@@ -173,7 +181,9 @@ def fit_solver(
     try:
         fitter = fitter_cls(**options)
     except TypeError as exc:
-        raise InvalidArgumentError(f"fitter {method!r}: {exc}; see `samplekit list fitter --json` for its options") from None
+        raise InvalidArgumentError(
+            f"fitter {method!r}: {exc}; see `samplekit list fitter --json` for its options"
+        ) from None
     budget = int(max_nfe) if max_nfe is not None else 3000 * nfe + 2000
     key = _cache_key(model, method, fitter, nfe, num_fit, seed, budget, teacher_tol)
     path = default_cache_dir(cache_dir) / "fitted" / f"{key}.json" if cache else None
@@ -187,8 +197,14 @@ def fit_solver(
     found = fitter.fit(model, nfe, x_T, teacher, cap)
     fitted = _checked(model, method, fitter_cls, found, nfe, x_T, teacher)
     fitted.fit.update(
-        nfe_spent=model.nfe - nfe0, seconds=time.perf_counter() - start, num_fit=num_fit, seed=int(seed),
-        teacher_tol=teacher_tol, max_nfe=budget, max_seconds=float(max_seconds), capped=cap.hit,
+        nfe_spent=model.nfe - nfe0,
+        seconds=time.perf_counter() - start,
+        num_fit=num_fit,
+        seed=int(seed),
+        teacher_tol=teacher_tol,
+        max_nfe=budget,
+        max_seconds=float(max_seconds),
+        capped=cap.hit,
         options={k: v for k, v in fitter.options().items()},
     )
     if path is not None:
@@ -213,11 +229,14 @@ class Cap:
         return ok
 
 
-def fit_loss(model: ScoreModel, solver, ts: Tensor, x_T: Tensor, teacher: Tensor) -> Tensor:
-    """L = mean over the batch of ||S(x_T) - Phi(x_T)||^2 / d for ``solver`` on grid ``ts`` (graph kept if enabled)."""
+def fit_loss(model: ScoreModel, solver, ts: Tensor, x_T: Tensor, teacher: Tensor, rows: Tensor | None = None) -> Tensor:
+    """L = mean over the batch of ||S(x_T) - Phi(x_T)||^2 / d for ``solver`` on grid ``ts`` (graph kept if
+    enabled); ``rows`` selects a minibatch of the fit set."""
     from samplekit.noise import NoiseSource
     from samplekit.sampling import integrate
 
+    if rows is not None:
+        x_T, teacher = x_T[rows], teacher[rows]
     out = integrate(solver, model, x_T, ts, NoiseSource(0, x_T.shape[0]))
     diff = (out - teacher).reshape(x_T.shape[0], -1)
     return diff.pow(2).sum(1).mean() / diff.shape[1]
@@ -225,9 +244,18 @@ def fit_loss(model: ScoreModel, solver, ts: Tensor, x_T: Tensor, teacher: Tensor
 
 def _checked(model, method, fitter_cls, found, nfe, x_T, teacher) -> FittedSampler:
     """The fitted sampler, or its baseline with a warning if the fit diverged, broke the grid or did not help."""
+
     def make(params, ts, **fit) -> FittedSampler:
-        return FittedSampler(method, found.solver, nfe, [float(t) for t in ts], params, model_key(model),
-                             describe_sde(model.sde), dict(fit))
+        return FittedSampler(
+            method,
+            found.solver,
+            nfe,
+            [float(t) for t in ts],
+            params,
+            model_key(model),
+            describe_sde(model.sde),
+            dict(fit),
+        )
 
     base = make(found.baseline_params, found.baseline_ts)
     with torch.no_grad():
@@ -245,8 +273,11 @@ def _checked(model, method, fitter_cls, found, nfe, x_T, teacher) -> FittedSampl
                 reason = f"its fit loss {loss:.3g} is above its baseline's {base_loss:.3g}"
     info = {"baseline": found.baseline_name, "baseline_loss": base_loss, **found.info}
     if reason is not None:
-        warnings.warn(f"fit_solver({method!r}, nfe={nfe}) fell back to its baseline ({found.baseline_name}): {reason}",
-                      FitFallbackWarning, stacklevel=3)
+        warnings.warn(
+            f"fit_solver({method!r}, nfe={nfe}) fell back to its baseline ({found.baseline_name}): {reason}",
+            FitFallbackWarning,
+            stacklevel=3,
+        )
         base.fit = {**info, "loss": base_loss, "fallback": reason}
         return base
     candidate.fit = {**info, "loss": loss, "fallback": None}
@@ -268,6 +299,16 @@ class FitResult:
 
 def _cache_key(model, method, fitter, nfe, num_fit, seed, budget, teacher_tol) -> str:
     h = hashlib.sha256()
-    settings = [model_key(model), describe_sde(model.sde), method, fitter.options(), nfe, num_fit, seed, budget, teacher_tol]
+    settings = [
+        model_key(model),
+        describe_sde(model.sde),
+        method,
+        fitter.options(),
+        nfe,
+        num_fit,
+        seed,
+        budget,
+        teacher_tol,
+    ]
     h.update(json.dumps(settings, sort_keys=True, default=repr).encode())
     return h.hexdigest()

@@ -57,8 +57,14 @@ def fixed_entries(model, nfe, x_T, ref):
             except Exception as exc:  # a grid that cannot serve this SDE / budget
                 rows.append({"entry": f"{solver}/{grid}", "kind": "fixed", "error": str(exc)[:120]})
                 continue
-            rows.append({"entry": f"{solver}/{grid}", "kind": "fixed", "distance": distance(out.samples, ref),
-                         "nfe_spent": out.nfe})
+            rows.append(
+                {
+                    "entry": f"{solver}/{grid}",
+                    "kind": "fixed",
+                    "distance": distance(out.samples, ref),
+                    "nfe_spent": out.nfe,
+                }
+            )
     return rows
 
 
@@ -69,8 +75,16 @@ def optimized_entries(model, nfe, x_T, ref, solvers):
         ts = sk.optimize_schedule(model, solver, nfe, num_samples=128, seed=0)
         cost = (model.nfe - n0, time.perf_counter() - t0)
         out = sk.sample(model, solver, x_T=x_T, ts=ts, progress=False)
-        rows.append({"entry": f"{solver}/optimized", "kind": "fixed", "distance": distance(out.samples, ref),
-                     "nfe_spent": out.nfe, "fit_nfe": cost[0], "fit_seconds": cost[1]})
+        rows.append(
+            {
+                "entry": f"{solver}/optimized",
+                "kind": "fixed",
+                "distance": distance(out.samples, ref),
+                "nfe_spent": out.nfe,
+                "fit_nfe": cost[0],
+                "fit_seconds": cost[1],
+            }
+        )
     return rows
 
 
@@ -86,12 +100,22 @@ def fitted_entries(model, nfe, x_T, ref, methods, num_fit, iters):
             warnings.simplefilter("always")
             fitted = sk.fit_solver(model, nfe, method=method, num_fit=num_fit, seed=0, cache=False, **opts)
         out = sk.sample(model, fitted, x_T=x_T, progress=False)
-        rows.append({"entry": f"fitted:{method}{'+' + variant if variant else ''}", "kind": "fitted", "distance": distance(out.samples, ref),
-                     "nfe_spent": out.nfe, "fit_nfe": fitted.fit["nfe_spent"], "fit_seconds": time.perf_counter() - t0,
-                     "fit_loss": fitted.fit["loss"], "baseline": fitted.fit["baseline"],
-                     "baseline_loss": fitted.fit["baseline_loss"], "fallback": fitted.fit["fallback"],
-                     "warnings": [str(w.message) for w in caught if "fell back" in str(w.message)],
-                     "fitted": json.loads(fitted.to_json())})
+        rows.append(
+            {
+                "entry": f"fitted:{method}{'+' + variant if variant else ''}",
+                "kind": "fitted",
+                "distance": distance(out.samples, ref),
+                "nfe_spent": out.nfe,
+                "fit_nfe": fitted.fit["nfe_spent"],
+                "fit_seconds": time.perf_counter() - t0,
+                "fit_loss": fitted.fit["loss"],
+                "baseline": fitted.fit["baseline"],
+                "baseline_loss": fitted.fit["baseline_loss"],
+                "fallback": fitted.fit["fallback"],
+                "warnings": [str(w.message) for w in caught if "fell back" in str(w.message)],
+                "fitted": json.loads(fitted.to_json()),
+            }
+        )
     return rows
 
 

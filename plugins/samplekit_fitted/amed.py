@@ -30,12 +30,16 @@ class AMED(Fitter):
     name = "amed"
     directions = 1
 
-    def __init__(self, learn_grid: bool = True, iters: int = 300, lr: float = 0.05) -> None:
-        self.learn_grid, self.iters, self.lr = bool(learn_grid), int(iters), float(lr)
+    def __init__(self, learn_grid: bool = True, iters: int = 300, lr: float = 0.05, batch: int = 128) -> None:
+        self.learn_grid, self.iters, self.lr, self.batch = bool(learn_grid), int(iters), float(lr), int(batch)
 
     def initial(self, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
         k = self.directions
-        r = torch.full((steps, k), 0.5, dtype=torch.float64) if k == 1 else torch.linspace(0, 1, k + 2)[1:-1].repeat(steps, 1)
+        r = (
+            torch.full((steps, k), 0.5, dtype=torch.float64)
+            if k == 1
+            else torch.linspace(0, 1, k + 2)[1:-1].repeat(steps, 1)
+        )
         return r.to(torch.float64), torch.full((steps, k), 1.0 / k, dtype=torch.float64)
 
     def fit(self, model, nfe, x_T, teacher, cap):
@@ -51,13 +55,15 @@ class AMED(Fitter):
             params["z"] = logits_of(ts0)
 
         def solver_of(p):
-            return ParallelDirections(torch.sigmoid(p["a"]), torch.softmax(p["b"], 1), torch.exp(p["g"]), afs, single, self.name)
+            return ParallelDirections(
+                torch.sigmoid(p["a"]), torch.softmax(p["b"], 1), torch.exp(p["g"]), afs, single, self.name
+            )
 
-        def loss():
+        def loss(rows):
             ts = grid_of(params["z"], sde.T, sde.t_min) if self.learn_grid else ts0
-            return fit_loss(model, solver_of(params), ts, x_T, teacher)
+            return fit_loss(model, solver_of(params), ts, x_T, teacher, rows)
 
-        best, history = adam(params, loss, cap, nfe, self.iters, self.lr)
+        best, history = adam(params, loss, cap, nfe, self.iters, self.lr, x_T.shape[0], self.batch)
         solver = solver_of(best)
         ts = grid_of(best["z"], sde.T, sde.t_min) if self.learn_grid else ts0
         fields = {"afs": afs, "single_last": single}
@@ -68,7 +74,7 @@ class AMED(Fitter):
             f"{self.name} defaults on {name}",
             {"r": r0.tolist(), "w": w0.tolist(), "c": [1.0] * steps, **fields},
             ts0.tolist(),
-            {"iterations": len(history), "first_loss": history[0] if history else None},
+            {"iterations": len(history), "start_loss": history[0] if history else None},
         )
 
     @classmethod

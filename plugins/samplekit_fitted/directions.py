@@ -55,7 +55,9 @@ class ParallelDirections(Solver):
         super().__init__(**base)
         self.r = torch.as_tensor([[0.5]] if r is None else r, dtype=torch.float64)
         self.w = torch.ones_like(self.r) / self.r.shape[1] if w is None else torch.as_tensor(w, dtype=torch.float64)
-        self.c = torch.ones(self.r.shape[0], dtype=torch.float64) if c is None else torch.as_tensor(c, dtype=torch.float64)
+        self.c = (
+            torch.ones(self.r.shape[0], dtype=torch.float64) if c is None else torch.as_tensor(c, dtype=torch.float64)
+        )
         if self.r.ndim != 2 or self.w.shape != self.r.shape or self.c.shape != (self.r.shape[0],):
             raise SolverError(
                 f"parallel directions: r and w must be (steps, K) and c (steps,); got {tuple(self.r.shape)}, "

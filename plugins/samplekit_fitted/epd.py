@@ -22,8 +22,10 @@ class EPD(AMED):
 
     name = "epd"
 
-    def __init__(self, directions: int = 2, learn_grid: bool = True, iters: int = 300, lr: float = 0.05) -> None:
-        super().__init__(learn_grid, iters, lr)
+    def __init__(
+        self, directions: int = 2, learn_grid: bool = True, iters: int = 300, lr: float = 0.05, batch: int = 128
+    ) -> None:
+        super().__init__(learn_grid, iters, lr, batch)
         if isinstance(directions, bool) or not isinstance(directions, int) or directions < 1:
             raise TypeError(f"directions={directions!r} must be an integer >= 1")
         self.directions = directions

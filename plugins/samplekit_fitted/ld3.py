@@ -32,13 +32,19 @@ class LD3(Fitter):
     name = "ld3"
 
     def __init__(
-        self, base: str = "unipc", coefficients: bool = False, order: int = 3, iters: int = 300, lr: float = 0.05
+        self,
+        base: str = "unipc",
+        coefficients: bool = False,
+        order: int = 3,
+        iters: int = 300,
+        lr: float = 0.05,
+        batch: int = 128,
     ) -> None:
         resolve_solver(base, {})  # an unknown name fails here, listing close names
         if isinstance(order, bool) or order not in (1, 2, 3, 4):
             raise TypeError(f"order={order!r} must be 1, 2, 3 or 4")
         self.base, self.coefficients, self.order = str(base), bool(coefficients), int(order)
-        self.iters, self.lr = int(iters), float(lr)
+        self.iters, self.lr, self.batch = int(iters), float(lr), int(batch)
 
     def fit(self, model, nfe, x_T, teacher, cap):
         sde = model.sde
@@ -62,16 +68,28 @@ class LD3(Fitter):
 
             def solver_of(p):
                 return fixed
+
         params["z"] = logits_of(ts0)
         best, history = adam(
-            params, lambda: fit_loss(model, solver_of(params), grid_of(params["z"], sde.T, sde.t_min), x_T, teacher),
-            cap, nfe, self.iters, self.lr,
+            params,
+            lambda rows: fit_loss(model, solver_of(params), grid_of(params["z"], sde.T, sde.t_min), x_T, teacher, rows),
+            cap,
+            nfe,
+            self.iters,
+            self.lr,
+            x_T.shape[0],
+            self.batch,
         )
         ts = grid_of(best["z"], sde.T, sde.t_min)
         fitted = dict(base_params, b=best["b"].tolist()) if self.coefficients else base_params
         return FitResult(
-            str(base_params["base"]), fitted, ts.tolist(), f"{base_params['base']} on {name}", base_params,
-            ts0.tolist(), {"iterations": len(history), "first_loss": history[0] if history else None},
+            str(base_params["base"]),
+            fitted,
+            ts.tolist(),
+            f"{base_params['base']} on {name}",
+            base_params,
+            ts0.tolist(),
+            {"iterations": len(history), "start_loss": history[0] if history else None},
         )
 
     @classmethod

@@ -20,15 +20,29 @@ class OptimizedGrid(Fitter):
 
     def fit(self, model, nfe, x_T, teacher, cap):
         left = max(cap.max_nfe - (model.nfe - cap.nfe0), 1)
-        ts, report = optimize_schedule(model, self.base, nfe, num_samples=x_T.shape[0], seed=self.seed + FIT_SEED_OFFSET,
-                                       max_nfe=left, return_report=True)
+        ts, report = optimize_schedule(
+            model,
+            self.base,
+            nfe,
+            num_samples=x_T.shape[0],
+            seed=self.seed + FIT_SEED_OFFSET,
+            max_nfe=left,
+            return_report=True,
+        )
         from samplekit.timegrid import make_grid
 
         probe = resolve_solver(self.base, {})
         probe.schedule = report.start
         ts0 = make_grid(probe, model, len(ts) - 1)
-        return FitResult(self.base, {"base": self.base}, ts.tolist(), f"{self.base} on {report.start}", {"base": self.base},
-                         ts0.tolist(), {"evaluations": report.evaluations})
+        return FitResult(
+            self.base,
+            {"base": self.base},
+            ts.tolist(),
+            f"{self.base} on {report.start}",
+            {"base": self.base},
+            ts0.tolist(),
+            {"evaluations": report.evaluations},
+        )
 
     @classmethod
     def build(cls, fitted):
