@@ -43,6 +43,10 @@ def _feed(h, obj, depth: int = 0, seen=None, scalars: bool = True) -> None:
         for k, v in obj.state_dict().items():
             h.update(k.encode())
             _feed(h, v, depth + 1, seen, scalars)
+        for k, v in sorted(vars(obj).items()):  # plain attributes too: a wrapped function, a config
+            if not k.startswith("_") and k != "training":
+                h.update(k.encode())
+                _feed(h, v, depth + 1, seen, scalars)
     elif isinstance(obj, (int, float, str, bool, type(None))):
         h.update(repr(obj).encode())
     elif isinstance(obj, (list, tuple)):

@@ -33,7 +33,7 @@ import torch
 
 from samplekit.errors import InputFileError, InvalidArgumentError, SamplekitError
 from samplekit.fingerprint import default_cache_dir, model_key
-from samplekit.score import ScoreModel
+from samplekit.score import NonFiniteError, ScoreModel
 
 Tensor = torch.Tensor
 
@@ -266,12 +266,23 @@ def _checked(model, method, fitter_cls, found, nfe, x_T, teacher) -> FittedSampl
             reason = "its grid is not strictly decreasing"
         else:
             candidate = make(found.params, ts)
-            loss = float(fit_loss(model, fitter_cls.build(candidate), ts, x_T, teacher))
-            if not math.isfinite(loss):
+            try:
+                loss = float(fit_loss(model, fitter_cls.build(candidate), ts, x_T, teacher))
+            except NonFiniteError as exc:
+                loss, reason = math.nan, f"it diverged ({exc})"
+            if reason is not None:
+                pass
+            elif not math.isfinite(loss):
                 reason = "it diverged (non-finite loss on the fit set)"
-            elif loss > base_loss:
-                reason = f"its fit loss {loss:.3g} is above its baseline's {base_loss:.3g}"
-    info = {"baseline": found.baseline_name, "baseline_loss": base_loss, **found.info}
+            elif not loss < base_loss:
+                reason = f"its fit loss {loss:.4g} is not below its baseline's {base_loss:.4g}"
+    info = {
+        "baseline": found.baseline_name,
+        "baseline_loss": base_loss,
+        "baseline_ts": base.ts,
+        "baseline_params": base.params,
+        **found.info,
+    }
     if reason is not None:
         warnings.warn(
             f"fit_solver({method!r}, nfe={nfe}) fell back to its baseline ({found.baseline_name}): {reason}",

@@ -97,15 +97,16 @@ class ParallelDirections(Solver):
 
 
 def plan(nfe: int, k: int, alpha_zero: bool, afs_ok: bool) -> tuple[int, bool, bool]:
-    """(solver steps, afs, single_last) spending exactly ``nfe`` calls with the most steps, preferring afs.
-
-    Calls: (1 if the grid starts at alpha = 0) + steps (1 + K) - afs - K single_last."""
+    """(solver steps, afs, single_last) spending at most ``nfe`` calls, as many as can be spent, with the
+    most steps, preferring afs.  Calls: (1 if the grid starts at alpha = 0) + steps (1 + K) - afs - K single_last
+    (with K >= 2 and no afs some budgets cannot be met exactly: one call is then left unspent)."""
     budget = nfe - (1 if alpha_zero else 0)
-    for steps in range(budget, 0, -1):
-        for afs in (True, False) if afs_ok else (False,):
-            for single in (False, True):
-                if afs and single and steps < 2:
-                    continue
-                if steps * (1 + k) - afs - k * single == budget:
-                    return steps, afs, single
+    for spend in range(budget, 0, -1):
+        for steps in range(spend, 0, -1):
+            for afs in (True, False) if afs_ok else (False,):
+                for single in (False, True):
+                    if afs and single and steps < 2:
+                        continue
+                    if steps * (1 + k) - afs - k * single == spend:
+                        return steps, afs, single
     raise SolverError(f"nfe={nfe} is too small for {k} parallel direction(s) a step; raise nfe")

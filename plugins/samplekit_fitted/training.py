@@ -26,6 +26,7 @@ from typing import ClassVar
 import torch
 
 from samplekit.fitted import Cap, fit_loss
+from samplekit.score import NonFiniteError
 
 Tensor = torch.Tensor
 
@@ -66,8 +67,11 @@ def start_grid(model, solver, n_steps: int, x_T: Tensor, teacher: Tensor, cap: C
             continue
         if best[1] is not None and not cap.allows(calls):
             break
-        with torch.no_grad():
-            loss = float(fit_loss(model, solver, ts, x_T, teacher))
+        try:
+            with torch.no_grad():
+                loss = float(fit_loss(model, solver, ts, x_T, teacher))
+        except NonFiniteError:
+            continue
         if loss < best[0]:
             best = (loss, probe.schedule, ts)
     if best[1] is None:
@@ -98,8 +102,11 @@ def adam(
 
     def check() -> bool:
         nonlocal best, best_params
-        with torch.no_grad():
-            value = float(loss_fn(None))
+        try:
+            with torch.no_grad():
+                value = float(loss_fn(None))
+        except NonFiniteError:  # the solver met NaN/Inf: a diverged point, never kept
+            value = math.nan
         history.append(value)
         if value < best:
             best, best_params = value, {k: v.detach().clone() for k, v in params.items()}
@@ -113,8 +120,11 @@ def adam(
             break
         rows = None if batch >= num_fit else torch.randperm(num_fit, generator=gen)[:batch]
         opt.zero_grad()
-        with torch.enable_grad():
-            loss = loss_fn(rows)
+        try:
+            with torch.enable_grad():
+                loss = loss_fn(rows)
+        except NonFiniteError:
+            break
         if not bool(torch.isfinite(loss.detach())):
             break
         loss.backward()

@@ -60,6 +60,7 @@ from samplekit.cli.model_choice import ModelFlags, model_options
     "--out", default="samples.npz", show_default=True, help="an .npz file, or a directory (written as DIR/samples.npz)"
 )
 @click.option("--force", is_flag=True, help="overwrite existing output files")
+@click.option("--fitted", "fitted_path", help="a fitted sampler file (samplekit fit-solver): its solver, grid and nfe")
 @click.option(
     "--grid", help="PNG grid of image samples (at most 100); default: --out with .png, for image-shaped models"
 )
@@ -79,6 +80,7 @@ def sample_command(
     out,
     force,
     grid,
+    fitted_path,
     **conditioning,
 ) -> None:
     """Sample a target (or a network, --model) with a solver; write the samples to an .npz file and, for
@@ -116,6 +118,10 @@ def sample_command(
         **conditioning,
     )
     cond.extras.update(chosen.extras)
+    if fitted_path is not None:
+        from samplekit.cli.fit_solver import fitted_for_sample
+
+        cond.solver = fitted_for_sample(fitted_path, solver, options, ts_path)
     run = SamplingRun(cond, nfe, num_samples, seed, per_sample_seeds, batch_size)
     run.read_inputs(ts_path, init_path, strength)
     if not str(out).lower().endswith(".npz"):  # --out DIR: chunks on disk, resumable, sharded under torchrun
