@@ -129,9 +129,7 @@ def test_fit_lowers_the_fit_loss_and_the_held_out_distance(method, options, tmp_
     model, _ = counted(mixture(), sk.get_sde("vp"))
     with warnings.catch_warnings():
         warnings.simplefilter("error", FitFallbackWarning)
-        fitted = sk.fit_solver(
-            model, 5, method=method, num_fit=64, iters=40, batch=64, lr=0.01, cache=False, **options
-        )
+        fitted = sk.fit_solver(model, 5, method=method, num_fit=64, iters=40, batch=64, lr=0.01, cache=False, **options)
     assert fitted.fit["loss"] < fitted.fit["baseline_loss"] and fitted.fit["fallback"] is None
     assert fitted.fit["nfe_spent"] > 0 and fitted.fit["seconds"] > 0
     baseline = _baseline_of(fitted)
@@ -231,7 +229,7 @@ class _BadFitter(Fitter):
 
     @classmethod
     def build(cls, fitted):
-        return LearnedMultistep(fitted.params["b"], fitted.params["afs"], "bad")
+        return LearnedMultistep(fitted.params["b"], fitted.params["afs"])
 
 
 @pytest.mark.parametrize(
@@ -243,9 +241,7 @@ def test_a_broken_fit_falls_back_to_its_baseline_with_the_reason(how, reason, mo
     with pytest.warns(FitFallbackWarning, match=reason):
         got = sk.fit_solver(model, 4, method="bad", how=how, num_fit=16, cache=False)
     assert got.fit["fallback"] and reason in got.fit["fallback"]
-    assert (
-        got.params["b"] == adams_bashforth(5, 3).tolist() and got.ts == karras(model, 5).tolist()
-    )
+    assert got.params["b"] == adams_bashforth(5, 3).tolist() and got.ts == karras(model, 5).tolist()
 
 
 def test_cap_stops_the_fit_and_is_reported():

@@ -48,16 +48,14 @@ class AMED(Fitter):
         afs_ok = not alpha_zero and float(level(sde, torch.tensor(sde.T, dtype=torch.float64))) > 10
         steps, afs, single = plan(nfe, self.directions, alpha_zero, afs_ok)
         r0, w0 = self.initial(steps)
-        start = ParallelDirections(r0, w0, None, afs, single, label=self.name)
+        start = ParallelDirections(r0, w0, None, afs, single)
         name, ts0 = start_grid(model, start, steps + alpha_zero, x_T, teacher, cap, nfe)
         params = {"a": torch.logit(r0), "b": torch.log(w0), "g": torch.zeros(steps, dtype=torch.float64)}
         if self.learn_grid:
             params["z"] = logits_of(ts0)
 
         def solver_of(p):
-            return ParallelDirections(
-                torch.sigmoid(p["a"]), torch.softmax(p["b"], 1), torch.exp(p["g"]), afs, single, self.name
-            )
+            return ParallelDirections(torch.sigmoid(p["a"]), torch.softmax(p["b"], 1), torch.exp(p["g"]), afs, single)
 
         def loss(rows):
             ts = grid_of(params["z"], sde.T, sde.t_min) if self.learn_grid else ts0
@@ -80,4 +78,4 @@ class AMED(Fitter):
     @classmethod
     def build(cls, fitted):
         p = fitted.params
-        return ParallelDirections(p["r"], p["w"], p["c"], p["afs"], p["single_last"], label=fitted.method)
+        return ParallelDirections(p["r"], p["w"], p["c"], p["afs"], p["single_last"])

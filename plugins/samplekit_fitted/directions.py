@@ -49,9 +49,7 @@ class ParallelDirections(Solver):
     nfe_per_step = 2
     default_schedule = "karras"
 
-    def __init__(
-        self, r=None, w=None, c=None, afs: bool = False, single_last: bool = False, label: str = "amed", **base
-    ) -> None:
+    def __init__(self, r=None, w=None, c=None, afs: bool = False, single_last: bool = False, **base) -> None:
         super().__init__(**base)
         self.r = torch.as_tensor([[0.5]] if r is None else r, dtype=torch.float64)
         self.w = torch.ones_like(self.r) / self.r.shape[1] if w is None else torch.as_tensor(w, dtype=torch.float64)
@@ -64,7 +62,6 @@ class ParallelDirections(Solver):
                 f"{tuple(self.w.shape)}, {tuple(self.c.shape)}"
             )
         self.afs, self.single_last = bool(afs), bool(single_last)
-        self.name = str(label)
 
     def init(self, model, x, ts, noise):
         steps = len(ts) - 1

@@ -54,13 +54,13 @@ class LD3(Fitter):
             afs = not alpha_zero and float(level(sde, torch.tensor(sde.T, dtype=torch.float64))) > 10
             steps = nfe + afs - alpha_zero
             b0 = adams_bashforth(steps, self.order)
-            start = LearnedMultistep(b0, afs, self.name)
+            start = LearnedMultistep(b0, afs)
             name, ts0 = start_grid(model, start, steps + alpha_zero, x_T, teacher, cap, nfe)
             params["b"] = b0.clone()
             base_params = {"base": LearnedMultistep.name, "b": b0.tolist(), "afs": afs}
 
             def solver_of(p):
-                return LearnedMultistep(p["b"], afs, self.name)
+                return LearnedMultistep(p["b"], afs)
         else:
             fixed = resolve_solver(self.base, {})
             name, ts0 = start_grid(model, fixed, fixed.steps_for(nfe), x_T, teacher, cap, nfe)
@@ -96,5 +96,5 @@ class LD3(Fitter):
     def build(cls, fitted):
         p = fitted.params
         if "b" in p:
-            return LearnedMultistep(p["b"], p["afs"], fitted.method)
+            return LearnedMultistep(p["b"], p["afs"])
         return resolve_solver(p["base"], {})

@@ -41,12 +41,12 @@ class LearnedMultistep(Solver):
     nfe_per_step = 1
     default_schedule = "karras"
 
-    def __init__(self, b=None, afs: bool = False, label: str = "ld3", **base) -> None:
+    def __init__(self, b=None, afs: bool = False, **base) -> None:
         super().__init__(**base)
         self.b = adams_bashforth(1, 1) if b is None else torch.as_tensor(b, dtype=torch.float64)
         if self.b.ndim != 2:
             raise SolverError(f"learned multistep: b must be (steps, order); got {tuple(self.b.shape)}")
-        self.afs, self.name = bool(afs), str(label)
+        self.afs = bool(afs)
 
     def init(self, model, x, ts, noise):
         if len(ts) - 1 > self.b.shape[0]:

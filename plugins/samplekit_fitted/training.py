@@ -56,7 +56,7 @@ def start_grid(model, solver, n_steps: int, x_T: Tensor, teacher: Tensor, cap: C
     """(name, grid) of the published schedule with the lowest fit loss for ``solver`` (n_steps steps)."""
     from samplekit.timegrid import make_grid
 
-    best = (math.inf, None, None)
+    best: tuple[float, str | None, Tensor | None] = (math.inf, None, None)
     for name in START_SCHEDULES:
         probe = copy.copy(solver)
         probe.schedule = solver.schedule if name == "default" else name
