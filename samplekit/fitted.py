@@ -148,7 +148,7 @@ def fitter_class(method: str):
 def fit_solver(
     model: ScoreModel,
     nfe: int,
-    method: str = "amed",
+    method: str = "ld3",
     num_fit: int = 512,
     seed: int = 0,
     max_nfe: int | None = None,
@@ -163,7 +163,8 @@ def fit_solver(
     :param method: a registered fitter (``samplekit list fitter``): ``amed``, ``epd``, ``ld3``, ``optimized``.
     :param num_fit: how many x_T the loss is taken on (the fit's own draws, from ``seed``).
     :param max_nfe: cap on network calls spent fitting, teacher included (default 3000 x nfe + 2000).
-    :param max_seconds: cap on wall time; the fit keeps the best parameters found when a cap is reached.
+    :param max_seconds: cap on wall time; the fit keeps the best parameters found when a cap is reached
+        (the only setting not in the cache key: a fit cut short by time is cached as it is).
     :param teacher_tol: rtol = atol of the dopri5 teacher.
     :param options: the method's options (e.g. ``base="dpmpp_2m"`` for ``ld3``).
     """
