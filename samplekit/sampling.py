@@ -23,8 +23,8 @@ from samplekit.errors import (
     PluginSolverError,
     SamplekitError,
 )
-from samplekit.metering import metered
 from samplekit.fitted import FittedSampler, resolve_fitted
+from samplekit.metering import metered
 from samplekit.noise import NoiseSource
 from samplekit.score import NonFiniteError, ScoreModel
 from samplekit.solver import Plan, Solver, SolverError, StepInfo, resolve_solver

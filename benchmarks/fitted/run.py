@@ -52,7 +52,7 @@ def fixed_entries(model, nfe, x_T, ref):
         for grid in GRIDS:
             try:
                 probe = sk.get_solver(solver, schedule=None if grid == "default" else grid)
-                ts = make_grid(probe, model, s.steps_for(nfe))
+                ts = make_grid(probe, model, s.plan(nfe).n_steps)
                 out = sk.sample(model, solver, x_T=x_T, ts=ts, progress=False)
             except Exception as exc:  # a grid that cannot serve this SDE / budget
                 rows.append({"entry": f"{solver}/{grid}", "kind": "fixed", "error": str(exc)[:120]})

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import torch
 
-from samplekit.solver import Solver, SolverError
+from samplekit.solver import Plan, Solver, SolverError
 
 Tensor = torch.Tensor
 
@@ -63,13 +63,20 @@ class ParallelDirections(Solver):
             )
         self.afs, self.single_last = bool(afs), bool(single_last)
 
-    def init(self, model, x, ts, noise):
+    def plan_for_grid(self, n_steps: int, calls_per_eval: int = 1) -> Plan:
+        """The cap for a grid: (1 + K) calls a step, less the analytical first step's and the single last
+        step's savings (a first step from alpha = 0, taken by the core, costs 1: within the cap)."""
+        k = self.r.shape[1]
+        need = n_steps * (1 + k) - int(self.afs) - k * int(self.single_last)
+        return Plan(n_steps, need * calls_per_eval, calls_per_eval)
+
+    def init(self, model, x, ts, noise, plan):
         steps = len(ts) - 1
         if steps > self.r.shape[0]:
             raise SolverError(f"{self.name}: the grid has {steps} steps but parameters for {self.r.shape[0]}")
         return steps
 
-    def step(self, model, i, t0, t1, x, steps, noise):
+    def step(self, model, i, t0, t1, x, steps, noise, plan):
         sde = model.sde
         s0, s1 = level(sde, t0), level(sde, t1)
         alpha0, alpha1 = sde.marginal(t0)[0], sde.marginal(t1)[0]

@@ -63,7 +63,7 @@ class LD3(Fitter):
                 return LearnedMultistep(p["b"], afs)
         else:
             fixed = resolve_solver(self.base, {})
-            name, ts0 = start_grid(model, fixed, fixed.steps_for(nfe), x_T, teacher, cap, nfe)
+            name, ts0 = start_grid(model, fixed, fixed.plan(nfe).n_steps, x_T, teacher, cap, nfe)
             base_params = {"base": self.base}
 
             def solver_of(p):

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-from samplekit.solver import Solver, SolverError
+from samplekit.solver import Plan, Solver, SolverError
 from samplekit_fitted.directions import _c, level
 
 ADAMS_BASHFORTH = ((1.0,), (1.5, -0.5), (23 / 12, -16 / 12, 5 / 12), (55 / 24, -59 / 24, 37 / 24, -9 / 24))
@@ -48,12 +48,16 @@ class LearnedMultistep(Solver):
             raise SolverError(f"learned multistep: b must be (steps, order); got {tuple(self.b.shape)}")
         self.afs = bool(afs)
 
-    def init(self, model, x, ts, noise):
+    def plan_for_grid(self, n_steps: int, calls_per_eval: int = 1) -> Plan:
+        """The cap for a grid: one call a step, one fewer with the analytical first step."""
+        return Plan(n_steps, (n_steps - int(self.afs)) * calls_per_eval, calls_per_eval)
+
+    def init(self, model, x, ts, noise, plan):
         if len(ts) - 1 > self.b.shape[0]:
             raise SolverError(f"{self.name}: the grid has {len(ts) - 1} steps but weights for {self.b.shape[0]}")
         return ()
 
-    def step(self, model, i, t0, t1, x, history, noise):
+    def step(self, model, i, t0, t1, x, history, noise, plan):
         sde = model.sde
         s0, s1 = level(sde, t0), level(sde, t1)
         (alpha0, sigma0), alpha1 = sde.marginal(t0), sde.marginal(t1)[0]
