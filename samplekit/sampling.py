@@ -90,8 +90,7 @@ def sample(
     samples concatenated; with one seed per sample the set is the same whatever ``batch_size``.
 
     The step loop does not synchronise with the host: NaN/Inf and out-of-range times are noted in a
-    device-side flag read once at the end (``finite.py``); if it is set, the run is replayed with
-    per-step checks to name the first bad step and its t.
+    device-side flag read once at the end (``finite.py``), which recorded the first bad step and its t.
     """
     if isinstance(solver, FittedSampler):  # sk.fit_solver's result: its solver and grid set the calls
         solver, ts = resolve_fitted(model, solver, nfe, ts, solver_options)
@@ -200,7 +199,7 @@ def _sample(
         x = _solve(
             solver, metered(run_model, plan.nfe - final, _owner(solver), fix), x, noise, plan, progress, callback
         )
-        _check_finite(x, f"solver {solver.name!r} returned NaN/Inf")
+        _check_finite(x, lambda _: f"solver {solver.name!r} returned NaN/Inf")
         if solver.denoise_final:
             x = metered(run_model, final, "the final denoise").denoise(x, sde.t_min)
     else:
@@ -387,7 +386,7 @@ def integrate(
     if _starts_at_alpha_zero(model, ts):
         x, denoised = alpha_zero_step(model, x, ts[0], ts[1])
         _check_finite(
-            x, lambda: f"the first step (t={float(ts[0]):g} -> {float(ts[1]):g}, from alpha_t = 0) produced NaN/Inf"
+            x, lambda _: f"the first step (t={float(ts[0]):g} -> {float(ts[1]):g}, from alpha_t = 0) produced NaN/Inf"
         )
         if callback is not None:
             callback(StepInfo(0, n, float(ts[0]), float(ts[1]), x, denoised, model.nfe))
@@ -414,11 +413,13 @@ def _solver_steps(solver, model, x, ts, first, last, noise, plan, progress, call
         raise PluginSolverError(f"{_owner(solver)}: init() raised {type(exc).__name__}: {exc}") from exc
     steps = tqdm(range(last - first), desc=solver.name, disable=not progress, leave=False)
     flag = finite.active()  # checks deferred to the end of the run (no host sync here): note the step
+    if flag is not None:
+        flag.describe = lambda j: _where(solver, j, n, ts[j], ts[j + 1])
     for i in steps:
         t0, t1 = grid[i], grid[i + 1]
         where = functools.partial(_where, solver, i + first, n, t0, t1)  # a string only if needed
         if flag is not None:
-            flag.where = where
+            flag.step = i + first
         try:
             out = solver.step(model, i, t0, t1, x, state, noise, plan)
         except (NonFiniteError, BudgetExceededError) as exc:
@@ -428,9 +429,9 @@ def _solver_steps(solver, model, x, ts, first, last, noise, plan, progress, call
         except Exception as exc:
             raise PluginSolverError(f"{where()} ({_origin(solver)}) raised {type(exc).__name__}: {exc}") from exc
         x, state, denoised = _check_step_output(solver, out, x, where)
+        _check_finite(x, functools.partial(_step_blew_up, where))
         if flag is not None:
-            flag.where = None
-        _check_finite(x, lambda where=where: f"{where()} produced NaN/Inf; use more steps or a more stable solver")
+            flag.step = None
         if callback is not None:
             callback(StepInfo(i + first, n, float(t0), float(t1), x, denoised, model.nfe))
     return x
@@ -462,6 +463,10 @@ def _check_output(solver: Solver, new: object, x: Tensor, method: str, where=Non
             f"of shape {tuple(x.shape)}, {x.dtype} on {x.device}; a solver must keep the input's shape, dtype "
             "and device"
         )
+
+
+def _step_blew_up(where: Callable[[], str], failure: finite.Failure) -> str:
+    return f"{failure.where or where()} produced NaN/Inf; use more steps or a more stable solver"
 
 
 def _where(solver: Solver, i: int, n: int, t0: Tensor, t1: Tensor) -> str:
@@ -502,6 +507,8 @@ def alpha_zero_step(model: ScoreModel, x: Tensor, t0: Tensor, t1: Tensor) -> tup
     return alpha.to(x.dtype) * pred.x0 + sigma.to(x.dtype) * pred.eps, pred.x0
 
 
-def _check_finite(x: Tensor, message) -> None:
-    """NaN/Inf in x: NonFiniteError(message) at once, or noted on the device inside ``finite.deferred()``."""
-    finite.check_finite(x, message)
+def _check_finite(x: Tensor, message: Callable[[finite.Failure], str]) -> None:
+    """NaN/Inf in x: NonFiniteError(message(failure)) at once, or noted on the device inside ``finite.deferred()``
+    (one site per calling line)."""
+    site = message.func if isinstance(message, functools.partial) else message.__code__
+    finite.check_finite(x, lambda failure: NonFiniteError(message(failure)), site)

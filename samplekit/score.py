@@ -18,6 +18,7 @@ see ``samplekit.inputs`` for the per-sample / broadcast rule.
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -273,7 +274,7 @@ class ScoreModel:
             t = as_time(t, x)
             slack = 1e-6 * self.sde.T
             bad = ~torch.isfinite(t).all() | (t < self.sde.t_min - slack).any() | (t > self.sde.T + slack).any()
-            flag.note(bad, lambda: _time_error(self.sde, t))
+            flag.note(bad, functools.partial(_time_failure, self.sde), ("time", id(self.sde)), t)
         if t.ndim == 0:
             t = t.expand(x.shape[0])
         elif t.shape != (x.shape[0],):
@@ -298,9 +299,9 @@ class ScoreModel:
             )
         finite.check_finite(
             out,
-            lambda: (
-                f"network {self.name!r} returned NaN/Inf at t={_span(t)}; check the model's weights and input scaling"
-            ),
+            functools.partial(_nonfinite_output, self.name),
+            ("network", self.name),
+            t,
         )
         out = out.to(x.dtype)
         return -out if self.time_convention == "noise_at_0" and self.parametrization == "flow" else out
@@ -311,11 +312,12 @@ class ScoreModel:
         if self.parametrization in ("score", "eps") and self.sde.alpha_T_is_zero:
             finite.check(
                 (alpha == 0).any(),
-                lambda: NonFiniteError(
+                lambda _failure: NonFiniteError(
                     f"model {self.name!r} predicts {self.parametrization}, from which x0 is undefined "
                     f"where alpha_t = 0 (t = {self.sde.T:g} on {self.sde!r}); use a 'flow', 'x0' or "
                     "'v' network on this SDE, or start below T (ts=...)"
                 ),
+                ("x0 undefined at alpha = 0", id(self)),
             )
         alpha, sigma = broadcast_to_batch(alpha, x), broadcast_to_batch(sigma, x)
         if self.parametrization == "score":
@@ -348,6 +350,16 @@ class ScoreModel:
     def __repr__(self) -> str:
         bound = f", inputs={sorted(self.inputs)}" if self.inputs else ""
         return f"ScoreModel({self.name!r}, {self.parametrization}, sde={self.sde!r}, shape={self.shape}{bound})"
+
+
+def _time_failure(sde: SDE, failure: finite.Failure) -> Exception:
+    return _time_error(sde, failure.t.unique() if failure.t is not None else torch.tensor(float("nan")))
+
+
+def _nonfinite_output(name: str, failure: finite.Failure) -> Exception:
+    return NonFiniteError(
+        f"network {name!r} returned NaN/Inf at t={failure.span}; check the model's weights and input scaling"
+    )
 
 
 def _time_error(sde: SDE, t: Tensor) -> Exception:

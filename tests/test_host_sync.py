@@ -5,10 +5,13 @@ check gave (first bad step and t) are unchanged."""
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 import torch
 
 import samplekit as sk
+from samplekit import finite
 from samplekit.targets import ring2d
 from sync_count import Tracked, count_syncs
 
@@ -78,3 +81,42 @@ def test_a_step_result_overflowing_is_named_with_its_step():
     message = r"step 3 of 10 \(t=0.803652 -> 0.710757\) of solver 'ode_euler' produced NaN/Inf"
     with pytest.raises(sk.NonFiniteError, match=message):
         sk.sample(model, "ode_euler", nfe=10, num_samples=4, progress=False)
+
+
+def _live_tensors() -> int:
+    gc.collect()
+    return sum(1 for o in gc.get_objects() if issubclass(type(o), torch.Tensor))
+
+
+@pytest.mark.parametrize("solver", ["euler_maruyama", "dpmpp_2m", "ode_heun"])
+def test_the_deferred_checks_keep_constant_objects_per_run(solver):
+    """The run keeps O(1) check objects: at the last step the flag holds the same sites, and the process
+    the same number of live tensors, after 10 steps as after 200 (per-step flags kept 3 objects a step)."""
+    model = ring2d().score_model(sk.VPSDE())
+    seen = {}
+
+    def callback(info):
+        if info.step == info.n_steps - 1:
+            flag = finite.active()
+            seen[info.n_steps] = (len(flag._makers), _live_tensors())
+
+    for nfe in (20, 400):
+        sk.sample(model, solver, nfe=nfe, num_samples=4, progress=False, callback=callback, seed=0)
+    (few, many) = seen.values()
+    assert few == many and few[0] <= 3, seen
+
+
+def test_a_bad_time_inside_a_step_is_named_with_its_step_and_t():
+    """A solver plugin asking the network for a t outside [t_min, T] at step 4: deferred, then named (step, t)."""
+
+    class Overshoot(sk.Solver):
+        name = "overshoot_probe"
+        order, stochastic, adaptive, nfe_per_step = 1, False, False, 1
+
+        def step(self, model, i, t0, t1, x, state, noise):
+            t = t0 * (20.0 if i == 4 else 1.0)
+            return x - (t1 - t0) * model(x, t).to(x.dtype), state, x
+
+    model = ring2d().score_model(sk.VPSDE())
+    with pytest.raises(sk.SamplekitError, match=r"step 4 of 8 .*t=1[0-9.]+ lies outside \[t_min, T\]"):
+        sk.sample(model, Overshoot(), nfe=8, num_samples=3, progress=False)
