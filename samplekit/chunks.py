@@ -5,10 +5,13 @@ on ``model.select(slice(a, b))`` (per-sample network inputs follow their samples
 ``x_T`` and ``x_start`` rows of [a, b).  With one seed per sample (seed S + i for sample i), sample i is
 the same whatever the chunking; with one int seed, chunk k draws from seed + k.
 
-``ChunkDir`` keeps a run's chunks under ``DIR/chunks/``: ``<a>-<b>.npz`` written to a temporary name and
-moved into place with ``os.replace`` (a killed run leaves whole chunks or none), and ``index.json``, the
-run's settings, so a rerun into DIR reuses only chunks of the same run.  ``merge`` writes
-``DIR/samples.npz`` (all chunks in sample order) and removes the chunks.
+``ChunkDir`` keeps a run's chunks under ``DIR/chunks/``: ``<a>-<b>.npz`` written through ``atomic.atomic_write``
+(a killed run leaves whole chunks or none; no symlink is followed), and ``index.json``, everything that
+determines the run's samples (``run_settings``: the model's weights and the digest of the model with its
+conditioning and guidance, parametrization, SDE, solver and options, grid, init, dtype, seeds), so a rerun
+into DIR reuses only chunks of the same run and any other is refused naming what differs.  A chunk that does
+not read back whole (truncated, damaged) is drawn again.  ``merge`` writes ``DIR/samples.npz`` (all chunks in
+sample order) and removes the chunks.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from typing import cast
 import torch
 from tqdm.auto import tqdm
 
+from samplekit.atomic import atomic_write
 from samplekit.checks import check_sample_args, positive_int
 from samplekit.errors import InvalidArgumentError, OutputError
 
@@ -109,10 +113,19 @@ class ChunkDir:
         """Make DIR/chunks and its index; a rerun of the same run keeps its chunks (``force`` drops them).
         Another run's chunks are refused with the way out.  Safe to call from every rank."""
         index = self.dir / INDEX
+        for place in (self.out, self.dir):
+            if place.is_symlink():
+                raise OutputError(
+                    f"--out {str(self.out)!r}: {str(place)!r} is a symbolic link; chunks are written only into a "
+                    "real directory: remove the link, or choose another --out"
+                )
         if force and self.dir.exists():
-            shutil.rmtree(self.dir, ignore_errors=True)
+            shutil.rmtree(self.dir)
         if index.exists():
-            held = json.loads(index.read_text())
+            try:
+                held = json.loads(index.read_text())
+            except (OSError, ValueError):
+                held = {"index.json": "unreadable"}
             if held != self.settings:
                 changed = sorted(k for k in set(held) | set(self.settings) if held.get(k) != self.settings.get(k))
                 raise OutputError(
@@ -121,18 +134,38 @@ class ChunkDir:
                 )
             return
         self.dir.mkdir(parents=True, exist_ok=True)
-        _atomic_write(index, lambda f: f.write(json.dumps(self.settings, indent=1, sort_keys=True).encode()))
+        text = json.dumps(self.settings, indent=1, sort_keys=True).encode()
+        try:
+            atomic_write(index, lambda f: f.write(text))
+        except OutputError:  # another rank wrote it first
+            if json.loads(index.read_text()) != self.settings:
+                raise
 
     def done(self, a: int, b: int) -> bool:
-        return self.path(a, b).is_file()
+        """Chunk [a, b) is on disk and reads back whole; a damaged one is removed (and drawn again)."""
+        import numpy as np
+
+        path = self.path(a, b)
+        if not path.is_file():
+            return False
+        try:
+            with np.load(path) as data:
+                whole = data["samples"].shape[0] == b - a and int(data["nfe"]) >= 0
+        except Exception:  # noqa: BLE001  (any failure to read it back: truncated, not a zip, a missing key)
+            whole = False
+        if not whole:
+            path.unlink()
+        return whole
 
     def write(self, a: int, b: int, samples: Tensor, nfe: int) -> Path:
         import numpy as np
 
         array = samples.detach().cpu().numpy()  # after the solve: the chunk's one copy to the host
-        return _atomic_write(self.path(a, b), lambda f: np.savez(f, samples=array, nfe=nfe))
+        return atomic_write(self.path(a, b), lambda f: np.savez(f, samples=array, nfe=nfe))
 
-    def merge(self, num_samples: int, ranges: Sequence[tuple[int, int]], path: Path, **extras) -> Path:
+    def merge(
+        self, num_samples: int, ranges: Sequence[tuple[int, int]], path: Path, force: bool = False, **extras
+    ) -> Path:
         """DIR/samples.npz from the chunks ``ranges`` (covering [0, num_samples) in order); then the chunks go."""
         import numpy as np
 
@@ -150,24 +183,9 @@ class ChunkDir:
                 parts.append(data["samples"])
                 nfe = max(nfe, int(data["nfe"]))
         samples = np.concatenate(parts)
-        _atomic_write(path, lambda f: np.savez(f, samples=samples, nfe=nfe, **extras))
+        atomic_write(path, lambda f: np.savez(f, samples=samples, nfe=nfe, **extras), replace=force)
         shutil.rmtree(self.dir, ignore_errors=True)
         return path
-
-
-def _atomic_write(path: Path, write) -> Path:
-    """Write ``path`` through a temporary file beside it and ``os.replace``: whole or absent, never half."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
 
 
 def sample_to_dir(run, out: Path, label: str, force: bool = False, progress: bool = True, **record):
@@ -192,18 +210,7 @@ def sample_to_dir(run, out: Path, label: str, force: bool = False, progress: boo
             "this conditioned run cannot be split into chunks or shards (its wrappers hold "
             "per-sample state); drop --batch-size and run one process"
         )
-    settings = dict(
-        target=label,
-        solver=solver_name,
-        solver_options=repr(sorted(cond.solver_options.items())),
-        nfe=run.nfe,
-        num_samples=n,
-        seed=seed if isinstance(seed, int) else [seed[0], "per-sample"],
-        batch_size=batch,
-        world_size=size,
-        inputs=repr(sorted(run.extras)),
-    )
-    store = ChunkDir(out, settings)
+    store = ChunkDir(out, run_settings(run, label, batch, size, record))
     if rank == 0:
         store.open(force)
     distributed.barrier()
@@ -245,11 +252,52 @@ def sample_to_dir(run, out: Path, label: str, force: bool = False, progress: boo
     path = None
     if rank == 0:
         path = store.merge(
-            n, [r for p in plan for r in p], out / "samples.npz", solver=solver_name, seed=seed, **record
+            n, [r for p in plan for r in p], out / "samples.npz", force=force, solver=solver_name, seed=seed, **record
         )
     distributed.barrier()
     distributed.finish()
     return path, time.perf_counter() - start
+
+
+def run_settings(run, label: str, batch: int, world_size: int, record: dict) -> dict:
+    """Everything that determines a CLI run's samples, as the chunk index stores it (JSON): readable values
+    where short (names, numbers), content digests (``fingerprint``) for weights, arrays and wrapped models."""
+    import numpy as np
+
+    from samplekit.fingerprint import digest, weights_digest
+
+    cond, kwargs = run.cond, run.kwargs
+    model = cond.model
+    seed = run.seed
+
+    def shown(value):
+        if isinstance(value, (np.ndarray, torch.Tensor)) or isinstance(value, (list, tuple)) and len(value) > 8:
+            return "sha256:" + digest(value)[:16]
+        return value if isinstance(value, (bool, int, float, str, type(None))) else repr(value)
+
+    x_start = kwargs.get("x_start")
+    settings = {
+        "target": label,
+        "model weights": weights_digest(model),
+        "model, conditioning and guidance": digest(model),
+        "parametrization": str(getattr(model, "parametrization", "wrapped")),
+        "sde": repr(getattr(model, "sde", None)),
+        "shape": list(getattr(model, "shape", ())),
+        "solver": getattr(cond.solver, "name", cond.solver),
+        "solver state": digest(cond.solver),
+        "solver options": repr(sorted(cond.solver_options.items())),
+        "nfe": run.nfe,
+        "num_samples": run.num_samples,
+        "seed": seed if isinstance(seed, int) else f"{seed[0]}.. per-sample, sha256:{digest(list(seed))[:16]}",
+        "batch_size": batch,
+        "world_size": world_size,
+        "grid (--ts)": shown(kwargs.get("ts")),
+        "init (--init)": shown(x_start),
+        "t_start (--strength)": kwargs.get("t_start"),
+        "dtype": str(kwargs.get("dtype") or (x_start.dtype if x_start is not None else torch.float32)),
+    }
+    settings.update({f"--{key}": shown(value) for key, value in record.items() if key not in ("target", "sde")})
+    return json.loads(json.dumps(settings))
 
 
 def cli_sample_to_dir(run, samples_path: Path, label: str, sde_name: str, force: bool, grid_path, extras: dict):

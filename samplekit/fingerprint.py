@@ -2,14 +2,18 @@
 
 ``model_key(model)`` is the sha256 of a ScoreModel's content: its network's weights and code (or an
 exact target's parameters), its parametrisation and bound inputs, never its call counter; the SDE is
-hashed separately by callers that need it.
+hashed separately by callers that need it.  ``digest`` / ``weights_digest``: what the chunk index of a
+``samplekit sample --out DIR`` run records (conditioning and guidance scalars included).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
+import types
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -78,3 +82,109 @@ def model_key(model) -> str:
     h = hashlib.sha256()
     _feed(h, {k: v for k, v in vars(model).items() if k not in ("sde", "_counter")}, scalars=False)
     return h.hexdigest()
+
+
+# --- run digests for the chunk index (``samplekit.chunks.run_settings``) ---------------------------------------
+# ``digest(obj)`` is a SHA-256 over everything reachable from ``obj`` that could change its output: tensors and
+# arrays by dtype, shape and bytes; torch modules by class and ``state_dict``; numbers, strings, None; lists,
+# tuples and dicts by their items; functions by their qualified name and closure; other objects by their class
+# and attributes (a few levels deep, each object once), never by a repr holding a memory address.  Call
+# counters (``_counter``) are left out.  ``weights_digest(obj)`` covers only the torch modules' state.
+SKIPPED = frozenset({"_counter"})
+MAX_DEPTH = 8
+
+
+def digest(obj: Any) -> str:
+    """Hex SHA-256 of ``obj``'s content (see the module docstring)."""
+    h = hashlib.sha256()
+    _content(h, obj, 0, set(), modules_only=False)
+    return h.hexdigest()
+
+
+def weights_digest(obj: Any) -> str:
+    """Hex SHA-256 of the state of every torch module reachable from ``obj`` ("none" if it holds none)."""
+    h = hashlib.sha256()
+    found = _content(h, obj, 0, set(), modules_only=True)
+    return h.hexdigest() if found else "none"
+
+
+def _tensor(h, t: torch.Tensor) -> None:
+    t = t.detach()
+    if t.device.type == "meta":
+        h.update(f"meta{t.dtype}{tuple(t.shape)}".encode())
+        return
+    t = t.to("cpu").contiguous()
+    h.update(f"T{t.dtype}{tuple(t.shape)}".encode())
+    h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+
+
+def _content(h, obj: Any, depth: int, seen: set[int], modules_only: bool) -> bool:
+    """Feed obj into h; True if a torch module was found."""
+    import numpy as np
+
+    if isinstance(obj, (bool, int, float, complex, str, bytes, type(None))):
+        if not modules_only:
+            h.update(f"{type(obj).__name__}:{obj!r};".encode())
+        return False
+    if isinstance(obj, torch.Tensor):
+        if not modules_only:
+            _tensor(h, obj)
+        return False
+    if isinstance(obj, np.ndarray):
+        if not modules_only:
+            h.update(f"A{obj.dtype}{obj.shape}".encode())
+            h.update(np.ascontiguousarray(obj).tobytes() if obj.dtype != object else repr(obj).encode())
+        return False
+    if id(obj) in seen or depth > MAX_DEPTH:
+        return False
+    seen.add(id(obj))
+    if isinstance(obj, torch.nn.Module):
+        h.update(f"M{type(obj).__qualname__}".encode())
+        for name, value in obj.state_dict().items():
+            h.update(name.encode())
+            _tensor(h, value)
+        return True
+    found = False
+    if isinstance(obj, dict):
+        for key in sorted(obj, key=repr):
+            if not modules_only:
+                h.update(f"K{key!r}".encode())
+            found |= _content(h, obj[key], depth + 1, seen, modules_only)
+        return found
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        items = sorted(obj, key=repr) if isinstance(obj, (set, frozenset)) else obj
+        if not modules_only:
+            h.update(f"L{type(obj).__name__}{len(items)}".encode())
+        for item in items:
+            found |= _content(h, item, depth + 1, seen, modules_only)
+        return found
+    if isinstance(obj, (torch.dtype, torch.device)):
+        if not modules_only:
+            h.update(str(obj).encode())
+        return False
+    if not modules_only:
+        h.update(f"O{type(obj).__module__}.{type(obj).__qualname__}".encode())
+    if isinstance(obj, types.MethodType):  # a bound method: its function and its instance
+        if not modules_only:
+            h.update(obj.__func__.__qualname__.encode())
+        return _content(h, obj.__self__, depth + 1, seen, modules_only)
+    if isinstance(obj, functools.partial):
+        parts = (obj.func, obj.args, obj.keywords)
+        return _content(h, parts, depth + 1, seen, modules_only)
+    if isinstance(obj, types.FunctionType) and not modules_only:
+        h.update(f"{obj.__module__}.{obj.__qualname__}".encode())
+    for cell in getattr(obj, "__closure__", None) or ():  # a closure's captured values
+        try:
+            found |= _content(h, cell.cell_contents, depth + 1, seen, modules_only)
+        except ValueError:  # an empty cell
+            pass
+    attrs = getattr(obj, "__dict__", None)
+    if attrs is None:
+        attrs = {s: getattr(obj, s) for s in getattr(type(obj), "__slots__", ()) if hasattr(obj, s)}
+    for key in sorted(attrs):
+        if key in SKIPPED:
+            continue
+        if not modules_only:
+            h.update(f"K{key}".encode())
+        found |= _content(h, attrs[key], depth + 1, seen, modules_only)
+    return found

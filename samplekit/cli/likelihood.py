@@ -142,6 +142,7 @@ def likelihood_command(
     if out_path is not None:
         written = write_npz(
             out_path,
+            force,
             log_prob=res.log_prob.numpy(),
             bits_per_dim=res.bits_per_dim.numpy(),
             nfe=res.nfe,

@@ -85,8 +85,9 @@ def sample_command(
 ) -> None:
     """Sample a target (or a network, --model) with a solver; write the samples to an .npz file and, for
     images, a PNG grid.  --class/--guidance, --cond, --mask/--observation/--inpaint condition the samples."""
-    from samplekit.cli.outputs import output_file, write_npz
+    from samplekit.cli.outputs import names_directory, output_file, write_npz
 
+    into_directory = names_directory(out)  # resolved once: --out DIR/ writes DIR/samples.npz, never elsewhere
     out_path = output_file(out, force, "--out", ".npz", default_name="samples.npz")
     grid_path = output_file(grid, force, "--grid", ".png") if grid else None
     if (init_path is None) != (strength is None):
@@ -124,13 +125,14 @@ def sample_command(
         cond.solver = fitted_for_sample(fitted_path, solver, options, ts_path)
     run = SamplingRun(cond, nfe, num_samples, seed, per_sample_seeds, batch_size)
     run.read_inputs(ts_path, init_path, strength)
-    if not str(out).lower().endswith(".npz"):  # --out DIR: chunks on disk, resumable, sharded under torchrun
+    if into_directory:  # --out DIR: chunks on disk, resumable, sharded under torchrun
         from samplekit.chunks import cli_sample_to_dir
 
         return cli_sample_to_dir(run, out_path, label, model.sde.name, force, grid_path, {**cond.extras, **run.extras})
     res = run.sample()
     written = write_npz(
         out_path,
+        force,
         samples=res.samples.cpu().numpy(),
         nfe=res.nfe,
         solver=res.solver,
