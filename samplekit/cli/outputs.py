@@ -28,7 +28,12 @@ def names_directory(out: str | os.PathLike) -> bool:
     directory, or has no suffix and does not exist.  The one reading of ``--out``, used everywhere."""
     text = os.fspath(out)
     path = Path(text)
-    return text.endswith(("/", os.sep)) or path.is_dir() or (not path.suffix and not path.exists())
+    if text.endswith(("/", os.sep)):
+        return True
+    try:
+        return path.is_dir() or (not path.suffix and not path.exists())
+    except OSError:  # a name the file system cannot hold: output_file says so
+        return False
 
 
 def output_file(
