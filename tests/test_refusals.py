@@ -15,7 +15,6 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-import samplekit as sk
 from samplekit.atomic import atomic_write
 from samplekit.chunks import ChunkDir
 from samplekit.cli import cli
