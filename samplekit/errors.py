@@ -21,6 +21,7 @@
     +-- SuiteError (ValueError)             a benchmark suite file or override that cannot run
     +-- BenchLockedError                    another live benchmark run holds the output directory
     +-- CorruptResultsError                 a results file that is not one JSON record per line
+    +-- NetworkError (RuntimeError)         a network raised (TorchScript) or refused the samples' dtype
 
 Every error class is defined here (other modules import them from here); ValueError/TypeError stay
 second bases so ``except ValueError`` still works.
@@ -42,6 +43,7 @@ __all__ = [
     "DuplicateComponentError",
     "InputFileError",
     "InvalidArgumentError",
+    "NetworkError",
     "NonFiniteError",
     "OptionError",
     "OutputError",
@@ -158,6 +160,12 @@ class BenchLockedError(SamplekitError):
 
 class CorruptResultsError(SamplekitError):
     """The results file holds something that is not one JSON record per line."""
+
+
+class NetworkError(SamplekitError, RuntimeError):
+    """A network failed when called: a TorchScript network raising, or inputs of a dtype its weights refuse."""
+
+    exit_code = 1
 
 
 def _first_line(exc: BaseException, limit: int = 300) -> str:

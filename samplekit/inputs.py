@@ -77,8 +77,47 @@ def bind_inputs(net, bound: dict, new: dict, model_name: str) -> tuple[dict, int
                 f"network {model_name!r} has no parameter {name!r}; it accepts "
                 f"{', '.join(sorted(accepted)) or 'only (x, t)'} — bind inputs under the network's own names"
             )
+    new = {name: _as_tensor(value) for name, value in new.items()}
+    for name, value in new.items():
+        if name.endswith("labels"):
+            _check_labels(net, name, value, model_name)
     merged = {**bound, **new}
     return merged, _common_batch(merged)
+
+
+def _as_tensor(value):
+    """A NumPy array as a tensor (networks take tensors); anything else as it is."""
+    import numpy as np
+
+    return torch.from_numpy(value) if isinstance(value, np.ndarray) else value
+
+
+def _check_labels(net, name: str, labels, model_name: str) -> None:
+    """Labels looked up in the network's class-embedding table (when it has one) are integers within it."""
+    rows = _embedding_rows(net)
+    if rows is None or not isinstance(labels, torch.Tensor):  # no embedding table: nothing known of the labels
+        return
+    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+        raise ArgumentTypeError(
+            f"{name} has dtype {labels.dtype}; class labels are integers: pass e.g. torch.tensor([3]) or labels.long()"
+        )
+    if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= rows):
+        raise InvalidArgumentError(
+            f"{name} holds {int(labels.min())}..{int(labels.max())}, outside the {rows} rows of network "
+            f"{model_name!r}'s class embedding; pass labels in 0..{rows - 1}"
+        )
+
+
+def _embedding_rows(net) -> int | None:
+    """Rows of the one class-embedding table (an ``nn.Embedding`` named like ``class_embed*``) of a torch network."""
+    if not isinstance(net, torch.nn.Module):
+        net = getattr(net, "module", None) or getattr(net, "net", None)
+        if not isinstance(net, torch.nn.Module):
+            return None
+    rows = {
+        m.num_embeddings for n, m in net.named_modules() if isinstance(m, torch.nn.Embedding) and "class_embed" in n
+    }
+    return rows.pop() if len(rows) == 1 else None
 
 
 def _common_batch(inputs: dict) -> int | None:

@@ -50,7 +50,7 @@ import torch
 
 from samplekit.adams import OPTIONS as ADAMS_OPTIONS
 from samplekit.adams import odeint_adams
-from samplekit.checks import positive_int
+from samplekit.checks import check_seed, positive_int
 from samplekit.errors import ArgumentTypeError, InvalidArgumentError
 from samplekit.hermite import OPTIONS as HERMITE_OPTIONS
 from samplekit.hermite import odeint_hermite
@@ -171,6 +171,19 @@ def _check_method(method, rtol, atol, options) -> None:
             f"{', '.join(sorted(OWN_METHODS))} or of torchdiffeq's {', '.join(_torchdiffeq_methods())}"
         )
     _check_ode(method, rtol, atol)
+    if _fixed_grid(method) and not {"step_size", "grid_constructor"} & set(options or {}):
+        raise InvalidArgumentError(
+            f"method={method!r} is a fixed-step torchdiffeq method: without options={{'step_size': h}} it takes "
+            "one step over [t_min, T] and returns its error as the log-likelihood; pass options={'step_size': "
+            "1e-3} (its error then shrinks with h), or an adaptive method such as 'dopri5'"
+        )
+
+
+def _fixed_grid(method: str) -> bool:
+    from torchdiffeq._impl.odeint import SOLVERS
+    from torchdiffeq._impl.solvers import FixedGridODESolver
+
+    return isinstance(SOLVERS.get(method), type) and issubclass(SOLVERS[method], FixedGridODESolver)
 
 
 def _check_hermite(model: ScoreModel, est, method) -> None:
@@ -286,6 +299,7 @@ def log_likelihood(
     """
     _check_model(model)
     x = _check_points(model, x, "x")
+    check_seed(seed, x.shape[0])
     _check_method(method, rtol, atol, options)
     est = _resolve_estimator(estimator)
     _check_hermite(model, est, method)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import torch
 from tqdm.auto import tqdm
 
-from samplekit import finite
+from samplekit import finite, requests
 from samplekit.checks import check_sample_args
 from samplekit.errors import (
     ArgumentTypeError,
@@ -144,6 +144,9 @@ def _sample(
             "or load one with sk.load_model(...)"
         )
     nfe, num_samples, seed, dtype = check_sample_args(nfe, num_samples, seed, dtype, x_T, x_start)
+    device = requests.check_device(device)
+    requests.check_callback(callback)
+    requests.check_grid_and_schedule(ts, solver_options)
     sde = model.sde
     t_start = _check_start(model, x_start, t_start, x_T)
     solver = resolve_solver(solver, solver_options)
@@ -184,6 +187,7 @@ def _sample(
         model.check_input(x_start, t_start, argument="x_start")
         dtype, device = x_start.dtype, x_start.device
     dtype = dtype or torch.float32
+    requests.check_size(num_samples, model.shape, dtype, device, n_steps)
 
     noise = NoiseSource(seed, num_samples, device=device)
     if x_start is not None:

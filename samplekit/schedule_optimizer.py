@@ -40,12 +40,15 @@ from dataclasses import dataclass, field
 
 import torch
 
+from samplekit.checks import positive_int
 from samplekit.errors import InvalidArgumentError
+from samplekit.plugins import get_registry
 from samplekit.score import ScoreModel
 from samplekit.solver import Solver, SolverError
 
 Tensor = torch.Tensor
 
+TEACHER_MIN_NFE = 8  # dopri5's fewest calls: one + 6 a step (FSAL), two steps at least
 DEFAULT_STARTS = ("uniform", "karras", "logsnr", "kl_optimal")
 
 
@@ -71,6 +74,16 @@ def _resolve(solver) -> Solver:
     return resolve_solver(solver, {})
 
 
+def _check_starts(starts) -> tuple[str, ...]:
+    """Every start a registered schedule name (a misspelt one would be skipped silently)."""
+    if isinstance(starts, str):
+        starts = (starts,)
+    registry = get_registry()
+    for name in starts:
+        registry.get("schedule", name)  # unknown: UnknownComponentError listing close names
+    return tuple(starts)
+
+
 def optimize_schedule(
     model: ScoreModel,
     solver: str | Solver,
@@ -89,7 +102,8 @@ def optimize_schedule(
     :param solver: a registered fixed-step solver name or a Solver instance (its options are kept).
     :param nfe: the budget the grid is for (steps = ``solver.plan(nfe).n_steps``).
     :param num_samples, seed: the batch of x_T (and the stochastic solver's noise) the loss is taken on.
-    :param max_nfe: cap on network calls spent optimising (default 200 x nfe + 400).
+    :param max_nfe: cap on network calls spent optimising, the dopri5 teacher's included (default
+        200 x nfe + 400); one too small for the teacher and one grid is refused.
     :param starts: schedule names tried as starting grids (the solver's default schedule is added).
     :param min_fraction: stop when the move fraction of the gap falls below this.
     :param teacher_tol: rtol = atol of the dopri5 teacher.
@@ -108,11 +122,17 @@ def optimize_schedule(
             f"solver {solver.name!r} is adaptive: it picks its own steps, so it has no grid to optimise; "
             "pass a fixed-step solver"
         )
+    nfe = positive_int(nfe, "nfe", "a positive integer number of network evaluations (the grid's budget)")
     n_steps = solver.plan(nfe).n_steps
     num_samples = int(num_samples)
     if num_samples < 2:
         raise InvalidArgumentError(f"num_samples={num_samples} must be at least 2 (the loss is a batch mean)")
-    budget = int(max_nfe) if max_nfe is not None else 200 * int(nfe) + 400
+    budget = 200 * nfe + 400 if max_nfe is None else positive_int(max_nfe, "max_nfe")
+    if budget < nfe + TEACHER_MIN_NFE:
+        raise InvalidArgumentError(
+            f"max_nfe={max_nfe} cannot pay for the dopri5 teacher (at least {TEACHER_MIN_NFE} calls) and one "
+            f"grid at nfe={nfe}; raise max_nfe well above {nfe + TEACHER_MIN_NFE}, or drop it"
+        )
     if not 0 < min_fraction < 0.5:
         raise InvalidArgumentError(f"min_fraction={min_fraction} must be in (0, 0.5), e.g. 1/64")
     start_time = time.perf_counter()
@@ -128,6 +148,11 @@ def optimize_schedule(
         proj = proj / proj.norm(dim=0, keepdim=True)
         ref = torch.sort(target.reshape(num_samples, -1) @ proj, dim=0).values
     evaluations = 0
+    if model.nfe - nfe0 + nfe > budget:
+        raise SolverError(
+            f"max_nfe={budget} is spent: the dopri5 teacher took {model.nfe - nfe0} calls, leaving too few for "
+            f"one grid at nfe={nfe}; raise max_nfe to at least {model.nfe - nfe0 + nfe} (more to search)"
+        )
 
     def loss(ts: Tensor) -> float:
         nonlocal evaluations
@@ -140,11 +165,11 @@ def optimize_schedule(
     def spent() -> int:
         return model.nfe - nfe0
 
-    names = [s for s in dict.fromkeys([solver.schedule, *starts]) if s != "optimized"]
+    names = [s for s in dict.fromkeys([solver.schedule, *_check_starts(starts)]) if s != "optimized"]
     start_losses = {}
     best_ts, best, best_name = None, math.inf, None
     for name in names:
-        if spent() + nfe > budget and best_ts is not None:
+        if spent() + nfe > budget:
             break
         probe = _with_schedule(solver, name)
         try:

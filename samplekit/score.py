@@ -25,9 +25,10 @@ from dataclasses import dataclass
 import torch
 
 from samplekit import finite
-from samplekit.errors import ArgumentTypeError, InvalidArgumentError, NonFiniteError, SamplekitError  # noqa: F401
+from samplekit.errors import ArgumentTypeError, InvalidArgumentError, NetworkError, NonFiniteError, SamplekitError  # noqa: F401
 from samplekit.inputs import bind_inputs, check_batch, inputs_for_batch, required_inputs, select_inputs
-from samplekit.sde import SDE, as_time, broadcast_to_batch
+from samplekit.requests import network_dtype
+from samplekit.sde import SDE, as_time, broadcast_to_batch, time_slack
 
 Tensor = torch.Tensor
 PARAMETRIZATIONS = ("score", "eps", "x0", "v", "flow")
@@ -150,7 +151,7 @@ class ScoreModel:
             raise ArgumentTypeError(
                 f"sde={sde!r} is not a samplekit SDE; build one with sk.get_sde('vp') or sk.VPSDE()"
             )
-        shape = tuple(int(n) for n in shape)
+        shape = _check_shape(shape)
         if not shape or any(n < 1 for n in shape):
             raise InvalidArgumentError(
                 f"shape={shape!r} must be one sample's shape with positive sizes, e.g. (2,) or (1, 8, 8)"
@@ -272,7 +273,7 @@ class ScoreModel:
             t = self.sde.check_time(as_time(t, x))
         else:  # inside a sampling loop: note a bad t on the device; the replay names it (finite.py)
             t = as_time(t, x)
-            slack = 1e-6 * self.sde.T
+            slack = time_slack(t, self.sde.T)
             bad = ~torch.isfinite(t).all() | (t < self.sde.t_min - slack).any() | (t > self.sde.T + slack).any()
             flag.note(bad, functools.partial(_time_failure, self.sde), ("time", id(self.sde)), t)
         if t.ndim == 0:
@@ -290,7 +291,15 @@ class ScoreModel:
             self._check_required()
             inputs = inputs_for_batch(self.inputs, x.shape[0], x.device)
         t_net = self.sde.T - t if self.time_convention == "noise_at_0" else t
-        out = self.net(x, t_net, **inputs)
+        weights = network_dtype(self.net)  # a float32 network given float64/bfloat16 samples: its own dtype in
+        x_net = x if weights is None or weights == x.dtype else x.to(weights)
+        try:
+            out = self.net(x_net, t_net if x_net is x else t_net.to(weights), **inputs)
+        except (RuntimeError, torch.jit.Error) as exc:
+            failure = _network_failure(self.name, x_net, exc)
+            if failure is None:
+                raise
+            raise failure from exc
         if not isinstance(out, Tensor) or out.shape != x.shape:
             got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
             raise InvalidArgumentError(
@@ -350,6 +359,40 @@ class ScoreModel:
     def __repr__(self) -> str:
         bound = f", inputs={sorted(self.inputs)}" if self.inputs else ""
         return f"ScoreModel({self.name!r}, {self.parametrization}, sde={self.sde!r}, shape={self.shape}{bound})"
+
+
+def _network_failure(name: str, x: Tensor, exc: Exception) -> Exception | None:
+    """A one-line NetworkError for a TorchScript network that raised, or a dtype the network refused;
+    None for other errors (they keep their traceback)."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    if isinstance(exc, torch.jit.Error) or "TorchScript interpreter" in str(exc):
+        return NetworkError(f"network {name!r} (TorchScript) raised: {(lines[-1] if lines else '')[:300]}")
+    text = lines[0] if lines else ""
+    if "dtype" in text or "scalar type" in text:
+        return NetworkError(
+            f"network {name!r} refused {x.dtype} samples ({text[:200]}); pass dtype= the network's dtype "
+            "(or x_T/x_start in it), or convert the network"
+        )
+    return None
+
+
+def _check_shape(shape) -> tuple[int, ...]:
+    """One sample's shape as ints: a sequence of integers (a string such as "22" or a size such as 2.5 is refused,
+    not read as (2, 2) or 2)."""
+    import operator
+
+    if isinstance(shape, (str, bytes)) or not isinstance(shape, (Sequence, torch.Size)):
+        raise ArgumentTypeError(f"shape={shape!r} must be a tuple of ints, one sample's shape, e.g. (2,) or (1, 8, 8)")
+    try:
+        return tuple(operator.index(n) if not isinstance(n, bool) else _no_bool(n) for n in shape)
+    except TypeError:
+        raise ArgumentTypeError(
+            f"shape={shape!r} must hold integer sizes, e.g. (2,) or (1, 8, 8); {shape!r} holds a non-integer"
+        ) from None
+
+
+def _no_bool(n):
+    raise TypeError
 
 
 def _time_failure(sde: SDE, failure: finite.Failure) -> Exception:

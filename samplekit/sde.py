@@ -28,6 +28,13 @@ def as_time(t, like: Tensor | None = None) -> Tensor:
     return torch.as_tensor(t, dtype=torch.float64)
 
 
+def time_slack(t: Tensor, T: float) -> float:
+    """How far a time may stray outside [t_min, T] by rounding: 1e-6 T, or one ulp of t's dtype near T
+    (bfloat16 rounds 0.9998 up to 1.0078)."""
+    eps = torch.finfo(t.dtype).eps if t.is_floating_point() else 0.0
+    return max(1e-6, eps) * T
+
+
 def _positive(name: str, value: float, owner: str) -> float:
     value = float(value)
     if not math.isfinite(value) or value <= 0:
@@ -141,7 +148,7 @@ class SDE:
             raise InvalidArgumentError(
                 f"{argument} holds non-finite values; pass times in [t_min, T] = [{self.t_min}, {self.T}]"
             )
-        slack = 1e-6 * self.T
+        slack = time_slack(t, self.T)
         if (t < self.t_min - slack).any() or (t > self.T + slack).any():
             raise InvalidArgumentError(
                 f"{argument}={_describe(t)} lies outside [t_min, T] = [{self.t_min}, {self.T}] of {self!r}; "

@@ -43,6 +43,7 @@ def make_grid(solver: Solver, model, n_steps: int, t_max: float | None = None) -
     shift = options.pop("shift", getattr(model, "schedule_options", {}).get("shift"))
     sde = model.sde if t_max is None else model.sde.restricted(t_max)
     schedule = get_registry().get("schedule", solver.schedule).factory
+    _check_schedule_options(solver.schedule, schedule, options)
     ts = schedule(sde, n_steps, **options)
     if not _decreasing(ts) and sde.alpha_T_is_zero:
         lam_min = sde.log_snr(torch.tensor(sde.t_min, dtype=torch.float64))
@@ -57,6 +58,25 @@ def make_grid(solver: Solver, model, n_steps: int, t_max: float | None = None) -
     if shift is not None:
         ts = shifted(ts, sde, shift)
     return ts
+
+
+def _check_schedule_options(name: str, schedule, options: dict) -> None:
+    """Every schedule option a keyword the schedule takes (besides ``shift``, applied here)."""
+    import inspect
+
+    try:
+        params = inspect.signature(schedule).parameters
+    except (TypeError, ValueError):
+        return
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return
+    takes = [p for p in list(params)[2:] if params[p].kind in (params[p].KEYWORD_ONLY, params[p].POSITIONAL_OR_KEYWORD)]
+    unknown = sorted(set(options) - set(takes))
+    if unknown:
+        raise SolverError(
+            f"schedule_options {', '.join(map(repr, unknown))} not understood by schedule {name!r}; it takes "
+            f"{', '.join(map(repr, [*takes, 'shift'])) or 'only shift'}"
+        )
 
 
 def shifted(ts: Tensor, sde: SDE, shift) -> Tensor:

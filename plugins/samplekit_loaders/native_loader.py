@@ -22,6 +22,7 @@ def load_native(source, dtype=None, name: str | None = None, max_params: float =
     if dtype is not None:
         net = net.to(dtype)
     sde = resolve_sde(config["sde"]["name"], config["sde"].get("params", {}))
+    _check_shape_fits(net, config["shape"], sde, str(directory / "samplekit.json"))
     return ScoreModel(
         _InputGradOnly(net.eval()),
         sde,
@@ -29,6 +30,30 @@ def load_native(source, dtype=None, name: str | None = None, max_params: float =
         config["parametrization"],
         name=name or config.get("name") or directory.name,
     )
+
+
+def _check_shape_fits(net, shape, sde, where: str) -> None:
+    """One sample of the config's ``shape`` through the network (a dry call, no gradient): it must run and
+    return that shape, else the config does not describe this network."""
+    import torch
+
+    from samplekit.errors import CheckpointError
+
+    try:
+        dims = tuple(int(n) for n in shape)
+        param = next(net.parameters(), None)
+        dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
+        with torch.no_grad():
+            out = net(torch.zeros(1, *dims, dtype=dtype), torch.full((1,), float(sde.T), dtype=dtype))
+        fits = isinstance(out, torch.Tensor) and tuple(out.shape) == (1, *dims)
+        detail = f"it returns {tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__}"
+    except Exception as exc:  # noqa: BLE001  (any failure of the dry call means the shape does not fit)
+        fits, detail = False, f"{type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}"
+    if not fits:
+        raise CheckpointError(
+            f"{where}: shape {list(shape)} does not fit architecture {type(net).__name__} ({detail}); "
+            "fix 'shape' (one sample's shape) to the network's input"
+        )
 
 
 def check_size(arch: dict, max_params: float, where: str) -> int:

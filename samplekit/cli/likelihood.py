@@ -101,6 +101,15 @@ def likelihood_command(
     target_obj = get_target(target)
     sde = get_sde(sde_name)
     model = target_obj.model(sde)
+    if getattr(model.sde, "name", sde_name) != sde.name:  # a shipped network keeps the SDE it was trained on
+        source = click.get_current_context().get_parameter_source("sde_name")
+        if source is click.core.ParameterSource.COMMANDLINE:
+            raise click.BadParameter(
+                f"target {target!r} is a network trained on SDE {model.sde.name!r}; --sde {sde_name} does not "
+                "apply to it: drop --sde",
+                param_hint="--sde",
+            )
+        sde = model.sde
     x = _load_points(points, key) if points else target_obj.reference(num_points, seed=seed).to(torch.float64)
     res = log_likelihood(
         model,

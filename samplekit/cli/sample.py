@@ -96,6 +96,14 @@ def sample_command(
             param_hint="--init" if init_path is None else "--strength",
         )
     flags = ModelFlags.from_options(conditioning)
+    if flags.source is not None and click.get_current_context().get_parameter_source("target") is (
+        click.core.ParameterSource.COMMANDLINE
+    ):
+        raise click.BadParameter(
+            f"--target {target} and --model {flags.source} were both given; the samples come from one of them: "
+            "drop --target (with --model) or --model",
+            param_hint="--target",
+        )
 
     from samplekit.api import solver_options_from_text
     from samplekit.cli.conditioning import prepare

@@ -150,7 +150,14 @@ def train_command(
     )
     if resume and Path(checkpoint).is_file():
         trainer.resume(checkpoint)
+        if trainer.step >= steps:
+            raise click.BadParameter(
+                f"the checkpoint is at step {trainer.step} and --steps is the total, {steps}: nothing to train; "
+                f"pass --steps above {trainer.step}",
+                param_hint="--steps",
+            )
         click.echo(f"resumed from {checkpoint} at step {trainer.step}")
+    first_step = trainer.step
     start = time.time()
     history = trainer.fit(steps)
     tail = history[-200:] or [float("nan")]
@@ -176,6 +183,8 @@ def train_command(
         extra={"name": Path(out).name, "training": info},
     )
     click.echo(
-        f"trained {loss} ({weighting}) for {trainer.step} steps, final loss {info['final_loss_mean200']:.4g}; "
+        f"trained {loss} ({weighting}) for {trainer.step - first_step} steps"
+        f"{f' (from step {first_step} to {trainer.step})' if first_step else ''}, "
+        f"final loss {info['final_loss_mean200']:.4g}; "
         f"wrote {out} (samplekit sample --model {out})"
     )

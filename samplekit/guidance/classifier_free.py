@@ -191,6 +191,11 @@ def _check_interval(interval, sde) -> tuple[float, float] | None:
         raise ArgumentTypeError(f"interval={interval!r} must be a pair of model times (t_lo, t_hi)") from None
     if not lo <= hi:
         raise InvalidArgumentError(f"interval={interval!r} must have t_lo <= t_hi (model times, t = T is noise)")
+    if hi < sde.t_min or lo > sde.T:
+        raise InvalidArgumentError(
+            f"interval={interval!r} lies outside [t_min, T] = [{sde.t_min:g}, {sde.T:g}] of {sde!r}, so guidance "
+            "would never act; give model times within it (t = T is noise), not noise levels or training timesteps"
+        )
     return lo, hi
 
 

@@ -197,7 +197,9 @@ class Trainer:
     # --- checkpoints ----------------------------------------------------------------------------
     def save_checkpoint(self, path: str | Path) -> Path:
         """Weights, Adam state, step, loss history and the random state in one safetensors file."""
-        from safetensors.torch import save_file
+        from safetensors.torch import save
+
+        from samplekit.atomic import atomic_write
 
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -214,24 +216,41 @@ class Trainer:
             "loss": self.loss_name,
             "weighting": self.weighting,
             "parametrization": self.parametrization,
+            "sde": repr(self.sde),
         }
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        save_file(tensors, str(tmp), metadata={"samplekit_trainer": json.dumps(meta)})
-        tmp.replace(path)
-        return path
+        blob = save(tensors, metadata={"samplekit_trainer": json.dumps(meta)})
+        return atomic_write(path, lambda f: f.write(blob), replace=True)
 
     def resume(self, path: str | Path) -> Trainer:
         """Restore a checkpoint written by ``save_checkpoint`` (same network and optimizer layout)."""
         from safetensors import safe_open
         from safetensors.torch import load_file
 
+        from samplekit.errors import CheckpointError, loading_errors
+
         path = Path(path)
-        with safe_open(str(path), framework="pt") as f:
-            meta = json.loads((f.metadata() or {}).get("samplekit_trainer", "null"))
-        if meta is None:
-            raise InvalidArgumentError(f"{str(path)!r} is not a samplekit trainer checkpoint")
-        tensors = load_file(str(path))
-        self.net.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        with loading_errors(f"checkpoint {str(path)!r}", "pass the --checkpoint a previous train run wrote"):
+            with safe_open(str(path), framework="pt") as f:
+                meta = json.loads((f.metadata() or {}).get("samplekit_trainer", "null"))
+            if meta is None:
+                raise InvalidArgumentError(f"{str(path)!r} is not a samplekit trainer checkpoint")
+            tensors = load_file(str(path))
+        now = {"loss": self.loss_name, "weighting": self.weighting, "parametrization": self.parametrization}
+        now["sde"] = repr(self.sde)
+        changed = [f"{k} ({meta[k]} there, {v} now)" for k, v in now.items() if k in meta and meta[k] != v]
+        if changed:
+            raise CheckpointError(
+                f"checkpoint {str(path)!r} was trained with another {'; '.join(changed)}; resume with the "
+                "checkpoint's settings, or start over with --force"
+            )
+        weights = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
+        mine = {k: tuple(v.shape) for k, v in self.net.state_dict().items()}
+        if {k: tuple(v.shape) for k, v in weights.items()} != mine:
+            raise CheckpointError(
+                f"checkpoint {str(path)!r} holds another network (other --hidden/--depth or data dimension); "
+                "resume with the checkpoint's architecture, or start over with --force"
+            )
+        self.net.load_state_dict(weights)
         state: dict = {}
         for key, value in tensors.items():
             if key.startswith("optim."):
