@@ -123,6 +123,7 @@ def optimize_schedule(
             "pass a fixed-step solver"
         )
     nfe = positive_int(nfe, "nfe", "a positive integer number of network evaluations (the grid's budget)")
+    starts = _check_starts(starts)
     n_steps = solver.plan(nfe).n_steps
     num_samples = int(num_samples)
     if num_samples < 2:
@@ -165,7 +166,7 @@ def optimize_schedule(
     def spent() -> int:
         return model.nfe - nfe0
 
-    names = [s for s in dict.fromkeys([solver.schedule, *_check_starts(starts)]) if s != "optimized"]
+    names = [s for s in dict.fromkeys([solver.schedule, *starts]) if s != "optimized"]
     start_losses = {}
     best_ts, best, best_name = None, math.inf, None
     for name in names:

@@ -15,6 +15,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+import samplekit as sk
 from samplekit.atomic import atomic_write
 from samplekit.chunks import ChunkDir
 from samplekit.cli import cli
@@ -210,3 +211,227 @@ def test_temporary_names_are_unpredictable(tmp_path, monkeypatch):
     (a, flags), (b, _) = seen
     assert a.split(".")[3] != b.split(".")[3] and len(a.split(".")[3]) == 16
     assert flags & os.O_EXCL and flags & os.O_NOFOLLOW and flags & os.O_CREAT
+
+
+# --- the table: API requests that were tracebacks or quietly not honoured --------------------------------------
+
+
+class Counting:
+    """The exact eps of the ring under VP, counting its own calls (the raw network)."""
+
+    def __init__(self) -> None:
+        from samplekit.targets import ring2d
+
+        self.exact = ring2d().score_model(sk.VPSDE())
+        self.calls = 0
+
+    def __call__(self, x, t):
+        self.calls += 1
+        return self.exact.eps(x, t)
+
+
+class Labelled(torch.nn.Module):
+    """eps(x, t, class_labels) with a 10-row class embedding (as diffusers' UNet2DModel names it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.class_embedding = torch.nn.Embedding(10, 2)
+        self.calls = 0
+
+    def forward(self, x, t, class_labels):
+        self.calls += 1
+        return 0.1 * x + 0 * self.class_embedding(class_labels)
+
+
+def _sample(**kwargs):
+    return lambda model: sk.sample(
+        model, **({"solver": "euler_maruyama", "nfe": 5, "num_samples": 3, "progress": False} | kwargs)
+    )
+
+
+def _labelled(labels):
+    def call(_model):
+        net = Labelled()
+        model = sk.ScoreModel.from_eps(net, sk.VPSDE(), (2,))
+        try:
+            return sk.sample(model.condition(class_labels=labels), "ddim", nfe=4, num_samples=3, progress=False)
+        finally:
+            assert net.calls == 0
+
+    return call
+
+
+GRID = torch.tensor([1.0, 0.5, 0.1, 1e-3], dtype=torch.float64)
+E = sk.errors
+API = [
+    ("nfe 10**12 sized first", _sample(nfe=10**12), E.ResourceLimitError, "grid of 1,000,000,000,000 steps"),
+    ("num_samples 1e13 sized first", _sample(num_samples=10**13), E.ResourceLimitError, "GiB on cpu"),
+    ("unknown schedule_options key", _sample(solver="ddim", schedule_options={"bogus": 1}), sk.SolverError, "'bogus'"),
+    ("device cuda on a CPU build", _sample(device="cuda"), E.InvalidArgumentError, "no usable CUDA device"),
+    ("device bogus", _sample(device="bogus"), E.InvalidArgumentError, "is not a torch device"),
+    ("device meta", _sample(device="meta"), E.InvalidArgumentError, "holds no data"),
+    ("callback 5", _sample(callback=5), E.ArgumentTypeError, "callback=5 is not callable"),
+    (
+        "ts with schedule",
+        _sample(solver="ddim", ts=GRID, schedule="karras"),
+        E.InvalidArgumentError,
+        "ts= and schedule=",
+    ),
+    (
+        "log_likelihood fixed-step euler",
+        lambda m: sk.log_likelihood(m, torch.zeros(4, 2), method="euler"),
+        E.InvalidArgumentError,
+        "fixed-step torchdiffeq method",
+    ),
+    (
+        "log_likelihood seed 0.5",
+        lambda m: sk.log_likelihood(m, torch.zeros(4, 2), seed=0.5),
+        E.InvalidArgumentError,
+        "seed=0.5 must be an integer",
+    ),
+    ("load_model(5)", lambda m: sk.load_model(5), E.InvalidArgumentError, "pass loader="),
+    ("optimize_schedule nfe '5'", lambda m: sk.optimize_schedule(m, "ddim", "5"), E.InvalidArgumentError, "nfe='5'"),
+    (
+        "optimize_schedule max_nfe=1",
+        lambda m: sk.optimize_schedule(m, "ddim", 5, max_nfe=1),
+        E.InvalidArgumentError,
+        "max_nfe=1 cannot pay",
+    ),
+    (
+        "optimize_schedule starts misspelt",
+        lambda m: sk.optimize_schedule(m, "ddim", 5, starts=("karas",)),
+        E.UnknownComponentError,
+        "karras",
+    ),
+    ("shape '22'", lambda m: sk.ScoreModel.from_eps(m.net, m.sde, "22"), E.ArgumentTypeError, "shape='22'"),
+    ("shape (2.5,)", lambda m: sk.ScoreModel.from_eps(m.net, m.sde, (2.5,)), E.ArgumentTypeError, "integer sizes"),
+    ("class_labels out of range", _labelled(torch.tensor([12])), E.InvalidArgumentError, "outside the 10 rows"),
+    ("class_labels negative", _labelled(torch.tensor([-1])), E.InvalidArgumentError, "outside the 10 rows"),
+    ("class_labels floats", _labelled(torch.tensor([1.5])), E.ArgumentTypeError, "class labels are integers"),
+]
+
+
+@pytest.mark.parametrize("call, error, fragment", [r[1:] for r in API], ids=[r[0] for r in API])
+def test_api_request_is_refused_clearly_before_any_network_call(call, error, fragment):
+    net = Counting()
+    model = sk.ScoreModel.from_eps(net, sk.VPSDE(), (2,))
+    with pytest.raises(error) as info:
+        call(model)
+    assert fragment in str(info.value), str(info.value)
+    assert "\n" not in str(info.value)
+    assert net.calls == 0
+
+
+def test_cfg_interval_outside_the_time_range_is_refused():
+    net = Labelled()
+    model = sk.ScoreModel.from_eps(net, sk.VPSDE(), (2,))
+    cond, uncond = model.condition(class_labels=torch.tensor([1])), model.condition(class_labels=torch.tensor([9]))
+    with pytest.raises(sk.errors.InvalidArgumentError, match="lies outside \\[t_min, T\\].*never act"):
+        sk.guidance.classifier_free(cond, uncond, 2.0, interval=(5, 10))
+    sk.guidance.classifier_free(cond, uncond, 2.0, interval=(0.0, 0.5))  # partly below t_min: fine
+
+
+def test_class_labels_as_an_ndarray_are_honoured():
+    net = Labelled()
+    model = sk.ScoreModel.from_eps(net, sk.VPSDE(), (2,))
+    a = sk.sample(
+        model.condition(class_labels=np.array([1, 2, 3])), "ddim", nfe=4, num_samples=3, seed=0, progress=False
+    )
+    b = sk.sample(
+        model.condition(class_labels=torch.tensor([1, 2, 3])), "ddim", nfe=4, num_samples=3, seed=0, progress=False
+    )
+    assert torch.equal(a.samples, b.samples)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float16, torch.bfloat16])
+def test_a_float32_network_takes_samples_of_another_dtype_in_its_own(dtype):
+    """Honoured: the network runs in its weights' dtype, the samples stay in theirs; the same numbers as
+    casting by hand (float64 samples: up to float32 rounding of the network's input)."""
+    torch.manual_seed(0)
+    net = TimeMLP(2, hidden=8, depth=1)
+    model = sk.ScoreModel.from_eps(net, sk.VPSDE(), (2,))
+    res = sk.sample(model, "ddim", nfe=6, num_samples=4, seed=0, dtype=dtype, progress=False)
+    assert res.samples.dtype == dtype and bool(torch.isfinite(res.samples).all())
+    by_hand = sk.ScoreModel.from_eps(lambda x, t: net(x.float(), t.float()).to(x.dtype), sk.VPSDE(), (2,))
+    want = sk.sample(by_hand, "ddim", nfe=6, num_samples=4, seed=0, dtype=dtype, progress=False)
+    assert torch.equal(res.samples, want.samples)
+
+
+def test_bfloat16_dopri5_does_not_report_a_time_it_rounded():
+    """bfloat16 rounds 0.9998 to 1.0078 > T: that rounding is not reported as the user's t out of range."""
+    from samplekit.targets import ring2d
+
+    model = ring2d().score_model(sk.VPSDE())
+    x = torch.randn(3, 2).to(torch.bfloat16)
+    with pytest.raises(sk.SolverError, match="would exceed max_nfe=60") as info:
+        sk.sample(model, "ode_dopri5", nfe=60, x_T=x, progress=False)
+    assert "outside" not in str(info.value)
+
+
+def test_a_raising_torchscript_network_is_one_line_naming_it():
+    class Boom(torch.nn.Module):
+        def forward(self, x, t):
+            if bool((t < 0.5).any()):
+                raise RuntimeError("boom below t = 0.5")
+            return x
+
+    model = sk.ScoreModel.from_eps(torch.jit.script(Boom()), sk.VPSDE(), (2,), name="boom")
+    with pytest.raises(sk.errors.NetworkError, match="network 'boom' \\(TorchScript\\) raised: .*boom below t = 0.5"):
+        sk.sample(model, "ddim", nfe=6, num_samples=3, progress=False)
+
+
+# --- the table: command lines (one line, exit status 2, nothing written) ----------------------------------------
+
+
+def _bad_config(d: Path) -> str:
+    import json
+
+    bad = d / "bad_shape"
+    if not bad.exists():
+        shutil.copytree(RING, bad)
+        config = json.loads((bad / "samplekit.json").read_text())
+        config["shape"] = [3]
+        (bad / "samplekit.json").write_text(json.dumps(config))
+    return str(bad)
+
+
+CLI = [
+    ("-n 1e13 sized first", "sample -n 10000000000000 --out {d}/c1.npz", "GiB on cpu", "c1.npz"),
+    ("--nfe 10**12 sized first", "sample --nfe 1000000000000 --out {d}/c2.npz", "steps (more than", "c2.npz"),
+    ("--target with --model", "sample --target gmm8 --model ring2d_mlp --out {d}/c3.npz", "were both given", "c3.npz"),
+    ("native shape not fitting", "sample --model {bad} --out {d}/c4.npz", "shape [3] does not fit", "c4.npz"),
+    ("likelihood --sde on a trained net", "likelihood --target ring2d_mlp --sde ve -n 3", "trained on SDE 'vp'", None),
+    (
+        "train garbage checkpoint",
+        "train --data ring2d --out {d}/t1 --steps 3 --checkpoint {d}/garbage.st --resume --no-progress",
+        "not a valid safetensors file",
+        "t1/samplekit.json",
+    ),
+]
+
+
+@pytest.mark.parametrize("args, fragment, unwritten", [r[1:] for r in CLI], ids=[r[0] for r in CLI])
+def test_bad_command_line_is_one_line_and_writes_nothing(tmp_path, files, args, fragment, unwritten):
+    (tmp_path / "garbage.st").write_bytes(b"garbage" * 10)
+    mapping = {**files, "{d}": str(tmp_path), "{bad}": _bad_config(tmp_path)}
+    one_line_error(cli_run(args, mapping), fragment)
+    if unwritten is not None:
+        assert not (tmp_path / unwritten).exists()
+
+
+def test_likelihood_of_a_float32_shipped_network_runs():
+    """Points are float64, the shipped MLP float32: the network takes them in its dtype (was a raw torch error)."""
+    result = cli_run("likelihood --target ring2d_mlp -n 3 --rtol 1e-3 --atol 1e-3")
+    assert result.exit_code == 0 and "bits/dim" in result.output, result.output
+
+
+def test_train_resume_refuses_another_sde_or_network_and_counts_steps(tmp_path):
+    ck, out = tmp_path / "c.st", tmp_path / "m"
+    base = f"train --data ring2d --num-data 256 --out {out} --hidden 8 --checkpoint {ck} --no-progress"
+    assert cli_run(f"{base} --steps 4").exit_code == 0
+    one_line_error(cli_run(f"{base} --steps 8 --resume --sde ve"), "trained with another sde")
+    one_line_error(cli_run(f"{base.replace('--hidden 8', '--hidden 16')} --steps 8 --resume"), "another network")
+    result = CliRunner().invoke(cli, [*base.split(), "--steps", "2", "--resume"])
+    assert result.exit_code == 2 and "nothing to train" in result.output, result.output
+    result = cli_run(f"{base} --steps 8 --resume")
+    assert result.exit_code == 0 and "for 4 steps (from step 4 to 8)" in result.output, result.output

@@ -8,6 +8,8 @@ import math
 
 import click
 
+from samplekit.errors import InvalidArgumentError
+
 
 def _load_points(path: str, key: str | None):
     import torch
@@ -104,10 +106,9 @@ def likelihood_command(
     if getattr(model.sde, "name", sde_name) != sde.name:  # a shipped network keeps the SDE it was trained on
         source = click.get_current_context().get_parameter_source("sde_name")
         if source is click.core.ParameterSource.COMMANDLINE:
-            raise click.BadParameter(
-                f"target {target!r} is a network trained on SDE {model.sde.name!r}; --sde {sde_name} does not "
-                "apply to it: drop --sde",
-                param_hint="--sde",
+            raise InvalidArgumentError(
+                f"--sde {sde_name}: target {target!r} is a network trained on SDE {model.sde.name!r}, which it "
+                "keeps; drop --sde"
             )
         sde = model.sde
     x = _load_points(points, key) if points else target_obj.reference(num_points, seed=seed).to(torch.float64)

@@ -15,6 +15,7 @@ import click
 
 from samplekit.cli.conditioning import conditioning_options
 from samplekit.cli.model_choice import ModelFlags, model_options
+from samplekit.errors import InvalidArgumentError
 
 
 @click.command("sample")
@@ -99,10 +100,9 @@ def sample_command(
     if flags.source is not None and click.get_current_context().get_parameter_source("target") is (
         click.core.ParameterSource.COMMANDLINE
     ):
-        raise click.BadParameter(
+        raise InvalidArgumentError(
             f"--target {target} and --model {flags.source} were both given; the samples come from one of them: "
-            "drop --target (with --model) or --model",
-            param_hint="--target",
+            "drop --target (with --model) or --model"
         )
 
     from samplekit.api import solver_options_from_text

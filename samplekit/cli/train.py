@@ -119,6 +119,7 @@ def train_command(
     import torch
 
     from samplekit.api import get_sde
+    from samplekit.errors import InvalidArgumentError
     from samplekit.loading import save_model
     from samplekit.training.nets import TimeMLP
     from samplekit.training.train import Trainer
@@ -151,10 +152,9 @@ def train_command(
     if resume and Path(checkpoint).is_file():
         trainer.resume(checkpoint)
         if trainer.step >= steps:
-            raise click.BadParameter(
-                f"the checkpoint is at step {trainer.step} and --steps is the total, {steps}: nothing to train; "
-                f"pass --steps above {trainer.step}",
-                param_hint="--steps",
+            raise InvalidArgumentError(
+                f"--steps {steps}: the checkpoint is at step {trainer.step} and --steps is the total: nothing to "
+                f"train; pass --steps above {trainer.step}"
             )
         click.echo(f"resumed from {checkpoint} at step {trainer.step}")
     first_step = trainer.step
