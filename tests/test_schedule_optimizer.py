@@ -84,7 +84,7 @@ def test_cost_is_counted_at_the_network_and_bounded():
 def test_cache_returns_the_grid_without_calling_the_network(tmp_path):
     counter = CountingNet(TARGET.score_model(SDE).net)
     model = sk.ScoreModel.from_score(counter, SDE, (2,))
-    options = {"model": model, "solver": "dpmpp_2m", "num_samples": 16, "max_nfe": 120, "cache_dir": str(tmp_path)}
+    options = {"model": model, "solver": "dpmpp_2m", "num_samples": 16, "max_nfe": 300, "cache_dir": str(tmp_path)}
     first = sk.sample(
         model,
         "dpmpp_2m",
