@@ -113,7 +113,7 @@ def test_a_bad_time_inside_a_step_is_named_with_its_step_and_t():
         name = "overshoot_probe"
         order, stochastic, adaptive, nfe_per_step = 1, False, False, 1
 
-        def step(self, model, i, t0, t1, x, state, noise):
+        def step(self, model, i, t0, t1, x, state, noise, plan):
             t = t0 * (20.0 if i == 4 else 1.0)
             return x - (t1 - t0) * model(x, t).to(x.dtype), state, x
 
