@@ -399,7 +399,7 @@ def integrate(
         x = _solver_steps(solver, model, x, ts, first, last, noise, plan, progress, callback)
     if first <= last < n:
         x, denoised = step_to_zero(model, x, ts[last])
-        _check_finite(x, lambda: f"the last step (t={float(ts[last]):g} -> 0) produced NaN/Inf")
+        _check_finite(x, lambda _: f"the last step (t={float(ts[last]):g} -> 0) produced NaN/Inf")
         if callback is not None:
             callback(StepInfo(last, n, float(ts[last]), 0.0, x, denoised, model.nfe))
     return x
