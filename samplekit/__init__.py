@@ -86,13 +86,13 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
         get_trace_estimator,
     )
     from samplekit.discrete import DiscreteVPSDE  # noqa: F401
-    from samplekit.fitted import FittedSampler, fit_solver  # noqa: F401
     from samplekit.errors import (  # noqa: F401
         DuplicateComponentError,
         NonFiniteError,
         SamplekitError,
         UnknownComponentError,
     )
+    from samplekit.fitted import FittedSampler, fit_solver  # noqa: F401
     from samplekit.likelihood import (  # noqa: F401
         LikelihoodResult,
         decode,

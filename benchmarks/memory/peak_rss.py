@@ -132,8 +132,16 @@ def report() -> None:
     rows = list(csv.DictReader(CSV.open()))
     impls = list(dict.fromkeys(r["impl"] for r in rows))
     nfes = sorted({int(r["nfe"]) for r in rows})
-    runs = {(i, n): [float(r["growth_mib"]) for r in rows if r["impl"] == i and int(r["nfe"]) == n] for i in impls for n in nfes}
-    head = "| NFE | " + " | ".join(f"{i}: growth MiB, max (all runs)" for i in impls) + " | goal: <= 1.1 x bare + 16 | met |"
+    runs = {
+        (i, n): [float(r["growth_mib"]) for r in rows if r["impl"] == i and int(r["nfe"]) == n]
+        for i in impls
+        for n in nfes
+    }
+    head = (
+        "| NFE | "
+        + " | ".join(f"{i}: growth MiB, max (all runs)" for i in impls)
+        + " | goal: <= 1.1 x bare + 16 | met |"
+    )
     lines = [head, "|" + "---|" * (len(impls) + 3)]
     for n in nfes:
         bare = max(runs[("bare loop", n)])
