@@ -198,7 +198,8 @@ def test_train_cli_trains_checkpoints_resumes_and_writes_a_loadable_model(tmp_pa
     first = CliRunner().invoke(cli, args + ["--steps", "20"])
     assert first.exit_code == 0, first.output
     second = CliRunner().invoke(cli, args + ["--steps", "30", "--resume", "--loss", "ssm"])
-    assert second.exit_code == 0 and "resumed from" in second.output and "for 30 steps" in second.output
+    assert second.exit_code == 0 and "resumed from" in second.output, second.output
+    assert "for 10 steps (from step 20 to 30)" in second.output, second.output  # --steps is the total
     model = sk.load_model(tmp_path / "m")
     assert model.shape == (2,) and torch.isfinite(model(torch.zeros(4, 2), 0.5)).all()
     bad = CliRunner().invoke(

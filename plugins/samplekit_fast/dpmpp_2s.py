@@ -29,7 +29,9 @@ class DPMSolverPP2S(Solver):
     """DPM-Solver++(2S): singlestep second-order exponential integrator, midpoint in log-SNR."""
 
     name = "dpmpp_2s"
-    aliases = ("DPMSolverSinglestepScheduler",)  # diffusers' default solver_order=2, solver_type="midpoint"
+    # no diffusers alias: DPMSolverSinglestepScheduler takes its intermediate point on its own grid (r from the
+    # next timestep), where this solver takes r = 1/2 of the log-SNR step; its step formula is tested alike
+    aliases = ()
     order = 2.0
     stochastic = False
     nfe_per_step = 2

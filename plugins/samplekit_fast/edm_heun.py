@@ -36,7 +36,11 @@ class EDMHeun(Solver):
     name = "edm_heun"
     aliases = ("sample_heun", "HeunDiscreteScheduler", "heun")
     # k-diffusion's sample_heun (and ComfyUI's heun): Heun onto every sigma > 0, Euler only onto sigma = 0
-    alias_options = {"sample_heun": {"final_euler": False}, "heun": {"final_euler": False}}
+    alias_options = {
+        "sample_heun": {"final_euler": False},
+        "HeunDiscreteScheduler": {"final_euler": False},  # diffusers' Heun: Heun onto sigma_min, Euler to 0
+        "heun": {"final_euler": False},
+    }
     steps_to_zero = True  # the Euler step onto s = 0 lands on x0, as k-diffusion's
     order = 2.0
     stochastic = False  # the default S_churn = 0; see capabilities()

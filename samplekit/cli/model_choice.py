@@ -33,10 +33,9 @@ def parse_shape(text: str | None) -> tuple[int, ...] | None:
     """``C,H,W`` (or ``D``) as a tuple of positive ints."""
     if text is None:
         return None
-    try:
-        shape = tuple(int(part) for part in text.replace("x", ",").split(",") if part.strip())
-    except ValueError:
-        shape = ()
+    parts = [part.strip() for part in text.replace("x", ",").split(",")]
+    # every part a size: "2,x" or "3,,32" is refused, not read as a shorter shape
+    shape = tuple(int(part) for part in parts) if all(part.isdigit() for part in parts) else ()
     if not shape or any(s < 1 for s in shape):
         raise click.BadParameter(
             f"{text!r} is not a shape: give positive sizes separated by commas, e.g. 3,32,32 or 2", param_hint="--shape"

@@ -235,8 +235,8 @@ class Trainer:
             if meta is None:
                 raise InvalidArgumentError(f"{str(path)!r} is not a samplekit trainer checkpoint")
             tensors = load_file(str(path))
-        now = {"loss": self.loss_name, "weighting": self.weighting, "parametrization": self.parametrization}
-        now["sde"] = repr(self.sde)
+        # what the network's output means must match; the loss and its weighting may change (a fine-tune)
+        now = {"parametrization": self.parametrization, "sde": repr(self.sde)}
         changed = [f"{k} ({meta[k]} there, {v} now)" for k, v in now.items() if k in meta and meta[k] != v]
         if changed:
             raise CheckpointError(
