@@ -400,8 +400,18 @@ CLI = [
     ("--nfe 10**12 sized first", "sample --nfe 1000000000000 --out {d}/c2.npz", "steps (more than", "c2.npz"),
     ("--target with --model", "sample --target gmm8 --model ring2d_mlp --out {d}/c3.npz", "were both given", "c3.npz"),
     ("native shape not fitting", "sample --model {bad} --out {d}/c4.npz", "shape [3] does not fit", "c4.npz"),
-    ("--shape 2,x", "sample " + TS_MODEL.replace("--shape 2", "--shape 2,x") + " --out {d}/c5.npz", "is not a shape", "c5.npz"),
-    ("--shape 3,,32", "sample " + TS_MODEL.replace("--shape 2", "--shape 3,,32") + " --out {d}/c6.npz", "is not a shape", "c6.npz"),
+    (
+        "--shape 2,x",
+        "sample " + TS_MODEL.replace("--shape 2", "--shape 2,x") + " --out {d}/c5.npz",
+        "is not a shape",
+        "c5.npz",
+    ),
+    (
+        "--shape 3,,32",
+        "sample " + TS_MODEL.replace("--shape 2", "--shape 3,,32") + " --out {d}/c6.npz",
+        "is not a shape",
+        "c6.npz",
+    ),
     ("likelihood --sde on a trained net", "likelihood --target ring2d_mlp --sde ve -n 3", "trained on SDE 'vp'", None),
     (
         "train garbage checkpoint",
