@@ -24,7 +24,7 @@ class CommandError(click.ClickException):
 
     def __init__(self, message: str, exit_code: int = 2) -> None:
         super().__init__(message)
-        self.exit_code = exit_code  # type: ignore[misc]
+        self.exit_code = exit_code
 
     def show(self, file=None) -> None:
         click.echo(f"error: {self.format_message()}", err=True, file=file)
@@ -61,14 +61,15 @@ def as_command_error(exc: BaseException) -> CommandError | None:
 
 
 class SamplekitCommand(click.Command):
-    """A command that shows the errors a user can cause in the one style even when invoked on its own
-    (outside the ``samplekit`` group: a plugin's or a test's CliRunner)."""
+    """A command whose errors a user can cause (click's usage errors included) show as one ``error: ...``
+    line, also when invoked on its own (outside the ``samplekit`` group: a plugin's or a test's CliRunner);
+    the group inherits the same handling (its MRO puts click.Group between this and click.Command)."""
 
     def make_context(self, info_name, args, parent=None, **extra):
         try:
             return super().make_context(info_name, args, parent=parent, **extra)
-        except click.ClickException as exc:
-            if isinstance(exc, HELP_ERRORS):
+        except click.ClickException as exc:  # `samplekit --bad-option`, a missing command
+            if isinstance(exc, HELP_ERRORS):  # `samplekit` alone prints its help
                 raise
             raise from_click(exc) from None
 
@@ -82,7 +83,7 @@ class SamplekitCommand(click.Command):
             raise error from None
 
 
-class SamplekitGroup(click.Group):
+class SamplekitGroup(SamplekitCommand, click.Group):
     """A click group whose commands are registered through the plugin hook on first use, refusing a
     command name that another plugin already added, and turning user errors into messages."""
 
@@ -134,24 +135,6 @@ class SamplekitGroup(click.Group):
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         self.load_commands()
         return super().get_command(ctx, cmd_name)
-
-    # --- errors --------------------------------------------------------------------------------
-    def make_context(self, info_name, args, parent=None, **extra):
-        try:
-            return super().make_context(info_name, args, parent=parent, **extra)
-        except click.ClickException as exc:  # `samplekit --bad-option`, a missing command
-            if isinstance(exc, HELP_ERRORS):  # `samplekit` alone prints its help
-                raise
-            raise from_click(exc) from None
-
-    def invoke(self, ctx: click.Context):
-        try:
-            return super().invoke(ctx)
-        except Exception as exc:
-            error = as_command_error(exc)
-            if error is None:
-                raise
-            raise error from None
 
 
 def command_hookimpls() -> tuple[list, list]:
