@@ -203,3 +203,23 @@ def test_per_sample_extra_arguments_follow_their_samples_through_chunks(alias):
         peer = getattr(kdiffusion_sampling(), alias)
         theirs = peer(CondDenoiser(), x.clone(), sigmas, extra_args={"shift": shift, "scale": 0.8}, disable=True)
         assert float((runs[0] - theirs).abs().max()) <= 1e-10
+
+
+def test_per_sample_extra_arguments_follow_their_samples_through_rank_shards():
+    """What a torchrun rank draws (``samplekit.chunks.sample_to_dir``): its ``distributed.shard`` range, on
+    ``model.select`` of that range with its seeds; the ranks' sets joined equal one process's set."""
+    from samplekit.distributed import shard
+
+    shift, x = inputs()
+    sigmas = sigma_lists(10)["karras"]
+    model = sk.load_model(CondDenoiser(), loader="denoiser", shape=(2,)).condition(shift=shift, scale=0.8)
+    seeds = list(range(100, 100 + N))
+    whole = sk.sample(model, "sample_dpmpp_2m_sde", ts=sigmas, x_T=x, seed=seeds, progress=False).samples
+    for size in (2, 3):
+        parts = []
+        for rank in range(size):
+            a, b = shard(N, rank, size)
+            view = model.select(slice(a, b))
+            kwargs = dict(ts=sigmas, x_T=x[a:b], seed=seeds[a:b], progress=False)
+            parts.append(sk.sample(view, "sample_dpmpp_2m_sde", batch_size=2, **kwargs).samples)
+        assert torch.equal(torch.cat(parts), whole)
