@@ -7,35 +7,22 @@ sampler file that ``samplekit sample --fitted FILE`` runs.
 
 from __future__ import annotations
 
-import inspect
-
 import click
 
 
 def _parse_options(method: str, pairs) -> dict:
-    """KEY=VALUE texts typed by the fitter's ``__init__`` annotations (bool, int, float, str)."""
+    """KEY=VALUE texts parsed against the fitter's declared option types (``samplekit.options``, as solver
+    options are)."""
     from samplekit.fitted import fitter_class
+    from samplekit.options import parse_options
 
-    params = inspect.signature(fitter_class(method).__init__).parameters
-    out: dict = {}
+    texts: dict[str, str] = {}
     for pair in pairs:
         key, sep, text = str(pair).partition("=")
-        if not sep or key not in params or key == "self":
-            known = ", ".join(k for k in params if k != "self")
-            raise click.BadParameter(
-                f"{pair!r}: fitter {method!r} takes KEY=VALUE with KEY one of {known}", param_hint="--option"
-            )
-        kind = str(params[key].annotation)
-        try:
-            if kind == "bool":
-                if text.lower() not in ("true", "false", "1", "0"):
-                    raise ValueError(text)
-                out[key] = text.lower() in ("true", "1")
-            else:
-                out[key] = {"int": int, "float": float}.get(kind, str)(text)
-        except ValueError:
-            raise click.BadParameter(f"{pair!r}: {key} must be a {kind}", param_hint="--option") from None
-    return out
+        if not sep or not key:
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE, e.g. --option iters=200", param_hint="--option")
+        texts[key] = text
+    return parse_options(fitter_class(method), f"fitter {method!r}", texts)
 
 
 @click.command("fit-solver")
