@@ -22,12 +22,21 @@ class CommandError(click.ClickException):
     2 for bad input (click's usage errors, ``SamplekitError``), 1 for a run that went wrong (e.g. failed
     benchmark cells, a non-finite result)."""
 
-    def __init__(self, message: str, exit_code: int = 2) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
+    exit_code = 2
 
     def show(self, file=None) -> None:
         click.echo(f"error: {self.format_message()}", err=True, file=file)
+
+
+class RunFailedError(CommandError):
+    """A run that went wrong (exit status 1), in the same one-line style."""
+
+    exit_code = 1
+
+
+def command_error(message: str, exit_code: int) -> CommandError:
+    """The one-line error with exit status 1 (a run went wrong) or 2 (bad input)."""
+    return RunFailedError(message) if exit_code == 1 else CommandError(message)
 
 
 def from_click(exc: click.ClickException) -> CommandError:
@@ -39,8 +48,8 @@ def from_click(exc: click.ClickException) -> CommandError:
     if isinstance(exc, click.UsageError):
         ctx = exc.ctx
         where = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
-        return CommandError(message + where, 2)
-    return CommandError(message, exc.exit_code)
+        return CommandError(message + where)
+    return command_error(message, exc.exit_code)
 
 
 def as_command_error(exc: BaseException) -> CommandError | None:
@@ -51,7 +60,7 @@ def as_command_error(exc: BaseException) -> CommandError | None:
     if isinstance(exc, click.ClickException):
         return from_click(exc)
     if isinstance(exc, SamplekitError):
-        return CommandError(str(exc), exc.exit_code)
+        return command_error(str(exc), exc.exit_code)
     if isinstance(exc, (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)):
         where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
         return CommandError(f"{exc.strerror or exc}{where}" if exc.strerror else str(exc))
